@@ -1,0 +1,5 @@
+import sys
+
+from kwstream.cli import main
+
+sys.exit(main())

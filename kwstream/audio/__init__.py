@@ -1,0 +1,1 @@
+"""Audio input: the ring buffer and the sources that fill it."""

@@ -1,0 +1,196 @@
+"""The ``kwstream`` command: ``listen`` for keywords, list ``devices``.
+
+User mistakes (a missing file, an unknown device or model, an unspellable keyword) end with one
+line on stderr and exit status 2, never a traceback. Detections go to stdout, one line each, as
+text or as JSON; notices and the closing summary go to stderr, so stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict
+
+from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin, list_input_devices
+from kwstream.detector import Detection, DetectorSettings
+from kwstream.encoder import AUTO_MODEL, EncoderSettings
+from kwstream.errors import KwstreamError
+from kwstream.spotter import Keyword, Spotter, SpotterSettings, SpotterStats
+from kwstream.vad import VadSettings
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger("kwstream")
+
+
+def _unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def _positive_ms(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of milliseconds, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks of callback errors)")
+    parser = argparse.ArgumentParser(prog="kwstream", description="Real-time keyword spotting with wav2vec 2.0.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listen = commands.add_parser("listen", parents=[common], help="spot keywords in the microphone or a recording")
+    listen.add_argument(
+        "--keywords", required=True, metavar="KW[:T],...",
+        help="comma-separated keywords, each with an optional threshold: hey:0.8,stop,'hey computer'",
+    )
+    source = listen.add_mutually_exclusive_group()
+    source.add_argument("--file", metavar="PATH", help="a recording (WAV, FLAC, OGG, any rate) or - for raw 16 kHz s16le stdin")
+    source.add_argument("--input-device", metavar="DEV", help="input device index or name (see `kwstream devices`)")
+    listen.add_argument("--fast", action="store_true", help="with --file: run as fast as possible, not in real time")
+    listen.add_argument("--json", action="store_true", help="one JSON object per detection on stdout")
+    listen.add_argument("--model", default=AUTO_MODEL, help="hub id or local save_pretrained directory (default: auto)")
+    listen.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"], help="where the model runs")
+    listen.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    listen.add_argument("--threshold", type=_unit_interval, default=DetectorSettings.threshold, help="default keyword threshold in [0, 1]")
+    listen.add_argument("--window-ms", type=_positive_ms, default=int(SpotterSettings.window_s * 1000), help="encoder window length")
+    listen.add_argument("--hop-ms", type=_positive_ms, default=int(SpotterSettings.hop_s * 1000), help="step between windows")
+    listen.add_argument("--vad-aggressiveness", type=int, choices=[0, 1, 2, 3], default=VadSettings.aggressiveness, help="0 keeps most audio, 3 drops most non-speech")
+    listen.add_argument("--no-vad", action="store_true", help="encode all audio, not only voiced spans")
+
+    commands.add_parser("devices", parents=[common], help="list audio input devices")
+    return parser
+
+
+def parse_keywords(spec: str) -> list[Keyword]:
+    keywords = [Keyword.parse(part) for part in spec.split(",") if part.strip()]
+    if not keywords:
+        raise KwstreamError("no keywords given: pass e.g. --keywords hey,stop")
+    return keywords
+
+
+def _settings(args: argparse.Namespace) -> SpotterSettings:
+    try:
+        return SpotterSettings(
+            encoder=EncoderSettings(model=args.model, device=args.device, threads=args.threads),
+            vad=VadSettings(enabled=not args.no_vad, aggressiveness=args.vad_aggressiveness),
+            detector=DetectorSettings(threshold=args.threshold),
+            window_s=args.window_ms / 1000,
+            hop_s=args.hop_ms / 1000,
+        )
+    except ValueError as exc:
+        raise KwstreamError(str(exc)) from None
+
+
+def _source(args: argparse.Namespace) -> AudioSource:
+    if args.fast and not args.file:
+        raise KwstreamError("--fast needs --file")
+    if args.file == "-":
+        return RawStdin(realtime=not args.fast)
+    if args.file:
+        return AudioFile(args.file, realtime=not args.fast)
+    return Microphone(args.input_device)
+
+
+def format_detection(d: Detection) -> str:
+    minutes, seconds = divmod(d.detected_at, 60)
+    return (
+        f"[{int(minutes):02d}:{seconds:05.2f}] {d.keyword:<14} score {d.score:.2f}  "
+        f"spoken {d.start:.2f}-{d.end:.2f} s  latency {d.latency:.2f} s"
+    )
+
+
+def detection_json(d: Detection) -> str:
+    record = asdict(d)
+    record["latency"] = d.latency
+    return json.dumps({k: round(v, 4) if isinstance(v, float) and k != "wall_time" else v for k, v in record.items()})
+
+
+def _summary(stats: SpotterStats) -> str:
+    voiced = 100 * stats.voiced_s / stats.audio_s if stats.audio_s else 0.0
+    text = (
+        f"{stats.detections} detection(s) in {stats.audio_s:.1f} s of audio ({voiced:.0f}% voiced, "
+        f"{stats.windows} windows, real-time factor {stats.real_time_factor:.3f})"
+    )
+    losses = [
+        f"{stats.overrun_samples} samples lost to overrun" if stats.overrun_samples else "",
+        f"{stats.dropped_frames} input overflows" if stats.dropped_frames else "",
+        f"{stats.window_errors} failed windows" if stats.window_errors else "",
+        f"{stats.callback_errors} callback errors" if stats.callback_errors else "",
+    ]
+    return "; ".join([text] + [x for x in losses if x])
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    keywords = parse_keywords(args.keywords)
+    settings = _settings(args)
+    source = _source(args)
+    emit = detection_json if args.json else format_detection
+
+    def on_detect(d: Detection) -> None:
+        try:
+            print(emit(d), flush=True)
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+            sys.stdout = open(os.devnull, "w")
+            source.stop()
+
+    spotter = Spotter(keywords, on_detect, source=source, settings=settings)
+    spotter.start()
+    log.info("model %s (%.1f M parameters) on %s", spotter.encoder.name, spotter.encoder.parameters / 1e6, settings.encoder.device)
+    print(
+        f"kwstream: listening to {source.name} for {', '.join(spotter.keywords)}"
+        + ("" if args.file else " (Ctrl-C to stop)"),
+        file=sys.stderr, flush=True,
+    )
+    interrupted = False
+    try:
+        while not spotter.wait(timeout=0.2):
+            pass
+    except KeyboardInterrupt:
+        interrupted = True
+    spotter.stop()
+    print(f"kwstream: {_summary(spotter.stats)}", file=sys.stderr)
+    if source.error:
+        print(f"kwstream: error: {source.error}", file=sys.stderr)
+        return 1
+    return EXIT_INTERRUPTED if interrupted else 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    devices = list_input_devices()
+    if not devices:
+        raise KwstreamError("no input devices found; read a recording with `kwstream listen --file`")
+    from kwstream.audio.sources import import_sounddevice
+
+    default_input = import_sounddevice().default.device[0]
+    for d in devices:
+        mark = "*" if d["index"] == default_input else " "
+        print(f"{mark}{d['index']:>3}  {d['name']:<40} {d['max_input_channels']:>2} ch  {d['default_samplerate']:>7.0f} Hz")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="kwstream: %(message)s")
+    try:
+        return {"listen": cmd_listen, "devices": cmd_devices}[args.command](args)
+    except KwstreamError as exc:
+        print(f"kwstream: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("kwstream: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

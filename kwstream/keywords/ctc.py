@@ -1,0 +1,200 @@
+"""Zero-shot scoring of typed keywords through a wav2vec2 CTC head.
+
+For each keyword we build a small left-to-right graph and find, with one Viterbi pass over the
+window's frames, the best path through it that starts and ends anywhere in the window:
+
+    boundary -> the keyword's tokens under CTC rules (blanks between, repeats held) -> boundary
+
+A boundary is either the word delimiter ``|`` or a run of blank frames long enough to be a pause,
+so "stop" matches "stop the music" and a lone "stop", but not the head of "stopped" (between P
+and E there is neither a delimiter nor a pause). Frame costs are log-ratios against the best token
+in that frame, so frames where the model agrees with the keyword cost nothing; the path's total is
+divided by the number of tokens (boundaries counted) and exponentiated, giving a score in [0, 1]
+that compares across keywords of different lengths: the geometric mean, per token, of how likely
+the keyword's token is relative to the model's favourite. All keywords share one pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from kwstream.errors import KeywordError
+
+MAX_PREDECESSORS = 4
+
+
+@dataclass(frozen=True)
+class KeywordMatch:
+    """The best alignment of one keyword in one window, in frames of that window."""
+
+    score: float
+    """In [0, 1]; 0 when the keyword cannot fit in the window."""
+    start_frame: int
+    """First frame of the keyword's first token."""
+    end_frame: int
+    """One past the last frame of the keyword's last token."""
+
+
+def normalize_keyword(text: str) -> str:
+    """Collapse white space; keywords compare case-insensitively."""
+    return re.sub(r"\s+", " ", text.strip())
+
+
+def spell(text: str, tokens: Sequence[str], delimiter_id: int | None) -> list[int]:
+    """Token ids of ``text`` in the model's vocabulary, words joined by the delimiter."""
+    words = normalize_keyword(text).split(" ")
+    if words == [""]:
+        raise KeywordError("empty keyword")
+    if len(words) > 1 and delimiter_id is None:
+        raise KeywordError(f"keyword {text!r} has several words but the model has no word delimiter")
+    index = {token: i for i, token in enumerate(tokens) if len(token) == 1}
+    letters = [t for t in index if t.isalpha()]
+    upper = sum(t.isupper() for t in letters) >= sum(t.islower() for t in letters)
+    ids: list[int] = []
+    unknown: list[str] = []
+    for w, word in enumerate(words):
+        if w:
+            ids.append(delimiter_id)
+        for ch in word.upper() if upper else word.lower():
+            if ch in index and index[ch] != delimiter_id:
+                ids.append(index[ch])
+            elif ch not in unknown:
+                unknown.append(ch)
+    if unknown:
+        spellable = "".join(sorted(t for t in index if index[t] != delimiter_id and t.isprintable()))
+        raise KeywordError(
+            f"keyword {text!r} has characters the model cannot spell: {' '.join(map(repr, unknown))} "
+            f"(it spells with: {spellable})"
+        )
+    return ids
+
+
+class _Graph:
+    """The states of every keyword's graph, concatenated, with fixed-width predecessor lists."""
+
+    def __init__(self, start_pred: int, never: int) -> None:
+        self.tokens: list[int] = []
+        self.preds: list[list[int]] = []
+        self.keyword: list[int] = []
+        self.start_pred = start_pred  # index whose value is always 0: "the path may begin here"
+        self.never = never  # index whose value is always -inf: padding
+
+    def add(self, token: int, preds: list[int], keyword: int, loop: bool) -> int:
+        index = len(self.tokens)
+        preds = ([index] if loop else []) + preds
+        self.tokens.append(token)
+        self.preds.append(preds + [self.never] * (MAX_PREDECESSORS - len(preds)))
+        self.keyword.append(keyword)
+        return index
+
+
+class CtcKeywordScorer:
+    """Scores many keywords against one window of CTC log-probabilities."""
+
+    def __init__(
+        self,
+        keywords: Sequence[str],
+        tokens: Sequence[str],
+        blank_id: int,
+        delimiter_id: int | None,
+        pause_frames: int = 5,
+    ) -> None:
+        """
+        Args:
+            keywords: keyword texts; multi-word keywords are one token sequence.
+            tokens: the model's vocabulary, index = token id.
+            blank_id: the CTC blank (wav2vec2: the pad token).
+            delimiter_id: the word delimiter ``|``, or None if the model has none.
+            pause_frames: blank frames that count as a word boundary (5 frames = 100 ms at 20 ms).
+        """
+        if not keywords:
+            raise KeywordError("no keywords given")
+        self.keywords = list(keywords)
+        spellings = [spell(k, tokens, delimiter_id) for k in keywords]
+        # Sentinels live just past the real states; their indices are fixed after building.
+        size = sum(4 + 2 * pause_frames + 2 * len(s) for s in spellings)
+        g = _Graph(start_pred=size, never=size + 1)
+        first_states, last_states, end_states, n_tokens = [], [], [], []
+        for k, labels in enumerate(spellings):
+            entries = []
+            if delimiter_id is not None:
+                entries.append(g.add(delimiter_id, [g.start_pred], k, loop=True))
+            pause = g.add(blank_id, [g.start_pred], k, loop=False)
+            for _ in range(pause_frames - 1):
+                pause = g.add(blank_id, [pause], k, loop=False)
+            entries.append(pause)
+            blank = g.add(blank_id, entries, k, loop=True)
+            label = None
+            for i, token in enumerate(labels):
+                preds = [blank]
+                if i == 0:
+                    preds += entries
+                elif token != labels[i - 1]:
+                    preds.append(label)
+                label = g.add(token, preds, k, loop=True)
+                if i == 0:
+                    first_states.append(label)
+                blank = g.add(blank_id, [label], k, loop=True)
+            last_states.append(label)
+            if delimiter_id is not None:
+                end_states.append(g.add(delimiter_id, [label, blank], k, loop=True))
+            pause = g.add(blank_id, [label], k, loop=False)
+            for _ in range(pause_frames - 1):
+                pause = g.add(blank_id, [pause], k, loop=False)
+            end_states.append(pause)
+            n_tokens.append(len(labels) + 2)
+        n = len(g.tokens)
+        assert n <= size
+        remap = np.arange(size + 2)
+        remap[size], remap[size + 1] = n, n + 1  # move sentinels right after the real states
+        self._tokens = np.array(g.tokens)
+        self._preds = remap[np.array(g.preds)]
+        self._first = np.array(first_states)
+        self._last = np.array(last_states)
+        self._ends = np.array(end_states)
+        self._end_keyword = np.array([g.keyword[s] for s in end_states])
+        self._n_tokens = np.array(n_tokens, dtype=np.float64)
+
+    def score(self, log_probs: np.ndarray) -> list[KeywordMatch]:
+        """Best match of each keyword in a window of (frames, vocab) log-probabilities."""
+        n = len(self._tokens)
+        rows = np.arange(n)
+        cost = (log_probs - log_probs.max(axis=1, keepdims=True))[:, self._tokens]  # (T, n), <= 0
+        value = np.full(n + 2, -np.inf)
+        value[n] = 0.0
+        start = np.full(n + 2, -1)
+        end = np.full(n + 2, -1)
+        best = np.full(len(self._ends), -np.inf)
+        best_start = np.zeros(len(self._ends), dtype=int)
+        best_end = np.zeros(len(self._ends), dtype=int)
+        first_self = self._preds[self._first, 0]  # a first-token state's own index (its loop)
+        for t in range(len(cost)):
+            candidates = value[self._preds]
+            choice = candidates.argmax(axis=1)
+            chosen = self._preds[rows, choice]
+            new_value = candidates[rows, choice] + cost[t]
+            new_start = start[chosen]
+            new_end = end[chosen]
+            entered = chosen[self._first] != first_self
+            new_start[self._first[entered]] = t
+            new_end[self._last] = t + 1
+            value[:n], start[:n], end[:n] = new_value, new_start, new_end
+            finished = value[self._ends]
+            improved = finished > best
+            best[improved] = finished[improved]
+            best_start[improved] = start[self._ends][improved]
+            best_end[improved] = end[self._ends][improved]
+        matches = []
+        for k in range(len(self.keywords)):
+            mine = np.flatnonzero(self._end_keyword == k)
+            j = mine[np.argmax(best[mine])]
+            if np.isfinite(best[j]):
+                score = float(np.exp(best[j] / self._n_tokens[k]))
+                matches.append(KeywordMatch(score, int(best_start[j]), int(best_end[j])))
+            else:
+                matches.append(KeywordMatch(0.0, 0, 0))
+        return matches

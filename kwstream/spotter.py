@@ -1,0 +1,285 @@
+"""The streaming spotter: wires source, ring, VAD, windows, encoder, scorer and detector.
+
+Threads: the source's own (PortAudio callback or file reader) only writes into the ring; one worker
+thread reads the ring, runs VAD, encodes voiced windows, scores and detects; one dispatcher thread
+runs the user's callback, so a slow or raising callback never stalls or kills the audio path.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kwstream.audio.ring import RingBuffer
+from kwstream.audio.sources import SAMPLE_RATE, AudioSource, Microphone
+from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
+from kwstream.encoder import CtcEncoder, EncoderSettings
+from kwstream.errors import KeywordError
+from kwstream.keywords.ctc import CtcKeywordScorer, normalize_keyword
+from kwstream.vad import SpeechStart, VadGate, VadSettings
+from kwstream.windows import Window, Windower
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """A typed keyword, optionally with its own threshold."""
+
+    text: str
+    threshold: float | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> Keyword:
+        """``"hey"`` or ``"hey:0.8"`` (text, then an optional threshold in [0, 1])."""
+        text, sep, threshold = spec.rpartition(":") if ":" in spec else (spec, "", "")
+        text = normalize_keyword(text)
+        if not text:
+            raise KeywordError(f"empty keyword in {spec!r}")
+        if not sep:
+            return cls(text)
+        try:
+            value = float(threshold)
+        except ValueError:
+            raise KeywordError(f"threshold of {text!r} must be a number in [0, 1], got {threshold!r}") from None
+        if not 0.0 <= value <= 1.0:
+            raise KeywordError(f"threshold of {text!r} must be in [0, 1], got {value}")
+        return cls(text, value)
+
+
+@dataclass(frozen=True)
+class SpotterSettings:
+    """Every knob of the pipeline, with units in the names."""
+
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    vad: VadSettings = field(default_factory=VadSettings)
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    window_s: float = 1.5
+    """Audio the encoder sees at once; longer than the longest keyword plus its pauses."""
+    hop_s: float = 0.25
+    """Step between windows inside a speech span."""
+    pause_ms: int = 100
+    """Blank time that counts as a word boundary when the model emits no delimiter."""
+    ring_s: float = 30.0
+    """Audio the ring holds; the worker may fall this far behind before audio is lost."""
+    read_block_ms: int = 30
+    """How much new audio the worker waits for before running the VAD."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.hop_s <= self.window_s:
+            raise ValueError(f"need 0 < hop ({self.hop_s} s) <= window ({self.window_s} s)")
+        if self.window_s * 2 > self.ring_s:
+            raise ValueError("the ring must hold at least two windows")
+
+
+@dataclass
+class SpotterStats:
+    """Running totals, readable while the spotter runs."""
+
+    audio_s: float = 0.0
+    voiced_s: float = 0.0
+    windows: int = 0
+    compute_s: float = 0.0
+    detections: int = 0
+    overrun_samples: int = 0
+    dropped_frames: int = 0
+    window_errors: int = 0
+    callback_errors: int = 0
+
+    @property
+    def real_time_factor(self) -> float:
+        """Encoder and scoring seconds per second of audio."""
+        return self.compute_s / self.audio_s if self.audio_s else 0.0
+
+
+_END = object()
+
+
+class Spotter:
+    """Spots keywords in a live or replayed audio stream.
+
+    ```python
+    with Spotter(["hey", "stop"], on_detect=print) as spotter:
+        spotter.wait()
+    ```
+    """
+
+    def __init__(
+        self,
+        keywords: Sequence[str | Keyword],
+        on_detect: Callable[[Detection], object] | None = None,
+        *,
+        source: AudioSource | None = None,
+        settings: SpotterSettings | None = None,
+        encoder: CtcEncoder | None = None,
+    ) -> None:
+        """
+        Args:
+            keywords: texts such as ``"hey"``, ``"hey computer"``, ``"stop:0.7"``, or Keyword objects.
+            on_detect: called with each Detection on the dispatcher thread; exceptions are logged.
+            source: where audio comes from; default the system's default microphone.
+            settings: pipeline settings; defaults suit English character models.
+            encoder: an already loaded encoder to share between spotters (else loaded here).
+        """
+        self.settings = settings or SpotterSettings()
+        parsed = [k if isinstance(k, Keyword) else Keyword.parse(k) for k in keywords]
+        if not parsed:
+            raise KeywordError("no keywords given")
+        texts = [k.text for k in parsed]
+        if len({t.lower() for t in texts}) != len(texts):
+            raise KeywordError(f"duplicate keywords in {texts}")
+        self.keywords = texts
+        self.encoder = encoder or CtcEncoder(self.settings.encoder)
+        frame_s = self.encoder.samples_per_frame / SAMPLE_RATE
+        self._scorer = CtcKeywordScorer(
+            texts,
+            self.encoder.tokens,
+            self.encoder.blank_id,
+            self.encoder.delimiter_id,
+            pause_frames=max(1, round(self.settings.pause_ms / 1000 / frame_s)),
+        )
+        default = self.settings.detector.threshold
+        self.thresholds = {k.text: default if k.threshold is None else k.threshold for k in parsed}
+        self.source = source if source is not None else Microphone()
+        self.on_detect = on_detect
+        self.stats = SpotterStats()
+        self._ring = RingBuffer(int(self.settings.ring_s * SAMPLE_RATE))
+        self._finished = threading.Event()
+        self._callbacks: queue.Queue = queue.Queue()
+        self._results: queue.Queue = queue.Queue()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Spotter:
+        """Open the source and start the worker and dispatcher threads."""
+        self.source.start(self._ring)
+        for target, name in ((self._work, "kwstream-worker"), (self._dispatch, "kwstream-dispatch")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        """Stop capturing; audio already captured is still processed and dispatched."""
+        self.source.stop()
+        for thread in self._threads:
+            thread.join()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the source is exhausted and every detection dispatched; True if so."""
+        return self._finished.wait(timeout)
+
+    def __enter__(self) -> Spotter:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def detections(self) -> Iterator[Detection]:
+        """Detections as they happen, until the stream ends (blocking generator)."""
+        while (item := self._results.get()) is not _END:
+            yield item
+        self._results.put(_END)  # let a second iteration end too
+
+    # -- worker ------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        settings = self.settings
+        vad = VadGate(settings.vad)
+        windower = Windower(int(settings.window_s * SAMPLE_RATE), int(settings.hop_s * SAMPLE_RATE))
+        detector = Detector(self.thresholds, settings.detector)
+        block = SAMPLE_RATE * settings.read_block_ms // 1000
+        cursor = 0
+        span = -1
+        try:
+            while True:
+                self._ring.wait_for(cursor + block, timeout=0.5)
+                available = self._ring.write_index
+                end_of_stream = self._ring.closed and available == self._ring.write_index
+                if available > cursor:
+                    first, audio = self._ring.read(cursor, available)
+                    if first > cursor:  # overrun: the lost audio is gone; keep sample indices true
+                        audio = np.concatenate((np.zeros(first - cursor, np.float32), audio))
+                    events = vad.push(audio)
+                    cursor = available
+                else:
+                    events = []
+                if end_of_stream:
+                    events += vad.flush()
+                for window in windower.push(events, cursor):
+                    if window.span != span:
+                        span = window.span
+                        detector.new_span()
+                    self._process(window, detector)
+                self._update_stats(cursor, vad)
+                keep = cursor - windower.window_samples
+                if windower.oldest_needed is not None:
+                    keep = min(keep, windower.oldest_needed)
+                self._ring.release(keep)
+                if end_of_stream:
+                    break
+        except Exception:
+            log.exception("spotter worker failed")
+        finally:
+            self._callbacks.put(_END)
+
+    def _process(self, window: Window, detector: Detector) -> None:
+        t0 = time.perf_counter()
+        try:
+            first, audio = self._ring.read(window.start_sample, window.stop_sample)
+            if first > window.start_sample:
+                audio = np.concatenate((np.zeros(first - window.start_sample, np.float32), audio))
+            log_probs = self.encoder.log_probs(audio)
+            matches = self._scorer.score(log_probs)
+        except Exception as exc:  # one bad window must not end a long-running listener
+            self.stats.window_errors += 1
+            log.error("window %.2f-%.2f s failed: %s", window.start_sample / SAMPLE_RATE, window.stop_sample / SAMPLE_RATE, exc)
+            return
+        compute_s = time.perf_counter() - t0
+        self.stats.windows += 1
+        self.stats.compute_s += compute_s
+        spf = self.encoder.samples_per_frame
+        scores = [
+            WindowScore(
+                keyword,
+                m.score,
+                (window.start_sample + m.start_frame * spf) / SAMPLE_RATE,
+                (window.start_sample + m.end_frame * spf) / SAMPLE_RATE,
+            )
+            for keyword, m in zip(self.keywords, matches)
+        ]
+        if self.source.live:
+            detected_at = self._ring.write_index / SAMPLE_RATE
+        else:  # replay as fast as possible: when it would have fired had the audio come live
+            detected_at = window.stop_sample / SAMPLE_RATE + compute_s
+        for detection in detector.push(scores, detected_at, time.time()):
+            self.stats.detections += 1
+            self._callbacks.put(detection)
+
+    def _update_stats(self, cursor: int, vad: VadGate) -> None:
+        self.stats.audio_s = cursor / SAMPLE_RATE
+        self.stats.voiced_s = vad.voiced_samples / SAMPLE_RATE
+        self.stats.overrun_samples = self._ring.overrun_samples
+        self.stats.dropped_frames = self.source.dropped_frames
+
+    # -- dispatcher --------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        while (item := self._callbacks.get()) is not _END:
+            self._results.put(item)
+            if self.on_detect is None:
+                continue
+            try:
+                self.on_detect(item)
+            except Exception as exc:
+                self.stats.callback_errors += 1
+                log.error("on_detect callback raised %s: %s", type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        self._results.put(_END)
+        self._finished.set()
