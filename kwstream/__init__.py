@@ -1,1 +1,36 @@
-"""kwstream: real-time keyword spotting on live microphones with wav2vec 2.0."""
+"""kwstream: real-time keyword spotting on live microphones with wav2vec 2.0.
+
+```python
+from kwstream import Spotter
+
+with Spotter(["hey", "stop"], on_detect=print) as spotter:
+    spotter.wait()
+```
+"""
+
+from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin
+from kwstream.detector import Detection, DetectorSettings
+from kwstream.encoder import CtcEncoder, EncoderSettings
+from kwstream.errors import AudioInputError, KeywordError, KwstreamError, ModelLoadError
+from kwstream.spotter import Keyword, Spotter, SpotterSettings, SpotterStats
+from kwstream.vad import VadSettings
+
+__all__ = [
+    "AudioFile",
+    "AudioInputError",
+    "AudioSource",
+    "CtcEncoder",
+    "Detection",
+    "DetectorSettings",
+    "EncoderSettings",
+    "Keyword",
+    "KeywordError",
+    "KwstreamError",
+    "Microphone",
+    "ModelLoadError",
+    "RawStdin",
+    "Spotter",
+    "SpotterSettings",
+    "SpotterStats",
+    "VadSettings",
+]

@@ -88,8 +88,8 @@ class Detector:
             history = self._history[s.keyword]
             history.append(s.score)
             smoothed = sum(history) / len(history)
-            if smoothed < self.thresholds[s.keyword]:
-                continue
+            if s.score <= 0.0 or smoothed < self.thresholds[s.keyword]:
+                continue  # a zero score has no alignment to report
             last_end = self._last_end.get(s.keyword)
             if last_end is not None and s.start < last_end + self.settings.refractory_s:
                 continue

@@ -1,0 +1,152 @@
+"""`kwstream` as a user runs it: a subprocess, its stdout, stderr and exit status.
+
+The model is the tiny random one (wiring, not accuracy); a near-zero threshold makes it fire.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import soundfile
+
+from conftest import SpeechStream, make_speech_stream
+
+FIRE = "0.01"
+
+
+def kwstream(*args: str, input: bytes | None = None, timeout: float = 120, env: dict | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "kwstream", *args], input=input, capture_output=True, timeout=timeout, env=env
+    )
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    error_lines = [line for line in stderr.splitlines() if line.startswith("kwstream: error:")]
+    assert len(error_lines) == 1, stderr
+    for fragment in fragments:
+        assert fragment in error_lines[0], error_lines[0]
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory, speech_stream: SpeechStream) -> Path:
+    return speech_stream.write(tmp_path_factory.mktemp("audio") / "talk.flac")
+
+
+def test_json_lines_schema(tiny_model, talk):
+    result = kwstream("listen", "--keywords", "hey,stop", "--file", str(talk), "--fast", "--json",
+                      "--model", str(tiny_model), "--threshold", FIRE)
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert lines
+    before = time.time()
+    for line in lines:
+        record = json.loads(line)
+        assert record["keyword"] in ("hey", "stop")
+        for field in ("score", "start", "end", "detected_at", "wall_time", "latency"):
+            assert isinstance(record[field], float), field
+        assert 0 <= record["score"] <= 1
+        assert record["start"] < record["end"] <= record["detected_at"]
+        assert before - 120 < record["wall_time"] <= before
+    assert "detection(s) in" in result.stderr.decode()
+
+
+def test_human_output_and_per_keyword_threshold(tiny_model, talk):
+    result = kwstream("listen", "--keywords", f"hey:{FIRE},stop:1.0", "--file", str(talk), "--fast",
+                      "--model", str(tiny_model))
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert lines and all(" hey " in line and "score" in line for line in lines)
+
+
+def test_stdin_raw_pcm(tiny_model, talk):
+    pcm = soundfile.read(talk, dtype="int16")[0].tobytes()
+    result = kwstream("listen", "--keywords", "stop", "--file", "-", "--fast", "--json",
+                      "--model", str(tiny_model), "--threshold", FIRE, input=pcm)
+    assert result.returncode == 0, result.stderr.decode()
+    from_file = kwstream("listen", "--keywords", "stop", "--file", str(talk), "--fast", "--json",
+                         "--model", str(tiny_model), "--threshold", FIRE)
+    starts = lambda r: [json.loads(line)["start"] for line in r.stdout.decode().splitlines()]
+    assert starts(result) == starts(from_file) and starts(result)
+
+
+def test_missing_file(tiny_model, tmp_path):
+    assert_user_error(kwstream("listen", "--keywords", "hey", "--file", str(tmp_path / "nope.wav"),
+                               "--model", str(tiny_model)), "no such audio file")
+
+
+def test_corrupt_file(tiny_model, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + os.urandom(2000))
+    assert_user_error(kwstream("listen", "--keywords", "hey", "--file", str(bad), "--model", str(tiny_model)),
+                      "cannot read", "bad.wav")
+
+
+def test_model_directory_missing(tmp_path, talk):
+    assert_user_error(kwstream("listen", "--keywords", "hey", "--file", str(talk), "--model", str(tmp_path / "m")),
+                      "not a model directory")
+
+
+def test_unreachable_hub_model_fails_fast(talk, tmp_path):
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf")}  # an empty cache
+    started = time.monotonic()
+    result = kwstream("listen", "--keywords", "hey", "--file", str(talk), "--model", "someone/not-a-cached-model", env=env)
+    assert time.monotonic() - started < 30
+    assert_user_error(result, "someone/not-a-cached-model")
+    assert "--model PATH" in result.stderr.decode() or "cannot load" in result.stderr.decode()
+
+
+def test_auto_model_offline_without_bundled_model_says_what_to_do(talk, tmp_path, monkeypatch):
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    from kwstream.encoder import BUNDLED_MODEL_DIR
+
+    result = kwstream("listen", "--keywords", "hey", "--file", str(talk), env=env)
+    if (BUNDLED_MODEL_DIR / "config.json").is_file():
+        assert result.returncode == 0, result.stderr.decode()
+        assert "using the bundled model" in result.stderr.decode()
+    else:
+        assert_user_error(result, "no model available offline", "--model PATH")
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [("café,stop", "cannot spell"), (",", "no keywords"), ("stop,STOP", "duplicate"), ("hey:2", "must be in [0, 1]")],
+)
+def test_bad_keywords(tiny_model, talk, keywords, message):
+    assert_user_error(kwstream("listen", "--keywords", keywords, "--file", str(talk), "--model", str(tiny_model)), message)
+
+
+def test_fast_needs_a_file(tiny_model):
+    assert_user_error(kwstream("listen", "--keywords", "hey", "--fast", "--model", str(tiny_model)), "--fast needs --file")
+
+
+def test_window_shorter_than_hop(tiny_model, talk):
+    assert_user_error(kwstream("listen", "--keywords", "hey", "--file", str(talk), "--model", str(tiny_model),
+                               "--window-ms", "200", "--hop-ms", "300"), "hop")
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_detections(tiny_model, tmp_path):
+    long_talk = make_speech_stream(["3_theo_0", "7_jackson_0"] * 6).write(tmp_path / "long.wav")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kwstream", "listen", "--keywords", "stop", "--file", str(long_talk), "--json",
+         "--model", str(tiny_model), "--threshold", FIRE],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    first = process.stdout.readline()  # real-time replay: the first word's detection
+    assert json.loads(first)["keyword"] == "stop"
+    process.send_signal(signal.SIGINT)
+    rest, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    assert "detection(s) in" in stderr.decode()
+    for line in rest.decode().splitlines():
+        json.loads(line)

@@ -1,0 +1,170 @@
+"""The whole pipeline on real speech, through the same file and stdin sources a user has.
+
+The model is a tiny randomly initialised wav2vec2 (the bundled trained model asserts accuracy in its
+own tests), so these tests check wiring, timing and robustness, not which words are found: with a
+near-zero threshold every keyword fires in every speech span, and every detection must lie where
+speech was, in order, with the same result whatever the audio's block size, rate or container.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from kwstream import AudioFile, CtcEncoder, Detection, EncoderSettings, Keyword, KeywordError, RawStdin, Spotter
+from kwstream.audio.ring import RingBuffer
+from kwstream.spotter import SpotterSettings
+from kwstream.vad import VadSettings
+
+from conftest import SAMPLE_RATE, SpeechStream
+
+KEYWORDS = ["hey", "stop", "hey computer"]
+FIRE_ON_ANYTHING = 0.01
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_model: Path) -> CtcEncoder:
+    return CtcEncoder(EncoderSettings(model=str(tiny_model)))
+
+
+def run(encoder: CtcEncoder, source, keywords=KEYWORDS, **kwargs) -> tuple[list[Detection], Spotter]:
+    keywords = [Keyword(k, FIRE_ON_ANYTHING) for k in keywords]
+    spotter = Spotter(keywords, source=source, encoder=encoder, **kwargs)
+    with spotter:
+        found = list(spotter.detections())
+    return found, spotter
+
+
+def key(d: Detection) -> tuple:
+    return d.keyword, round(d.score, 5), round(d.start, 3), round(d.end, 3)
+
+
+def test_detections_lie_in_speech_and_in_order(encoder, speech_stream: SpeechStream, tmp_path):
+    found, spotter = run(encoder, AudioFile(speech_stream.write(tmp_path / "s.wav"), realtime=False))
+    vad = VadSettings()
+    margin = (vad.preroll_ms + vad.hangover_ms) / 1000 + 0.1
+    spans = [(a / SAMPLE_RATE - margin, b / SAMPLE_RATE + margin) for a, b in speech_stream.word_spans]
+    assert found, "a near-zero threshold must fire"
+    for d in found:
+        assert any(lo <= d.start < d.end <= hi for lo, hi in spans), d
+        assert d.latency >= 0
+    for span_lo, span_hi in spans:  # every keyword heard in every word's span
+        assert {d.keyword for d in found if span_lo <= d.start <= span_hi} == set(KEYWORDS)
+    for keyword in KEYWORDS:
+        starts = [d.start for d in found if d.keyword == keyword]
+        assert starts == sorted(starts)
+    assert [d.detected_at for d in found] == sorted(d.detected_at for d in found)
+    stats = spotter.stats
+    assert stats.audio_s == pytest.approx(len(speech_stream.audio) / SAMPLE_RATE, abs=0.05)
+    assert 0 < stats.voiced_s < stats.audio_s * 0.8  # silence between the words is gated out
+    assert stats.window_errors == stats.callback_errors == stats.overrun_samples == 0
+
+
+def test_result_does_not_depend_on_block_size(encoder, speech_stream, tmp_path, monkeypatch):
+    path = speech_stream.write(tmp_path / "s.wav")
+    results = []
+    for block_s in (0.01, 0.02, 0.137):
+        monkeypatch.setattr(AudioFile, "block_s", block_s)
+        found, _ = run(encoder, AudioFile(path, realtime=False))
+        results.append([key(d) for d in found])
+    assert results[0] == results[1] == results[2]
+
+
+def test_any_rate_and_channel_count_is_converted(speech_stream, tmp_path):
+    """A 44.1 kHz stereo FLAC arrives in the ring as the same 16 kHz mono audio."""
+    path = speech_stream.write(tmp_path / "s.flac", rate=44100, channels=2)
+    ring = RingBuffer(len(speech_stream.audio) + SAMPLE_RATE)
+    source = AudioFile(path, realtime=False)
+    source.start(ring)
+    ring.wait_for(10**9, timeout=10)
+    assert ring.closed
+    _, audio = ring.read(0, ring.write_index)
+    assert abs(len(audio) - len(speech_stream.audio)) <= 2
+    n = min(len(audio), len(speech_stream.audio))
+    correlation = np.corrcoef(audio[:n], speech_stream.audio[:n])[0, 1]
+    assert correlation > 0.99
+
+
+def test_stdin_gives_the_same_detections_as_the_file(encoder, speech_stream, tmp_path):
+    path = speech_stream.write(tmp_path / "s.wav")
+    from_file, _ = run(encoder, AudioFile(path, realtime=False))
+    pcm = soundfile.read(path, dtype="int16")[0].astype("<i2").tobytes()  # the very same samples
+    from_stdin, _ = run(encoder, RawStdin(io.BytesIO(pcm), realtime=False))
+    assert [key(d) for d in from_stdin] == [key(d) for d in from_file]
+
+
+def test_a_raising_callback_is_logged_and_the_stream_goes_on(encoder, speech_stream, tmp_path, caplog):
+    calls = []
+
+    def on_detect(d: Detection) -> None:
+        calls.append(d)
+        raise RuntimeError("boom")
+
+    spotter = Spotter(
+        [Keyword("stop", FIRE_ON_ANYTHING)], on_detect, encoder=encoder,
+        source=AudioFile(speech_stream.write(tmp_path / "s.wav"), realtime=False),
+    )
+    with spotter:
+        assert spotter.wait(timeout=60)
+    assert len(calls) >= len(speech_stream.word_spans)
+    assert spotter.stats.callback_errors == len(calls)
+    assert "on_detect callback raised RuntimeError: boom" in caplog.text
+
+
+class FailingOnce(CtcEncoder):
+    """The real encoder, made to fail on its second window (a fault the real parts cannot produce)."""
+
+    def __init__(self, inner: CtcEncoder) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.calls = 0
+
+    def log_probs(self, audio: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("bad window")
+        return super().log_probs(audio)
+
+
+def test_one_bad_window_does_not_end_the_stream(encoder, speech_stream, tmp_path):
+    found, spotter = run(FailingOnce(encoder), AudioFile(speech_stream.write(tmp_path / "s.wav"), realtime=False))
+    assert spotter.stats.window_errors == 1
+    assert spotter.stats.windows > 5
+    last_word_start = speech_stream.word_spans[-1][0] / SAMPLE_RATE
+    assert any(d.start > last_word_start - 0.5 for d in found)
+
+
+def test_callback_and_generator_see_the_same_detections(encoder, speech_stream, tmp_path):
+    seen: list[Detection] = []
+    spotter = Spotter(
+        [Keyword("hey", FIRE_ON_ANYTHING)], seen.append, encoder=encoder,
+        source=AudioFile(speech_stream.write(tmp_path / "s.wav"), realtime=False),
+    )
+    with spotter:
+        from_generator = list(spotter.detections())
+    assert from_generator == seen and seen
+
+
+def test_no_vad_encodes_everything(encoder, speech_stream, tmp_path):
+    settings = SpotterSettings(vad=VadSettings(enabled=False))
+    _, spotter = run(encoder, AudioFile(speech_stream.write(tmp_path / "s.wav"), realtime=False), settings=settings)
+    assert spotter.stats.voiced_s == pytest.approx(spotter.stats.audio_s)
+    duration = len(speech_stream.audio) / SAMPLE_RATE
+    assert spotter.stats.windows >= duration / settings.hop_s - 1
+
+
+def test_keyword_parsing_and_validation(encoder):
+    assert Keyword.parse("hey:0.8") == Keyword("hey", 0.8)
+    assert Keyword.parse(" hey   computer ") == Keyword("hey computer")
+    for bad in ("hey:1.5", "hey:x", ":0.5", "   "):
+        with pytest.raises(KeywordError):
+            Keyword.parse(bad)
+    with pytest.raises(KeywordError, match="no keywords"):
+        Spotter([], encoder=encoder)
+    with pytest.raises(KeywordError, match="duplicate"):
+        Spotter(["stop", "STOP"], encoder=encoder)
+    with pytest.raises(KeywordError, match="cannot spell"):
+        Spotter(["café"], encoder=encoder)
