@@ -67,6 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--no-vad", action="store_true", help="encode all audio, not only voiced spans")
 
     commands.add_parser("devices", parents=[common], help="list audio input devices")
+
+    bench = commands.add_parser("bench", parents=[common], help="measure CPU cost per second of speech and silence")
+    model = bench.add_mutually_exclusive_group()
+    model.add_argument("--model", default=AUTO_MODEL, help="hub id or local save_pretrained directory (default: auto)")
+    model.add_argument("--random", choices=["tiny", "base"], help="a random-weight model of this size instead (cost only)")
+    bench.add_argument("--keywords", default="hey,stop,computer,lights", metavar="KW,...", help="keywords scored in each window")
+    bench.add_argument("--seconds", type=float, default=30.0, help="length of each test stream")
+    bench.add_argument("--repeats", type=int, default=3, help="runs per stream; medians are reported")
+    bench.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"])
+    bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    bench.add_argument("--window-ms", type=_positive_ms, default=int(SpotterSettings.window_s * 1000))
+    bench.add_argument("--hop-ms", type=_positive_ms, default=int(SpotterSettings.hop_s * 1000))
+    bench.add_argument("--json", action="store_true", help="results as one JSON object")
     return parser
 
 
@@ -177,11 +190,45 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from kwstream.bench import bench, random_model
+    from kwstream.encoder import CtcEncoder
+
+    if args.seconds <= 0 or args.repeats < 1:
+        raise KwstreamError("--seconds must be positive and --repeats at least 1")
+    args.model = random_model(args.random) if args.random else args.model
+    args.no_vad, args.vad_aggressiveness, args.threshold = False, VadSettings.aggressiveness, DetectorSettings.threshold
+    settings = _settings(args)
+    keywords = [k.text for k in parse_keywords(args.keywords)]
+    encoder = CtcEncoder(settings.encoder)
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("benchmarking", total=2 * args.repeats)
+        results = bench(encoder, keywords, settings, args.seconds, args.repeats, lambda: progress.advance(task))
+    about = {"model": encoder.name, "parameters_m": round(encoder.parameters / 1e6, 2), "device": args.device,
+             "threads": args.threads, "keywords": keywords, "window_s": settings.window_s, "hop_s": settings.hop_s}
+    if args.json:
+        print(json.dumps({**about, "results": [asdict(r) for r in results]}))
+        return 0
+    table = Table(title=f"{encoder.name} ({about['parameters_m']} M parameters, {args.device}), medians of {args.repeats}")
+    for column in ("stream", "audio s", "CPU s per audio s", "real-time factor", "ms per window", "windows"):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(r.stream, f"{r.audio_s:.0f}", f"{r.cpu_per_audio_s:.4f}", f"{r.real_time_factor:.4f}",
+                      f"{r.window_ms:.1f}", str(r.windows))
+    Console().print(table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="kwstream: %(message)s")
     try:
-        return {"listen": cmd_listen, "devices": cmd_devices}[args.command](args)
+        return {"listen": cmd_listen, "devices": cmd_devices, "bench": cmd_bench}[args.command](args)
     except KwstreamError as exc:
         print(f"kwstream: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

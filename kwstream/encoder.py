@@ -39,7 +39,7 @@ class EncoderSettings:
     """Torch intra-op threads; None keeps torch's default (all cores)."""
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     import transformers
     from huggingface_hub.utils import disable_progress_bars
 
@@ -125,7 +125,7 @@ class CtcEncoder:
         import torch
         from transformers import AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
 
-        _quiet_transformers()
+        quiet_transformers()
         self.device = _torch_device(settings.device)
         if settings.threads:
             torch.set_num_threads(settings.threads)

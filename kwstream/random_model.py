@@ -39,6 +39,9 @@ def save_random_ctc_model(directory: str | Path, size: str = "tiny", seed: int =
     import torch
     from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
+    from kwstream.encoder import quiet_transformers
+
+    quiet_transformers()
     torch.manual_seed(seed)
     config = Wav2Vec2Config(vocab_size=len(ENGLISH_CTC_TOKENS), pad_token_id=0, **SIZES[size])
     directory = Path(directory)

@@ -1,0 +1,23 @@
+"""Choose the model, device, thresholds and windowing explicitly.
+
+    python examples/choose_model.py facebook/wav2vec2-base-960h talk.wav
+    python examples/choose_model.py ./my-local-checkpoint talk.wav
+
+The model is a hub id or a directory saved with `save_pretrained`; any wav2vec2 CTC checkpoint.
+"""
+
+import sys
+from dataclasses import replace
+
+from kwstream import AudioFile, DetectorSettings, EncoderSettings, Keyword, Spotter, SpotterSettings, VadSettings
+
+model, path = sys.argv[1:3]
+settings = SpotterSettings(
+    encoder=EncoderSettings(model=model, device="cpu", threads=2),
+    vad=VadSettings(aggressiveness=3),
+    detector=DetectorSettings(threshold=0.6, refractory_s=0.5),
+)
+settings = replace(settings, window_s=2.0, hop_s=0.2)
+keywords = [Keyword("hey computer", threshold=0.7), Keyword("lights")]
+with Spotter(keywords, on_detect=print, source=AudioFile(path), settings=settings) as spotter:
+    spotter.wait()
