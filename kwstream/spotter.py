@@ -21,6 +21,7 @@ from kwstream.audio.sources import SAMPLE_RATE, AudioSource, Microphone
 from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
 from kwstream.encoder import CtcEncoder, EncoderSettings
 from kwstream.errors import KeywordError
+from kwstream.events import LevelMeter, ScoredWindow, VoiceActivity
 from kwstream.keywords.ctc import CtcKeywordScorer, normalize_keyword
 from kwstream.vad import SpeechStart, VadGate, VadSettings
 from kwstream.windows import Window, Windower
@@ -70,6 +71,8 @@ class SpotterSettings:
     """Audio the ring holds; the worker may fall this far behind before audio is lost."""
     read_block_ms: int = 30
     """How much new audio the worker waits for before running the VAD."""
+    level_block_ms: int = 50
+    """Audio measured by each Level event (20 per second suits a dashboard)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.hop_s <= self.window_s:
@@ -118,6 +121,7 @@ class Spotter:
         source: AudioSource | None = None,
         settings: SpotterSettings | None = None,
         encoder: CtcEncoder | None = None,
+        on_event: Callable[[object], object] | None = None,
     ) -> None:
         """
         Args:
@@ -126,6 +130,8 @@ class Spotter:
             source: where audio comes from; default the system's default microphone.
             settings: pipeline settings; defaults suit English character models.
             encoder: an already loaded encoder to share between spotters (else loaded here).
+            on_event: called on the dispatcher thread with every Level, VoiceActivity,
+                ScoredWindow and Detection, in stream order (for dashboards and logs).
         """
         self.settings = settings or SpotterSettings()
         parsed = [k if isinstance(k, Keyword) else Keyword.parse(k) for k in keywords]
@@ -148,7 +154,10 @@ class Spotter:
         self.thresholds = {k.text: default if k.threshold is None else k.threshold for k in parsed}
         self.source = source if source is not None else Microphone()
         self.on_detect = on_detect
+        self.on_event = on_event
         self.stats = SpotterStats()
+        self._detector = Detector(self.thresholds, self.settings.detector)
+        self._paused = threading.Event()
         self._ring = RingBuffer(int(self.settings.ring_s * SAMPLE_RATE))
         self._finished = threading.Event()
         self._callbacks: queue.Queue = queue.Queue()
@@ -182,6 +191,26 @@ class Spotter:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def pause(self) -> None:
+        """Keep capturing (levels and VAD go on) but encode and detect nothing until resume()."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    def set_threshold(self, keyword: str, threshold: float) -> None:
+        """Change one keyword's threshold while listening."""
+        if keyword not in self.thresholds:
+            raise KeywordError(f"unknown keyword {keyword!r}")
+        if not 0.0 <= threshold <= 1.0:
+            raise KeywordError(f"threshold must be in [0, 1], got {threshold}")
+        self.thresholds[keyword] = threshold
+        self._detector.thresholds[keyword] = threshold
+
     def detections(self) -> Iterator[Detection]:
         """Detections as they happen, until the stream ends (blocking generator)."""
         while (item := self._results.get()) is not _END:
@@ -194,7 +223,7 @@ class Spotter:
         settings = self.settings
         vad = VadGate(settings.vad)
         windower = Windower(int(settings.window_s * SAMPLE_RATE), int(settings.hop_s * SAMPLE_RATE))
-        detector = Detector(self.thresholds, settings.detector)
+        meter = LevelMeter(SAMPLE_RATE * settings.level_block_ms // 1000, SAMPLE_RATE)
         block = SAMPLE_RATE * settings.read_block_ms // 1000
         cursor = 0
         span = -1
@@ -209,15 +238,21 @@ class Spotter:
                         audio = np.concatenate((np.zeros(first - cursor, np.float32), audio))
                     events = vad.push(audio)
                     cursor = available
+                    if self.on_event is not None:
+                        for level in meter.push(audio):
+                            self._callbacks.put(level)
                 else:
                     events = []
                 if end_of_stream:
                     events += vad.flush()
+                for event in events:
+                    self._emit(lambda: VoiceActivity(event.sample / SAMPLE_RATE, isinstance(event, SpeechStart)))
                 for window in windower.push(events, cursor):
                     if window.span != span:
                         span = window.span
-                        detector.new_span()
-                    self._process(window, detector)
+                        self._detector.new_span()
+                    if not self._paused.is_set():
+                        self._process(window)
                 self._update_stats(cursor, vad)
                 keep = cursor - windower.window_samples
                 if windower.oldest_needed is not None:
@@ -230,7 +265,7 @@ class Spotter:
         finally:
             self._callbacks.put(_END)
 
-    def _process(self, window: Window, detector: Detector) -> None:
+    def _process(self, window: Window) -> None:
         t0 = time.perf_counter()
         try:
             first, audio = self._ring.read(window.start_sample, window.stop_sample)
@@ -255,13 +290,20 @@ class Spotter:
             )
             for keyword, m in zip(self.keywords, matches)
         ]
+        self._emit(lambda: ScoredWindow(window.start_sample / SAMPLE_RATE, window.stop_sample / SAMPLE_RATE,
+                                        {s.keyword: s.score for s in scores}, compute_s))
         if self.source.live:
             detected_at = self._ring.write_index / SAMPLE_RATE
         else:  # replay as fast as possible: when it would have fired had the audio come live
             detected_at = window.stop_sample / SAMPLE_RATE + compute_s
-        for detection in detector.push(scores, detected_at, time.time()):
+        for detection in self._detector.push(scores, detected_at, time.time()):
             self.stats.detections += 1
             self._callbacks.put(detection)
+
+    def _emit(self, make_event: Callable[[], object]) -> None:
+        """Queue an event for on_event; built only when someone listens."""
+        if self.on_event is not None:
+            self._callbacks.put(make_event())
 
     def _update_stats(self, cursor: int, vad: VadGate) -> None:
         self.stats.audio_s = cursor / SAMPLE_RATE
@@ -273,13 +315,18 @@ class Spotter:
 
     def _dispatch(self) -> None:
         while (item := self._callbacks.get()) is not _END:
-            self._results.put(item)
-            if self.on_detect is None:
-                continue
-            try:
-                self.on_detect(item)
-            except Exception as exc:
-                self.stats.callback_errors += 1
-                log.error("on_detect callback raised %s: %s", type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            if isinstance(item, Detection):
+                self._results.put(item)
+                self._call("on_detect", self.on_detect, item)
+            self._call("on_event", self.on_event, item)
         self._results.put(_END)
         self._finished.set()
+
+    def _call(self, name: str, callback: Callable[[object], object] | None, item: object) -> None:
+        if callback is None:
+            return
+        try:
+            callback(item)
+        except Exception as exc:
+            self.stats.callback_errors += 1
+            log.error("%s callback raised %s: %s", name, type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))

@@ -168,3 +168,43 @@ def test_keyword_parsing_and_validation(encoder):
         Spotter(["stop", "STOP"], encoder=encoder)
     with pytest.raises(KeywordError, match="cannot spell"):
         Spotter(["café"], encoder=encoder)
+
+
+def test_events_describe_the_stream_in_order(encoder, speech_stream, tmp_path):
+    from kwstream.events import Level, ScoredWindow, VoiceActivity
+
+    events: list[object] = []
+    spotter = Spotter([Keyword("stop", FIRE_ON_ANYTHING)], encoder=encoder, on_event=events.append,
+                      source=AudioFile(speech_stream.write(tmp_path / "s.wav"), realtime=False))
+    with spotter:
+        spotter.wait()
+    levels = [e for e in events if isinstance(e, Level)]
+    activity = [e for e in events if isinstance(e, VoiceActivity)]
+    windows = [e for e in events if isinstance(e, ScoredWindow)]
+    detections = [e for e in events if isinstance(e, Detection)]
+    block_s = spotter.settings.level_block_ms / 1000
+    assert [level.time_s for level in levels] == pytest.approx([block_s * (i + 1) for i in range(len(levels))])
+    assert levels[-1].time_s == pytest.approx(len(speech_stream.audio) / SAMPLE_RATE, abs=block_s)
+    assert max(level.peak_dbfs for level in levels) > -20  # the words
+    assert min(level.rms_dbfs for level in levels) < -60  # the quiet room between them
+    assert [a.voiced for a in activity] == [True, False] * len(speech_stream.word_spans)
+    for (start, end), (opened, closed) in zip(speech_stream.word_spans, zip(activity[::2], activity[1::2])):
+        assert opened.time_s <= start / SAMPLE_RATE and closed.time_s >= end / SAMPLE_RATE
+    assert len(windows) == spotter.stats.windows and all(set(w.scores) == {"stop"} for w in windows)
+    assert len(detections) == spotter.stats.detections > 0
+    times = [getattr(e, "time_s", None) or getattr(e, "end_s", None) or e.detected_at for e in events]
+    assert all(t is not None for t in times)
+
+
+def test_pause_skips_encoding_and_thresholds_change_live(encoder, speech_stream, tmp_path):
+    spotter = Spotter([Keyword("stop", FIRE_ON_ANYTHING)], encoder=encoder,
+                      source=AudioFile(speech_stream.write(tmp_path / "s.wav"), realtime=False))
+    spotter.pause()
+    spotter.set_threshold("stop", 1.0)
+    assert spotter.paused and spotter.thresholds == {"stop": 1.0}
+    with pytest.raises(KeywordError):
+        spotter.set_threshold("go", 0.5)
+    with spotter:
+        spotter.wait()
+    assert spotter.stats.windows == 0 and spotter.stats.detections == 0
+    assert spotter.stats.voiced_s > 0  # capture and VAD went on

@@ -1,0 +1,42 @@
+"""`kwstream bench` end to end on a short run, and the example scripts as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, SpeechStream
+from kwstream.encoder import BUNDLED_MODEL_DIR
+
+
+def test_bench_json_reports_speech_and_silence():
+    result = subprocess.run(
+        [sys.executable, "-m", "kwstream", "bench", "--random", "tiny", "--seconds", "4", "--repeats", "2", "--json"],
+        capture_output=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads(result.stdout)
+    speech, silence = report["results"]
+    assert (speech["stream"], silence["stream"]) == ("speech", "silence")
+    assert speech["windows"] > 0 and speech["cpu_per_audio_s"] > 0 and speech["window_ms"] > 0
+    assert silence["windows"] == 0  # the VAD gate keeps silence away from the encoder
+
+
+def test_choose_model_example(tiny_model, speech_stream: SpeechStream, tmp_path):
+    path = speech_stream.write(tmp_path / "talk.wav")
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "choose_model.py"), str(tiny_model), str(path)],
+                            capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+
+
+@pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="needs the bundled model")
+def test_spot_in_file_example(speech_stream: SpeechStream, tmp_path):
+    path = speech_stream.write(tmp_path / "talk.wav")
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "spot_in_file.py"), str(path), "three", "seven"],
+                            capture_output=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr.decode()
+    assert "real-time factor" in result.stdout.decode()
