@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin, list_input_devices
 from kwstream.detector import Detection, DetectorSettings
@@ -44,10 +45,20 @@ def _positive_ms(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks of callback errors)")
+    pipeline = argparse.ArgumentParser(add_help=False)
+    pipeline.add_argument("--model", default=AUTO_MODEL, help="hub id or local save_pretrained directory (default: auto)")
+    pipeline.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"], help="where the model runs")
+    pipeline.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    pipeline.add_argument("--threshold", type=_unit_interval, default=DetectorSettings.threshold, help="default keyword threshold in [0, 1]")
+    pipeline.add_argument("--window-ms", type=_positive_ms, default=int(SpotterSettings.window_s * 1000), help="encoder window length")
+    pipeline.add_argument("--hop-ms", type=_positive_ms, default=int(SpotterSettings.hop_s * 1000), help="step between windows")
+    pipeline.add_argument("--vad-aggressiveness", type=int, choices=[0, 1, 2, 3], default=VadSettings.aggressiveness, help="0 keeps most audio, 3 drops most non-speech")
+    pipeline.add_argument("--no-vad", action="store_true", help="encode all audio, not only voiced spans")
+
     parser = argparse.ArgumentParser(prog="kwstream", description="Real-time keyword spotting with wav2vec 2.0.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    listen = commands.add_parser("listen", parents=[common], help="spot keywords in the microphone or a recording")
+    listen = commands.add_parser("listen", parents=[common, pipeline], help="spot keywords in the microphone or a recording")
     listen.add_argument(
         "--keywords", required=True, metavar="KW[:T],...",
         help="comma-separated keywords, each with an optional threshold: hey:0.8,stop,'hey computer'",
@@ -57,16 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--input-device", metavar="DEV", help="input device index or name (see `kwstream devices`)")
     listen.add_argument("--fast", action="store_true", help="with --file: run as fast as possible, not in real time")
     listen.add_argument("--json", action="store_true", help="one JSON object per detection on stdout")
-    listen.add_argument("--model", default=AUTO_MODEL, help="hub id or local save_pretrained directory (default: auto)")
-    listen.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"], help="where the model runs")
-    listen.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    listen.add_argument("--threshold", type=_unit_interval, default=DetectorSettings.threshold, help="default keyword threshold in [0, 1]")
-    listen.add_argument("--window-ms", type=_positive_ms, default=int(SpotterSettings.window_s * 1000), help="encoder window length")
-    listen.add_argument("--hop-ms", type=_positive_ms, default=int(SpotterSettings.hop_s * 1000), help="step between windows")
-    listen.add_argument("--vad-aggressiveness", type=int, choices=[0, 1, 2, 3], default=VadSettings.aggressiveness, help="0 keeps most audio, 3 drops most non-speech")
-    listen.add_argument("--no-vad", action="store_true", help="encode all audio, not only voiced spans")
 
     commands.add_parser("devices", parents=[common], help="list audio input devices")
+
+    evaluate = commands.add_parser("eval", parents=[common, pipeline], help="recall, false alarms per hour and DET curves on labelled recordings")
+    evaluate.add_argument("--keywords", required=True, metavar="KW[:T],...", help="keywords to evaluate, with optional thresholds")
+    evaluate.add_argument("--labels", required=True, metavar="CSV", help="rows stream,keyword,start,end (stream = file stem, seconds)")
+    evaluate.add_argument("--plot", metavar="PNG", help="write DET curves here")
+    evaluate.add_argument("--json", action="store_true", help="the full report as one JSON object")
+    evaluate.add_argument("--suggest", action="store_true", help="print --keywords with the thresholds that give 0.5 false alarms per hour")
+    evaluate.add_argument("files", nargs="+", metavar="FILE", help="recordings; files without label rows are keyword-free")
 
     bench = commands.add_parser("bench", parents=[common], help="measure CPU cost per second of speech and silence")
     model = bench.add_mutually_exclusive_group()
@@ -190,6 +201,64 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from kwstream.encoder import CtcEncoder
+    from kwstream.evaluation import TARGET_FALSE_ALARMS_PER_HOUR, evaluate, negative_hours, plot_det, read_labels, record_stream
+
+    keywords = parse_keywords(args.keywords)
+    settings = _settings(args)
+    labels = read_labels(args.labels)
+    paths = [Path(f) for f in args.files]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise KwstreamError(f"no such audio file: {', '.join(missing)}")
+    if len({p.stem for p in paths}) != len(paths):
+        raise KwstreamError("two recordings share a file stem; labels name streams by stem")
+    unknown = sorted({x.stream for x in labels} - {p.stem for p in paths})
+    if unknown:
+        print(f"kwstream: labels of streams not given as files are ignored: {', '.join(unknown)}", file=sys.stderr)
+    encoder = CtcEncoder(settings.encoder)
+    texts = [k.text for k in keywords]
+    thresholds = {k.text: settings.detector.threshold if k.threshold is None else k.threshold for k in keywords}
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("listening", total=len(paths))
+        records = []
+        for path in paths:
+            records.append(record_stream(path, texts, encoder, settings))
+            progress.advance(task)
+        sweep = progress.add_task("sweeping thresholds", total=len(texts))
+        reports = evaluate(records, labels, thresholds, settings.detector, lambda: progress.advance(sweep))
+    if args.plot:
+        plot_det(reports, args.plot)
+    suggestion = ",".join(f"{r.keyword}:{r.threshold_at_target:.2f}" for r in reports if r.threshold_at_target is not None)
+    hours = negative_hours(records, labels)
+    audio_s = sum(r.duration_s for r in records)
+    if args.json:
+        print(json.dumps({"model": encoder.name, "audio_s": audio_s, "negative_hours": hours,
+                          "keywords": [asdict(r) for r in reports], "suggested_keywords": suggestion}))
+    else:
+        table = Table(title=f"{encoder.name}: {audio_s / 60:.1f} min of audio, {hours:.2f} h without keywords")
+        table.caption = (f"FA/h: false alarms per hour; latency from the label's end, s; "
+                         f"at {TARGET_FALSE_ALARMS_PER_HOUR} FA/h: the lowest threshold with at most that, and its recall")
+        for column in ("keyword", "labels", "threshold", "recall", "FA/h", "latency med", "p95",
+                       f"thr @{TARGET_FALSE_ALARMS_PER_HOUR}", "recall @"):
+            table.add_column(column, justify="right")
+        for r in reports:
+            table.add_row(r.keyword, str(r.labels), f"{r.threshold:.2f}", f"{r.recall:.3f}", f"{r.false_alarms_per_hour:.2f}",
+                          f"{r.latency_median_s:.2f}", f"{r.latency_p95_s:.2f}",
+                          "-" if r.threshold_at_target is None else f"{r.threshold_at_target:.2f}",
+                          "-" if r.recall_at_target is None else f"{r.recall_at_target:.3f}")
+        Console().print(table)
+    if args.suggest:
+        print(f"--keywords {suggestion}" if suggestion else "no threshold reaches the target", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
@@ -228,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="kwstream: %(message)s")
     try:
-        return {"listen": cmd_listen, "devices": cmd_devices, "bench": cmd_bench}[args.command](args)
+        commands = {"listen": cmd_listen, "devices": cmd_devices, "eval": cmd_eval, "bench": cmd_bench}
+        return commands[args.command](args)
     except KwstreamError as exc:
         print(f"kwstream: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -6,7 +6,7 @@ the Detections themselves. Times are stream seconds. Nothing here knows who list
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -76,3 +76,7 @@ class ScoredWindow:
     scores: dict[str, float]
     compute_s: float
     """Encoder + scoring time for this window."""
+    alignments: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Per keyword, the stream seconds (start, end) of its best alignment in the window."""
+    span: int = 0
+    """The VAD speech span the window belongs to (the detector smooths within a span)."""

@@ -290,8 +290,10 @@ class Spotter:
             )
             for keyword, m in zip(self.keywords, matches)
         ]
-        self._emit(lambda: ScoredWindow(window.start_sample / SAMPLE_RATE, window.stop_sample / SAMPLE_RATE,
-                                        {s.keyword: s.score for s in scores}, compute_s))
+        self._emit(lambda: ScoredWindow(
+            window.start_sample / SAMPLE_RATE, window.stop_sample / SAMPLE_RATE, {s.keyword: s.score for s in scores},
+            compute_s, {s.keyword: (s.start, s.end) for s in scores}, window.span,
+        ))
         if self.source.live:
             detected_at = self._ring.write_index / SAMPLE_RATE
         else:  # replay as fast as possible: when it would have fired had the audio come live

@@ -1,0 +1,227 @@
+"""Accuracy of the spotter on labelled recordings: recall, false alarms per hour, DET curves.
+
+Each recording runs once through the real streaming pipeline (as ``listen --fast`` would), and
+every window's keyword scores and alignments are recorded. Thresholds are then swept offline by
+replaying those windows through the same Detector the live spotter uses, so every point of the
+curve is what ``listen`` would have done at that threshold.
+
+Matching: a detection of a keyword is a hit when it fires between ``HIT_BEFORE_S`` before a label's
+start and ``HIT_AFTER_S`` after its end; each label takes at most one hit; every other detection is
+a false alarm. False alarms are counted per hour of audio that holds no labelled keyword.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kwstream.audio.sources import AudioFile
+from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
+from kwstream.encoder import CtcEncoder
+from kwstream.errors import KwstreamError
+from kwstream.events import ScoredWindow
+from kwstream.spotter import Keyword, Spotter, SpotterSettings
+
+HIT_BEFORE_S = 0.25
+HIT_AFTER_S = 1.0
+TARGET_FALSE_ALARMS_PER_HOUR = 0.5
+THRESHOLD_GRID = np.round(np.linspace(0.0, 1.0, 101), 2)
+
+
+@dataclass(frozen=True)
+class Label:
+    stream: str
+    """The recording's file stem."""
+    keyword: str
+    start: float
+    end: float
+
+
+@dataclass
+class StreamRecord:
+    """One recording's pass through the pipeline: every scored window, in order."""
+
+    name: str
+    duration_s: float
+    windows: list[ScoredWindow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    hits: int
+    labels: int
+    false_alarms: int
+    latencies: tuple[float, ...]
+    """Seconds from each hit label's end to its detection."""
+
+    @property
+    def recall(self) -> float:
+        return self.hits / self.labels if self.labels else float("nan")
+
+
+@dataclass(frozen=True)
+class KeywordReport:
+    keyword: str
+    threshold: float
+    labels: int
+    recall: float
+    false_alarms: int
+    false_alarms_per_hour: float
+    latency_median_s: float
+    latency_p95_s: float
+    threshold_at_target: float | None
+    """Lowest threshold on the grid with at most TARGET_FALSE_ALARMS_PER_HOUR (None if none)."""
+    recall_at_target: float | None
+    det_thresholds: list[float]
+    det_miss_rate: list[float]
+    det_false_alarms_per_hour: list[float]
+
+
+def read_labels(path: str | Path) -> list[Label]:
+    """Read ``stream,keyword,start,end`` rows (with that header)."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise KwstreamError(f"cannot read labels {path}: {exc.strerror}") from None
+    labels = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            label = Label(row["stream"], row["keyword"].strip(), float(row["start"]), float(row["end"]))
+        except (KeyError, TypeError, ValueError):
+            raise KwstreamError(f"{path}:{line}: expected columns stream,keyword,start,end with times in seconds") from None
+        if label.end < label.start:
+            raise KwstreamError(f"{path}:{line}: end before start")
+        labels.append(label)
+    return labels
+
+
+def record_stream(path: Path, keywords: Sequence[str], encoder: CtcEncoder, settings: SpotterSettings) -> StreamRecord:
+    """Run the real pipeline over one recording as fast as possible, keeping every scored window."""
+    record = StreamRecord(path.stem, 0.0)
+
+    def keep(event: object) -> None:
+        if isinstance(event, ScoredWindow):
+            record.windows.append(event)
+
+    spotter = Spotter([Keyword(k) for k in keywords], source=AudioFile(path, realtime=False), settings=settings,
+                      encoder=encoder, on_event=keep)
+    with spotter:
+        spotter.wait()
+    if spotter.source.error:
+        raise KwstreamError(spotter.source.error)
+    record.duration_s = spotter.stats.audio_s
+    return record
+
+
+def replay(windows: Sequence[ScoredWindow], keyword: str, threshold: float, settings: DetectorSettings) -> list[Detection]:
+    """What the live detector would have fired for ``keyword`` at ``threshold``."""
+    detector = Detector({keyword: threshold}, settings)
+    detections: list[Detection] = []
+    span = None
+    for w in windows:
+        if w.span != span:
+            span = w.span
+            detector.new_span()
+        start, end = w.alignments[keyword]
+        score = WindowScore(keyword, w.scores[keyword], start, end)
+        detections += detector.push([score], detected_at=w.end_s + w.compute_s, wall_time=0.0)
+    return detections
+
+
+def match(detections: Sequence[Detection], labels: Sequence[Label]) -> Outcome:
+    """Hits, misses and false alarms of one keyword's detections against its labels in one stream."""
+    free = sorted(labels, key=lambda label: label.start)
+    hits, latencies, false_alarms = 0, [], 0
+    for d in sorted(detections, key=lambda d: d.detected_at):
+        label = next((x for x in free if x.start - HIT_BEFORE_S <= d.detected_at <= x.end + HIT_AFTER_S), None)
+        if label is None:
+            false_alarms += 1
+            continue
+        free.remove(label)
+        hits += 1
+        latencies.append(d.detected_at - label.end)
+    return Outcome(hits, len(labels), false_alarms, tuple(latencies))
+
+
+def _outcome(records, labels_by_stream, keyword, threshold, settings) -> Outcome:
+    total = Outcome(0, 0, 0, ())
+    for record in records:
+        labels = [x for x in labels_by_stream.get(record.name, []) if x.keyword == keyword]
+        o = match(replay(record.windows, keyword, threshold, settings), labels)
+        total = Outcome(total.hits + o.hits, total.labels + o.labels, total.false_alarms + o.false_alarms,
+                        total.latencies + o.latencies)
+    return total
+
+
+def negative_hours(records: Sequence[StreamRecord], labels: Sequence[Label]) -> float:
+    """Hours of audio outside every labelled keyword."""
+    labelled = sum(x.end - x.start for x in labels if any(r.name == x.stream for r in records))
+    return max(0.0, sum(r.duration_s for r in records) - labelled) / 3600
+
+
+def evaluate(
+    records: Sequence[StreamRecord],
+    labels: Sequence[Label],
+    thresholds: dict[str, float],
+    settings: DetectorSettings = DetectorSettings(),
+    progress: Callable[[], None] | None = None,
+) -> list[KeywordReport]:
+    """Per-keyword report at the chosen thresholds, plus the whole DET sweep."""
+    by_stream: dict[str, list[Label]] = {}
+    for label in labels:
+        by_stream.setdefault(label.stream, []).append(label)
+    hours = negative_hours(records, labels)
+    per_hour = (lambda n: n / hours) if hours > 0 else (lambda n: float("inf") if n else 0.0)
+    reports = []
+    for keyword, chosen in thresholds.items():
+        at = _outcome(records, by_stream, keyword, chosen, settings)
+        sweep = [_outcome(records, by_stream, keyword, float(t), settings) for t in THRESHOLD_GRID]
+        fa_rates = [per_hour(o.false_alarms) for o in sweep]
+        target = next((i for i, rate in enumerate(fa_rates) if rate <= TARGET_FALSE_ALARMS_PER_HOUR), None)
+        latencies = sorted(at.latencies)
+        reports.append(KeywordReport(
+            keyword=keyword, threshold=chosen, labels=at.labels, recall=at.recall, false_alarms=at.false_alarms,
+            false_alarms_per_hour=per_hour(at.false_alarms),
+            latency_median_s=statistics.median(latencies) if latencies else float("nan"),
+            latency_p95_s=float(np.percentile(latencies, 95)) if latencies else float("nan"),
+            threshold_at_target=float(THRESHOLD_GRID[target]) if target is not None else None,
+            recall_at_target=sweep[target].recall if target is not None else None,
+            det_thresholds=[float(t) for t in THRESHOLD_GRID],
+            det_miss_rate=[1 - o.recall if o.labels else float("nan") for o in sweep],
+            det_false_alarms_per_hour=fa_rates,
+        ))
+        if progress:
+            progress()
+    return reports
+
+
+def plot_det(reports: Sequence[KeywordReport], path: str | Path) -> None:
+    """DET curves, miss rate against false alarms per hour, one line per keyword."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    for r in reports:
+        ax.plot(r.det_false_alarms_per_hour, r.det_miss_rate, marker=".", markersize=3, label=r.keyword)
+        if r.labels:
+            ax.plot([r.false_alarms_per_hour], [1 - r.recall], "k+", markersize=9)
+    ax.axvline(TARGET_FALSE_ALARMS_PER_HOUR, color="grey", linestyle=":", linewidth=1)
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_xlabel("false alarms per hour")
+    ax.set_ylabel("miss rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(left=0)
+    ax.set_title("DET curve (+ = chosen threshold)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,105 @@
+"""Metrics on hand-made detections and labels whose answers are known, and `kwstream eval` end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kwstream.detector import Detection, DetectorSettings
+from kwstream.errors import KwstreamError
+from kwstream.evaluation import Label, StreamRecord, evaluate, match, negative_hours, read_labels, replay
+from kwstream.events import ScoredWindow
+
+from conftest import SAMPLE_RATE, SpeechStream
+
+
+def det(detected_at: float, keyword: str = "stop") -> Detection:
+    return Detection(keyword, 0.9, detected_at - 0.5, detected_at - 0.1, detected_at, 0.0)
+
+
+def test_hits_false_alarms_and_one_hit_per_label():
+    labels = [Label("s", "stop", 10.0, 10.5), Label("s", "stop", 20.0, 20.4)]
+    detections = [
+        det(9.74),  # before start - 0.25: false alarm
+        det(10.6),  # hit on the first label, latency 0.1
+        det(11.2),  # also within the first label's window, but it is taken: false alarm
+        det(21.4),  # end + 1.0 exactly: hit on the second label, latency 1.0
+        det(30.0),  # nowhere near a label: false alarm
+    ]
+    outcome = match(detections, labels)
+    assert (outcome.hits, outcome.labels, outcome.false_alarms) == (2, 2, 3)
+    assert outcome.latencies == pytest.approx((0.1, 1.0))
+    assert outcome.recall == 1.0
+
+
+def test_a_miss_and_an_early_hit():
+    labels = [Label("s", "stop", 5.0, 5.5), Label("s", "stop", 8.0, 8.5)]
+    outcome = match([det(4.75)], labels)  # start - 0.25 exactly counts
+    assert (outcome.hits, outcome.false_alarms, outcome.recall) == (1, 0, 0.5)
+    assert outcome.latencies == pytest.approx((4.75 - 5.5,))
+
+
+def window(end_s: float, score: float, span: int = 0, start: float | None = None) -> ScoredWindow:
+    start = end_s - 0.6 if start is None else start
+    return ScoredWindow(end_s - 1.5, end_s, {"stop": score}, 0.0, {"stop": (start, start + 0.4)}, span)
+
+
+def test_replay_applies_the_live_detector_logic():
+    settings = DetectorSettings(smoothing_windows=2, refractory_s=0.3)
+    windows = [window(1.0, 0.2), window(1.25, 0.9, start=0.5), window(1.5, 0.9, start=0.5), window(4.0, 0.95, span=1, start=3.5)]
+    # smoothed: 0.2, 0.55, 0.9 | new span: 0.95
+    assert [d.detected_at for d in replay(windows, "stop", 0.5, settings)] == [1.25, 4.0]
+    assert [d.detected_at for d in replay(windows, "stop", 0.6, settings)] == [1.5, 4.0]
+    assert [d.detected_at for d in replay(windows, "stop", 0.92, settings)] == [4.0]
+
+
+def test_det_sweep_points_and_target_threshold():
+    # One hour of audio: one labelled stop (hit by the 0.9 window), one false alarm at score 0.7.
+    record = StreamRecord("s", 3600.0, [window(10.5, 0.9, start=10.0), window(100.0, 0.7, span=1, start=99.4)])
+    labels = [Label("s", "stop", 10.0, 10.4)]
+    settings = DetectorSettings(smoothing_windows=1)
+    (report,) = evaluate([record], labels, {"stop": 0.5}, settings)
+    assert negative_hours([record], labels) == pytest.approx((3600 - 0.4) / 3600)
+    assert report.recall == 1.0 and report.false_alarms == 1
+    assert report.false_alarms_per_hour == pytest.approx(3600 / 3599.6)
+    assert report.threshold_at_target == 0.71  # first grid threshold above the false alarm's score
+    assert report.recall_at_target == 1.0
+    points = dict(zip(report.det_thresholds, zip(report.det_miss_rate, report.det_false_alarms_per_hour)))
+    assert points[0.7][1] > 0.5 and points[0.71] == (0.0, 0.0) and points[0.91] == (1.0, 0.0)
+    assert report.latency_median_s == pytest.approx(10.5 - 10.4)
+
+
+def test_read_labels_errors(tmp_path):
+    bad = tmp_path / "labels.csv"
+    bad.write_text("stream,keyword,start,end\nx,stop,1.0,oops\n")
+    with pytest.raises(KwstreamError, match="labels.csv:2"):
+        read_labels(bad)
+    with pytest.raises(KwstreamError, match="cannot read labels"):
+        read_labels(tmp_path / "missing.csv")
+    good = tmp_path / "good.csv"
+    good.write_text("stream,keyword,start,end\nx,stop,1.0,1.5\n")
+    assert read_labels(good) == [Label("x", "stop", 1.0, 1.5)]
+
+
+def test_eval_end_to_end(tiny_model, speech_stream: SpeechStream, tmp_path):
+    talk = speech_stream.write(tmp_path / "talk.wav")
+    silence = SpeechStream(speech_stream.audio * 0, []).write(tmp_path / "quiet.wav")
+    labels = tmp_path / "labels.csv"
+    rows = [f"talk,three,{a / SAMPLE_RATE:.3f},{b / SAMPLE_RATE:.3f}" for a, b in speech_stream.word_spans[:1]]
+    labels.write_text("stream,keyword,start,end\n" + "\n".join(rows) + "\n")
+    plot = tmp_path / "det.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "kwstream", "eval", "--keywords", "three", "--labels", str(labels), "--model", str(tiny_model),
+         "--plot", str(plot), "--json", str(talk), str(silence)],
+        capture_output=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads(result.stdout)
+    (three,) = report["keywords"]
+    assert three["labels"] == 1 and len(three["det_thresholds"]) == 101
+    total_s = 2 * len(speech_stream.audio) / SAMPLE_RATE
+    assert report["audio_s"] == pytest.approx(total_s, abs=0.1)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
