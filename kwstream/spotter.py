@@ -310,8 +310,13 @@ class Spotter:
     def _update_stats(self, cursor: int, vad: VadGate) -> None:
         self.stats.audio_s = cursor / SAMPLE_RATE
         self.stats.voiced_s = vad.voiced_samples / SAMPLE_RATE
-        self.stats.overrun_samples = self._ring.overrun_samples
-        self.stats.dropped_frames = self.source.dropped_frames
+        overrun, dropped = self._ring.overrun_samples, self.source.dropped_frames
+        if overrun > self.stats.overrun_samples:
+            log.warning("audio lost: %.2f s overwritten before it was processed (the model is slower than real time)",
+                        (overrun - self.stats.overrun_samples) / SAMPLE_RATE)
+        if dropped > self.stats.dropped_frames:
+            log.warning("audio lost: the input reported %d overflow(s)", dropped - self.stats.dropped_frames)
+        self.stats.overrun_samples, self.stats.dropped_frames = overrun, dropped
 
     # -- dispatcher --------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ speech was, in order, with the same result whatever the audio's block size, rate
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +209,28 @@ def test_pause_skips_encoding_and_thresholds_change_live(encoder, speech_stream,
         spotter.wait()
     assert spotter.stats.windows == 0 and spotter.stats.detections == 0
     assert spotter.stats.voiced_s > 0  # capture and VAD went on
+
+
+class Slow(CtcEncoder):
+    """The real encoder, slowed down to well below real time (to provoke an overrun)."""
+
+    def __init__(self, inner: CtcEncoder, delay_s: float) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.delay_s = delay_s
+
+    def log_probs(self, audio: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay_s)
+        return super().log_probs(audio)
+
+
+def test_a_worker_slower_than_real_time_loses_audio_loudly(encoder, tmp_path, caplog):
+    from conftest import make_speech_stream
+
+    stream = make_speech_stream(["3_theo_0", "7_jackson_0"] * 2, gap_s=0.2)  # ~5 s of nearly continuous speech
+    settings = SpotterSettings(ring_s=3.0)
+    spotter = Spotter([Keyword("stop", FIRE_ON_ANYTHING)], encoder=Slow(encoder, 0.6), settings=settings,
+                      source=AudioFile(stream.write(tmp_path / "s.wav"), realtime=True))
+    with spotter:
+        assert spotter.wait(timeout=60)
+    assert spotter.stats.overrun_samples > 0
+    assert "audio lost" in caplog.text

@@ -3,7 +3,9 @@
 The microphone writes from PortAudio's callback thread and does nothing else there: mix to mono,
 resample if the device cannot run at 16 kHz, copy into the ring. Files and standard input are read
 by a thread of their own and written through the same ring, paced in real time unless asked to run
-as fast as possible, so that file replay exercises exactly the live code path.
+as fast as possible, so that file replay exercises exactly the live code path: paced replay never
+waits for the reader (audio it falls behind on is lost and counted, as with a microphone), while
+fast replay waits for room in the ring instead.
 """
 
 from __future__ import annotations
@@ -97,9 +99,16 @@ class Microphone:
 
     live = True
 
-    def __init__(self, device: int | str | None = None, block_ms: int = 20) -> None:
+    def __init__(self, device: int | str | None = None, block_ms: int = 20, capture_rate: int | None = None) -> None:
+        """
+        Args:
+            device: index, name (or part of it), or None for the system default.
+            block_ms: audio per PortAudio callback.
+            capture_rate: the rate to open the device at; None tries 16 kHz, then the device's own.
+        """
         self.device = device
         self.block_ms = block_ms
+        self.capture_rate = capture_rate
         self.name = "microphone"
         self.sample_rate = SAMPLE_RATE
         self._stream = None
@@ -120,10 +129,12 @@ class Microphone:
         info = resolve_input_device(self.device)
         self.name = info["name"]
         channels = 1
-        rate = SAMPLE_RATE
+        rate = self.capture_rate or SAMPLE_RATE
         try:
-            sd.check_input_settings(device=info["index"], channels=1, samplerate=SAMPLE_RATE, dtype="float32")
+            sd.check_input_settings(device=info["index"], channels=1, samplerate=rate, dtype="float32")
         except (ValueError, sd.PortAudioError):
+            if self.capture_rate:
+                raise AudioInputError(f"device {info['name']!r} cannot capture at {rate} Hz") from None
             rate = int(info["default_samplerate"])
             channels = min(2, info["max_input_channels"])
         self.sample_rate = rate
@@ -201,7 +212,7 @@ class _ReplaySource:
                 mono = _to_mono(block)
                 if resampler is not None:
                     mono = resampler.resample_chunk(mono)
-                ring.write(mono, block=True)
+                ring.write(mono, block=not self.live)  # live audio waits for nobody, as a microphone
                 written += len(mono)
                 if self.live:
                     ahead = t0 + written / SAMPLE_RATE - time.perf_counter()
@@ -209,7 +220,7 @@ class _ReplaySource:
                         self._stopping.wait(ahead)
             else:
                 if resampler is not None:
-                    ring.write(resampler.resample_chunk(np.zeros(0, np.float32), last=True), block=True)
+                    ring.write(resampler.resample_chunk(np.zeros(0, np.float32), last=True), block=not self.live)
         except Exception as exc:  # a corrupt tail: keep what was read, report the rest
             self._error = f"{self.name}: read error after {written / SAMPLE_RATE:.2f} s: {exc}"
             log.error("%s", self._error)
