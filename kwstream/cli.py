@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--model", default=AUTO_MODEL, help="hub id or local save_pretrained directory (default: auto)")
     pipeline.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"], help="where the model runs")
     pipeline.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    pipeline.add_argument("--int8", action="store_true", help="quantise the model's linear layers to int8 (CPU; faster)")
     pipeline.add_argument("--threshold", type=_unit_interval, default=DetectorSettings.threshold, help="default keyword threshold in [0, 1]")
     pipeline.add_argument("--window-ms", type=_positive_ms, default=int(SpotterSettings.window_s * 1000), help="encoder window length")
     pipeline.add_argument("--hop-ms", type=_positive_ms, default=int(SpotterSettings.hop_s * 1000), help="step between windows")
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=3, help="runs per stream; medians are reported")
     bench.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"])
     bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    bench.add_argument("--int8", action="store_true", help="quantise the model's linear layers to int8")
     bench.add_argument("--window-ms", type=_positive_ms, default=int(SpotterSettings.window_s * 1000))
     bench.add_argument("--hop-ms", type=_positive_ms, default=int(SpotterSettings.hop_s * 1000))
     bench.add_argument("--json", action="store_true", help="results as one JSON object")
@@ -104,7 +106,7 @@ def parse_keywords(spec: str) -> list[Keyword]:
 def _settings(args: argparse.Namespace) -> SpotterSettings:
     try:
         return SpotterSettings(
-            encoder=EncoderSettings(model=args.model, device=args.device, threads=args.threads),
+            encoder=EncoderSettings(model=args.model, device=args.device, threads=args.threads, int8=args.int8),
             vad=VadSettings(enabled=not args.no_vad, aggressiveness=args.vad_aggressiveness),
             detector=DetectorSettings(threshold=args.threshold),
             window_s=args.window_ms / 1000,
@@ -279,7 +281,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         task = progress.add_task("benchmarking", total=2 * args.repeats)
         results = bench(encoder, keywords, settings, args.seconds, args.repeats, lambda: progress.advance(task))
     about = {"model": encoder.name, "parameters_m": round(encoder.parameters / 1e6, 2), "device": args.device,
-             "threads": args.threads, "keywords": keywords, "window_s": settings.window_s, "hop_s": settings.hop_s}
+             "threads": args.threads, "int8": args.int8, "keywords": keywords, "window_s": settings.window_s, "hop_s": settings.hop_s}
     if args.json:
         print(json.dumps({**about, "results": [asdict(r) for r in results]}))
         return 0

@@ -37,6 +37,8 @@ class EncoderSettings:
     """``cpu``, ``cuda`` or ``mps``."""
     threads: int | None = None
     """Torch intra-op threads; None keeps torch's default (all cores)."""
+    int8: bool = False
+    """Dynamic int8 quantisation of the linear layers (CPU only): faster, scores change slightly."""
 
 
 def quiet_transformers() -> None:
@@ -118,6 +120,18 @@ def _torch_device(name: str):
     return torch.device(name)
 
 
+def _quantize_linear_layers(model, device):
+    import warnings
+
+    import torch
+
+    if device.type != "cpu":
+        raise ModelLoadError("int8 quantisation runs on the CPU only; drop --int8 or use --device cpu")
+    with warnings.catch_warnings():  # torch points to torchao for new code; this path is still supported
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 class CtcEncoder:
     """A wav2vec2 CTC model: 16 kHz float32 audio in, (frames, vocab) log-probabilities out."""
 
@@ -147,7 +161,11 @@ class CtcEncoder:
             self.normalize = bool(getattr(extractor, "do_normalize", True))
         except (OSError, ValueError):
             self.normalize = True
-        self._model = model.to(self.device).eval()
+        self.parameters = sum(p.numel() for p in model.parameters())
+        model = model.eval()
+        if settings.int8:
+            model = _quantize_linear_layers(model, self.device)
+        self._model = model.to(self.device)
         vocab = tokenizer.get_vocab()
         size = model.config.vocab_size
         self.tokens: list[str] = [""] * size
@@ -158,7 +176,6 @@ class CtcEncoder:
         delimiter = getattr(tokenizer, "word_delimiter_token", None) or "|"
         self.delimiter_id = vocab.get(delimiter)
         self.samples_per_frame = math.prod(model.config.conv_stride)
-        self.parameters = sum(p.numel() for p in model.parameters())
 
     def log_probs(self, audio: np.ndarray) -> np.ndarray:
         """Per-frame log-probabilities, shape (frames, vocab), one frame per ``samples_per_frame``."""
