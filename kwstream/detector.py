@@ -1,7 +1,7 @@
 """Threshold, smoothing and refractory logic: one detection per spoken keyword.
 
-Per keyword, the scores of the last few windows of the current speech span are averaged, so a
-single-window spike does not fire; when the average crosses the keyword's threshold the detection
+Per keyword, the scores of the last few windows of the current speech span are averaged, and
+nothing fires before there are that many, so a single-window spike does not fire; when the average crosses the keyword's threshold the detection
 takes the start and end of the current window's alignment. A keyword does not fire again for an
 occurrence that starts before the end of the last one plus the refractory period.
 """
@@ -87,9 +87,11 @@ class Detector:
         for s in scores:
             history = self._history[s.keyword]
             history.append(s.score)
+            if len(history) < history.maxlen or s.score <= 0.0:
+                continue  # not enough windows yet to smooth; a zero score has no alignment to report
             smoothed = sum(history) / len(history)
-            if s.score <= 0.0 or smoothed < self.thresholds[s.keyword]:
-                continue  # a zero score has no alignment to report
+            if smoothed < self.thresholds[s.keyword]:
+                continue
             last_end = self._last_end.get(s.keyword)
             if last_end is not None and s.start < last_end + self.settings.refractory_s:
                 continue

@@ -32,12 +32,20 @@ class VadSettings:
     """Audio kept before the first voiced frame."""
     hangover_ms: int = 400
     """Unvoiced time after which a span closes (also kept after the last voiced frame)."""
+    warmup_ms: int = 150
+    """Start of the stream where webrtcvad, still adapting to the noise floor, is not trusted."""
+    min_speech_dbfs: float = -55.0
+    """Frames quieter than this (RMS) are never speech, whatever webrtcvad says."""
 
     def __post_init__(self) -> None:
         if self.aggressiveness not in (0, 1, 2, 3):
             raise ValueError(f"VAD aggressiveness must be 0-3, got {self.aggressiveness}")
         if self.frame_ms not in (10, 20, 30):
             raise ValueError(f"VAD frame must be 10, 20 or 30 ms, got {self.frame_ms}")
+        if not 1 <= self.trigger_frames <= self.trigger_window_frames:
+            raise ValueError("need 1 <= trigger_frames <= trigger_window_frames")
+        if min(self.preroll_ms, self.hangover_ms, self.warmup_ms) < 0:
+            raise ValueError("pre-roll, hangover and warm-up must not be negative")
 
 
 @dataclass(frozen=True)
@@ -61,11 +69,13 @@ class VadGate:
         self._frame = SAMPLE_RATE * settings.frame_ms // 1000
         self._preroll = SAMPLE_RATE * settings.preroll_ms // 1000
         self._hangover_frames = max(1, settings.hangover_ms // settings.frame_ms)
-        self._vad = webrtcvad.Vad(settings.aggressiveness)
+        self._warmup_samples = SAMPLE_RATE * settings.warmup_ms // 1000
+        self._min_rms = 10 ** (settings.min_speech_dbfs / 20)
         self.reset()
 
     def reset(self) -> None:
-        """Forget all audio seen so far."""
+        """Forget all audio seen so far (webrtcvad's adaptive state included)."""
+        self._vad = webrtcvad.Vad(self.settings.aggressiveness)
         self._pending = np.zeros(0, dtype=np.float32)
         self._position = 0  # absolute index of the first pending sample
         self._recent: deque[bool] = deque(maxlen=self.settings.trigger_window_frames)
@@ -90,15 +100,19 @@ class VadGate:
         events = []
         data = np.concatenate((self._pending, samples)) if len(self._pending) else samples
         n_frames = len(data) // self._frame
-        pcm = (np.clip(data[: n_frames * self._frame], -1.0, 1.0) * 32767).astype("<i2")
+        frames = data[: n_frames * self._frame].reshape(n_frames, self._frame)
+        loud = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1)) >= self._min_rms
+        pcm = (np.clip(frames, -1.0, 1.0) * 32767).astype("<i2")
         for i in range(n_frames):
             frame_start = self._position + i * self._frame
-            frame = pcm[i * self._frame : (i + 1) * self._frame]
-            voiced = self._vad.is_speech(frame.tobytes(), SAMPLE_RATE)
+            # webrtcvad must see every frame to adapt, even those whose answer we overrule
+            voiced = self._vad.is_speech(pcm[i].tobytes(), SAMPLE_RATE)
+            voiced = voiced and bool(loud[i]) and frame_start >= self._warmup_samples
             self._recent.append(voiced)
             if not self._in_speech:
                 if sum(self._recent) >= self.settings.trigger_frames:
-                    onset = frame_start - (len(self._recent) - 1) * self._frame
+                    first_voiced = list(self._recent).index(True)
+                    onset = frame_start - (len(self._recent) - 1 - first_voiced) * self._frame
                     start = max(self._last_end, onset - self._preroll, 0)
                     events.append(SpeechStart(start))
                     self._in_speech = True

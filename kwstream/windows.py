@@ -70,4 +70,5 @@ class Windower:
         """The earliest sample a future window may need, or None when no span is open."""
         if self._span_start is None:
             return None
-        return max(self._span_start, self._next_stop - self.window_samples)
+        # the last window of the span ends past what is covered, so it starts after this
+        return max(self._span_start, self._covered_to - self.window_samples + 1)

@@ -49,11 +49,12 @@ def window(end_s: float, score: float, span: int = 0, start: float | None = None
 
 def test_replay_applies_the_live_detector_logic():
     settings = DetectorSettings(smoothing_windows=2, refractory_s=0.3)
-    windows = [window(1.0, 0.2), window(1.25, 0.9, start=0.5), window(1.5, 0.9, start=0.5), window(4.0, 0.95, span=1, start=3.5)]
-    # smoothed: 0.2, 0.55, 0.9 | new span: 0.95
-    assert [d.detected_at for d in replay(windows, "stop", 0.5, settings)] == [1.25, 4.0]
-    assert [d.detected_at for d in replay(windows, "stop", 0.6, settings)] == [1.5, 4.0]
-    assert [d.detected_at for d in replay(windows, "stop", 0.92, settings)] == [4.0]
+    windows = [window(1.0, 0.2), window(1.25, 0.9, start=0.5), window(1.5, 0.9, start=0.5),
+               window(4.0, 0.95, span=1, start=3.5), window(4.25, 0.95, span=1, start=3.5)]
+    # smoothed: (one window only), 0.55, 0.9 (same occurrence) | new span: (one window only), 0.95
+    assert [d.detected_at for d in replay(windows, "stop", 0.5, settings)] == [1.25, 4.25]
+    assert [d.detected_at for d in replay(windows, "stop", 0.6, settings)] == [1.5, 4.25]
+    assert [d.detected_at for d in replay(windows, "stop", 0.92, settings)] == [4.25]
 
 
 def test_det_sweep_points_and_target_threshold():

@@ -21,6 +21,7 @@ class RingBuffer:
         self._buffer = np.zeros(capacity, dtype=np.float32)
         self._capacity = capacity
         self._write_index = 0
+        self._reserved = 0  # end of the write in progress: its samples may be half-copied
         self._released = 0
         self._overrun_samples = 0
         self._closed = False
@@ -63,6 +64,8 @@ class RingBuffer:
                 )
                 if self._closed:
                     return
+        with self._cond:
+            self._reserved = self._write_index + n  # announce the overwrite before doing it
         start = self._write_index % self._capacity
         first = min(n, self._capacity - start)
         self._buffer[start : start + first] = samples[:first]
@@ -84,7 +87,7 @@ class RingBuffer:
         """
         if stop > self._write_index:
             raise ValueError(f"sample {stop} not written yet (write index {self._write_index})")
-        start = max(start, self.oldest_index)
+        start = max(start, self._reserved - self._capacity)
         if stop <= start:
             return start, np.zeros(0, dtype=np.float32)
         first = start % self._capacity
@@ -93,8 +96,8 @@ class RingBuffer:
             out = self._buffer[first:end].copy()
         else:
             out = np.concatenate((self._buffer[first:], self._buffer[: end - self._capacity]))
-        # The writer may have overwritten the head of what we copied while we copied it.
-        valid_from = max(start, self.oldest_index)
+        # A write announced before or during our copy may have overwritten its head.
+        valid_from = max(start, self._reserved - self._capacity)
         return valid_from, out[valid_from - start :]
 
     def release(self, upto: int) -> None:

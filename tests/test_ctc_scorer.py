@@ -1,0 +1,228 @@
+"""CtcKeywordScorer on hand-built emission matrices with known best alignments.
+
+Frames are written as strings: '_' is the blank (<pad>, id 0), ' ' the word delimiter ('|', id 4),
+letters their character tokens. Each frame gives its token probability P and spreads the rest
+evenly over the other 31 tokens, so a frame costs 0 when the path takes its token and exactly
+C = log(q / P) otherwise. The score is exp(total cost / (letters + 2 boundaries)).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from kwstream.errors import KeywordError
+from kwstream.keywords.ctc import CtcKeywordScorer
+from kwstream.random_model import ENGLISH_CTC_TOKENS
+
+TOKENS = ENGLISH_CTC_TOKENS
+V = len(TOKENS)
+BLANK, DELIMITER = 0, 4
+P = 0.9
+Q = (1 - P) / (V - 1)
+C = math.log(Q / P)  # cost of one frame whose best token is not the path's token
+PAD = "_" * 6
+
+
+def test_vocabulary_layout():
+    assert V == 32
+    assert TOKENS[BLANK] == "<pad>" and TOKENS[DELIMITER] == "|"
+
+
+def token_id(ch: str) -> int:
+    if ch == "_":
+        return BLANK
+    if ch in " |":
+        return DELIMITER
+    return TOKENS.index(ch.upper())
+
+
+def emissions(frames: str, p: float = P) -> np.ndarray:
+    log_probs = np.full((len(frames), V), math.log((1 - p) / (V - 1)))
+    for t, ch in enumerate(frames):
+        log_probs[t, token_id(ch)] = math.log(p)
+    return log_probs
+
+
+def score(keyword: str, frames: str | np.ndarray, **kwargs):
+    scorer = CtcKeywordScorer([keyword], TOKENS, BLANK, DELIMITER, **kwargs)
+    log_probs = emissions(frames) if isinstance(frames, str) else frames
+    return scorer.score(log_probs)[0]
+
+
+@pytest.mark.parametrize("frames", [PAD + "S_T_O_P" + PAD, PAD + "STOP" + PAD, PAD + "SSTT_OOO_PP" + PAD])
+def test_lone_keyword_scores_one_and_aligns_to_its_letters(frames):
+    match = score("stop", frames)
+    assert match.score == pytest.approx(1.0, abs=1e-9)
+    assert match.start_frame == frames.index("S")
+    assert match.end_frame == frames.rindex("P") + 1
+
+
+def test_keyword_with_a_shorter_pause_than_pause_frames_needs_a_boundary_elsewhere():
+    # 5 blanks are a pause with the default pause_frames=5; with pause_frames=7 the same audio
+    # must pay for a boundary: one delimiter on a blank frame on each side.
+    frames = "_____S_T_O_P_____"
+    assert score("stop", frames).score == pytest.approx(1.0)
+    assert score("stop", frames, pause_frames=7).score == pytest.approx(math.exp(2 * C / 6))
+
+
+def test_prefix_of_a_longer_word_is_not_a_match():
+    frames = PAD + "S_T_O_P_P_E_D" + PAD
+    stopped = score("stopped", frames)
+    stop = score("stop", frames)
+    assert stopped.score == pytest.approx(1.0)
+    # Best "stop": its end boundary (a delimiter) must take one frame the model calls blank.
+    assert stop.score == pytest.approx(math.exp(C / 6))
+    assert stop.score < 0.5
+    assert stop.score < stopped.score - 0.4
+
+
+def test_longer_word_inside_a_shorter_one_scores_low():
+    frames = PAD + "S_T_O_P" + "_" * 12
+    # P, blank, P, E, D: the second P, E and D each sit on a blank frame: 3 wrong of 9 tokens.
+    assert score("stopped", frames).score == pytest.approx(math.exp(3 * C / 9))
+
+
+def test_keyword_followed_by_a_delimiter_is_found():
+    frames = PAD + "S_T_O_P_ T_H_E" + PAD
+    match = score("stop", frames)
+    assert match.score == pytest.approx(1.0)
+    assert match.start_frame == frames.index("S")
+    assert match.end_frame == frames.index("P") + 1
+
+
+def test_keyword_after_a_delimiter_is_found():
+    frames = PAD + "T_H_E S_T_O_P" + PAD
+    match = score("stop", frames)
+    assert match.score == pytest.approx(1.0)
+    assert match.start_frame == frames.index("S")
+
+
+def test_keyword_between_delimiters_fits_a_window_exactly():
+    assert score("stop", " STOP ").score == pytest.approx(1.0)
+    assert score("stop", "|S_T_O_P|").score == pytest.approx(1.0)
+
+
+def test_repeated_letters_need_a_blank_between_them():
+    assert score("hello", PAD + "H_E_L_L_O" + PAD).score == pytest.approx(1.0)
+    assert score("hello", PAD + "HEL_LO" + PAD).score == pytest.approx(1.0)
+    # One L (or two Ls merged without a blank): the second L and the O, or the blank between
+    # the Ls, must take frames the model gives to something else: 2 wrong of 7 tokens.
+    assert score("hello", PAD + "H_E_L_O" + PAD).score == pytest.approx(math.exp(2 * C / 7))
+    assert score("hello", PAD + "H_E_LL_O" + PAD).score == pytest.approx(math.exp(2 * C / 7))
+    assert score("hello", PAD + "H_E_L_O" + PAD).score < 0.3
+
+
+def test_multi_word_keyword_matches_across_the_delimiter():
+    frames = PAD + "H_E_Y C_O_M_P_U_T_E_R" + PAD
+    match = score("hey computer", frames)
+    assert match.score == pytest.approx(1.0)
+    assert match.start_frame == frames.index("H")
+    assert match.end_frame == frames.index("R") + 1
+    assert match.start_frame < frames.index(" ") < match.end_frame
+    assert score("computer", frames).score == pytest.approx(1.0)
+    assert score("hey", frames).score == pytest.approx(1.0)
+
+
+def test_multi_word_keyword_without_its_delimiter_pays_for_it():
+    frames = PAD + "H_E_Y_C_O_M_P_U_T_E_R" + PAD
+    assert score("hey computer", frames).score == pytest.approx(math.exp(C / 14))
+
+
+def test_keyword_in_silence_scores_near_zero():
+    silence = "_" * 40
+    assert score("stop", silence).score == pytest.approx(math.exp(4 * C / 6))  # 4 letters wrong
+    assert score("hey computer", silence).score == pytest.approx(math.exp(12 * C / 14))
+    assert score("stop", silence).score < 0.05
+
+
+def test_window_too_short_for_the_keyword_scores_zero():
+    for frames in ["", "_", "___", "STOP", "_STOP", "_____"]:
+        match = score("stop", frames)
+        assert (match.score, match.start_frame, match.end_frame) == (0.0, 0, 0), frames
+    # Six frames are just enough: boundary, four letters, boundary; here every one is wrong.
+    assert score("stop", "______").score == pytest.approx(math.exp(6 * C / 6))
+
+
+def test_scores_compare_across_keyword_lengths():
+    short = PAD + "S_T_O_P" + PAD
+    long = PAD + "C_O_M_P_U_T_E_R" + PAD
+    assert score("stop", short).score == pytest.approx(1.0)
+    assert score("computer", long).score == pytest.approx(1.0)
+    # One wrong letter costs C spread over the keyword's tokens (letters + 2 boundaries).
+    assert score("stop", PAD + "S_K_O_P" + PAD).score == pytest.approx(math.exp(C / 6))
+    assert score("computer", PAD + "C_O_N_P_U_T_E_R" + PAD).score == pytest.approx(math.exp(C / 10))
+    assert score("computer", PAD + "C_O_N_P_U_T_A_R" + PAD).score == pytest.approx(math.exp(2 * C / 10))
+
+
+def test_cost_is_the_log_ratio_to_the_frame_favourite():
+    frames = PAD + "S_T_O_P" + PAD
+    log_probs = emissions(frames)
+    o = frames.index("O")
+    row = np.full(V, 0.1 / (V - 2))
+    row[token_id("A")], row[token_id("O")] = 0.6, 0.3
+    log_probs[o] = np.log(row)
+    match = score("stop", log_probs)
+    assert match.score == pytest.approx(0.5 ** (1 / 6))  # O at half the favourite's probability
+    assert (match.start_frame, match.end_frame) == (frames.index("S"), frames.index("P") + 1)
+
+
+def test_scoring_several_keywords_equals_scoring_each_alone():
+    keywords = ["stop", "hello", "stopped", "hey computer", "computer", "go"]
+    frames = PAD + "S_T_O_P_ H_E_L_O C_O_M_P_U_T_E_R" + "_" * 12
+    log_probs = emissions(frames)
+    together = CtcKeywordScorer(keywords, TOKENS, BLANK, DELIMITER).score(log_probs)
+    alone = [CtcKeywordScorer([k], TOKENS, BLANK, DELIMITER).score(log_probs)[0] for k in keywords]
+    assert together == alone
+    assert together[0].score == pytest.approx(1.0)
+    assert together[4].score == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("spelling", ["STOP", "Stop", "sToP", "  stop  "])
+def test_case_and_outer_space_do_not_matter(spelling):
+    frames = PAD + "S_T_O_P_ H_E_Y" + PAD
+    assert score(spelling, frames) == score("stop", frames)
+
+
+def test_inner_white_space_collapses():
+    frames = PAD + "H_E_Y C_O_M_P_U_T_E_R" + PAD
+    assert score("hey \t  COMPUTER", frames) == score("hey computer", frames)
+
+
+def test_apostrophe_is_spellable():
+    assert score("don't", PAD + "D_O_N_'_T" + PAD).score == pytest.approx(1.0)
+
+
+def test_unspellable_characters_raise_naming_them():
+    with pytest.raises(KeywordError) as err:
+        CtcKeywordScorer(["café"], TOKENS, BLANK, DELIMITER)
+    assert "é" in str(err.value).lower()
+    with pytest.raises(KeywordError) as err:
+        CtcKeywordScorer(["stop", "x2"], TOKENS, BLANK, DELIMITER)
+    assert "'2'" in str(err.value)
+    assert "x2" in str(err.value)
+
+
+def test_delimiter_character_in_a_keyword_is_not_spellable():
+    with pytest.raises(KeywordError):
+        CtcKeywordScorer(["hey|you"], TOKENS, BLANK, DELIMITER)
+
+
+@pytest.mark.parametrize("keyword", ["", "   ", "\t\n"])
+def test_empty_keyword_raises(keyword):
+    with pytest.raises(KeywordError):
+        CtcKeywordScorer([keyword], TOKENS, BLANK, DELIMITER)
+
+
+def test_no_keywords_raises():
+    with pytest.raises(KeywordError):
+        CtcKeywordScorer([], TOKENS, BLANK, DELIMITER)
+
+
+def test_without_a_delimiter_single_words_use_pauses_and_phrases_raise():
+    scorer = CtcKeywordScorer(["stop"], TOKENS, BLANK, None)
+    assert scorer.score(emissions(PAD + "S_T_O_P" + PAD))[0].score == pytest.approx(1.0)
+    with pytest.raises(KeywordError):
+        CtcKeywordScorer(["hey computer"], TOKENS, BLANK, None)
