@@ -233,9 +233,7 @@ class Spotter:
                 available = self._ring.write_index
                 end_of_stream = self._ring.closed and available == self._ring.write_index
                 if available > cursor:
-                    first, audio = self._ring.read(cursor, available)
-                    if first > cursor:  # overrun: the lost audio is gone; keep sample indices true
-                        audio = np.concatenate((np.zeros(first - cursor, np.float32), audio))
+                    audio = self._read(cursor, available)
                     events = vad.push(audio)
                     cursor = available
                     if self.on_event is not None:
@@ -265,13 +263,16 @@ class Spotter:
         finally:
             self._callbacks.put(_END)
 
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) from the ring; audio lost to an overrun reads as silence, so that
+        sample indices stay true."""
+        first, audio = self._ring.read(start, stop)
+        return audio if first == start else np.concatenate((np.zeros(first - start, np.float32), audio))
+
     def _process(self, window: Window) -> None:
         t0 = time.perf_counter()
         try:
-            first, audio = self._ring.read(window.start_sample, window.stop_sample)
-            if first > window.start_sample:
-                audio = np.concatenate((np.zeros(first - window.start_sample, np.float32), audio))
-            log_probs = self.encoder.log_probs(audio)
+            log_probs = self.encoder.log_probs(self._read(window.start_sample, window.stop_sample))
             matches = self._scorer.score(log_probs)
         except Exception as exc:  # one bad window must not end a long-running listener
             self.stats.window_errors += 1
