@@ -147,10 +147,16 @@ class CtcEncoder:
         self.name = source
         try:
             model, info = AutoModelForCTC.from_pretrained(source, local_files_only=local_only, output_loading_info=True)
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
         except (OSError, ValueError, KeyError) as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(f"cannot load model {settings.model!r}: {first_line}") from None
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ModelLoadError(
+                f"cannot load model {settings.model!r}: it has no usable tokenizer (vocab.json and tokenizer_config.json), "
+                "which typed keywords need to be spelled"
+            ) from None
         if any(key.startswith("lm_head") for key in info.get("missing_keys", [])):
             raise ModelLoadError(
                 f"model {settings.model!r} has no trained CTC head (a pretrained-only checkpoint?); "
