@@ -209,6 +209,7 @@ def plot_det(reports: Sequence[KeywordReport], path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # distinct colours for up to 20 keywords
     for r in reports:
         ax.plot(r.det_false_alarms_per_hour, r.det_miss_rate, marker=".", markersize=3, label=r.keyword)
         if r.labels:
@@ -221,7 +222,7 @@ def plot_det(reports: Sequence[KeywordReport], path: str | Path) -> None:
     ax.set_xlim(left=0)
     ax.set_title("DET curve (+ = chosen threshold)")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small", ncol=2 if len(reports) > 7 else 1)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
