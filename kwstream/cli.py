@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"], help="where the model runs")
     pipeline.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     pipeline.add_argument("--int8", action="store_true", help="quantise the model's linear layers to int8 (CPU; faster)")
-    pipeline.add_argument("--threshold", type=_unit_interval, default=DetectorSettings.threshold, help="default keyword threshold in [0, 1]")
+    pipeline.add_argument("--threshold", type=_unit_interval,
+                          help="threshold in [0, 1] for every keyword (default: the model's calibrated one by keyword length, else 0.5)")
     pipeline.add_argument("--window-ms", type=_positive_ms, default=int(SpotterSettings.window_s * 1000), help="encoder window length")
     pipeline.add_argument("--hop-ms", type=_positive_ms, default=int(SpotterSettings.hop_s * 1000), help="step between windows")
     pipeline.add_argument("--vad-aggressiveness", type=int, choices=[0, 1, 2, 3], default=VadSettings.aggressiveness, help="0 keeps most audio, 3 drops most non-speech")
@@ -69,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--input-device", metavar="DEV", help="input device index or name (see `kwstream devices`)")
     listen.add_argument("--fast", action="store_true", help="with --file: run as fast as possible, not in real time")
     listen.add_argument("--json", action="store_true", help="one JSON object per detection on stdout")
+    listen.add_argument(
+        "--dashboard", action="store_true",
+        help="live full-screen view: levels, VAD, scores, detections; keys q p tab + - (needs a terminal)",
+    )
 
     commands.add_parser("devices", parents=[common], help="list audio input devices")
 
@@ -78,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--plot", metavar="PNG", help="write DET curves here")
     evaluate.add_argument("--json", action="store_true", help="the full report as one JSON object")
     evaluate.add_argument("--suggest", action="store_true", help="print --keywords with the thresholds that give 0.5 false alarms per hour")
+    evaluate.add_argument("--calibrate", metavar="JSON", help="write per-length default thresholds (a model's kwstream.json) from this run")
     evaluate.add_argument("files", nargs="+", metavar="FILE", help="recordings; files without label rows are keyword-free")
 
     bench = commands.add_parser("bench", parents=[common], help="measure CPU cost per second of speech and silence")
@@ -159,6 +165,18 @@ def cmd_listen(args: argparse.Namespace) -> int:
     keywords = parse_keywords(args.keywords)
     settings = _settings(args)
     source = _source(args)
+    if args.dashboard:
+        from kwstream.tui import DashboardState, dashboard_unavailable, run_dashboard
+
+        if args.json:
+            raise KwstreamError("--dashboard and --json cannot be combined: choose the live view or JSON lines")
+        reason = dashboard_unavailable(len(keywords))
+        if reason is None:
+            state = DashboardState([k.text for k in keywords])
+            spotter = Spotter(keywords, source=source, settings=settings, on_event=state.apply)
+            spotter.start()
+            return run_dashboard(spotter, source, state)
+        print(f"kwstream: no dashboard: {reason}; printing detections line by line", file=sys.stderr, flush=True)
     emit = detection_json if args.json else format_detection
 
     def on_detect(d: Detection) -> None:
@@ -208,6 +226,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
+    from kwstream.calibration import default_thresholds, fit_calibration
     from kwstream.encoder import CtcEncoder
     from kwstream.evaluation import TARGET_FALSE_ALARMS_PER_HOUR, evaluate, negative_hours, plot_det, read_labels, record_stream
 
@@ -225,7 +244,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"kwstream: labels of streams not given as files are ignored: {', '.join(unknown)}", file=sys.stderr)
     encoder = CtcEncoder(settings.encoder)
     texts = [k.text for k in keywords]
-    thresholds = {k.text: settings.detector.threshold if k.threshold is None else k.threshold for k in keywords}
+    chosen = settings.detector.threshold
+    defaults = default_thresholds(texts, encoder.calibration)
+    thresholds = {k.text: k.threshold if k.threshold is not None else chosen if chosen is not None else defaults[k.text]
+                  for k in keywords}
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("listening", total=len(paths))
@@ -237,6 +259,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         reports = evaluate(records, labels, thresholds, settings.detector, lambda: progress.advance(sweep))
     if args.plot:
         plot_det(reports, args.plot)
+    if args.calibrate:
+        fit_calibration({r.keyword: r.threshold_at_target for r in reports}, TARGET_FALSE_ALARMS_PER_HOUR,
+                        f"{len(paths)} recordings, labels {args.labels}").save(args.calibrate)
     suggestion = ",".join(f"{r.keyword}:{r.threshold_at_target:.2f}" for r in reports if r.threshold_at_target is not None)
     hours = negative_hours(records, labels)
     audio_s = sum(r.duration_s for r in records)
@@ -272,7 +297,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.seconds <= 0 or args.repeats < 1:
         raise KwstreamError("--seconds must be positive and --repeats at least 1")
     args.model = random_model(args.random) if args.random else args.model
-    args.no_vad, args.vad_aggressiveness, args.threshold = False, VadSettings.aggressiveness, DetectorSettings.threshold
+    args.no_vad, args.vad_aggressiveness, args.threshold = False, VadSettings.aggressiveness, None
     settings = _settings(args)
     keywords = [k.text for k in parse_keywords(args.keywords)]
     encoder = CtcEncoder(settings.encoder)
