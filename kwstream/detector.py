@@ -15,15 +15,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    threshold: float = 0.5
-    """Score in [0, 1] at which a keyword fires, unless the keyword sets its own."""
+    threshold: float | None = None
+    """Score in [0, 1] at which every keyword fires unless it sets its own; None takes the model's
+    calibrated threshold for the keyword's length (see calibration.py)."""
     smoothing_windows: int = 2
     """How many consecutive windows of a speech span are averaged (1 = no smoothing)."""
     refractory_s: float = 0.3
     """Quiet time after a keyword's end before the same keyword may fire again."""
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
         if self.smoothing_windows < 1:
             raise ValueError("smoothing_windows must be at least 1")

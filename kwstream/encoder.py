@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from kwstream.calibration import load_calibration
 from kwstream.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,7 @@ class CtcEncoder:
         self.blank_id = int(model.config.pad_token_id if model.config.pad_token_id is not None else tokenizer.pad_token_id)
         delimiter = getattr(tokenizer, "word_delimiter_token", None) or "|"
         self.delimiter_id = vocab.get(delimiter)
+        self.calibration = load_calibration(source) if Path(source).is_dir() else None
         self.samples_per_frame = math.prod(model.config.conv_stride)
 
     def log_probs(self, audio: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 
 from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import SAMPLE_RATE, AudioSource, Microphone
+from kwstream.calibration import default_thresholds
 from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
 from kwstream.encoder import CtcEncoder, EncoderSettings
 from kwstream.errors import KeywordError
@@ -150,8 +151,12 @@ class Spotter:
             self.encoder.delimiter_id,
             pause_frames=max(1, round(self.settings.pause_ms / 1000 / frame_s)),
         )
-        default = self.settings.detector.threshold
-        self.thresholds = {k.text: default if k.threshold is None else k.threshold for k in parsed}
+        chosen = self.settings.detector.threshold
+        defaults = default_thresholds(texts, self.encoder.calibration)
+        self.thresholds = {
+            k.text: k.threshold if k.threshold is not None else chosen if chosen is not None else defaults[k.text]
+            for k in parsed
+        }
         self.source = source if source is not None else Microphone()
         self.on_detect = on_detect
         self.on_event = on_event

@@ -1,0 +1,50 @@
+"""Per-model default thresholds by keyword length: fitting, lookup, and who wins over whom."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from kwstream import CtcEncoder, DetectorSettings, EncoderSettings, Keyword, Spotter, SpotterSettings
+from kwstream.calibration import (
+    CALIBRATION_FILE, FALLBACK_THRESHOLD, UNREACHABLE_THRESHOLD, Calibration, fit_calibration, load_calibration,
+)
+
+
+def test_fit_takes_the_median_per_length_and_marks_unreachable_lengths():
+    c = fit_calibration({"one": 0.9, "two": 0.8, "six": 0.7, "stop": 0.6, "lights": None}, 0.5, "test")
+    assert c.thresholds_by_letters == {3: 0.8, 4: 0.6, 6: UNREACHABLE_THRESHOLD}
+    assert c.target_false_alarms_per_hour == 0.5
+
+
+def test_lookup_uses_the_nearest_measured_length():
+    c = Calibration({3: 0.8, 5: 0.6, 8: 0.4}, 0.5, "test")
+    assert c.threshold_for("hey") == 0.8
+    assert c.threshold_for("stop") == 0.6  # 4 letters: 3 and 5 are as near; the longer wins
+    assert c.threshold_for("hey computer") == 0.4  # 11 letters, the space not counted
+    assert c.threshold_for("go") == 0.8
+
+
+def test_save_and_load_round_trip(tmp_path):
+    c = Calibration({3: 0.8, 6: 0.55}, 0.5, "streams")
+    c.save(tmp_path / CALIBRATION_FILE)
+    assert load_calibration(tmp_path) == c
+    assert load_calibration(tmp_path / "elsewhere") is None
+
+
+def test_spotter_thresholds_keyword_then_global_then_model_then_fallback(tiny_model, tmp_path):
+    plain = CtcEncoder(EncoderSettings(model=str(tiny_model)))
+    assert Spotter(["stop"], encoder=plain).thresholds == {"stop": FALLBACK_THRESHOLD}
+    calibrated_dir = shutil.copytree(tiny_model, tmp_path / "calibrated")
+    Calibration({3: 0.8, 4: 0.7}, 0.5, "test").save(calibrated_dir / CALIBRATION_FILE)
+    calibrated = CtcEncoder(EncoderSettings(model=str(calibrated_dir)))
+    assert Spotter(["hey", "stop"], encoder=calibrated).thresholds == {"hey": 0.8, "stop": 0.7}
+    everyone = SpotterSettings(detector=DetectorSettings(threshold=0.3))
+    spotter = Spotter([Keyword("hey"), Keyword("stop", 0.9)], encoder=calibrated, settings=everyone)
+    assert spotter.thresholds == {"hey": 0.3, "stop": 0.9}
+
+
+def test_invalid_global_threshold_is_refused():
+    with pytest.raises(ValueError):
+        DetectorSettings(threshold=1.5)
