@@ -19,6 +19,7 @@ from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin,
 from kwstream.detector import Detection, DetectorSettings
 from kwstream.encoder import AUTO_MODEL, EncoderSettings
 from kwstream.errors import KwstreamError
+from kwstream.events import Level, ScoredWindow, VoiceActivity
 from kwstream.spotter import Keyword, Spotter, SpotterSettings, SpotterStats
 from kwstream.vad import VadSettings
 
@@ -70,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--input-device", metavar="DEV", help="input device index or name (see `kwstream devices`)")
     listen.add_argument("--fast", action="store_true", help="with --file: run as fast as possible, not in real time")
     listen.add_argument("--json", action="store_true", help="one JSON object per detection on stdout")
+    listen.add_argument("--events", action="store_true",
+                        help="with --json: also every level (50 ms), voice on/off and scored window, each with a type")
     listen.add_argument(
         "--dashboard", action="store_true",
         help="live full-screen view: levels, VAD, scores, detections; keys q p tab + - (needs a terminal)",
@@ -140,10 +143,25 @@ def format_detection(d: Detection) -> str:
     )
 
 
-def detection_json(d: Detection) -> str:
-    record = asdict(d)
-    record["latency"] = d.latency
-    return json.dumps({k: round(v, 4) if isinstance(v, float) and k != "wall_time" else v for k, v in record.items()})
+EVENT_TYPES = {Detection: "detection", Level: "level", VoiceActivity: "voice", ScoredWindow: "window"}
+
+
+def _rounded(value: object, key: str = "") -> object:
+    if isinstance(value, float) and key != "wall_time":
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def event_json(event: object) -> str:
+    """One JSON line for a Detection or any other spotter event, with its ``type``."""
+    record = {"type": EVENT_TYPES[type(event)], **asdict(event)}
+    if isinstance(event, Detection):
+        record["latency"] = event.latency
+    return json.dumps(_rounded(record))
 
 
 def _summary(stats: SpotterStats) -> str:
@@ -177,16 +195,21 @@ def cmd_listen(args: argparse.Namespace) -> int:
             spotter.start()
             return run_dashboard(spotter, source, state)
         print(f"kwstream: no dashboard: {reason}; printing detections line by line", file=sys.stderr, flush=True)
-    emit = detection_json if args.json else format_detection
+    if args.events and not args.json:
+        raise KwstreamError("--events needs --json")
+    emit = event_json if args.json else format_detection
 
-    def on_detect(d: Detection) -> None:
+    def output(item: object) -> None:
         try:
-            print(emit(d), flush=True)
+            print(emit(item), flush=True)
         except BrokenPipeError:  # the reader went away (`| head`): stop quietly
             sys.stdout = open(os.devnull, "w")
             source.stop()
 
-    spotter = Spotter(keywords, on_detect, source=source, settings=settings)
+    if args.events:
+        spotter = Spotter(keywords, source=source, settings=settings, on_event=output)
+    else:
+        spotter = Spotter(keywords, output, source=source, settings=settings)
     spotter.start()
     log.info("model %s (%.1f M parameters) on %s", spotter.encoder.name, spotter.encoder.parameters / 1e6, settings.encoder.device)
     print(

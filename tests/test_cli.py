@@ -150,3 +150,23 @@ def test_ctrl_c_stops_cleanly_and_keeps_detections(tiny_model, tmp_path):
     assert "detection(s) in" in stderr.decode()
     for line in rest.decode().splitlines():
         json.loads(line)
+
+
+def test_json_events_stream_everything_in_order(tiny_model, talk):
+    result = kwstream("listen", "--keywords", "stop", "--file", str(talk), "--fast", "--json", "--events",
+                      "--model", str(tiny_model), "--threshold", FIRE)
+    assert result.returncode == 0, result.stderr.decode()
+    records = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    types = [r["type"] for r in records]
+    assert set(types) == {"level", "voice", "window", "detection"}
+    voice = [r["voiced"] for r in records if r["type"] == "voice"]
+    assert voice == [True, False] * (len(voice) // 2) and voice
+    levels = [r["time_s"] for r in records if r["type"] == "level"]
+    assert levels == sorted(levels) and levels[-1] > 5
+    windows = [r for r in records if r["type"] == "window"]
+    assert all(set(w["scores"]) == {"stop"} and len(w["alignments"]["stop"]) == 2 for w in windows)
+
+
+def test_events_need_json(tiny_model, talk):
+    assert_user_error(kwstream("listen", "--keywords", "stop", "--file", str(talk), "--events", "--model", str(tiny_model)),
+                      "--events needs --json")
