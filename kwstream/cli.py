@@ -36,6 +36,13 @@ def _unit_interval(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
 def _positive_ms(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -49,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline = argparse.ArgumentParser(add_help=False)
     pipeline.add_argument("--model", default=AUTO_MODEL, help="hub id or local save_pretrained directory (default: auto)")
     pipeline.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"], help="where the model runs")
-    pipeline.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    pipeline.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     pipeline.add_argument("--int8", action="store_true", help="quantise the model's linear layers to int8 (CPU; faster)")
     pipeline.add_argument("--threshold", type=_unit_interval,
                           help="threshold in [0, 1] for every keyword (default: the model's calibrated one by keyword length, else 0.5)")
@@ -97,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=30.0, help="length of each test stream")
     bench.add_argument("--repeats", type=int, default=3, help="runs per stream; medians are reported")
     bench.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"])
-    bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    bench.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--int8", action="store_true", help="quantise the model's linear layers to int8")
     bench.add_argument("--window-ms", type=_positive_ms, default=int(SpotterSettings.window_s * 1000))
     bench.add_argument("--hop-ms", type=_positive_ms, default=int(SpotterSettings.hop_s * 1000))
@@ -183,6 +190,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
     keywords = parse_keywords(args.keywords)
     settings = _settings(args)
     source = _source(args)
+    if args.events and not args.json:
+        raise KwstreamError("--events needs --json")
     if args.dashboard:
         from kwstream.tui import DashboardState, dashboard_unavailable, run_dashboard
 
@@ -195,8 +204,6 @@ def cmd_listen(args: argparse.Namespace) -> int:
             spotter.start()
             return run_dashboard(spotter, source, state)
         print(f"kwstream: no dashboard: {reason}; printing detections line by line", file=sys.stderr, flush=True)
-    if args.events and not args.json:
-        raise KwstreamError("--events needs --json")
     emit = event_json if args.json else format_detection
 
     def output(item: object) -> None:

@@ -234,3 +234,17 @@ def test_a_worker_slower_than_real_time_loses_audio_loudly(encoder, tmp_path, ca
         assert spotter.wait(timeout=60)
     assert spotter.stats.overrun_samples > 0
     assert "audio lost" in caplog.text
+
+
+def test_stop_returns_even_when_stdin_never_sends_anything(encoder):
+    import os
+    import threading
+
+    read_end, write_end = os.pipe()
+    spotter = Spotter(["stop"], encoder=encoder, source=RawStdin(os.fdopen(read_end, "rb"), realtime=True))
+    spotter.start()
+    stopper = threading.Thread(target=spotter.stop, daemon=True)
+    stopper.start()
+    stopper.join(timeout=15)
+    os.close(write_end)
+    assert not stopper.is_alive(), "stop() hung on a silent pipe"

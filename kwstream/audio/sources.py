@@ -198,6 +198,7 @@ class _ReplaySource:
 
     def start(self, ring: RingBuffer) -> None:
         rate, blocks = self._open()
+        self._ring = ring
         self._thread = threading.Thread(target=self._run, args=(ring, rate, blocks), name="kwstream-replay", daemon=True)
         self._thread.start()
 
@@ -229,8 +230,11 @@ class _ReplaySource:
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        if self._thread is not None:
+            # the reader may be blocked in a read that never returns (a silent pipe): end the stream anyway
+            self._ring.close()
+            if self._thread is not threading.current_thread():
+                self._thread.join(timeout=5)
 
 
 class AudioFile(_ReplaySource):
