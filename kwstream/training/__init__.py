@@ -1,0 +1,1 @@
+"""Tools to build the bundled offline English CTC model: corpus synthesis, augmentation, training, evaluation."""

@@ -1,0 +1,101 @@
+"""Fast checks of vocabulary, prompts, voice/rate splits, manifests and FSDD import (no network)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from kwstream.training import corpus as C
+from kwstream.training.evaluate import edit_distance, error_rate
+from kwstream.training.texts import KEYWORDS, PromptGenerator, number_words
+from kwstream.training.vocab import LETTERS, SAMPLE_RATE, VOCAB, build_processor, decode_ctc, encode, normalize_text
+
+
+def test_vocab_matches_wav2vec2_base_960h_layout() -> None:
+    expected = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
+    assert list(VOCAB) == expected
+    assert list(VOCAB.values()) == list(range(32))
+
+
+def test_normalize_encode_decode_roundtrip() -> None:
+    text = normalize_text("Hey, Computer! Turn-on the lights; it's 5 o'clock.")
+    assert text == "HEY COMPUTER TURN ON THE LIGHTS IT'S O'CLOCK"
+    ids = encode(text)
+    # CTC greedy output: repeated frames and blanks between characters collapse back to the text
+    frames = [i for token in ids for i in (token, token, 0)]
+    assert decode_ctc(frames) == text
+
+
+def test_processor_tokenizer_agrees_with_encode(tmp_path: Path) -> None:
+    processor = build_processor(tmp_path)
+    assert processor.tokenizer("STOP THE MUSIC").input_ids == encode("STOP THE MUSIC")
+    assert processor.feature_extractor.sampling_rate == SAMPLE_RATE
+
+
+def test_number_words() -> None:
+    assert number_words(0) == "zero"
+    assert number_words(17) == "seventeen"
+    assert number_words(40) == "forty"
+    assert number_words(342) == "three hundred forty two"
+    assert number_words(9001) == "nine thousand one"
+
+
+def test_prompts_are_seeded_in_vocabulary_and_cover_keywords() -> None:
+    first = [PromptGenerator(np.random.default_rng(0))() for _ in range(1)]
+    generator = PromptGenerator(np.random.default_rng(0))
+    prompts = [generator() for _ in range(2000)]
+    assert prompts[:1] == first
+    normalised = [normalize_text(p) for p in prompts]
+    assert all(normalised) and all(set(p) <= set(LETTERS) | {" "} for p in normalised)
+    words = {w for p in normalised for w in p.split()}
+    assert {k.upper() for k in KEYWORDS} <= words
+    assert set("QXJZ") <= set("".join(normalised))
+
+
+def test_eval_voices_and_rates_are_held_out_of_training() -> None:
+    assert not set(C.ESPEAK_TRAIN_BASES) & set(C.ESPEAK_EVAL_BASES)
+    assert not set(C.ESPEAK_TRAIN_VARIANTS) & set(C.ESPEAK_EVAL_VARIANTS)
+    assert not set(C.FLITE_TRAIN_VOICES) & set(C.FLITE_EVAL_VOICES)
+    train = C.synthetic_jobs(Path("/x"), "train", 400, seed=0)
+    held_out = C.synthetic_jobs(Path("/x"), "eval", 400, seed=0)
+    assert train == C.synthetic_jobs(Path("/x"), "train", 400, seed=0)
+    train_voices = {j.voice for j in train}
+    assert not train_voices & {j.voice for j in held_out}
+    (eval_low, eval_high), = C.EVAL_RATE_BANDS
+    assert all(not eval_low <= j.rate <= eval_high for j in train)
+    assert all(eval_low <= j.rate <= eval_high for j in held_out)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_render_writes_16k_mono_and_manifest_roundtrips(tmp_path: Path) -> None:
+    job = C.SynthJob(str(tmp_path), "train/000/000000.wav", "Hey computer, stop!", "espeak", "en-us+m3",
+                     1.0, 50, 0)
+    row = C.render(job)
+    audio, rate = sf.read(tmp_path / row.path)
+    assert rate == SAMPLE_RATE and audio.ndim == 1
+    assert 0.3 < row.seconds < 3.0 and row.text == "HEY COMPUTER STOP"
+    C.write_manifest(tmp_path / "train.jsonl", [row])
+    assert C.read_manifest(tmp_path / "train.jsonl") == [row]
+
+
+def test_fsdd_import_resamples_and_holds_out_speaker(tmp_path: Path) -> None:
+    src = tmp_path / "fsdd_src"
+    src.mkdir()
+    tone = (0.3 * np.sin(np.arange(4000) / 3)).astype(np.float32)
+    for name in ("3_jackson_0.wav", "7_theo_12.wav"):
+        sf.write(src / name, tone, 8000, subtype="PCM_16")
+    splits = C.fsdd_utterances(src, tmp_path / "out")
+    assert [r.text for r in splits["train"]] == ["THREE"]
+    assert [(r.text, r.voice) for r in splits["eval"]] == [("SEVEN", "fsdd:theo")]
+    audio, rate = sf.read(tmp_path / "out" / splits["eval"][0].path)
+    assert rate == SAMPLE_RATE and len(audio) == 8000
+
+
+def test_error_rates() -> None:
+    assert edit_distance("KITTEN", "SITTING") == 3
+    assert error_rate(["AB", "CD"], ["AB", "XD"]) == pytest.approx(0.25)
+    assert error_rate(["HEY COMPUTER"], ["HEY"], words=True) == pytest.approx(0.5)
