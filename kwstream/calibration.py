@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -57,5 +56,16 @@ def fit_calibration(keyword_thresholds: dict[str, float | None], target: float, 
     return Calibration({n: round(statistics.median(t), 2) for n, t in sorted(by_length.items())}, target, measured_on)
 
 
-def default_thresholds(keywords: Sequence[str], calibration: Calibration | None) -> dict[str, float]:
-    return {k: calibration.threshold_for(k) if calibration else FALLBACK_THRESHOLD for k in keywords}
+def resolve_thresholds(
+    own: dict[str, float | None], everyone: float | None, calibration: Calibration | None
+) -> dict[str, float]:
+    """Each keyword's threshold: its own, else the one for every keyword, else the model's
+    calibrated one for its length, else FALLBACK_THRESHOLD."""
+    def pick(keyword: str, threshold: float | None) -> float:
+        if threshold is not None:
+            return threshold
+        if everyone is not None:
+            return everyone
+        return calibration.threshold_for(keyword) if calibration else FALLBACK_THRESHOLD
+
+    return {keyword: pick(keyword, threshold) for keyword, threshold in own.items()}

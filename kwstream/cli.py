@@ -256,7 +256,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
-    from kwstream.calibration import default_thresholds, fit_calibration
+    from kwstream.calibration import fit_calibration, resolve_thresholds
     from kwstream.encoder import CtcEncoder
     from kwstream.evaluation import TARGET_FALSE_ALARMS_PER_HOUR, evaluate, negative_hours, plot_det, read_labels, record_stream
 
@@ -274,10 +274,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"kwstream: labels of streams not given as files are ignored: {', '.join(unknown)}", file=sys.stderr)
     encoder = CtcEncoder(settings.encoder)
     texts = [k.text for k in keywords]
-    chosen = settings.detector.threshold
-    defaults = default_thresholds(texts, encoder.calibration)
-    thresholds = {k.text: k.threshold if k.threshold is not None else chosen if chosen is not None else defaults[k.text]
-                  for k in keywords}
+    thresholds = resolve_thresholds({k.text: k.threshold for k in keywords}, settings.detector.threshold,
+                                    encoder.calibration)
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("listening", total=len(paths))

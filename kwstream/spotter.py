@@ -18,7 +18,7 @@ import numpy as np
 
 from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import SAMPLE_RATE, AudioSource, Microphone
-from kwstream.calibration import default_thresholds
+from kwstream.calibration import resolve_thresholds
 from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
 from kwstream.encoder import CtcEncoder, EncoderSettings
 from kwstream.errors import KeywordError
@@ -151,12 +151,9 @@ class Spotter:
             self.encoder.delimiter_id,
             pause_frames=max(1, round(self.settings.pause_ms / 1000 / frame_s)),
         )
-        chosen = self.settings.detector.threshold
-        defaults = default_thresholds(texts, self.encoder.calibration)
-        self.thresholds = {
-            k.text: k.threshold if k.threshold is not None else chosen if chosen is not None else defaults[k.text]
-            for k in parsed
-        }
+        self.thresholds = resolve_thresholds(
+            {k.text: k.threshold for k in parsed}, self.settings.detector.threshold, self.encoder.calibration
+        )
         self.source = source if source is not None else Microphone()
         self.on_detect = on_detect
         self.on_event = on_event
