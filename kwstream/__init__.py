@@ -10,7 +10,7 @@ with Spotter(["hey", "stop"], on_detect=print) as spotter:
 
 from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin
 from kwstream.detector import Detection, DetectorSettings
-from kwstream.encoder import CtcEncoder, EncoderSettings
+from kwstream.encoder import Encoder, EncoderSettings
 from kwstream.errors import AudioInputError, KeywordError, KwstreamError, ModelLoadError
 from kwstream.spotter import Keyword, Spotter, SpotterSettings, SpotterStats
 from kwstream.vad import VadSettings
@@ -19,7 +19,7 @@ __all__ = [
     "AudioFile",
     "AudioInputError",
     "AudioSource",
-    "CtcEncoder",
+    "Encoder",
     "Detection",
     "DetectorSettings",
     "EncoderSettings",

@@ -19,7 +19,7 @@ import soundfile
 import soxr
 
 from kwstream.audio.sources import SAMPLE_RATE, RawStdin
-from kwstream.encoder import CtcEncoder
+from kwstream.encoder import Encoder
 from kwstream.spotter import Keyword, Spotter, SpotterSettings
 
 ASSET_AUDIO = Path(__file__).resolve().parent.parent / "assets" / "audio"
@@ -61,7 +61,7 @@ def _pcm(audio: np.ndarray) -> bytes:
     return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
 
 
-def run_once(encoder: CtcEncoder, keywords: list[str], settings: SpotterSettings, audio: np.ndarray):
+def run_once(encoder: Encoder, keywords: list[str], settings: SpotterSettings, audio: np.ndarray):
     """One pass of the pipeline over ``audio``; returns (cpu_s, wall_s, spotter)."""
     spotter = Spotter([Keyword(k) for k in keywords], source=RawStdin(io.BytesIO(_pcm(audio)), realtime=False),
                       settings=settings, encoder=encoder)
@@ -71,7 +71,7 @@ def run_once(encoder: CtcEncoder, keywords: list[str], settings: SpotterSettings
     return time.process_time() - cpu0, time.perf_counter() - wall0, spotter
 
 
-def bench(encoder: CtcEncoder, keywords: list[str], settings: SpotterSettings, duration_s: float, repeats: int,
+def bench(encoder: Encoder, keywords: list[str], settings: SpotterSettings, duration_s: float, repeats: int,
           progress=None) -> list[BenchResult]:
     results = []
     for name, audio in (("speech", speech_stream(duration_s)), ("silence", silence_stream(duration_s))):

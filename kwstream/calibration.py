@@ -57,15 +57,20 @@ def fit_calibration(keyword_thresholds: dict[str, float | None], target: float, 
 
 
 def resolve_thresholds(
-    own: dict[str, float | None], everyone: float | None, calibration: Calibration | None
+    own: dict[str, float | None],
+    everyone: float | None,
+    calibration: Calibration | None,
+    measured: dict[str, float | None] | None = None,
 ) -> dict[str, float]:
-    """Each keyword's threshold: its own, else the one for every keyword, else the model's
-    calibrated one for its length, else FALLBACK_THRESHOLD."""
+    """Each keyword's threshold: its own, else the one for every keyword, else one measured for
+    that keyword (enrollment, training), else the model's calibrated one for its length, else
+    FALLBACK_THRESHOLD."""
+    measured = measured or {}
+
     def pick(keyword: str, threshold: float | None) -> float:
-        if threshold is not None:
-            return threshold
-        if everyone is not None:
-            return everyone
+        for candidate in (threshold, everyone, measured.get(keyword)):
+            if candidate is not None:
+                return candidate
         return calibration.threshold_for(keyword) if calibration else FALLBACK_THRESHOLD
 
     return {keyword: pick(keyword, threshold) for keyword, threshold in own.items()}

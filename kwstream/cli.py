@@ -257,7 +257,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from kwstream.calibration import fit_calibration, resolve_thresholds
-    from kwstream.encoder import CtcEncoder
+    from kwstream.encoder import Encoder
     from kwstream.evaluation import TARGET_FALSE_ALARMS_PER_HOUR, evaluate, negative_hours, plot_det, read_labels, record_stream
 
     keywords = parse_keywords(args.keywords)
@@ -272,7 +272,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     unknown = sorted({x.stream for x in labels} - {p.stem for p in paths})
     if unknown:
         print(f"kwstream: labels of streams not given as files are ignored: {', '.join(unknown)}", file=sys.stderr)
-    encoder = CtcEncoder(settings.encoder)
+    encoder = Encoder(settings.encoder)
     texts = [k.text for k in keywords]
     thresholds = resolve_thresholds({k.text: k.threshold for k in keywords}, settings.detector.threshold,
                                     encoder.calibration)
@@ -320,7 +320,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from kwstream.bench import bench, random_model
-    from kwstream.encoder import CtcEncoder
+    from kwstream.encoder import Encoder
 
     if args.seconds <= 0 or args.repeats < 1:
         raise KwstreamError("--seconds must be positive and --repeats at least 1")
@@ -328,7 +328,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     args.no_vad, args.vad_aggressiveness, args.threshold = False, VadSettings.aggressiveness, None
     settings = _settings(args)
     keywords = [k.text for k in parse_keywords(args.keywords)]
-    encoder = CtcEncoder(settings.encoder)
+    encoder = Encoder(settings.encoder)
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("benchmarking", total=2 * args.repeats)

@@ -1,4 +1,4 @@
-"""Load a wav2vec2 CTC checkpoint once and turn 16 kHz audio into per-frame log-probabilities.
+"""Load a wav2vec2 checkpoint once and turn 16 kHz audio into per-frame log-probabilities and features.
 
 Models come from a local ``save_pretrained`` directory or a Hugging Face hub id. The hub is only
 contacted when a model is not cached and a quick connection check succeeds, so an offline machine
@@ -133,8 +133,29 @@ def _quantize_linear_layers(model, device):
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
-class CtcEncoder:
-    """A wav2vec2 CTC model: 16 kHz float32 audio in, (frames, vocab) log-probabilities out."""
+@dataclass(frozen=True)
+class EncodedFrames:
+    """What one encoder pass gives for a stretch of audio, one row per frame (20 ms for wav2vec2)."""
+
+    log_probs: np.ndarray | None
+    """(frames, vocab) CTC log-probabilities, or None for a model without a CTC head."""
+    features: dict[int, np.ndarray]
+    """Hidden states by layer, each (frames, hidden): layer 0 enters the transformer, layer i leaves its i-th block."""
+
+    def __len__(self) -> int:
+        if self.log_probs is not None:
+            return len(self.log_probs)
+        return len(next(iter(self.features.values()))) if self.features else 0
+
+    def slice(self, start: int, stop: int) -> EncodedFrames:
+        """Frames [start, stop)."""
+        log_probs = None if self.log_probs is None else self.log_probs[start:stop]
+        return EncodedFrames(log_probs, {layer: f[start:stop] for layer, f in self.features.items()})
+
+
+class Encoder:
+    """A wav2vec2 checkpoint: 16 kHz float32 audio in; per-frame CTC log-probabilities (when the
+    model has a CTC head) and hidden states of chosen layers out."""
 
     def __init__(self, settings: EncoderSettings = EncoderSettings()) -> None:
         import torch
@@ -151,47 +172,82 @@ class CtcEncoder:
         except (OSError, ValueError, KeyError) as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(f"cannot load model {settings.model!r}: {first_line}") from None
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-        except (OSError, ValueError, KeyError, TypeError):
-            raise ModelLoadError(
-                f"cannot load model {settings.model!r}: it has no usable tokenizer (vocab.json and tokenizer_config.json), "
-                "which typed keywords need to be spelled"
-            ) from None
-        if any(key.startswith("lm_head") for key in info.get("missing_keys", [])):
-            raise ModelLoadError(
-                f"model {settings.model!r} has no trained CTC head (a pretrained-only checkpoint?); "
-                "typed keywords need a CTC fine-tuned model"
-            )
+        # A pretrained-only checkpoint loads with a random CTC head: its features are good, its letters are noise.
+        self.has_ctc_head = not any(key.startswith("lm_head") for key in info.get("missing_keys", []))
+        self.tokens: list[str] = []
+        self.blank_id = 0
+        self.delimiter_id: int | None = None
+        if self.has_ctc_head:
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+            except (OSError, ValueError, KeyError, TypeError):
+                raise ModelLoadError(
+                    f"cannot load model {settings.model!r}: it has a CTC head but no usable tokenizer "
+                    "(vocab.json and tokenizer_config.json), which typed keywords need to be spelled"
+                ) from None
+            vocab = tokenizer.get_vocab()
+            self.tokens = [""] * model.config.vocab_size
+            for token, index in vocab.items():
+                if index < len(self.tokens):
+                    self.tokens[index] = token
+            pad = model.config.pad_token_id if model.config.pad_token_id is not None else tokenizer.pad_token_id
+            self.blank_id = int(pad)
+            self.delimiter_id = vocab.get(getattr(tokenizer, "word_delimiter_token", None) or "|")
         try:
             extractor = AutoFeatureExtractor.from_pretrained(source, local_files_only=local_only)
             self.normalize = bool(getattr(extractor, "do_normalize", True))
         except (OSError, ValueError):
             self.normalize = True
         self.parameters = sum(p.numel() for p in model.parameters())
+        self.layers = int(model.config.num_hidden_layers)
+        self.fingerprint = _fingerprint(model)
         model = model.eval()
         if settings.int8:
             model = _quantize_linear_layers(model, self.device)
         self._model = model.to(self.device)
-        vocab = tokenizer.get_vocab()
-        size = model.config.vocab_size
-        self.tokens: list[str] = [""] * size
-        for token, index in vocab.items():
-            if index < size:
-                self.tokens[index] = token
-        self.blank_id = int(model.config.pad_token_id if model.config.pad_token_id is not None else tokenizer.pad_token_id)
-        delimiter = getattr(tokenizer, "word_delimiter_token", None) or "|"
-        self.delimiter_id = vocab.get(delimiter)
         self.calibration = load_calibration(source) if Path(source).is_dir() else None
         self.samples_per_frame = math.prod(model.config.conv_stride)
 
-    def log_probs(self, audio: np.ndarray) -> np.ndarray:
-        """Per-frame log-probabilities, shape (frames, vocab), one frame per ``samples_per_frame``."""
+    def require_ctc_head(self) -> None:
+        """Raise the error a user sees when typed keywords meet a model that cannot spell."""
+        if not self.has_ctc_head:
+            raise ModelLoadError(
+                f"model {self.name!r} has no trained CTC head (a pretrained-only checkpoint?): typed keywords need a "
+                "CTC fine-tuned model; enrolled keywords and classifiers work with this one"
+            )
+
+    def check_layer(self, layer: int) -> None:
+        if not 0 <= layer <= self.layers:
+            raise ModelLoadError(f"model {self.name!r} has layers 0-{self.layers}, not {layer}")
+
+    def encode(self, audio: np.ndarray, layers: tuple[int, ...] = ()) -> EncodedFrames:
+        """One pass over ``audio``: log-probabilities (if the model has a CTC head) and the hidden
+        states of ``layers``, one row per ``samples_per_frame`` samples."""
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
         if self.normalize:
             x = (x - x.mean()) / torch.sqrt(x.var() + 1e-7)
         with torch.inference_mode():
-            logits = self._model(x[None].to(self.device)).logits[0]
-            return torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+            out = self._model(x[None].to(self.device), output_hidden_states=bool(layers))
+            log_probs = torch.log_softmax(out.logits[0].float(), dim=-1).cpu().numpy() if self.has_ctc_head else None
+            features = {layer: out.hidden_states[layer][0].float().cpu().numpy() for layer in layers}
+        return EncodedFrames(log_probs, features)
+
+    def log_probs(self, audio: np.ndarray) -> np.ndarray:
+        """Per-frame CTC log-probabilities, shape (frames, vocab)."""
+        self.require_ctc_head()
+        return self.encode(audio).log_probs
+
+
+def _fingerprint(model) -> str:
+    """A short id of a checkpoint's encoder weights, so that features from one model are never
+    matched against another's (cheap: every tensor's name, shape and a sample of its values)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in model.base_model.state_dict().items():
+        flat = tensor.detach().reshape(-1)
+        digest.update(f"{name}{tuple(tensor.shape)}".encode())
+        digest.update(flat[:: max(1, flat.numel() // 64)][:64].float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -22,7 +22,7 @@ import numpy as np
 
 from kwstream.audio.sources import AudioFile
 from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
-from kwstream.encoder import CtcEncoder
+from kwstream.encoder import Encoder
 from kwstream.errors import KwstreamError
 from kwstream.events import ScoredWindow
 from kwstream.spotter import Keyword, Spotter, SpotterSettings
@@ -101,7 +101,7 @@ def read_labels(path: str | Path) -> list[Label]:
     return labels
 
 
-def record_stream(path: Path, keywords: Sequence[str], encoder: CtcEncoder, settings: SpotterSettings) -> StreamRecord:
+def record_stream(path: Path, keywords: Sequence[str], encoder: Encoder, settings: SpotterSettings) -> StreamRecord:
     """Run the real pipeline over one recording as fast as possible, keeping every scored window."""
     record = StreamRecord(path.stem, 0.0)
 

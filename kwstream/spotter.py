@@ -7,11 +7,12 @@ runs the user's callback, so a slow or raising callback never stalls or kills th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,9 +21,10 @@ from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import SAMPLE_RATE, AudioSource, Microphone
 from kwstream.calibration import resolve_thresholds
 from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
-from kwstream.encoder import CtcEncoder, EncoderSettings
+from kwstream.encoder import Encoder, EncoderSettings
 from kwstream.errors import KeywordError
 from kwstream.events import LevelMeter, ScoredWindow, VoiceActivity
+from kwstream.keywords.base import KeywordScorer
 from kwstream.keywords.ctc import CtcKeywordScorer, normalize_keyword
 from kwstream.vad import SpeechStart, VadGate, VadSettings
 from kwstream.windows import Window, Windower
@@ -103,6 +105,8 @@ class SpotterStats:
 
 
 _END = object()
+MAX_UNREAD_DETECTIONS = 1000
+"""Detections kept for detections() while nobody reads them (a listener that only uses on_detect)."""
 
 
 class Spotter:
@@ -116,18 +120,22 @@ class Spotter:
 
     def __init__(
         self,
-        keywords: Sequence[str | Keyword],
+        keywords: Sequence[str | Keyword] = (),
         on_detect: Callable[[Detection], object] | None = None,
         *,
+        scorers: Sequence[KeywordScorer] = (),
+        thresholds: Mapping[str, float] | None = None,
         source: AudioSource | None = None,
         settings: SpotterSettings | None = None,
-        encoder: CtcEncoder | None = None,
+        encoder: Encoder | None = None,
         on_event: Callable[[object], object] | None = None,
     ) -> None:
         """
         Args:
-            keywords: texts such as ``"hey"``, ``"hey computer"``, ``"stop:0.7"``, or Keyword objects.
+            keywords: typed keywords such as ``"hey"``, ``"hey computer"``, ``"stop:0.7"``, or Keyword objects.
             on_detect: called with each Detection on the dispatcher thread; exceptions are logged.
+            scorers: other keyword scorers (enrolled examples, a trained classifier) on the same encoder.
+            thresholds: per-keyword thresholds that override every default, for any scorer's keywords.
             source: where audio comes from; default the system's default microphone.
             settings: pipeline settings; defaults suit English character models.
             encoder: an already loaded encoder to share between spotters (else loaded here).
@@ -136,24 +144,31 @@ class Spotter:
         """
         self.settings = settings or SpotterSettings()
         parsed = [k if isinstance(k, Keyword) else Keyword.parse(k) for k in keywords]
-        if not parsed:
+        if not parsed and not scorers:
             raise KeywordError("no keywords given")
-        texts = [k.text for k in parsed]
-        if len({t.lower() for t in texts}) != len(texts):
-            raise KeywordError(f"duplicate keywords in {texts}")
-        self.keywords = texts
-        self.encoder = encoder or CtcEncoder(self.settings.encoder)
-        frame_s = self.encoder.samples_per_frame / SAMPLE_RATE
-        self._scorer = CtcKeywordScorer(
-            texts,
-            self.encoder.tokens,
-            self.encoder.blank_id,
-            self.encoder.delimiter_id,
-            pause_frames=max(1, round(self.settings.pause_ms / 1000 / frame_s)),
-        )
-        self.thresholds = resolve_thresholds(
-            {k.text: k.threshold for k in parsed}, self.settings.detector.threshold, self.encoder.calibration
-        )
+        self.encoder = encoder or Encoder(self.settings.encoder)
+        self._scorers: list[KeywordScorer] = []
+        if parsed:
+            self.encoder.require_ctc_head()
+            frame_s = self.encoder.samples_per_frame / SAMPLE_RATE
+            self._scorers.append(CtcKeywordScorer(
+                [k.text for k in parsed],
+                self.encoder.tokens,
+                self.encoder.blank_id,
+                self.encoder.delimiter_id,
+                pause_frames=max(1, round(self.settings.pause_ms / 1000 / frame_s)),
+            ))
+        self._scorers += scorers
+        self.keywords = [k for scorer in self._scorers for k in scorer.keywords]
+        if len({k.lower() for k in self.keywords}) != len(self.keywords):
+            raise KeywordError(f"duplicate keywords in {self.keywords}")
+        self._layers = tuple(sorted({layer for scorer in self._scorers for layer in scorer.layers}))
+        for layer in self._layers:
+            self.encoder.check_layer(layer)
+        own = {k.text: k.threshold for k in parsed} | {k: None for s in scorers for k in s.keywords}
+        own |= {k: t for k, t in (thresholds or {}).items() if k in own}
+        measured = {k: t for scorer in self._scorers for k, t in scorer.thresholds.items()}
+        self.thresholds = resolve_thresholds(own, self.settings.detector.threshold, self.encoder.calibration, measured)
         self.source = source if source is not None else Microphone()
         self.on_detect = on_detect
         self.on_event = on_event
@@ -163,7 +178,7 @@ class Spotter:
         self._ring = RingBuffer(int(self.settings.ring_s * SAMPLE_RATE))
         self._finished = threading.Event()
         self._callbacks: queue.Queue = queue.Queue()
-        self._results: queue.Queue = queue.Queue()
+        self._results: queue.Queue = queue.Queue(MAX_UNREAD_DETECTIONS)
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -214,10 +229,11 @@ class Spotter:
         self._detector.thresholds[keyword] = threshold
 
     def detections(self) -> Iterator[Detection]:
-        """Detections as they happen, until the stream ends (blocking generator)."""
+        """Detections as they happen, from the start of the stream until its end (blocking
+        generator); at most MAX_UNREAD_DETECTIONS wait unread, the oldest make way."""
         while (item := self._results.get()) is not _END:
             yield item
-        self._results.put(_END)  # let a second iteration end too
+        self._keep_result(_END)  # let a second iteration end too
 
     # -- worker ------------------------------------------------------------------------------
 
@@ -274,8 +290,8 @@ class Spotter:
     def _process(self, window: Window) -> None:
         t0 = time.perf_counter()
         try:
-            log_probs = self.encoder.log_probs(self._read(window.start_sample, window.stop_sample))
-            matches = self._scorer.score(log_probs)
+            frames = self.encoder.encode(self._read(window.start_sample, window.stop_sample), self._layers)
+            matches = [m for scorer in self._scorers for m in scorer.score_frames(frames)]
         except Exception as exc:  # one bad window must not end a long-running listener
             self.stats.window_errors += 1
             log.error("window %.2f-%.2f s failed: %s", window.start_sample / SAMPLE_RATE, window.stop_sample / SAMPLE_RATE, exc)
@@ -326,11 +342,20 @@ class Spotter:
     def _dispatch(self) -> None:
         while (item := self._callbacks.get()) is not _END:
             if isinstance(item, Detection):
-                self._results.put(item)
+                self._keep_result(item)
                 self._call("on_detect", self.on_detect, item)
             self._call("on_event", self.on_event, item)
-        self._results.put(_END)
+        self._keep_result(_END)
         self._finished.set()
+
+    def _keep_result(self, item: object) -> None:
+        while True:
+            try:
+                self._results.put_nowait(item)
+                return
+            except queue.Full:  # nobody reads detections(): forget the oldest
+                with contextlib.suppress(queue.Empty):
+                    self._results.get_nowait()
 
     def _call(self, name: str, callback: Callable[[object], object] | None, item: object) -> None:
         if callback is None:

@@ -17,7 +17,7 @@ import pytest
 import soundfile
 
 from kwstream import AudioFile, Spotter
-from kwstream.encoder import BUNDLED_MODEL_DIR, CtcEncoder, EncoderSettings
+from kwstream.encoder import BUNDLED_MODEL_DIR, Encoder, EncoderSettings
 from kwstream.training.kws_streams import _streams, _voice, positive
 from kwstream.training.texts import PromptGenerator
 
@@ -34,11 +34,11 @@ MIN_FOUND = 0.75
 
 
 @pytest.fixture(scope="module")
-def encoder() -> CtcEncoder:
-    return CtcEncoder(EncoderSettings(model=str(BUNDLED_MODEL_DIR)))
+def encoder() -> Encoder:
+    return Encoder(EncoderSettings(model=str(BUNDLED_MODEL_DIR)))
 
 
-def run(encoder: CtcEncoder, pieces, tmp_path, name: str) -> list[tuple[list, list]]:
+def run(encoder: Encoder, pieces, tmp_path, name: str) -> list[tuple[list, list]]:
     """Each stream's (detections, labels), the streams cut from ``pieces`` as the eval streams are."""
     results = []
     for stream, audio, labels in _streams(pieces, name, np.random.default_rng(5)):

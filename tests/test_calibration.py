@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from kwstream import CtcEncoder, DetectorSettings, EncoderSettings, Keyword, Spotter, SpotterSettings
+from kwstream import Encoder, DetectorSettings, EncoderSettings, Keyword, Spotter, SpotterSettings
 from kwstream.calibration import (
     CALIBRATION_FILE, FALLBACK_THRESHOLD, UNREACHABLE_THRESHOLD, Calibration, fit_calibration, load_calibration,
 )
@@ -34,11 +34,11 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def test_spotter_thresholds_keyword_then_global_then_model_then_fallback(tiny_model, tmp_path):
-    plain = CtcEncoder(EncoderSettings(model=str(tiny_model)))
+    plain = Encoder(EncoderSettings(model=str(tiny_model)))
     assert Spotter(["stop"], encoder=plain).thresholds == {"stop": FALLBACK_THRESHOLD}
     calibrated_dir = shutil.copytree(tiny_model, tmp_path / "calibrated")
     Calibration({3: 0.8, 4: 0.7}, 0.5, "test").save(calibrated_dir / CALIBRATION_FILE)
-    calibrated = CtcEncoder(EncoderSettings(model=str(calibrated_dir)))
+    calibrated = Encoder(EncoderSettings(model=str(calibrated_dir)))
     assert Spotter(["hey", "stop"], encoder=calibrated).thresholds == {"hey": 0.8, "stop": 0.7}
     everyone = SpotterSettings(detector=DetectorSettings(threshold=0.3))
     spotter = Spotter([Keyword("hey"), Keyword("stop", 0.9)], encoder=calibrated, settings=everyone)

@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from kwstream.encoder import CtcEncoder, EncoderSettings, resolve_model
+from kwstream.encoder import Encoder, EncoderSettings, resolve_model
 from kwstream.errors import ModelLoadError
 from kwstream.random_model import ENGLISH_CTC_TOKENS, SIZES, save_english_processor
 
 
 def test_loads_a_local_checkpoint_and_reports_its_vocabulary(tiny_model):
-    encoder = CtcEncoder(EncoderSettings(model=str(tiny_model)))
+    encoder = Encoder(EncoderSettings(model=str(tiny_model)))
     assert encoder.tokens == ENGLISH_CTC_TOKENS
     assert (encoder.blank_id, encoder.delimiter_id, encoder.samples_per_frame) == (0, 4, 320)
     log_probs = encoder.log_probs(np.zeros(16000, np.float32))
@@ -23,31 +23,47 @@ def test_loads_a_local_checkpoint_and_reports_its_vocabulary(tiny_model):
 
 def test_int8_gives_nearly_the_same_log_probs(tiny_model):
     audio = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
-    full = CtcEncoder(EncoderSettings(model=str(tiny_model))).log_probs(audio)
-    int8 = CtcEncoder(EncoderSettings(model=str(tiny_model), int8=True)).log_probs(audio)
+    full = Encoder(EncoderSettings(model=str(tiny_model))).log_probs(audio)
+    int8 = Encoder(EncoderSettings(model=str(tiny_model), int8=True)).log_probs(audio)
     assert np.abs(full - int8).max() < 0.1
 
 
-def test_pretrained_only_checkpoint_is_refused(tmp_path):
+def test_pretrained_only_checkpoint_gives_features_but_no_letters(tmp_path, tiny_model):
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-    Wav2Vec2Model(Wav2Vec2Config(vocab_size=len(ENGLISH_CTC_TOKENS), **SIZES["tiny"])).save_pretrained(tmp_path)
-    save_english_processor(tmp_path)
+    Wav2Vec2Model(Wav2Vec2Config(**SIZES["tiny"])).save_pretrained(tmp_path)
+    encoder = Encoder(EncoderSettings(model=str(tmp_path)))
+    assert not encoder.has_ctc_head and encoder.tokens == []
+    frames = encoder.encode(np.zeros(16000, np.float32), layers=(0, 2))
+    assert frames.log_probs is None and len(frames) == 49
+    assert frames.features[2].shape == (49, 32)
     with pytest.raises(ModelLoadError, match="no trained CTC head"):
-        CtcEncoder(EncoderSettings(model=str(tmp_path)))
+        encoder.log_probs(np.zeros(16000, np.float32))
+    again = Encoder(EncoderSettings(model=str(tmp_path)))
+    assert again.fingerprint == encoder.fingerprint  # the random head it is given does not count
+    assert Encoder(EncoderSettings(model=str(tiny_model))).fingerprint != encoder.fingerprint
+
+
+def test_features_and_log_probs_come_from_one_pass(tiny_model):
+    encoder = Encoder(EncoderSettings(model=str(tiny_model)))
+    audio = np.random.default_rng(1).normal(0, 0.1, 8000).astype(np.float32)
+    frames = encoder.encode(audio, layers=(1,))
+    assert np.allclose(frames.log_probs, encoder.log_probs(audio))
+    assert set(frames.features) == {1} and frames.features[1].shape == (24, 32)
+    assert len(frames.slice(3, 10)) == 7 and frames.slice(3, 10).features[1].shape == (7, 32)
 
 
 def test_a_model_that_is_not_wav2vec2_ctc_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "vocab_size": 10}))
     with pytest.raises(ModelLoadError, match="cannot load model"):
-        CtcEncoder(EncoderSettings(model=str(tmp_path)))
+        Encoder(EncoderSettings(model=str(tmp_path)))
 
 
 def test_a_checkpoint_without_tokenizer_is_refused(tiny_model, tmp_path):
     for name in ("config.json", "model.safetensors"):
         (tmp_path / name).write_bytes((tiny_model / name).read_bytes())
     with pytest.raises(ModelLoadError, match="cannot load model"):
-        CtcEncoder(EncoderSettings(model=str(tmp_path)))
+        Encoder(EncoderSettings(model=str(tmp_path)))
 
 
 def test_unavailable_device_is_refused(tiny_model):
@@ -56,7 +72,7 @@ def test_unavailable_device_is_refused(tiny_model):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ModelLoadError, match="not available"):
-        CtcEncoder(EncoderSettings(model=str(tiny_model), device="cuda"))
+        Encoder(EncoderSettings(model=str(tiny_model), device="cuda"))
 
 
 def test_paths_and_hub_ids_are_told_apart(tiny_model, tmp_path):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from kwstream import AudioFile, CtcEncoder, Detection, EncoderSettings, Keyword, KeywordError, RawStdin, Spotter
+from kwstream import AudioFile, Encoder, Detection, EncoderSettings, Keyword, KeywordError, RawStdin, Spotter
 from kwstream.audio.ring import RingBuffer
 from kwstream.spotter import SpotterSettings
 from kwstream.vad import VadSettings
@@ -28,11 +28,11 @@ FIRE_ON_ANYTHING = 0.01
 
 
 @pytest.fixture(scope="module")
-def encoder(tiny_model: Path) -> CtcEncoder:
-    return CtcEncoder(EncoderSettings(model=str(tiny_model)))
+def encoder(tiny_model: Path) -> Encoder:
+    return Encoder(EncoderSettings(model=str(tiny_model)))
 
 
-def run(encoder: CtcEncoder, source, keywords=KEYWORDS, **kwargs) -> tuple[list[Detection], Spotter]:
+def run(encoder: Encoder, source, keywords=KEYWORDS, **kwargs) -> tuple[list[Detection], Spotter]:
     keywords = [Keyword(k, FIRE_ON_ANYTHING) for k in keywords]
     spotter = Spotter(keywords, source=source, encoder=encoder, **kwargs)
     with spotter:
@@ -116,18 +116,18 @@ def test_a_raising_callback_is_logged_and_the_stream_goes_on(encoder, speech_str
     assert "on_detect callback raised RuntimeError: boom" in caplog.text
 
 
-class FailingOnce(CtcEncoder):
+class FailingOnce(Encoder):
     """The real encoder, made to fail on its second window (a fault the real parts cannot produce)."""
 
-    def __init__(self, inner: CtcEncoder) -> None:
+    def __init__(self, inner: Encoder) -> None:
         self.__dict__.update(inner.__dict__)
         self.calls = 0
 
-    def log_probs(self, audio: np.ndarray) -> np.ndarray:
+    def encode(self, audio: np.ndarray, layers: tuple[int, ...] = ()):
         self.calls += 1
         if self.calls == 2:
             raise RuntimeError("bad window")
-        return super().log_probs(audio)
+        return super().encode(audio, layers)
 
 
 def test_one_bad_window_does_not_end_the_stream(encoder, speech_stream, tmp_path):
@@ -211,16 +211,16 @@ def test_pause_skips_encoding_and_thresholds_change_live(encoder, speech_stream,
     assert spotter.stats.voiced_s > 0  # capture and VAD went on
 
 
-class Slow(CtcEncoder):
+class Slow(Encoder):
     """The real encoder, slowed down to well below real time (to provoke an overrun)."""
 
-    def __init__(self, inner: CtcEncoder, delay_s: float) -> None:
+    def __init__(self, inner: Encoder, delay_s: float) -> None:
         self.__dict__.update(inner.__dict__)
         self.delay_s = delay_s
 
-    def log_probs(self, audio: np.ndarray) -> np.ndarray:
+    def encode(self, audio: np.ndarray, layers: tuple[int, ...] = ()):
         time.sleep(self.delay_s)
-        return super().log_probs(audio)
+        return super().encode(audio, layers)
 
 
 def test_a_worker_slower_than_real_time_loses_audio_loudly(encoder, tmp_path, caplog):

@@ -18,25 +18,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-
 import numpy as np
 
+from kwstream.encoder import EncodedFrames
 from kwstream.errors import KeywordError
+from kwstream.keywords.base import KeywordMatch
 
 MAX_PREDECESSORS = 4
-
-
-@dataclass(frozen=True)
-class KeywordMatch:
-    """The best alignment of one keyword in one window, in frames of that window."""
-
-    score: float
-    """In [0, 1]; 0 when the keyword cannot fit in the window."""
-    start_frame: int
-    """First frame of the keyword's first token."""
-    end_frame: int
-    """One past the last frame of the keyword's last token."""
 
 
 def normalize_keyword(text: str) -> str:
@@ -158,6 +146,11 @@ class CtcKeywordScorer:
         self._ends = np.array(end_states)
         self._end_keyword = np.array([g.keyword[s] for s in end_states])
         self._n_tokens = np.array(n_tokens, dtype=np.float64)
+        self.layers: tuple[int, ...] = ()
+        self.thresholds: dict[str, float | None] = dict.fromkeys(self.keywords)
+
+    def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
+        return self.score(frames.log_probs)
 
     def score(self, log_probs: np.ndarray) -> list[KeywordMatch]:
         """Best match of each keyword in a window of (frames, vocab) log-probabilities."""
