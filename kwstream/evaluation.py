@@ -7,7 +7,7 @@ curve is what ``listen`` would have done at that threshold.
 
 Matching: a detection of a keyword is a hit when it fires between ``HIT_BEFORE_S`` before a label's
 start and ``HIT_AFTER_S`` after its end; each label takes at most one hit; every other detection is
-a false alarm. False alarms are counted per hour of audio that holds no labelled keyword.
+a false alarm. A keyword's false alarms are counted per hour of audio in which it is not said.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 from kwstream.audio.sources import AudioFile
 from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
 from kwstream.encoder import Encoder
+from kwstream.keywords.base import KeywordScorer
 from kwstream.errors import KwstreamError
 from kwstream.events import ScoredWindow
 from kwstream.spotter import Keyword, Spotter, SpotterSettings
@@ -101,16 +102,18 @@ def read_labels(path: str | Path) -> list[Label]:
     return labels
 
 
-def record_stream(path: Path, keywords: Sequence[str], encoder: Encoder, settings: SpotterSettings) -> StreamRecord:
-    """Run the real pipeline over one recording as fast as possible, keeping every scored window."""
+def record_stream(path: Path, keywords: Sequence[str], encoder: Encoder, settings: SpotterSettings,
+                  scorers: Sequence[KeywordScorer] = ()) -> StreamRecord:
+    """Run the real pipeline over one recording as fast as possible, keeping every scored window;
+    ``keywords`` are typed ones, ``scorers`` any others (enrolled, classifier)."""
     record = StreamRecord(path.stem, 0.0)
 
     def keep(event: object) -> None:
         if isinstance(event, ScoredWindow):
             record.windows.append(event)
 
-    spotter = Spotter([Keyword(k) for k in keywords], source=AudioFile(path, realtime=False), settings=settings,
-                      encoder=encoder, on_event=keep)
+    spotter = Spotter([Keyword(k) for k in keywords], scorers=scorers, source=AudioFile(path, realtime=False),
+                      settings=settings, encoder=encoder, on_event=keep)
     with spotter:
         spotter.wait()
     if spotter.source.error:
@@ -159,9 +162,11 @@ def _outcome(records, labels_by_stream, keyword, threshold, settings) -> Outcome
     return total
 
 
-def negative_hours(records: Sequence[StreamRecord], labels: Sequence[Label]) -> float:
-    """Hours of audio outside every labelled keyword."""
-    labelled = sum(x.end - x.start for x in labels if any(r.name == x.stream for r in records))
+def negative_hours(records: Sequence[StreamRecord], labels: Sequence[Label], keyword: str | None = None) -> float:
+    """Hours of audio outside the labels of ``keyword`` (of every keyword when None): the time in
+    which a detection of it can only be a false alarm."""
+    labelled = sum(x.end - x.start for x in labels
+                   if any(r.name == x.stream for r in records) and keyword in (None, x.keyword))
     return max(0.0, sum(r.duration_s for r in records) - labelled) / 3600
 
 
@@ -176,10 +181,10 @@ def evaluate(
     by_stream: dict[str, list[Label]] = {}
     for label in labels:
         by_stream.setdefault(label.stream, []).append(label)
-    hours = negative_hours(records, labels)
-    per_hour = (lambda n: n / hours) if hours > 0 else (lambda n: float("inf") if n else 0.0)
     reports = []
     for keyword, chosen in thresholds.items():
+        hours = negative_hours(records, labels, keyword)
+        per_hour = (lambda n, hours=hours: n / hours) if hours > 0 else (lambda n: float("inf") if n else 0.0)
         at = _outcome(records, by_stream, keyword, chosen, settings)
         sweep = [_outcome(records, by_stream, keyword, float(t), settings) for t in THRESHOLD_GRID]
         fa_rates = [per_hour(o.false_alarms) for o in sweep]

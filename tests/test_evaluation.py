@@ -104,3 +104,11 @@ def test_eval_end_to_end(tiny_model, speech_stream: SpeechStream, tmp_path):
     total_s = 2 * len(speech_stream.audio) / SAMPLE_RATE
     assert report["audio_s"] == pytest.approx(total_s, abs=0.1)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_false_alarms_of_a_keyword_are_counted_per_hour_without_it():
+    record = StreamRecord("s", 3600.0)
+    labels = [Label("s", "stop", 10.0, 1810.0), Label("s", "go", 2000.0, 2900.0)]
+    assert negative_hours([record], labels, "stop") == pytest.approx(0.5)
+    assert negative_hours([record], labels, "go") == pytest.approx(0.75)
+    assert negative_hours([record], labels) == pytest.approx(0.25)
