@@ -8,6 +8,7 @@ text or as JSON; notices and the closing summary go to stderr, so stdout stays m
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -17,10 +18,11 @@ from pathlib import Path
 
 from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin, list_input_devices
 from kwstream.detector import Detection, DetectorSettings
-from kwstream.encoder import AUTO_MODEL, EncoderSettings
+from kwstream.encoder import AUTO_MODEL, Encoder, EncoderSettings
 from kwstream.errors import KwstreamError
 from kwstream.events import Level, ScoredWindow, VoiceActivity
-from kwstream.spotter import Keyword, Spotter, SpotterSettings, SpotterStats
+from kwstream.keywords.base import KeywordScorer
+from kwstream.spotter import Keyword, Spotter, SpotterSettings, SpotterStats, keyword_thresholds
 from kwstream.vad import VadSettings
 
 EXIT_USER_ERROR = 2
@@ -70,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     listen = commands.add_parser("listen", parents=[common, pipeline], help="spot keywords in the microphone or a recording")
     listen.add_argument(
-        "--keywords", required=True, metavar="KW[:T],...",
+        "--keywords", default="", metavar="KW[:T],...",
         help="comma-separated keywords, each with an optional threshold: hey:0.8,stop,'hey computer'",
     )
     source = listen.add_mutually_exclusive_group()
@@ -88,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("devices", parents=[common], help="list audio input devices")
 
     evaluate = commands.add_parser("eval", parents=[common, pipeline], help="recall, false alarms per hour and DET curves on labelled recordings")
-    evaluate.add_argument("--keywords", required=True, metavar="KW[:T],...", help="keywords to evaluate, with optional thresholds")
+    evaluate.add_argument("--keywords", default="", metavar="KW[:T],...", help="typed keywords to evaluate, with optional thresholds")
     evaluate.add_argument("--labels", required=True, metavar="CSV", help="rows stream,keyword,start,end (stream = file stem, seconds)")
     evaluate.add_argument("--plot", metavar="PNG", help="write DET curves here")
     evaluate.add_argument("--json", action="store_true", help="the full report as one JSON object")
@@ -113,10 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_keywords(spec: str) -> list[Keyword]:
-    keywords = [Keyword.parse(part) for part in spec.split(",") if part.strip()]
-    if not keywords:
+    return [Keyword.parse(part) for part in spec.split(",") if part.strip()]
+
+
+def _scorers(args: argparse.Namespace, encoder: Encoder) -> list[KeywordScorer]:
+    """The keyword scorers besides typed keywords that the command line names, checked against
+    ``encoder``: enrolled keywords (--enrolled) and trained classifiers (--classifier)."""
+    scorers: list[KeywordScorer] = []
+    return scorers
+
+
+def _keywords_and_scorers(args: argparse.Namespace, encoder: Encoder) -> tuple[list[Keyword], list[KeywordScorer]]:
+    keywords = parse_keywords(args.keywords)
+    scorers = _scorers(args, encoder)
+    if not keywords and not scorers:
         raise KwstreamError("no keywords given: pass e.g. --keywords hey,stop")
-    return keywords
+    return keywords, scorers
 
 
 def _settings(args: argparse.Namespace) -> SpotterSettings:
@@ -187,20 +201,23 @@ def _summary(stats: SpotterStats) -> str:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    keywords = parse_keywords(args.keywords)
     settings = _settings(args)
     source = _source(args)
     if args.events and not args.json:
         raise KwstreamError("--events needs --json")
+    if args.dashboard and args.json:
+        raise KwstreamError("--dashboard and --json cannot be combined: choose the live view or JSON lines")
+    encoder = Encoder(settings.encoder)
+    keywords, scorers = _keywords_and_scorers(args, encoder)
+    make = functools.partial(Spotter, keywords, scorers=scorers, source=source, settings=settings, encoder=encoder)
     if args.dashboard:
         from kwstream.tui import DashboardState, dashboard_unavailable, run_dashboard
 
-        if args.json:
-            raise KwstreamError("--dashboard and --json cannot be combined: choose the live view or JSON lines")
-        reason = dashboard_unavailable(len(keywords))
+        names = [k.text for k in keywords] + [k for scorer in scorers for k in scorer.keywords]
+        reason = dashboard_unavailable(len(names))
         if reason is None:
-            state = DashboardState([k.text for k in keywords])
-            spotter = Spotter(keywords, source=source, settings=settings, on_event=state.apply)
+            state = DashboardState(names)
+            spotter = make(on_event=state.apply)
             spotter.start()
             return run_dashboard(spotter, source, state)
         print(f"kwstream: no dashboard: {reason}; printing detections line by line", file=sys.stderr, flush=True)
@@ -213,10 +230,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
             sys.stdout = open(os.devnull, "w")
             source.stop()
 
-    if args.events:
-        spotter = Spotter(keywords, source=source, settings=settings, on_event=output)
-    else:
-        spotter = Spotter(keywords, output, source=source, settings=settings)
+    spotter = make(on_event=output) if args.events else make(output)
     spotter.start()
     log.info("model %s (%.1f M parameters) on %s", spotter.encoder.name, spotter.encoder.parameters / 1e6, settings.encoder.device)
     print(
@@ -256,11 +270,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
-    from kwstream.calibration import fit_calibration, resolve_thresholds
-    from kwstream.encoder import Encoder
+    from kwstream.calibration import fit_calibration
     from kwstream.evaluation import TARGET_FALSE_ALARMS_PER_HOUR, evaluate, negative_hours, plot_det, read_labels, record_stream
 
-    keywords = parse_keywords(args.keywords)
     settings = _settings(args)
     labels = read_labels(args.labels)
     paths = [Path(f) for f in args.files]
@@ -273,17 +285,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if unknown:
         print(f"kwstream: labels of streams not given as files are ignored: {', '.join(unknown)}", file=sys.stderr)
     encoder = Encoder(settings.encoder)
+    keywords, scorers = _keywords_and_scorers(args, encoder)
     texts = [k.text for k in keywords]
-    thresholds = resolve_thresholds({k.text: k.threshold for k in keywords}, settings.detector.threshold,
-                                    encoder.calibration)
+    thresholds = keyword_thresholds(keywords, scorers, None, settings.detector.threshold, encoder.calibration)
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("listening", total=len(paths))
         records = []
         for path in paths:
-            records.append(record_stream(path, texts, encoder, settings))
+            records.append(record_stream(path, texts, encoder, settings, scorers))
             progress.advance(task)
-        sweep = progress.add_task("sweeping thresholds", total=len(texts))
+        sweep = progress.add_task("sweeping thresholds", total=len(thresholds))
         reports = evaluate(records, labels, thresholds, settings.detector, lambda: progress.advance(sweep))
     if args.plot:
         plot_det(reports, args.plot)
@@ -320,7 +332,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from kwstream.bench import bench, random_model
-    from kwstream.encoder import Encoder
 
     if args.seconds <= 0 or args.repeats < 1:
         raise KwstreamError("--seconds must be positive and --repeats at least 1")

@@ -19,7 +19,7 @@ import numpy as np
 
 from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import SAMPLE_RATE, AudioSource, Microphone
-from kwstream.calibration import resolve_thresholds
+from kwstream.calibration import Calibration, resolve_thresholds
 from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
 from kwstream.encoder import Encoder, EncoderSettings
 from kwstream.errors import KeywordError
@@ -55,6 +55,21 @@ class Keyword:
         if not 0.0 <= value <= 1.0:
             raise KeywordError(f"threshold of {text!r} must be in [0, 1], got {value}")
         return cls(text, value)
+
+
+def keyword_thresholds(
+    typed: Sequence[Keyword],
+    scorers: Sequence[KeywordScorer],
+    overrides: Mapping[str, float] | None,
+    everyone: float | None,
+    calibration: Calibration | None,
+) -> dict[str, float]:
+    """Every keyword's threshold: typed ``hey:0.8`` or an override, else ``everyone``, else what
+    its scorer measured for it, else the model's calibration by length (see resolve_thresholds)."""
+    own = {k.text: k.threshold for k in typed} | {k: None for scorer in scorers for k in scorer.keywords}
+    own |= {k: t for k, t in (overrides or {}).items() if k in own}
+    measured = {k: t for scorer in scorers for k, t in scorer.thresholds.items()}
+    return resolve_thresholds(own, everyone, calibration, measured)
 
 
 @dataclass(frozen=True)
@@ -165,10 +180,8 @@ class Spotter:
         self._layers = tuple(sorted({layer for scorer in self._scorers for layer in scorer.layers}))
         for layer in self._layers:
             self.encoder.check_layer(layer)
-        own = {k.text: k.threshold for k in parsed} | {k: None for s in scorers for k in s.keywords}
-        own |= {k: t for k, t in (thresholds or {}).items() if k in own}
-        measured = {k: t for scorer in self._scorers for k, t in scorer.thresholds.items()}
-        self.thresholds = resolve_thresholds(own, self.settings.detector.threshold, self.encoder.calibration, measured)
+        self.thresholds = keyword_thresholds(parsed, scorers, thresholds, self.settings.detector.threshold,
+                                             self.encoder.calibration)
         self.source = source if source is not None else Microphone()
         self.on_detect = on_detect
         self.on_event = on_event
