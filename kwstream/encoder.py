@@ -207,6 +207,15 @@ class Encoder:
         self._model = model.to(self.device)
         self.calibration = load_calibration(source) if Path(source).is_dir() else None
         self.samples_per_frame = math.prod(model.config.conv_stride)
+        self._conv = list(zip(model.config.conv_kernel, model.config.conv_stride))
+        self.receptive_field = _receptive_field(self._conv)
+
+    def frames_for(self, samples: int) -> int:
+        """How many frames the CNN makes of ``samples`` samples (frame i covers
+        ``[i * samples_per_frame, i * samples_per_frame + receptive_field)``)."""
+        for kernel, stride in self._conv:
+            samples = (samples - kernel) // stride + 1
+        return max(0, samples)
 
     def require_ctc_head(self) -> None:
         """Raise the error a user sees when typed keywords meet a model that cannot spell."""
@@ -238,6 +247,15 @@ class Encoder:
         """Per-frame CTC log-probabilities, shape (frames, vocab)."""
         self.require_ctc_head()
         return self.encode(audio).log_probs
+
+
+def _receptive_field(conv: list[tuple[int, int]]) -> int:
+    """Input samples under one output frame of a stack of (kernel, stride) convolutions."""
+    field, jump = 1, 1
+    for kernel, stride in conv:
+        field += (kernel - 1) * jump
+        jump *= stride
+    return field
 
 
 def _fingerprint(model) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 
 from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import SAMPLE_RATE, AudioSource, Microphone
+from kwstream.chunked import ChunkedEncoder
 from kwstream.calibration import Calibration, resolve_thresholds
 from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
 from kwstream.encoder import Encoder, EncoderSettings
@@ -83,6 +84,10 @@ class SpotterSettings:
     """Audio the encoder sees at once; longer than the longest keyword plus its pauses."""
     hop_s: float = 0.25
     """Step between windows inside a speech span."""
+    left_context_s: float = 0.5
+    """Audio before the newest frames that the encoder sees again at each step (see chunked.py)."""
+    right_context_s: float = 0.25
+    """Audio after a frame that must arrive before its encoding is final (see chunked.py)."""
     pause_ms: int = 100
     """Blank time that counts as a word boundary when the model emits no delimiter."""
     ring_s: float = 30.0
@@ -95,8 +100,10 @@ class SpotterSettings:
     def __post_init__(self) -> None:
         if not 0 < self.hop_s <= self.window_s:
             raise ValueError(f"need 0 < hop ({self.hop_s} s) <= window ({self.window_s} s)")
-        if self.window_s * 2 > self.ring_s:
-            raise ValueError("the ring must hold at least two windows")
+        if self.left_context_s < 0 or self.right_context_s < 0:
+            raise ValueError("context lengths must not be negative")
+        if max(self.window_s, self.left_context_s + self.hop_s + self.right_context_s) * 2 > self.ring_s:
+            raise ValueError("the ring must hold at least two windows (or chunks with their context)")
 
 
 @dataclass
@@ -257,6 +264,8 @@ class Spotter:
         meter = LevelMeter(SAMPLE_RATE * settings.level_block_ms // 1000, SAMPLE_RATE)
         block = SAMPLE_RATE * settings.read_block_ms // 1000
         cursor = 0
+        chunker = ChunkedEncoder(self.encoder, self._layers, int(settings.left_context_s * SAMPLE_RATE),
+                                 int(settings.right_context_s * SAMPLE_RATE), windower.window_samples)
         span = -1
         try:
             while True:
@@ -277,15 +286,18 @@ class Spotter:
                 for event in events:
                     self._emit(lambda: VoiceActivity(event.sample / SAMPLE_RATE, isinstance(event, SpeechStart)))
                 for window in windower.push(events, cursor):
+                    if self._paused.is_set():
+                        span = -1  # after a pause, start afresh where listening resumes
+                        continue
                     if window.span != span:
                         span = window.span
                         self._detector.new_span()
-                    if not self._paused.is_set():
-                        self._process(window)
+                        chunker.start_span(window.start_sample)
+                    self._process(window, chunker)
                 self._update_stats(cursor, vad)
                 keep = cursor - windower.window_samples
                 if windower.oldest_needed is not None:
-                    keep = min(keep, windower.oldest_needed)
+                    keep = min(keep, windower.oldest_needed, chunker.oldest_needed)
                 self._ring.release(keep)
                 if end_of_stream:
                     break
@@ -300,10 +312,10 @@ class Spotter:
         first, audio = self._ring.read(start, stop)
         return audio if first == start else np.concatenate((np.zeros(first - start, np.float32), audio))
 
-    def _process(self, window: Window) -> None:
+    def _process(self, window: Window, chunker: ChunkedEncoder) -> None:
         t0 = time.perf_counter()
         try:
-            frames = self.encoder.encode(self._read(window.start_sample, window.stop_sample), self._layers)
+            first_sample, frames = chunker.frames(self._read, window.start_sample, window.stop_sample)
             matches = [m for scorer in self._scorers for m in scorer.score_frames(frames)]
         except Exception as exc:  # one bad window must not end a long-running listener
             self.stats.window_errors += 1
@@ -317,8 +329,8 @@ class Spotter:
             WindowScore(
                 keyword,
                 m.score,
-                (window.start_sample + m.start_frame * spf) / SAMPLE_RATE,
-                (window.start_sample + m.end_frame * spf) / SAMPLE_RATE,
+                (first_sample + m.start_frame * spf) / SAMPLE_RATE,
+                (first_sample + m.end_frame * spf) / SAMPLE_RATE,
             )
             for keyword, m in zip(self.keywords, matches)
         ]

@@ -1,0 +1,98 @@
+"""Encode each speech span about once: overlapping chunks with context, and a rolling frame buffer.
+
+Encoding a whole 1.5 s window every 0.25 s would put every sample through the model six times.
+Instead each step encodes only the audio that arrived since the last step, plus context on both
+sides, and keeps only the frames whose context is complete:
+
+    |<- left context ->|<-- frames that become final -->|<- right context ->|
+    (final already,      (they saw left_context before   (provisional: scored now,
+     encoded for          and right_context after them)   encoded again next step
+     context only)                                         once their future arrives)
+
+Final frames go into a rolling buffer; a scoring window is read from the buffer plus the newest
+step's provisional frames, so a keyword is scored as soon as its audio is in (latency stays one
+hop) and rescored once its right context arrives. Per step the model sees
+``left_context + hop + right_context`` of audio instead of a whole window. Frames are counted from
+the start of their span, on the grid of the model's CNN (frame i covers ``samples_per_frame * i``
+onwards), so frames of different chunks line up exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from kwstream.encoder import EncodedFrames, Encoder
+
+
+def _concat(parts: list[EncodedFrames]) -> EncodedFrames:
+    first = parts[0]
+    log_probs = None if first.log_probs is None else np.concatenate([p.log_probs for p in parts])
+    return EncodedFrames(log_probs, {layer: np.concatenate([p.features[layer] for p in parts]) for layer in first.features})
+
+
+class ChunkedEncoder:
+    """Frames of the current speech span, each encoded with ``left_context_samples`` before it and
+    ``right_context_samples`` after it (fewer at the span's start and at the newest audio)."""
+
+    def __init__(self, encoder: Encoder, layers: tuple[int, ...], left_context_samples: int,
+                 right_context_samples: int, keep_samples: int) -> None:
+        """
+        Args:
+            encoder: the model.
+            layers: hidden-state layers to keep besides the log-probabilities.
+            left_context_samples: audio before the new frames that the model sees again.
+            right_context_samples: audio after a frame that must arrive before it is final.
+            keep_samples: how far back scoring windows reach (the window length).
+        """
+        self.encoder = encoder
+        self.layers = layers
+        spf = encoder.samples_per_frame
+        self._left_frames = -(-left_context_samples // spf)
+        self._right_samples = right_context_samples
+        self._keep_frames = -(-keep_samples // spf) + 1
+        self.start_span(0)
+
+    def start_span(self, span_start_sample: int) -> None:
+        """Forget the previous span; frames are counted from ``span_start_sample``."""
+        self._span_start = span_start_sample
+        self._final: EncodedFrames | None = None  # final frames [self._final_from, self._final_to)
+        self._final_from = 0
+        self._final_to = 0
+
+    @property
+    def oldest_needed(self) -> int:
+        """The earliest sample the next step may read."""
+        return self._span_start + max(0, self._final_to - self._left_frames) * self.encoder.samples_per_frame
+
+    def frames(self, read: Callable[[int, int], np.ndarray], start_sample: int, stop_sample: int) -> tuple[int, EncodedFrames]:
+        """Encode what is new up to ``stop_sample`` and return the frames that lie inside
+        ``[start_sample, stop_sample)``, with the sample where the first of them begins.
+
+        ``read(a, b)`` returns the span's samples [a, b); calls must come in increasing ``stop_sample``.
+        """
+        spf = self.encoder.samples_per_frame
+        s0 = self._span_start
+        first = max(0, self._final_to - self._left_frames)
+        chunk = self.encoder.encode(read(s0 + first * spf, stop_sample), self.layers)
+        total = first + len(chunk)
+        final_to = max(self._final_to, min(total, self.encoder.frames_for(stop_sample - s0 - self._right_samples)))
+        if final_to > self._final_to:
+            self._keep_final(chunk.slice(self._final_to - first, final_to - first))
+            self._final_to = final_to
+        wanted = min(total, max(0, -(-(start_sample - s0) // spf)))
+        if self._final is not None and wanted < self._final_to:
+            begins = max(wanted, self._final_from)
+            frames = _concat([self._final.slice(begins - self._final_from, len(self._final)),
+                              chunk.slice(final_to - first, len(chunk))])
+        else:
+            begins = wanted
+            frames = chunk.slice(wanted - first, len(chunk))
+        return s0 + begins * spf, frames
+
+    def _keep_final(self, new: EncodedFrames) -> None:
+        merged = new if self._final is None else _concat([self._final, new])
+        drop = max(0, len(merged) - self._keep_frames)
+        self._final = merged.slice(drop, len(merged))
+        self._final_from = self._final_to + len(new) - len(self._final)
