@@ -2,12 +2,16 @@
 
 Both streams go through exactly the listening path (a replay source, ring, VAD, windows, encoder,
 scorer, detector) as fast as possible. CPU seconds count every thread of the process, so they are
-the cost a user pays on a busy machine too; wall seconds give the real-time factor.
+the cost a user pays on a busy machine too; wall seconds give the real-time factor. The speech
+stream is real recorded digit words whose ends are known, so detections of those words give the
+latency from the end of a spoken keyword to its detection (the time the audio would have taken
+to arrive live, plus the measured compute).
 """
 
 from __future__ import annotations
 
 import io
+import resource
 import statistics
 import tempfile
 import time
@@ -19,7 +23,9 @@ import soundfile
 import soxr
 
 from kwstream.audio.sources import SAMPLE_RATE, RawStdin
+from kwstream.detector import Detection
 from kwstream.encoder import Encoder
+from kwstream.evaluation import Label, Outcome, match
 from kwstream.spotter import Keyword, Spotter, SpotterSettings
 
 ASSET_AUDIO = Path(__file__).resolve().parent.parent / "assets" / "audio"
@@ -27,6 +33,17 @@ WORD_GAP_S = 0.15
 """Pause between words of the speech stream: shorter than the VAD hangover, so speech is continuous."""
 ROOM_NOISE_RMS = 1e-4
 """The silence stream's level (-80 dBFS): a quiet room rather than digital zero."""
+
+
+WORDS = {"0": "zero", "3": "three", "7": "seven", "9": "nine"}
+"""The digit spoken in each assets/audio/fsdd_{digit}_*.wav: the default bench keywords."""
+
+
+@dataclass(frozen=True)
+class SpokenWord:
+    word: str
+    start_s: float
+    end_s: float
 
 
 @dataclass(frozen=True)
@@ -40,17 +57,35 @@ class BenchResult:
     window_ms: float
     """Encoder + scoring time per window (the mean of a pass; median of the repeats)."""
     windows: int
+    encoded_per_audio_s: float
+    """Seconds of audio the encoder processed per second of stream (context counted each time)."""
+    words: int
+    """Keywords spoken in the stream (all runs)."""
+    detected: int
+    """Of those, detected within the eval hit window (all runs)."""
+    false_alarms: int
+    """Detections that hit no spoken keyword (all runs)."""
+    latency_median_s: float | None
+    """From the end of a spoken keyword to its detection; None without detections."""
+    latency_p95_s: float | None
+    peak_memory_mb: float
+    """Peak resident memory of the whole process so far (model included)."""
 
 
-def speech_stream(duration_s: float) -> np.ndarray:
-    """Real recorded words from assets/audio back to back, repeated to ``duration_s``."""
-    words = []
-    for path in sorted(ASSET_AUDIO.glob("fsdd_*.wav")):
-        audio, rate = soundfile.read(path, dtype="float32")
-        words.append(soxr.resample(audio, rate, SAMPLE_RATE))
-        words.append(np.zeros(int(WORD_GAP_S * SAMPLE_RATE), np.float32))
-    block = np.concatenate(words)
-    return np.tile(block, int(np.ceil(duration_s * SAMPLE_RATE / len(block))))[: int(duration_s * SAMPLE_RATE)]
+def speech_stream(duration_s: float) -> tuple[np.ndarray, list[SpokenWord]]:
+    """Real recorded words from assets/audio back to back, repeated to ``duration_s``, and where
+    each whole word lies."""
+    pieces, words, at = [], [], 0
+    gap = np.zeros(int(WORD_GAP_S * SAMPLE_RATE), np.float32)
+    while at < duration_s * SAMPLE_RATE:
+        for path in sorted(ASSET_AUDIO.glob("fsdd_*.wav")):
+            audio, rate = soundfile.read(path, dtype="float32")
+            audio = soxr.resample(audio, rate, SAMPLE_RATE)
+            if at + len(audio) <= duration_s * SAMPLE_RATE:
+                words.append(SpokenWord(WORDS[path.stem.split("_")[1]], at / SAMPLE_RATE, (at + len(audio)) / SAMPLE_RATE))
+            pieces += [audio, gap]
+            at += len(audio) + len(gap)
+    return np.concatenate(pieces)[: int(duration_s * SAMPLE_RATE)], words
 
 
 def silence_stream(duration_s: float, seed: int = 0) -> np.ndarray:
@@ -62,31 +97,52 @@ def _pcm(audio: np.ndarray) -> bytes:
 
 
 def run_once(encoder: Encoder, keywords: list[str], settings: SpotterSettings, audio: np.ndarray):
-    """One pass of the pipeline over ``audio``; returns (cpu_s, wall_s, spotter)."""
-    spotter = Spotter([Keyword(k) for k in keywords], source=RawStdin(io.BytesIO(_pcm(audio)), realtime=False),
-                      settings=settings, encoder=encoder)
+    """One pass of the pipeline over ``audio``; returns (cpu_s, wall_s, spotter, detections)."""
+    detections: list[Detection] = []
+    spotter = Spotter([Keyword(k) for k in keywords], detections.append,
+                      source=RawStdin(io.BytesIO(_pcm(audio)), realtime=False), settings=settings, encoder=encoder)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     with spotter:
         spotter.wait()
-    return time.process_time() - cpu0, time.perf_counter() - wall0, spotter
+    return time.process_time() - cpu0, time.perf_counter() - wall0, spotter, detections
+
+
+def outcome(detections: list[Detection], words: list[SpokenWord]) -> Outcome:
+    """Hits (with their latency) and false alarms among ``detections``, matched as `kwstream eval` does."""
+    total = Outcome(0, 0, 0, ())
+    for keyword in sorted({w.word for w in words} | {d.keyword for d in detections}):
+        labels = [Label("bench", w.word, w.start_s, w.end_s) for w in words if w.word == keyword]
+        o = match([d for d in detections if d.keyword == keyword], labels)
+        total = Outcome(total.hits + o.hits, total.labels + o.labels, total.false_alarms + o.false_alarms,
+                        total.latencies + o.latencies)
+    return total
 
 
 def bench(encoder: Encoder, keywords: list[str], settings: SpotterSettings, duration_s: float, repeats: int,
           progress=None) -> list[BenchResult]:
+    speech, spoken = speech_stream(duration_s)
     results = []
-    for name, audio in (("speech", speech_stream(duration_s)), ("silence", silence_stream(duration_s))):
-        cpu, wall, window_ms, windows = [], [], [], 0
+    for name, audio, words in (("speech", speech, spoken), ("silence", silence_stream(duration_s), [])):
+        words = [w for w in words if w.word in keywords]
+        cpu, wall, window_ms, windows, encoded, found, false_alarms = [], [], [], 0, 0.0, [], 0
         for _ in range(repeats):
-            cpu_s, wall_s, spotter = run_once(encoder, keywords, settings, audio)
+            cpu_s, wall_s, spotter, detections = run_once(encoder, keywords, settings, audio)
             cpu.append(cpu_s / duration_s)
             wall.append(wall_s / duration_s)
-            windows = spotter.stats.windows
+            windows, encoded = spotter.stats.windows, spotter.stats.encoded_s / duration_s
+            scored = outcome(detections, words)
+            found += scored.latencies
+            false_alarms += scored.false_alarms
             if windows:
                 window_ms.append(1000 * spotter.stats.compute_s / windows)
             if progress:
                 progress()
-        results.append(BenchResult(name, duration_s, statistics.median(cpu), statistics.median(wall),
-                                   statistics.median(window_ms) if window_ms else 0.0, windows))
+        results.append(BenchResult(
+            name, duration_s, statistics.median(cpu), statistics.median(wall),
+            statistics.median(window_ms) if window_ms else 0.0, windows, encoded, len(words) * repeats, len(found), false_alarms,
+            statistics.median(found) if found else None, float(np.percentile(found, 95)) if found else None,
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        ))
     return results
 
 

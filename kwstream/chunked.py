@@ -52,6 +52,8 @@ class ChunkedEncoder:
         self._left_frames = -(-left_context_samples // spf)
         self._right_samples = right_context_samples
         self._keep_frames = -(-keep_samples // spf) + 1
+        self.encoded_samples = 0
+        """Audio put through the model so far (context counted each time it is seen)."""
         self.start_span(0)
 
     def start_span(self, span_start_sample: int) -> None:
@@ -75,7 +77,9 @@ class ChunkedEncoder:
         spf = self.encoder.samples_per_frame
         s0 = self._span_start
         first = max(0, self._final_to - self._left_frames)
-        chunk = self.encoder.encode(read(s0 + first * spf, stop_sample), self.layers)
+        audio = read(s0 + first * spf, stop_sample)
+        chunk = self.encoder.encode(audio, self.layers)
+        self.encoded_samples += len(audio)
         total = first + len(chunk)
         final_to = max(self._final_to, min(total, self.encoder.frames_for(stop_sample - s0 - self._right_samples)))
         if final_to > self._final_to:

@@ -76,7 +76,7 @@ class KeywordReport:
     latency_median_s: float
     latency_p95_s: float
     threshold_at_target: float | None
-    """Lowest threshold on the grid with at most TARGET_FALSE_ALARMS_PER_HOUR (None if none)."""
+    """Lowest threshold on the grid with at most the target false alarms per hour (None if none)."""
     recall_at_target: float | None
     det_thresholds: list[float]
     det_miss_rate: list[float]
@@ -176,6 +176,7 @@ def evaluate(
     thresholds: dict[str, float],
     settings: DetectorSettings = DetectorSettings(),
     progress: Callable[[], None] | None = None,
+    target_false_alarms_per_hour: float = TARGET_FALSE_ALARMS_PER_HOUR,
 ) -> list[KeywordReport]:
     """Per-keyword report at the chosen thresholds, plus the whole DET sweep."""
     by_stream: dict[str, list[Label]] = {}
@@ -188,7 +189,7 @@ def evaluate(
         at = _outcome(records, by_stream, keyword, chosen, settings)
         sweep = [_outcome(records, by_stream, keyword, float(t), settings) for t in THRESHOLD_GRID]
         fa_rates = [per_hour(o.false_alarms) for o in sweep]
-        target = next((i for i, rate in enumerate(fa_rates) if rate <= TARGET_FALSE_ALARMS_PER_HOUR), None)
+        target = next((i for i, rate in enumerate(fa_rates) if rate <= target_false_alarms_per_hour), None)
         latencies = sorted(at.latencies)
         reports.append(KeywordReport(
             keyword=keyword, threshold=chosen, labels=at.labels, recall=at.recall, false_alarms=at.false_alarms,
@@ -206,7 +207,8 @@ def evaluate(
     return reports
 
 
-def plot_det(reports: Sequence[KeywordReport], path: str | Path) -> None:
+def plot_det(reports: Sequence[KeywordReport], path: str | Path,
+             target_false_alarms_per_hour: float = TARGET_FALSE_ALARMS_PER_HOUR) -> None:
     """DET curves, miss rate against false alarms per hour, one line per keyword."""
     import matplotlib
 
@@ -219,7 +221,7 @@ def plot_det(reports: Sequence[KeywordReport], path: str | Path) -> None:
         ax.plot(r.det_false_alarms_per_hour, r.det_miss_rate, marker=".", markersize=3, label=r.keyword)
         if r.labels:
             ax.plot([r.false_alarms_per_hour], [1 - r.recall], "k+", markersize=9)
-    ax.axvline(TARGET_FALSE_ALARMS_PER_HOUR, color="grey", linestyle=":", linewidth=1)
+    ax.axvline(target_false_alarms_per_hour, color="grey", linestyle=":", linewidth=1)
     ax.set_xscale("symlog", linthresh=0.1)
     ax.set_xlabel("false alarms per hour")
     ax.set_ylabel("miss rate")

@@ -114,6 +114,8 @@ class SpotterStats:
     voiced_s: float = 0.0
     windows: int = 0
     compute_s: float = 0.0
+    encoded_s: float = 0.0
+    """Audio put through the encoder, context included: how often each voiced second is encoded."""
     detections: int = 0
     overrun_samples: int = 0
     dropped_frames: int = 0
@@ -324,6 +326,7 @@ class Spotter:
         compute_s = time.perf_counter() - t0
         self.stats.windows += 1
         self.stats.compute_s += compute_s
+        self.stats.encoded_s = chunker.encoded_samples / SAMPLE_RATE
         spf = self.encoder.samples_per_frame
         scores = [
             WindowScore(

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from conftest import REPO, SpeechStream
+from kwstream.bench import speech_stream
 from kwstream.encoder import BUNDLED_MODEL_DIR
 
 
@@ -23,7 +24,21 @@ def test_bench_json_reports_speech_and_silence():
     speech, silence = report["results"]
     assert (speech["stream"], silence["stream"]) == ("speech", "silence")
     assert speech["windows"] > 0 and speech["cpu_per_audio_s"] > 0 and speech["window_ms"] > 0
-    assert silence["windows"] == 0  # the VAD gate keeps silence away from the encoder
+    assert 1.0 <= speech["encoded_per_audio_s"] <= 4.2  # each voiced second about once, plus context: not 6 windows
+    assert speech["words"] == 2 * len(speech_stream(4.0)[1]) and speech["peak_memory_mb"] > 0
+    assert silence["windows"] == 0 and silence["encoded_per_audio_s"] == 0  # the VAD keeps silence from the encoder
+
+
+def test_bench_scores_detections_against_the_spoken_words():
+    from kwstream.bench import SpokenWord, outcome
+    from kwstream.detector import Detection
+
+    words = [SpokenWord("seven", 1.0, 1.5), SpokenWord("three", 2.0, 2.4), SpokenWord("seven", 3.0, 3.6)]
+    found = [Detection("seven", 0.9, 1.1, 1.5, 1.7, 0.0), Detection("seven", 0.9, 1.1, 1.5, 1.9, 0.0),  # one word, twice
+             Detection("three", 0.9, 3.0, 3.5, 3.8, 0.0), Detection("seven", 0.9, 3.1, 3.6, 3.9, 0.0)]  # a miss, a hit
+    scored = outcome(found, words)
+    assert sorted(scored.latencies) == pytest.approx([0.2, 0.3])
+    assert (scored.hits, scored.labels, scored.false_alarms) == (2, 3, 2)
 
 
 def test_choose_model_example(tiny_model, speech_stream: SpeechStream, tmp_path):
