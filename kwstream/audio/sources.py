@@ -37,6 +37,9 @@ class AudioSource(Protocol):
     live: bool
     """True when audio arrives in real time (microphone, paced replay)."""
 
+    def check(self) -> None:
+        """Raise AudioInputError now if the input cannot be opened (before a model loads for minutes)."""
+
     def start(self, ring: RingBuffer) -> None:
         """Open the input (raising AudioInputError on failure) and begin writing into ``ring``."""
 
@@ -124,6 +127,9 @@ class Microphone:
     def error(self) -> str | None:
         return None
 
+    def check(self) -> None:
+        resolve_input_device(self.device)
+
     def start(self, ring: RingBuffer) -> None:
         sd = import_sounddevice()
         info = resolve_input_device(self.device)
@@ -192,6 +198,9 @@ class _ReplaySource:
     def error(self) -> str | None:
         return self._error
 
+    def check(self) -> None:
+        """Nothing to check by default: a stream shows its problems when read."""
+
     def _open(self) -> tuple[int, Iterator[np.ndarray]]:
         """Open the input; return its rate and an iterator of (frames, channels) float32 blocks."""
         raise NotImplementedError
@@ -245,15 +254,23 @@ class AudioFile(_ReplaySource):
         self.path = Path(path)
         self.name = str(path)
 
-    def _open(self) -> tuple[int, Iterator[np.ndarray]]:
+    def check(self) -> None:
+        self._info()
+
+    def _info(self):
         import soundfile
 
         if not self.path.is_file():
             raise AudioInputError(f"no such audio file: {self.path}")
         try:
-            info = soundfile.info(str(self.path))
+            return soundfile.info(str(self.path))
         except (soundfile.LibsndfileError, RuntimeError) as exc:
             raise AudioInputError(f"cannot read {self.path} as audio: {exc}") from None
+
+    def _open(self) -> tuple[int, Iterator[np.ndarray]]:
+        import soundfile
+
+        info = self._info()
         blocksize = max(1, int(info.samplerate * self.block_s))
         blocks = soundfile.blocks(str(self.path), blocksize=blocksize, dtype="float32", always_2d=True)
         return info.samplerate, blocks
