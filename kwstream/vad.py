@@ -68,7 +68,7 @@ class VadGate:
         self.settings = settings
         self._frame = SAMPLE_RATE * settings.frame_ms // 1000
         self._preroll = SAMPLE_RATE * settings.preroll_ms // 1000
-        self._hangover_frames = max(1, settings.hangover_ms // settings.frame_ms)
+        self._hangover_frames = max(1, -(-settings.hangover_ms // settings.frame_ms))  # at least hangover_ms
         self._warmup_samples = SAMPLE_RATE * settings.warmup_ms // 1000
         self._min_rms = 10 ** (settings.min_speech_dbfs / 20)
         self.reset()

@@ -145,7 +145,7 @@ def test_preroll_and_hangover_are_measured_from_the_voiced_frames(first, second)
     search_from = (onset - PREROLL) // FRAME  # the 1.5 s gap before it is unvoiced by then
     assert not any(voiced[search_from - 20 : search_from])
     first_voiced = next(i for i in range(search_from, len(voiced)) if voiced[i])
-    hangover_frames = SETTINGS.hangover_ms // SETTINGS.frame_ms
+    hangover_frames = -(-SETTINGS.hangover_ms // SETTINGS.frame_ms)  # rounded up: at least hangover_ms
     last_voiced = first_voiced
     while any(voiced[last_voiced + 1 : last_voiced + 1 + hangover_frames]):
         last_voiced += 1 + voiced[last_voiced + 1 :].index(True)
