@@ -1,0 +1,98 @@
+"""`kwstream enroll`, `kwstream keywords` and `--enrolled` as a user runs them: subprocesses, real
+recordings (assets/audio), the tiny random model for wiring and the virtual microphone for --record."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import soundfile
+
+from conftest import ASSET_AUDIO, make_speech_stream
+from kwstream.cli import main
+from virtual_mic import virtual_mic_env
+
+WORDS = [str(ASSET_AUDIO / f"fsdd_{name}.wav") for name in ("3_theo_0", "7_jackson_0", "0_lucas_1")]
+"""Three real words (different ones: with random weights, only the wiring is under test)."""
+
+
+def kwstream(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kwstream", *args], capture_output=True, timeout=timeout, env=env)
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr, stderr
+    [line] = [x for x in stderr.splitlines() if x.startswith("kwstream: error:")]
+    for fragment in fragments:
+        assert fragment in line, line
+
+
+def test_enroll_list_listen_and_remove(tmp_path, tiny_model):
+    store = str(tmp_path / "store")
+    enrolled = kwstream("enroll", "word", "--from", *WORDS, "--model", str(tiny_model), "--store", store,
+                        "--negatives", str(ASSET_AUDIO / "fsdd_9_nicolas_2.wav"))
+    assert enrolled.returncode == 0, enrolled.stderr.decode()
+    assert "enrolled 'word' from 3 examples (layer 1, threshold" in enrolled.stderr.decode()
+    metadata = json.loads((tmp_path / "store" / "word" / "keyword.json").read_text())
+    assert metadata["calibration"]["negative_windows"] > 0 and len(metadata["calibration"]["leave_one_out"]) == 3
+
+    listed = kwstream("keywords", "--store", store)
+    assert listed.returncode == 0 and listed.stdout.decode().startswith("word ")
+
+    stream = make_speech_stream(["7_jackson_0", "9_nicolas_2"]).write(tmp_path / "talk.wav")
+    heard = kwstream("listen", "--enrolled", "word:0.01", "--store", store, "--model", str(tiny_model),
+                     "--file", str(stream), "--fast", "--json")
+    assert heard.returncode == 0, heard.stderr.decode()
+    detections = [json.loads(line) for line in heard.stdout.decode().splitlines()]
+    assert detections and {d["keyword"] for d in detections} == {"word"}
+
+    both = kwstream("listen", "--keywords", "stop", "--enrolled", "word", "--store", store, "--model", str(tiny_model),
+                    "--file", str(stream), "--fast")
+    assert both.returncode == 0 and "for stop, word" in both.stderr.decode()
+
+    assert kwstream("keywords", "--store", store, "--remove", "word").returncode == 0
+    assert "no enrolled keywords" in kwstream("keywords", "--store", store).stderr.decode()
+    assert_user_error(kwstream("keywords", "--store", store, "--remove", "word"), "no enrolled keyword 'word'")
+
+
+def test_user_mistakes_are_one_line_and_write_nothing(tmp_path, tiny_model, capsys):
+    """In-process (`kwstream.cli.main`), the same code path as the command, without a new interpreter each time."""
+    store = tmp_path / "store"
+    model = ["--model", str(tiny_model), "--store", str(store)]
+
+    def assert_error(args: list[str], *fragments: str) -> None:
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        [line] = [x for x in err.splitlines() if x.startswith("kwstream: error:")]
+        assert "Traceback" not in err and all(f in line for f in fragments), err
+
+    assert_error(["enroll", "word", "--from", WORDS[0], *model], "at least 2")
+    assert_error(["enroll", "word", "--record", "1", *model], "at least 2")
+    assert_error(["enroll", "word", "--from", WORDS[0], str(tmp_path / "missing.wav"), *model], "cannot read")
+    silence = tmp_path / "silence.wav"
+    soundfile.write(silence, np.zeros(16000, np.float32), 16000)
+    assert_error(["enroll", "word", "--from", WORDS[0], WORDS[1], str(silence), *model], "holds no speech")
+    assert_error(["enroll", "bad/name", "--from", *WORDS, *model], "letters, digits")
+    assert not store.exists() or not any(store.iterdir())
+    assert_error(["listen", "--enrolled", "nope", *model, "--file", WORDS[0]], "no enrolled keyword 'nope'")
+    assert_error(["listen", "--enrolled", "nope:2", *model, "--file", WORDS[0]], "must be in [0, 1]")
+
+    assert main(["enroll", "word", "--from", *WORDS, *model]) == 0
+    assert_error(["enroll", "word", "--from", *WORDS, *model], "already enrolled", "--replace")
+    other = ["--model", str(ASSET_AUDIO.parent / "model"), "--store", str(store)]
+    assert_error(["listen", "--enrolled", "word", *other, "--file", WORDS[0]], "enrolled with model", "enroll it again")
+
+
+def test_record_from_the_microphone(tmp_path, tiny_model):
+    """--record through PortAudio: each take opens the virtual microphone, which replays the recording."""
+    stream = make_speech_stream(["7_jackson_0"], edge_s=0.6)
+    env = virtual_mic_env(tmp_path, (np.clip(stream.audio, -1, 1) * 32767).astype(np.int16))
+    result = kwstream("enroll", "word", "--record", "2", "--model", str(tiny_model), "--store", str(tmp_path / "store"), env=env)
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    assert "take 1/2" in stderr and "take 2/2" in stderr and "dBFS" in stderr
+    metadata = json.loads((tmp_path / "store" / "word" / "keyword.json").read_text())
+    assert metadata["sources"] == ["microphone take 1", "microphone take 2"]
