@@ -16,10 +16,12 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from kwstream.bench import WORDS as BENCH_WORDS
 from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin, list_input_devices
 from kwstream.detector import Detection, DetectorSettings
 from kwstream.encoder import AUTO_MODEL, Encoder, EncoderSettings
 from kwstream.errors import KwstreamError
+from kwstream.evaluation import TARGET_FALSE_ALARMS_PER_HOUR
 from kwstream.events import Level, ScoredWindow, VoiceActivity
 from kwstream.keywords.base import KeywordScorer
 from kwstream.spotter import Keyword, Spotter, SpotterSettings, SpotterStats, keyword_thresholds
@@ -64,8 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
                           help="threshold in [0, 1] for every keyword (default: the model's calibrated one by keyword length, else 0.5)")
     pipeline.add_argument("--window-ms", type=_positive_ms, default=int(SpotterSettings.window_s * 1000), help="encoder window length")
     pipeline.add_argument("--hop-ms", type=_positive_ms, default=int(SpotterSettings.hop_s * 1000), help="step between windows")
+    pipeline.add_argument("--left-context-ms", type=_positive_ms, default=int(SpotterSettings.left_context_s * 1000),
+                          help="audio the encoder sees again before each step's new audio")
+    pipeline.add_argument("--right-context-ms", type=_positive_ms, default=int(SpotterSettings.right_context_s * 1000),
+                          help="audio after a frame before its encoding is final")
     pipeline.add_argument("--vad-aggressiveness", type=int, choices=[0, 1, 2, 3], default=VadSettings.aggressiveness, help="0 keeps most audio, 3 drops most non-speech")
     pipeline.add_argument("--no-vad", action="store_true", help="encode all audio, not only voiced spans")
+    pipeline.add_argument("--classifier", action="append", default=[], metavar="HEAD",
+                          help="a head from `kwstream train` (for the same --model); spots its keywords; repeatable")
+    pipeline.add_argument("--enrolled", action="append", default=[], metavar="NAME[:T]",
+                          help="a keyword from `kwstream enroll` (same --model), optionally with a threshold; repeatable")
+    pipeline.add_argument("--store", metavar="DIR", help="enrolled keywords' directory (default: the user data dir, see `kwstream keywords`)")
 
     parser = argparse.ArgumentParser(prog="kwstream", description="Real-time keyword spotting with wav2vec 2.0.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -89,12 +100,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("devices", parents=[common], help="list audio input devices")
 
+    enroll = commands.add_parser("enroll", parents=[common, pipeline], help="store a keyword from a few spoken examples")
+    enroll.add_argument("name", metavar="NAME", help="the keyword's name (letters, digits, _ or -)")
+    examples = enroll.add_mutually_exclusive_group(required=True)
+    examples.add_argument("--from", dest="files", nargs="+", metavar="FILE", help="recordings of the keyword, one example each (3+)")
+    examples.add_argument("--record", type=int, metavar="N", help="record N examples from the microphone (3+)")
+    enroll.add_argument("--input-device", metavar="DEV", help="with --record: input device index or name")
+    enroll.add_argument("--negatives", nargs="+", default=[], metavar="FILE",
+                        help="keyword-free speech to calibrate the threshold against")
+    enroll.add_argument("--layer", type=int, help="encoder layer of the features (default: chosen for the model)")
+    enroll.add_argument("--replace", action="store_true", help="overwrite a keyword of the same name")
+
+    keywords_cmd = commands.add_parser("keywords", parents=[common], help="list or remove enrolled keywords")
+    keywords_cmd.add_argument("--remove", metavar="NAME", help="delete this enrolled keyword")
+    keywords_cmd.add_argument("--store", metavar="DIR", help="enrolled keywords' directory (default: the user data dir)")
+
     evaluate = commands.add_parser("eval", parents=[common, pipeline], help="recall, false alarms per hour and DET curves on labelled recordings")
     evaluate.add_argument("--keywords", default="", metavar="KW[:T],...", help="typed keywords to evaluate, with optional thresholds")
     evaluate.add_argument("--labels", required=True, metavar="CSV", help="rows stream,keyword,start,end (stream = file stem, seconds)")
     evaluate.add_argument("--plot", metavar="PNG", help="write DET curves here")
     evaluate.add_argument("--json", action="store_true", help="the full report as one JSON object")
     evaluate.add_argument("--suggest", action="store_true", help="print --keywords with the thresholds that give 0.5 false alarms per hour")
+    evaluate.add_argument("--target-fa-per-hour", type=float, default=TARGET_FALSE_ALARMS_PER_HOUR, metavar="RATE",
+                          help=f"false alarms per hour that --suggest and --calibrate aim for (default {TARGET_FALSE_ALARMS_PER_HOUR})")
     evaluate.add_argument("--calibrate", metavar="JSON", help="write per-length default thresholds (a model's kwstream.json) from this run")
     evaluate.add_argument("files", nargs="+", metavar="FILE", help="recordings; files without label rows are keyword-free")
 
@@ -102,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     model = bench.add_mutually_exclusive_group()
     model.add_argument("--model", default=AUTO_MODEL, help="hub id or local save_pretrained directory (default: auto)")
     model.add_argument("--random", choices=["tiny", "base"], help="a random-weight model of this size instead (cost only)")
-    bench.add_argument("--keywords", default="hey,stop,computer,lights", metavar="KW,...", help="keywords scored in each window")
+    bench.add_argument("--keywords", default=",".join(BENCH_WORDS.values()), metavar="KW,...",
+                       help="keywords scored in each window (default: the words spoken in the speech stream, for latency)")
     bench.add_argument("--seconds", type=float, default=30.0, help="length of each test stream")
     bench.add_argument("--repeats", type=int, default=3, help="runs per stream; medians are reported")
     bench.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"])
@@ -110,7 +139,25 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--int8", action="store_true", help="quantise the model's linear layers to int8")
     bench.add_argument("--window-ms", type=_positive_ms, default=int(SpotterSettings.window_s * 1000))
     bench.add_argument("--hop-ms", type=_positive_ms, default=int(SpotterSettings.hop_s * 1000))
+    bench.add_argument("--left-context-ms", type=_positive_ms, default=int(SpotterSettings.left_context_s * 1000))
+    bench.add_argument("--right-context-ms", type=_positive_ms, default=int(SpotterSettings.right_context_s * 1000))
     bench.add_argument("--json", action="store_true", help="results as one JSON object")
+
+    train = commands.add_parser("train", parents=[common], help="train a keyword classifier head on a Speech Commands layout")
+    train.add_argument("--data", required=True, metavar="DIR", help="one folder per keyword, _unknown_ and _background_noise_")
+    train.add_argument("--out", required=True, metavar="HEAD", help="head file to write (e.g. head.pt)")
+    train.add_argument("--model", default=AUTO_MODEL, help="hub id or local save_pretrained directory (default: auto)")
+    train.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"])
+    train.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--layer", type=int, help="encoder layer the head reads (default: top for CTC models, 2/3 up otherwise)")
+    train.add_argument("--unfreeze", type=int, default=0, metavar="N", help="also train the top N encoder blocks (default 0)")
+    train.add_argument("--epochs", type=_positive_int, default=30)
+    train.add_argument("--copies", type=int, default=2, help="noisy, time-shifted copies per training clip (default 2)")
+    train.add_argument("--val-percent", type=float, default=10.0, help="share of speakers held out by name hash (default 10)")
+    train.add_argument("--val-speakers", default="", metavar="S,...", help="hold out exactly these speakers instead")
+    train.add_argument("--cache", metavar="DIR", help="feature cache (default: ~/.cache/kwstream/classifier-features)")
+    train.add_argument("--plot", metavar="PNG", help="confusion matrix image (default: HEAD.confusion.png)")
+    train.add_argument("--json", action="store_true", help="the report as one JSON object")
     return parser
 
 
@@ -122,7 +169,22 @@ def _scorers(args: argparse.Namespace, encoder: Encoder) -> list[KeywordScorer]:
     """The keyword scorers besides typed keywords that the command line names, checked against
     ``encoder``: enrolled keywords (--enrolled) and trained classifiers (--classifier)."""
     scorers: list[KeywordScorer] = []
+    if args.classifier:
+        from kwstream.keywords.classifier import ClassifierScorer
+
+        scorers += [ClassifierScorer.load(path, encoder) for path in args.classifier]
+    if args.enrolled:
+        from kwstream.keywords.store import KeywordStore, load_scorer
+
+        scorers.append(load_scorer(args.enrolled, KeywordStore(args.store), encoder))
     return scorers
+
+
+def _own_thresholds(args: argparse.Namespace) -> dict[str, float]:
+    """Thresholds the user gave with ``--enrolled NAME:T``: they outrank every default."""
+    from kwstream.keywords.store import parse_enrolled
+
+    return {name: t for name, t in map(parse_enrolled, args.enrolled) if t is not None}
 
 
 def _keywords_and_scorers(args: argparse.Namespace, encoder: Encoder) -> tuple[list[Keyword], list[KeywordScorer]]:
@@ -141,19 +203,25 @@ def _settings(args: argparse.Namespace) -> SpotterSettings:
             detector=DetectorSettings(threshold=args.threshold),
             window_s=args.window_ms / 1000,
             hop_s=args.hop_ms / 1000,
+            left_context_s=args.left_context_ms / 1000,
+            right_context_s=args.right_context_ms / 1000,
         )
     except ValueError as exc:
         raise KwstreamError(str(exc)) from None
 
 
 def _source(args: argparse.Namespace) -> AudioSource:
+    """The input named on the command line, checked before any model loads."""
     if args.fast and not args.file:
         raise KwstreamError("--fast needs --file")
     if args.file == "-":
-        return RawStdin(realtime=not args.fast)
-    if args.file:
-        return AudioFile(args.file, realtime=not args.fast)
-    return Microphone(args.input_device)
+        source = RawStdin(realtime=not args.fast)
+    elif args.file:
+        source = AudioFile(args.file, realtime=not args.fast)
+    else:
+        source = Microphone(args.input_device)
+    source.check()
+    return source
 
 
 def format_detection(d: Detection) -> str:
@@ -209,7 +277,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         raise KwstreamError("--dashboard and --json cannot be combined: choose the live view or JSON lines")
     encoder = Encoder(settings.encoder)
     keywords, scorers = _keywords_and_scorers(args, encoder)
-    make = functools.partial(Spotter, keywords, scorers=scorers, source=source, settings=settings, encoder=encoder)
+    make = functools.partial(Spotter, keywords, scorers=scorers, thresholds=_own_thresholds(args), source=source,
+                             settings=settings, encoder=encoder)
     if args.dashboard:
         from kwstream.tui import DashboardState, dashboard_unavailable, run_dashboard
 
@@ -271,9 +340,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from kwstream.calibration import fit_calibration
-    from kwstream.evaluation import TARGET_FALSE_ALARMS_PER_HOUR, evaluate, negative_hours, plot_det, read_labels, record_stream
+    from kwstream.evaluation import evaluate, negative_hours, plot_det, read_labels, record_stream
 
     settings = _settings(args)
+    target = args.target_fa_per_hour
+    if target < 0:
+        raise KwstreamError("--target-fa-per-hour must not be negative")
     labels = read_labels(args.labels)
     paths = [Path(f) for f in args.files]
     missing = [str(p) for p in paths if not p.is_file()]
@@ -287,7 +359,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     encoder = Encoder(settings.encoder)
     keywords, scorers = _keywords_and_scorers(args, encoder)
     texts = [k.text for k in keywords]
-    thresholds = keyword_thresholds(keywords, scorers, None, settings.detector.threshold, encoder.calibration)
+    thresholds = keyword_thresholds(keywords, scorers, _own_thresholds(args), settings.detector.threshold,
+                                    encoder.calibration)
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("listening", total=len(paths))
@@ -296,24 +369,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
             records.append(record_stream(path, texts, encoder, settings, scorers))
             progress.advance(task)
         sweep = progress.add_task("sweeping thresholds", total=len(thresholds))
-        reports = evaluate(records, labels, thresholds, settings.detector, lambda: progress.advance(sweep))
+        reports = evaluate(records, labels, thresholds, settings.detector, lambda: progress.advance(sweep), target)
     if args.plot:
-        plot_det(reports, args.plot)
+        plot_det(reports, args.plot, target)
     if args.calibrate:
-        fit_calibration({r.keyword: r.threshold_at_target for r in reports}, TARGET_FALSE_ALARMS_PER_HOUR,
+        fit_calibration({r.keyword: r.threshold_at_target for r in reports}, target,
                         f"{len(paths)} recordings, labels {args.labels}").save(args.calibrate)
     suggestion = ",".join(f"{r.keyword}:{r.threshold_at_target:.2f}" for r in reports if r.threshold_at_target is not None)
     hours = negative_hours(records, labels)
     audio_s = sum(r.duration_s for r in records)
     if args.json:
         print(json.dumps({"model": encoder.name, "audio_s": audio_s, "negative_hours": hours,
-                          "keywords": [asdict(r) for r in reports], "suggested_keywords": suggestion}))
+                          "target_false_alarms_per_hour": target, "keywords": [asdict(r) for r in reports],
+                          "suggested_keywords": suggestion}))
     else:
         table = Table(title=f"{encoder.name}: {audio_s / 60:.1f} min of audio, {hours:.2f} h without keywords")
         table.caption = (f"FA/h: false alarms per hour; latency from the label's end, s; "
-                         f"at {TARGET_FALSE_ALARMS_PER_HOUR} FA/h: the lowest threshold with at most that, and its recall")
+                         f"at {target} FA/h: the lowest threshold with at most that, and its recall")
         for column in ("keyword", "labels", "threshold", "recall", "FA/h", "latency med", "p95",
-                       f"thr @{TARGET_FALSE_ALARMS_PER_HOUR}", "recall @"):
+                       f"thr @{target}", "recall @"):
             table.add_column(column, justify="right")
         for r in reports:
             table.add_row(r.keyword, str(r.labels), f"{r.threshold:.2f}", f"{r.recall:.3f}", f"{r.false_alarms_per_hour:.2f}",
@@ -345,25 +419,52 @@ def cmd_bench(args: argparse.Namespace) -> int:
         task = progress.add_task("benchmarking", total=2 * args.repeats)
         results = bench(encoder, keywords, settings, args.seconds, args.repeats, lambda: progress.advance(task))
     about = {"model": encoder.name, "parameters_m": round(encoder.parameters / 1e6, 2), "device": args.device,
-             "threads": args.threads, "int8": args.int8, "keywords": keywords, "window_s": settings.window_s, "hop_s": settings.hop_s}
+             "threads": args.threads, "int8": args.int8, "keywords": keywords, "window_s": settings.window_s, "hop_s": settings.hop_s,
+             "left_context_s": settings.left_context_s, "right_context_s": settings.right_context_s}
     if args.json:
         print(json.dumps({**about, "results": [asdict(r) for r in results]}))
         return 0
     table = Table(title=f"{encoder.name} ({about['parameters_m']} M parameters, {args.device}), medians of {args.repeats}")
-    for column in ("stream", "audio s", "CPU s per audio s", "real-time factor", "ms per window", "windows"):
+    for column in ("stream", "audio s", "CPU s per audio s", "real-time factor", "ms per window", "windows",
+                   "encoded ×", "found", "false alarms", "latency med", "p95", "peak MB"):
         table.add_column(column, justify="right")
     for r in results:
         table.add_row(r.stream, f"{r.audio_s:.0f}", f"{r.cpu_per_audio_s:.4f}", f"{r.real_time_factor:.4f}",
-                      f"{r.window_ms:.1f}", str(r.windows))
+                      f"{r.window_ms:.1f}", str(r.windows), f"{r.encoded_per_audio_s:.2f}", f"{r.detected}/{r.words}", str(r.false_alarms),
+                      "-" if r.latency_median_s is None else f"{r.latency_median_s:.2f}",
+                      "-" if r.latency_p95_s is None else f"{r.latency_p95_s:.2f}", f"{r.peak_memory_mb:.0f}")
+    if args.random:
+        console.print("random weights: cost figures only; detections and latency mean nothing")
+    table.caption = ("encoded ×: seconds of audio through the model per second of stream; latency: from the end of a "
+                     "spoken keyword to its detection, s; peak MB: the process's peak resident memory")
     Console().print(table)
     return 0
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from kwstream.enroll import run_enroll
+
+    return run_enroll(args, _settings(args))
+
+
+def cmd_keywords(args: argparse.Namespace) -> int:
+    from kwstream.enroll import run_keywords
+
+    return run_keywords(args)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from kwstream.training.classifier.train import train_from_args
+
+    return train_from_args(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="kwstream: %(message)s")
     try:
-        commands = {"listen": cmd_listen, "devices": cmd_devices, "eval": cmd_eval, "bench": cmd_bench}
+        commands = {"listen": cmd_listen, "devices": cmd_devices, "eval": cmd_eval, "bench": cmd_bench, "train": cmd_train,
+                    "enroll": cmd_enroll, "keywords": cmd_keywords}
         return commands[args.command](args)
     except KwstreamError as exc:
         print(f"kwstream: error: {exc}", file=sys.stderr)

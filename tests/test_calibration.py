@@ -48,3 +48,19 @@ def test_spotter_thresholds_keyword_then_global_then_model_then_fallback(tiny_mo
 def test_invalid_global_threshold_is_refused():
     with pytest.raises(ValueError):
         DetectorSettings(threshold=1.5)
+
+
+def test_threshold_priority_own_then_everyone_then_measured_then_calibrated():
+    from kwstream.calibration import Calibration
+    from kwstream.spotter import keyword_thresholds
+
+    class Enrolled:  # what an enrolled-keyword scorer reports: thresholds measured at enrollment
+        keywords = ["wake", "sleep"]
+        thresholds = {"wake": 0.3, "sleep": 0.4}
+
+    calibration = Calibration({4: 0.7}, 0.5, "test")
+    typed = [Keyword("hey"), Keyword("stop", 0.8)]
+    assert keyword_thresholds(typed, [Enrolled()], {"sleep": 0.9}, None, calibration) == {
+        "hey": 0.7, "stop": 0.8, "wake": 0.3, "sleep": 0.9}
+    assert keyword_thresholds(typed, [Enrolled()], {"sleep": 0.9}, 0.6, calibration) == {
+        "hey": 0.6, "stop": 0.8, "wake": 0.6, "sleep": 0.9}

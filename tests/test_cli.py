@@ -84,6 +84,12 @@ def test_missing_file(tiny_model, tmp_path):
                                "--model", str(tiny_model)), "no such audio file")
 
 
+def test_a_bad_input_is_reported_before_the_model_loads(tmp_path):
+    # the model does not exist either: the first complaint must be the file's
+    assert_user_error(kwstream("listen", "--keywords", "hey", "--file", str(tmp_path / "nope.wav"),
+                               "--model", str(tmp_path / "no-model")), "no such audio file")
+
+
 def test_corrupt_file(tiny_model, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + os.urandom(2000))
