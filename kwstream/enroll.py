@@ -46,6 +46,10 @@ MAX_LENGTH_RATIO = 2.5
 """An example longer or shorter than this factor times the median example is refused."""
 NO_NEGATIVES_MARGIN = 0.05
 """Without negative speech: the threshold is this far below the lowest leave-one-out score."""
+MIN_AGREEMENT = 0.1
+"""Lowest leave-one-out score accepted: below it an example does not resemble the others at all
+(another word, a bad take, or a model whose features mean nothing), and any threshold would fire
+on everything."""
 NEGATIVE_MARGIN = 0.01
 """With overlapping negatives: the threshold is this far above the highest negative score."""
 
@@ -193,6 +197,11 @@ class Calibration:
 
 def pick_threshold(positives: Sequence[float], negatives: np.ndarray | None) -> Calibration:
     low = min(positives)
+    if low < MIN_AGREEMENT:
+        raise EnrollmentError(
+            f"the examples do not resemble each other (leave-one-out scores {', '.join(f'{p:.2f}' for p in positives)}, "
+            f"each should be at least {MIN_AGREEMENT}): record them again, the same word each time"
+        )
     if negatives is None or len(negatives) == 0:
         threshold = low - NO_NEGATIVES_MARGIN
         return Calibration(round(float(np.clip(threshold, 0.0, 1.0)), 4), f"lowest leave-one-out score - {NO_NEGATIVES_MARGIN}",

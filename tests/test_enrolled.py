@@ -80,6 +80,11 @@ def test_threshold_sits_between_positives_and_negatives():
     assert pick_threshold([0.8, 0.9], None).threshold == pytest.approx(0.75)
 
 
+def test_examples_that_do_not_resemble_each_other_are_refused():
+    with pytest.raises(EnrollmentError, match="do not resemble each other"):
+        pick_threshold([0.7, 0.02, 0.8], None)
+
+
 def _keyword(name: str = "hello", fingerprint: str = "abc") -> EnrolledKeyword:
     rng = np.random.default_rng(2)
     examples = [rng.standard_normal((n, 8)).astype(np.float32) for n in (30, 34, 28)]
