@@ -25,7 +25,7 @@ from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
 from kwstream.encoder import Encoder, EncoderSettings
 from kwstream.errors import KeywordError
 from kwstream.events import LevelMeter, ScoredWindow, VoiceActivity
-from kwstream.keywords.base import KeywordScorer
+from kwstream.keywords.base import KeywordScorer, split_threshold
 from kwstream.keywords.ctc import CtcKeywordScorer, normalize_keyword
 from kwstream.vad import SpeechStart, VadGate, VadSettings
 from kwstream.windows import Window, Windower
@@ -43,19 +43,11 @@ class Keyword:
     @classmethod
     def parse(cls, spec: str) -> Keyword:
         """``"hey"`` or ``"hey:0.8"`` (text, then an optional threshold in [0, 1])."""
-        text, sep, threshold = spec.rpartition(":") if ":" in spec else (spec, "", "")
+        text, threshold = split_threshold(spec)
         text = normalize_keyword(text)
         if not text:
             raise KeywordError(f"empty keyword in {spec!r}")
-        if not sep:
-            return cls(text)
-        try:
-            value = float(threshold)
-        except ValueError:
-            raise KeywordError(f"threshold of {text!r} must be a number in [0, 1], got {threshold!r}") from None
-        if not 0.0 <= value <= 1.0:
-            raise KeywordError(f"threshold of {text!r} must be in [0, 1], got {value}")
-        return cls(text, value)
+        return cls(text, threshold)
 
 
 def keyword_thresholds(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from kwstream.encoder import EncodedFrames
+from kwstream.errors import KeywordError
 
 
 @dataclass(frozen=True)
@@ -34,3 +35,17 @@ class KeywordScorer(Protocol):
     def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
         """One match per keyword, in the order of ``keywords``."""
         ...
+
+
+def split_threshold(spec: str) -> tuple[str, float | None]:
+    """``"name"`` or ``"name:0.8"`` from the command line: the name, and the threshold in [0, 1] if given."""
+    name, sep, threshold = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    if not sep:
+        return name, None
+    try:
+        value = float(threshold)
+    except ValueError:
+        raise KeywordError(f"threshold of {name!r} must be a number in [0, 1], got {threshold!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise KeywordError(f"threshold of {name!r} must be in [0, 1], got {value}")
+    return name, value

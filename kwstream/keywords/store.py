@@ -23,6 +23,7 @@ import numpy as np
 
 from kwstream.encoder import Encoder
 from kwstream.errors import KwstreamError
+from kwstream.keywords.base import split_threshold
 from kwstream.keywords.enrolled import EnrolledScorer
 
 FORMAT = "kwstream-enrolled-1"
@@ -145,16 +146,8 @@ def check_model(keyword: EnrolledKeyword, encoder: Encoder) -> None:
 
 def parse_enrolled(spec: str) -> tuple[str, float | None]:
     """``NAME`` or ``NAME:THRESHOLD``."""
-    name, sep, threshold = spec.rpartition(":") if ":" in spec else (spec, "", "")
-    if not sep:
-        return check_name(name), None
-    try:
-        value = float(threshold)
-    except ValueError:
-        raise EnrollmentError(f"threshold of enrolled keyword {name!r} must be a number in [0, 1], got {threshold!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise EnrollmentError(f"threshold of enrolled keyword {name!r} must be in [0, 1], got {value}")
-    return check_name(name), value
+    name, threshold = split_threshold(spec)
+    return check_name(name), threshold
 
 
 def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder) -> EnrolledScorer:
