@@ -19,7 +19,7 @@ from pathlib import Path
 from kwstream.bench import WORDS as BENCH_WORDS
 from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin, list_input_devices
 from kwstream.detector import Detection, DetectorSettings
-from kwstream.encoder import AUTO_MODEL, Encoder, EncoderSettings
+from kwstream.encoder import AUTO_MODEL, BACKENDS, Encoder, EncoderSettings
 from kwstream.errors import KwstreamError
 from kwstream.evaluation import TARGET_FALSE_ALARMS_PER_HOUR
 from kwstream.events import Level, ScoredWindow, VoiceActivity
@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"], help="where the model runs")
     pipeline.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     pipeline.add_argument("--int8", action="store_true", help="quantise the model's linear layers to int8 (CPU; faster)")
+    pipeline.add_argument("--backend", choices=BACKENDS, default=EncoderSettings.backend,
+                          help="torch, or onnx: the same model exported once and run by ONNX Runtime (CPU; faster)")
     pipeline.add_argument("--threshold", type=_unit_interval,
                           help="threshold in [0, 1] for every keyword (default: the model's calibrated one by keyword length, else 0.5)")
     pipeline.add_argument("--window-ms", type=_positive_ms, default=int(SpotterSettings.window_s * 1000), help="encoder window length")
@@ -137,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"])
     bench.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--int8", action="store_true", help="quantise the model's linear layers to int8")
+    bench.add_argument("--backend", choices=BACKENDS, default=EncoderSettings.backend, help="torch or onnx (ONNX Runtime)")
     bench.add_argument("--window-ms", type=_positive_ms, default=int(SpotterSettings.window_s * 1000))
     bench.add_argument("--hop-ms", type=_positive_ms, default=int(SpotterSettings.hop_s * 1000))
     bench.add_argument("--left-context-ms", type=_positive_ms, default=int(SpotterSettings.left_context_s * 1000))
@@ -198,7 +201,8 @@ def _keywords_and_scorers(args: argparse.Namespace, encoder: Encoder) -> tuple[l
 def _settings(args: argparse.Namespace) -> SpotterSettings:
     try:
         return SpotterSettings(
-            encoder=EncoderSettings(model=args.model, device=args.device, threads=args.threads, int8=args.int8),
+            encoder=EncoderSettings(model=args.model, device=args.device, threads=args.threads, int8=args.int8,
+                                    backend=args.backend),
             vad=VadSettings(enabled=not args.no_vad, aggressiveness=args.vad_aggressiveness),
             detector=DetectorSettings(threshold=args.threshold),
             window_s=args.window_ms / 1000,
@@ -419,7 +423,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         task = progress.add_task("benchmarking", total=2 * args.repeats)
         results = bench(encoder, keywords, settings, args.seconds, args.repeats, lambda: progress.advance(task))
     about = {"model": encoder.name, "parameters_m": round(encoder.parameters / 1e6, 2), "device": args.device,
-             "threads": args.threads, "int8": args.int8, "keywords": keywords, "window_s": settings.window_s, "hop_s": settings.hop_s,
+             "threads": args.threads, "int8": args.int8, "backend": args.backend, "keywords": keywords, "window_s": settings.window_s, "hop_s": settings.hop_s,
              "left_context_s": settings.left_context_s, "right_context_s": settings.right_context_s}
     if args.json:
         print(json.dumps({**about, "results": [asdict(r) for r in results]}))

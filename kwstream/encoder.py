@@ -28,6 +28,7 @@ DEFAULT_HUB_MODEL = "facebook/wav2vec2-base-960h"
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "model"
 """The project's own small offline model, ``auto``'s fallback."""
 HUB_PROBE_TIMEOUT_S = 3.0
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,12 @@ class EncoderSettings:
     """Torch intra-op threads; None keeps torch's default (all cores)."""
     int8: bool = False
     """Dynamic int8 quantisation of the linear layers (CPU only): faster, scores change slightly."""
+    backend: str = "torch"
+    """``torch``, or ``onnx``: the same model exported once and run by ONNX Runtime (CPU; faster)."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; choose {' or '.join(BACKENDS)}")
 
 
 def quiet_transformers() -> None:
@@ -200,9 +207,17 @@ class Encoder:
             self.normalize = True
         self.parameters = sum(p.numel() for p in model.parameters())
         self.layers = int(model.config.num_hidden_layers)
-        self.fingerprint = _fingerprint(model)
+        self.fingerprint = _digest(model.base_model)
         model = model.eval()
-        if settings.int8:
+        self._onnx = None
+        if settings.backend == "onnx":
+            from kwstream.onnx_backend import OnnxModel
+
+            if self.device.type != "cpu":
+                raise ModelLoadError("the onnx backend runs on the CPU; use --backend torch for other devices")
+            key = self.fingerprint + (_digest(model.lm_head) if self.has_ctc_head else "")  # a random head: no key
+            self._onnx = OnnxModel(model, key, self.has_ctc_head, settings.int8, settings.threads)
+        elif settings.int8:
             model = _quantize_linear_layers(model, self.device)
         self._model = model.to(self.device)
         self.calibration = load_calibration(source) if Path(source).is_dir() else None
@@ -234,9 +249,12 @@ class Encoder:
         states of ``layers``, one row per ``samples_per_frame`` samples."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+        x = np.ascontiguousarray(audio, dtype=np.float32)
         if self.normalize:
-            x = (x - x.mean()) / torch.sqrt(x.var() + 1e-7)
+            x = ((x - x.mean()) / np.sqrt(x.var(ddof=1) + 1e-7)).astype(np.float32)
+        if self._onnx is not None:
+            return EncodedFrames(*self._onnx.run(x, layers))
+        x = torch.from_numpy(x)
         with torch.inference_mode():
             out = self._model(x[None].to(self.device), output_hidden_states=bool(layers))
             log_probs = torch.log_softmax(out.logits[0].float(), dim=-1).cpu().numpy() if self.has_ctc_head else None
@@ -258,13 +276,14 @@ def _receptive_field(conv: list[tuple[int, int]]) -> int:
     return field
 
 
-def _fingerprint(model) -> str:
-    """A short id of a checkpoint's encoder weights, so that features from one model are never
-    matched against another's (cheap: every tensor's name, shape and a sample of its values)."""
+def _digest(module) -> str:
+    """A short id of a module's weights: every tensor's name, shape and a sample of its values.
+    Of the encoder (``base_model``) it is the fingerprint that ties enrolled keywords and classifier
+    heads to a checkpoint; of the whole model, the key of its ONNX export."""
     import hashlib
 
     digest = hashlib.sha256()
-    for name, tensor in model.base_model.state_dict().items():
+    for name, tensor in module.state_dict().items():
         flat = tensor.detach().reshape(-1)
         digest.update(f"{name}{tuple(tensor.shape)}".encode())
         digest.update(flat[:: max(1, flat.numel() // 64)][:64].float().cpu().numpy().tobytes())

@@ -81,3 +81,25 @@ def test_paths_and_hub_ids_are_told_apart(tiny_model, tmp_path):
         resolve_model(str(tmp_path))
     with pytest.raises(ModelLoadError, match="not a model directory"):
         resolve_model("./no/such/dir")
+
+
+def test_onnx_backend_gives_the_same_numbers_and_exports_once(tiny_model, tmp_path, monkeypatch):
+    import kwstream.onnx_backend as onnx_backend
+
+    monkeypatch.setattr(onnx_backend, "CACHE_DIR", tmp_path / "onnx")
+    audio = np.random.default_rng(4).normal(0, 0.1, 23000).astype(np.float32)  # not the export's length
+    reference = Encoder(EncoderSettings(model=str(tiny_model))).encode(audio, layers=(1, 2))
+    onnx = Encoder(EncoderSettings(model=str(tiny_model), backend="onnx")).encode(audio, layers=(1, 2))
+    np.testing.assert_allclose(onnx.log_probs, reference.log_probs, atol=1e-4)
+    for layer in (1, 2):
+        np.testing.assert_allclose(onnx.features[layer], reference.features[layer], atol=1e-4)
+    exported = sorted((tmp_path / "onnx").iterdir())
+    stamps = [p.stat().st_mtime_ns for p in exported]
+    int8 = Encoder(EncoderSettings(model=str(tiny_model), backend="onnx", int8=True)).encode(audio)
+    assert np.abs(int8.log_probs - reference.log_probs).max() < 0.1
+    assert [p.stat().st_mtime_ns for p in exported] == stamps  # the cached export was reused
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="unknown backend"):
+        EncoderSettings(backend="tensorrt")
