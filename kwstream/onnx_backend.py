@@ -52,7 +52,10 @@ class OnnxModel:
         options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's choice (all cores)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for a damaged file
+            raise ModelLoadError(f"the cached ONNX export {path} cannot be loaded ({type(exc).__name__}); delete it") from None
 
     def run(self, audio: np.ndarray, layers: tuple[int, ...]) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
         """Log-probabilities (or None) and the hidden states of ``layers`` for one (samples,) array."""

@@ -88,7 +88,7 @@ def test_onnx_backend_gives_the_same_numbers_and_exports_once(tiny_model, tmp_pa
 
     monkeypatch.setattr(onnx_backend, "CACHE_DIR", tmp_path / "onnx")
     audio = np.random.default_rng(4).normal(0, 0.1, 23000).astype(np.float32)  # not the export's length
-    reference = Encoder(EncoderSettings(model=str(tiny_model))).encode(audio, layers=(1, 2))
+    reference = Encoder(EncoderSettings(model=str(tiny_model), backend="torch")).encode(audio, layers=(1, 2))
     onnx = Encoder(EncoderSettings(model=str(tiny_model), backend="onnx")).encode(audio, layers=(1, 2))
     np.testing.assert_allclose(onnx.log_probs, reference.log_probs, atol=1e-4)
     for layer in (1, 2):
@@ -103,3 +103,19 @@ def test_onnx_backend_gives_the_same_numbers_and_exports_once(tiny_model, tmp_pa
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="unknown backend"):
         EncoderSettings(backend="tensorrt")
+
+
+def test_auto_backend_falls_back_to_torch_when_the_model_cannot_be_exported(tiny_model, tmp_path, monkeypatch, caplog):
+    import kwstream.onnx_backend as onnx_backend
+
+    def refuse(*args):  # stands in for the exporter's failures on unusual checkpoints, which a tiny model lacks
+        raise ModelLoadError("cannot export this model to ONNX (UnsupportedOperator); use --backend torch")
+
+    monkeypatch.setattr(onnx_backend, "CACHE_DIR", tmp_path / "onnx")
+    monkeypatch.setattr(onnx_backend, "_export", refuse)
+    audio = np.random.default_rng(5).normal(0, 0.1, 16000).astype(np.float32)
+    fallback = Encoder(EncoderSettings(model=str(tiny_model)))
+    assert "running it with PyTorch instead" in caplog.text
+    assert fallback.encode(audio).log_probs.shape == (49, len(ENGLISH_CTC_TOKENS))
+    with pytest.raises(ModelLoadError, match="cannot export"):
+        Encoder(EncoderSettings(model=str(tiny_model), backend="onnx"))
