@@ -19,13 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile
-import soxr
 
-from kwstream.audio.sources import SAMPLE_RATE, RawStdin
+from kwstream.audio.sources import SAMPLE_RATE, RawStdin, pcm16, read_audio
 from kwstream.detector import Detection
 from kwstream.encoder import Encoder
-from kwstream.evaluation import Label, Outcome, match
+from kwstream.evaluation import NO_OUTCOME, Label, Outcome, match
 from kwstream.spotter import Keyword, Spotter, SpotterSettings
 
 ASSET_AUDIO = Path(__file__).resolve().parent.parent / "assets" / "audio"
@@ -79,8 +77,7 @@ def speech_stream(duration_s: float) -> tuple[np.ndarray, list[SpokenWord]]:
     gap = np.zeros(int(WORD_GAP_S * SAMPLE_RATE), np.float32)
     while at < duration_s * SAMPLE_RATE:
         for path in sorted(ASSET_AUDIO.glob("fsdd_*.wav")):
-            audio, rate = soundfile.read(path, dtype="float32")
-            audio = soxr.resample(audio, rate, SAMPLE_RATE)
+            audio = read_audio(path)
             if at + len(audio) <= duration_s * SAMPLE_RATE:
                 words.append(SpokenWord(WORDS[path.stem.split("_")[1]], at / SAMPLE_RATE, (at + len(audio)) / SAMPLE_RATE))
             pieces += [audio, gap]
@@ -92,15 +89,11 @@ def silence_stream(duration_s: float, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(0, ROOM_NOISE_RMS, int(duration_s * SAMPLE_RATE)).astype(np.float32)
 
 
-def _pcm(audio: np.ndarray) -> bytes:
-    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
-
-
 def run_once(encoder: Encoder, keywords: list[str], settings: SpotterSettings, audio: np.ndarray):
     """One pass of the pipeline over ``audio``; returns (cpu_s, wall_s, spotter, detections)."""
     detections: list[Detection] = []
     spotter = Spotter([Keyword(k) for k in keywords], detections.append,
-                      source=RawStdin(io.BytesIO(_pcm(audio)), realtime=False), settings=settings, encoder=encoder)
+                      source=RawStdin(io.BytesIO(pcm16(audio)), realtime=False), settings=settings, encoder=encoder)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     with spotter:
         spotter.wait()
@@ -109,13 +102,9 @@ def run_once(encoder: Encoder, keywords: list[str], settings: SpotterSettings, a
 
 def outcome(detections: list[Detection], words: list[SpokenWord]) -> Outcome:
     """Hits (with their latency) and false alarms among ``detections``, matched as `kwstream eval` does."""
-    total = Outcome(0, 0, 0, ())
-    for keyword in sorted({w.word for w in words} | {d.keyword for d in detections}):
-        labels = [Label("bench", w.word, w.start_s, w.end_s) for w in words if w.word == keyword]
-        o = match([d for d in detections if d.keyword == keyword], labels)
-        total = Outcome(total.hits + o.hits, total.labels + o.labels, total.false_alarms + o.false_alarms,
-                        total.latencies + o.latencies)
-    return total
+    return sum((match([d for d in detections if d.keyword == keyword],
+                      [Label("bench", w.word, w.start_s, w.end_s) for w in words if w.word == keyword])
+                for keyword in sorted({w.word for w in words} | {d.keyword for d in detections})), NO_OUTCOME)
 
 
 def bench(encoder: Encoder, keywords: list[str], settings: SpotterSettings, duration_s: float, repeats: int,

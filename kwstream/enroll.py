@@ -24,20 +24,17 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import soundfile
-import soxr
 
 from kwstream.audio.ring import RingBuffer
-from kwstream.audio.sources import SAMPLE_RATE, Microphone, RawStdin
+from kwstream.audio.sources import SAMPLE_RATE, Microphone, RawStdin, pcm16, read_audio
 from kwstream.encoder import Encoder
-from kwstream.errors import AudioInputError
-from kwstream.events import LevelMeter, ScoredWindow
+from kwstream.evaluation import scored_windows
+from kwstream.events import LevelMeter
 from kwstream.keywords.enrolled import EnrolledScorer
 from kwstream.keywords.store import EnrolledKeyword, EnrollmentError
-from kwstream.spotter import Spotter, SpotterSettings
+from kwstream.spotter import SpotterSettings
 from kwstream.vad import SpeechEnd, SpeechStart, VadGate, VadSettings
 
 MIN_EXAMPLES = 2
@@ -74,17 +71,6 @@ def default_layer(encoder: Encoder) -> int:
     deeper ones the middle block, where word content peaks in wav2vec2 models (the top blocks of
     a CTC model lean to letters, those of a pretrained-only model to its training objective)."""
     return max(1, encoder.layers - 1) if encoder.layers <= 4 else encoder.layers // 2
-
-
-def read_audio(path: str | Path) -> np.ndarray:
-    """A recording as 16 kHz mono float32."""
-    try:
-        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AudioInputError(f"cannot read {path}: {reason}") from None
-    audio = audio.mean(axis=1)
-    return soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32) if rate != SAMPLE_RATE else audio
 
 
 def _noise(n: int, dbfs: float, seed: int) -> np.ndarray:
@@ -164,12 +150,7 @@ def example_features(encoder: Encoder, example: Example, layer: int, settings: E
 def pipeline_scores(audio: np.ndarray, scorer: EnrolledScorer, encoder: Encoder, settings: SpotterSettings) -> np.ndarray:
     """Every score the detector would compare with the threshold when ``audio`` is heard: per
     keyword, the mean of each run of ``smoothing_windows`` consecutive windows of a speech span."""
-    windows: list[ScoredWindow] = []
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-    spotter = Spotter(scorers=[scorer], source=RawStdin(io.BytesIO(pcm), realtime=False), settings=settings,
-                      encoder=encoder, on_event=lambda e: windows.append(e) if isinstance(e, ScoredWindow) else None)
-    with spotter:
-        spotter.wait()
+    windows, _ = scored_windows(RawStdin(io.BytesIO(pcm16(audio)), realtime=False), (), encoder, settings, [scorer])
     n = settings.detector.smoothing_windows
     smoothed = []
     for span in sorted({w.span for w in windows}):

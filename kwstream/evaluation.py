@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwstream.audio.sources import AudioFile
+from kwstream.audio.sources import AudioFile, AudioSource
 from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
 from kwstream.encoder import Encoder
 from kwstream.keywords.base import KeywordScorer
@@ -64,6 +64,14 @@ class Outcome:
     def recall(self) -> float:
         return self.hits / self.labels if self.labels else float("nan")
 
+    def __add__(self, other: Outcome) -> Outcome:
+        return Outcome(self.hits + other.hits, self.labels + other.labels, self.false_alarms + other.false_alarms,
+                       self.latencies + other.latencies)
+
+
+NO_OUTCOME = Outcome(0, 0, 0, ())
+"""The sum of no outcomes: where totals start."""
+
 
 @dataclass(frozen=True)
 class KeywordReport:
@@ -102,24 +110,30 @@ def read_labels(path: str | Path) -> list[Label]:
     return labels
 
 
-def record_stream(path: Path, keywords: Sequence[str], encoder: Encoder, settings: SpotterSettings,
-                  scorers: Sequence[KeywordScorer] = ()) -> StreamRecord:
-    """Run the real pipeline over one recording as fast as possible, keeping every scored window;
-    ``keywords`` are typed ones, ``scorers`` any others (enrolled, classifier)."""
-    record = StreamRecord(path.stem, 0.0)
+def scored_windows(source: AudioSource, keywords: Sequence[str], encoder: Encoder, settings: SpotterSettings,
+                   scorers: Sequence[KeywordScorer] = ()) -> tuple[list[ScoredWindow], Spotter]:
+    """Run the real pipeline over ``source`` to its end, keeping every scored window; ``keywords``
+    are typed ones, ``scorers`` any others (enrolled, classifier)."""
+    windows: list[ScoredWindow] = []
 
     def keep(event: object) -> None:
         if isinstance(event, ScoredWindow):
-            record.windows.append(event)
+            windows.append(event)
 
-    spotter = Spotter([Keyword(k) for k in keywords], scorers=scorers, source=AudioFile(path, realtime=False),
-                      settings=settings, encoder=encoder, on_event=keep)
+    spotter = Spotter([Keyword(k) for k in keywords], scorers=scorers, source=source, settings=settings,
+                      encoder=encoder, on_event=keep)
     with spotter:
         spotter.wait()
     if spotter.source.error:
         raise KwstreamError(spotter.source.error)
-    record.duration_s = spotter.stats.audio_s
-    return record
+    return windows, spotter
+
+
+def record_stream(path: Path, keywords: Sequence[str], encoder: Encoder, settings: SpotterSettings,
+                  scorers: Sequence[KeywordScorer] = ()) -> StreamRecord:
+    """One recording through the real pipeline as fast as possible (see scored_windows)."""
+    windows, spotter = scored_windows(AudioFile(path, realtime=False), keywords, encoder, settings, scorers)
+    return StreamRecord(path.stem, spotter.stats.audio_s, windows)
 
 
 def replay(windows: Sequence[ScoredWindow], keyword: str, threshold: float, settings: DetectorSettings) -> list[Detection]:
@@ -153,13 +167,9 @@ def match(detections: Sequence[Detection], labels: Sequence[Label]) -> Outcome:
 
 
 def _outcome(records, labels_by_stream, keyword, threshold, settings) -> Outcome:
-    total = Outcome(0, 0, 0, ())
-    for record in records:
-        labels = [x for x in labels_by_stream.get(record.name, []) if x.keyword == keyword]
-        o = match(replay(record.windows, keyword, threshold, settings), labels)
-        total = Outcome(total.hits + o.hits, total.labels + o.labels, total.false_alarms + o.false_alarms,
-                        total.latencies + o.latencies)
-    return total
+    return sum((match(replay(record.windows, keyword, threshold, settings),
+                      [x for x in labels_by_stream.get(record.name, []) if x.keyword == keyword])
+                for record in records), NO_OUTCOME)
 
 
 def negative_hours(records: Sequence[StreamRecord], labels: Sequence[Label], keyword: str | None = None) -> float:

@@ -9,7 +9,8 @@ import pytest
 import soundfile
 
 from kwstream.errors import KwstreamError
-from kwstream.training.digit_streams import DEFAULT_FSDD_DIR, StreamSettings, build, load_16k, main, parse_indices
+from kwstream.audio.sources import read_audio
+from kwstream.training.digit_streams import DEFAULT_FSDD_DIR, StreamSettings, build, main, parse_indices
 from kwstream.training.texts import DIGITS
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_FSDD_DIR / "recordings").is_dir(), reason="needs ../shared/data/fsdd")
@@ -34,7 +35,7 @@ def test_each_label_holds_its_recording_and_excluded_indices_never_appear(tmp_pa
     starts = [float(r["start"]) for r in rows]
     assert starts == sorted(starts)
     for r in rows:
-        clip = load_16k(DEFAULT_FSDD_DIR / "recordings" / f"{DIGITS.index(r['keyword'])}_theo_3.wav")
+        clip = read_audio(DEFAULT_FSDD_DIR / "recordings" / f"{DIGITS.index(r['keyword'])}_theo_3.wav")
         start = round(float(r["start"]) * rate)
         placed = audio[start:start + len(clip)]
         assert np.corrcoef(placed, clip)[0, 1] > 0.98

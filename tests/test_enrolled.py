@@ -17,7 +17,8 @@ from kwstream.enroll import EnrollSettings, check_examples, enroll, pick_thresho
 from kwstream.keywords.enrolled import ExampleSet, subsequence_dtw, unit_rows
 from kwstream.keywords.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
 from kwstream.spotter import Spotter, SpotterSettings
-from kwstream.training.digit_streams import DEFAULT_FSDD_DIR, load_16k
+from kwstream.audio.sources import read_audio
+from kwstream.training.digit_streams import DEFAULT_FSDD_DIR
 
 BUNDLED = REPO / "assets" / "model"
 RECORDINGS = DEFAULT_FSDD_DIR / "recordings"
@@ -141,13 +142,13 @@ def test_a_keyword_from_another_model_is_refused(tmp_path, tiny_model, bundled):
 @needs_fsdd
 def test_enrollment_refuses_too_few_empty_and_mismatched_examples(bundled):
     settings = EnrollSettings()
-    word = load_16k(RECORDINGS / "7_jackson_0.wav")
+    word = read_audio(RECORDINGS / "7_jackson_0.wav")
     with pytest.raises(EnrollmentError, match="at least 2"):
         enroll("seven", [(word, "a.wav")], bundled, SpotterSettings())
     silence = np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32) * 1e-4
     with pytest.raises(EnrollmentError, match="b.wav holds no speech"):
         enroll("seven", [(word, "a.wav"), (silence, "b.wav")], bundled, SpotterSettings())
-    three_words = np.concatenate([load_16k(RECORDINGS / f"{d}_jackson_0.wav") for d in (7, 3, 9)])
+    three_words = np.concatenate([read_audio(RECORDINGS / f"{d}_jackson_0.wav") for d in (7, 3, 9)])
     with pytest.raises(EnrollmentError, match="at most 3 s"):
         prepare(np.concatenate([three_words] * 2), "long.wav", settings)
     examples = [prepare(word, "a.wav", settings), prepare(word, "b.wav", settings), prepare(three_words, "c.wav", settings)]
@@ -160,7 +161,7 @@ def _stream(names: list[str]) -> tuple[np.ndarray, list[tuple[str, float, float]
     rng = np.random.default_rng(0)
     parts, spans, position = [np.zeros(SAMPLE_RATE, np.float32)], [], SAMPLE_RATE
     for name in names:
-        word = load_16k(RECORDINGS / f"{name}.wav")
+        word = read_audio(RECORDINGS / f"{name}.wav")
         spans.append((name, position / SAMPLE_RATE, (position + len(word)) / SAMPLE_RATE))
         parts += [word, np.zeros(SAMPLE_RATE, np.float32)]
         position += len(word) + SAMPLE_RATE
@@ -190,7 +191,7 @@ def test_an_enrolled_digit_is_spotted_in_the_same_speakers_speech(tmp_path, bund
         AutoFeatureExtractor.from_pretrained(BUNDLED).save_pretrained(tmp_path / "headless")
         encoder = Encoder(EncoderSettings(model=str(tmp_path / "headless"), threads=1))
         assert not encoder.has_ctc_head
-    examples = [(load_16k(RECORDINGS / f"7_jackson_{i}.wav"), f"7_jackson_{i}") for i in range(3)]
+    examples = [(read_audio(RECORDINGS / f"7_jackson_{i}.wav"), f"7_jackson_{i}") for i in range(3)]
     keyword = enroll("seven", examples, encoder, SpotterSettings())
     assert keyword.layer == 3 and len(keyword.examples) == 3 and 0.3 < keyword.threshold < 1
     audio, spans = _stream(["3_jackson_10", "7_jackson_10", "9_jackson_10", "1_jackson_10", "7_jackson_11", "6_jackson_10"])

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-import soxr
 
-from kwstream.audio.sources import SAMPLE_RATE
+from kwstream.audio.sources import SAMPLE_RATE, read_audio
 from kwstream.errors import KwstreamError
 from kwstream.training.augment import pink_noise
 from kwstream.training.texts import DIGITS
@@ -72,12 +71,6 @@ def recordings(fsdd: Path, speaker: str, digit: int, indices: Collection[int] | 
     return [path for _, path in sorted(found)]
 
 
-def load_16k(path: Path) -> np.ndarray:
-    audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    return soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32) if rate != SAMPLE_RATE else audio
-
-
 def build_stream(clips: Sequence[tuple[str, np.ndarray]], settings: StreamSettings,
                  rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
     """Concatenate (word, audio) clips with pauses over a noise floor; returns the stream and
@@ -108,7 +101,7 @@ def build(fsdd: Path, out: Path, speakers: Sequence[str], settings: StreamSettin
                 raise KwstreamError(f"speaker {speaker!r} has {len(available)} allowed recordings of {word}, "
                                     f"fewer than --per-digit {settings.per_digit}")
             chosen = rng.choice(len(available), size=settings.per_digit, replace=False)
-            clips += [(word, load_16k(available[i])) for i in chosen]
+            clips += [(word, read_audio(available[i])) for i in chosen]
         clips = [clips[i] for i in rng.permutation(len(clips))]
         audio, labels = build_stream(clips, settings, rng)
         streams.append((speaker, audio))

@@ -15,11 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import soundfile
-import soxr
-
-from kwstream.audio.sources import SAMPLE_RATE
 from kwstream.errors import KwstreamError
 from kwstream.keywords.classifier import SILENCE_CLASS, UNKNOWN_CLASS
 
@@ -121,15 +116,3 @@ def _subfolders(root: Path) -> list[Path]:
         return [p for p in root.iterdir() if p.is_dir()]
     except OSError as exc:
         raise DatasetError(f"cannot read {root}: {exc.strerror or exc}") from None
-
-
-def load_audio(path: Path) -> np.ndarray:
-    """A file as 16 kHz mono float32."""
-    try:
-        audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
-        raise DatasetError(f"cannot read audio {path}: {exc}") from None
-    audio = audio.mean(axis=1)
-    if rate != SAMPLE_RATE:
-        audio = soxr.resample(audio, rate, SAMPLE_RATE)
-    return np.ascontiguousarray(audio, dtype=np.float32)

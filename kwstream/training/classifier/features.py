@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from kwstream.audio.sources import SAMPLE_RATE
+from kwstream.audio.sources import SAMPLE_RATE, read_audio
 from kwstream.encoder import Encoder
 from kwstream.errors import KwstreamError
 from kwstream.keywords.classifier import SILENCE_CLASS
-from kwstream.training.classifier.dataset import Clip, Dataset, load_audio
+from kwstream.training.classifier.dataset import Clip, Dataset
 
 DITHER_RMS = 1e-4
 """A quiet room, not digital zero, around clean clips."""
@@ -77,7 +77,7 @@ class NoisePool:
     def __init__(self, paths: Sequence[Path], settings: AugmentSettings) -> None:
         self.paths = list(paths)
         self.hashes = [file_hash(p) for p in self.paths]
-        self.audio = [load_audio(p) for p in self.paths]
+        self.audio = [read_audio(p) for p in self.paths]
         clip = int(settings.clip_s * SAMPLE_RATE)
         self.split = [int(len(a) * (1 - settings.val_share_of_noise)) for a in self.audio]
         short = [p.name for p, a, s in zip(self.paths, self.audio, self.split) if min(s, len(a) - s) < clip]
@@ -146,7 +146,7 @@ class ExampleMaker:
             if example.variant:
                 audio *= 10 ** (rng.uniform(*self.settings.silence_dbfs) / 20) / _rms(audio)
             return audio.astype(np.float32)
-        speech = load_audio(example.source)
+        speech = read_audio(example.source)
         canvas = rng.normal(0.0, DITHER_RMS, self.samples).astype(np.float32)
         slack = self.samples - len(speech)
         if slack < 0:  # too long: keep the middle, or a random part for a copy
