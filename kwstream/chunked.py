@@ -59,14 +59,23 @@ class ChunkedEncoder:
     def start_span(self, span_start_sample: int) -> None:
         """Forget the previous span; frames are counted from ``span_start_sample``."""
         self._span_start = span_start_sample
-        self._final: EncodedFrames | None = None  # final frames [self._final_from, self._final_to)
-        self._final_from = 0
+        self._final: EncodedFrames | None = None  # the newest final frames, up to frame self._final_to
         self._final_to = 0
+
+    @property
+    def _final_from(self) -> int:
+        """The first frame still in the buffer of final frames."""
+        return self._final_to - (len(self._final) if self._final is not None else 0)
+
+    @property
+    def _first_frame(self) -> int:
+        """Where the next step's audio starts: left context before the first frame not yet final."""
+        return max(0, self._final_to - self._left_frames)
 
     @property
     def oldest_needed(self) -> int:
         """The earliest sample the next step may read."""
-        return self._span_start + max(0, self._final_to - self._left_frames) * self.encoder.samples_per_frame
+        return self._span_start + self._first_frame * self.encoder.samples_per_frame
 
     def frames(self, read: Callable[[int, int], np.ndarray], start_sample: int, stop_sample: int) -> tuple[int, EncodedFrames]:
         """Encode what is new up to ``stop_sample`` and return the frames that lie inside
@@ -76,8 +85,8 @@ class ChunkedEncoder:
         """
         spf = self.encoder.samples_per_frame
         s0 = self._span_start
-        first = max(0, self._final_to - self._left_frames)
-        audio = read(s0 + first * spf, stop_sample)
+        first = self._first_frame
+        audio = read(self.oldest_needed, stop_sample)
         chunk = self.encoder.encode(audio, self.layers)
         self.encoded_samples += len(audio)
         total = first + len(chunk)
@@ -99,4 +108,3 @@ class ChunkedEncoder:
         merged = new if self._final is None else _concat([self._final, new])
         drop = max(0, len(merged) - self._keep_frames)
         self._final = merged.slice(drop, len(merged))
-        self._final_from = self._final_to + len(new) - len(self._final)

@@ -220,11 +220,10 @@ class Encoder:
         self.calibration = load_calibration(source) if Path(source).is_dir() else None
         self.samples_per_frame = math.prod(model.config.conv_stride)
         self._conv = list(zip(model.config.conv_kernel, model.config.conv_stride))
-        self.receptive_field = _receptive_field(self._conv)
 
     def frames_for(self, samples: int) -> int:
-        """How many frames the CNN makes of ``samples`` samples (frame i covers
-        ``[i * samples_per_frame, i * samples_per_frame + receptive_field)``)."""
+        """How many frames the CNN makes of ``samples`` samples (frame i starts at sample
+        ``i * samples_per_frame`` and needs the CNN's whole receptive field after it)."""
         for kernel, stride in self._conv:
             samples = (samples - kernel) // stride + 1
         return max(0, samples)
@@ -280,19 +279,10 @@ def _onnx_model(model, encoder: Encoder, settings: EncoderSettings):
         return None
 
 
-def _receptive_field(conv: list[tuple[int, int]]) -> int:
-    """Input samples under one output frame of a stack of (kernel, stride) convolutions."""
-    field, jump = 1, 1
-    for kernel, stride in conv:
-        field += (kernel - 1) * jump
-        jump *= stride
-    return field
-
-
 def _digest(module) -> str:
     """A short id of a module's weights: every tensor's name, shape and a sample of its values.
     Of the encoder (``base_model``) it is the fingerprint that ties enrolled keywords and classifier
-    heads to a checkpoint; of the whole model, the key of its ONNX export."""
+    heads to a checkpoint; with the CTC head's, the key of the model's ONNX export."""
     import hashlib
 
     digest = hashlib.sha256()

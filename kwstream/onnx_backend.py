@@ -29,8 +29,9 @@ MAX_EXPORT_SAMPLES = 16000 * 60
 LOG_PROBS = "log_probs"
 
 
-def hidden_name(layer: int) -> str:
-    return f"hidden_{layer}"
+def output_names(has_ctc_head: bool, layers) -> list[str]:
+    """The graph's outputs for the log-probabilities (when there is a CTC head) and ``layers``."""
+    return ([LOG_PROBS] if has_ctc_head else []) + [f"hidden_{layer}" for layer in layers]
 
 
 class OnnxModel:
@@ -59,7 +60,7 @@ class OnnxModel:
 
     def run(self, audio: np.ndarray, layers: tuple[int, ...]) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
         """Log-probabilities (or None) and the hidden states of ``layers`` for one (samples,) array."""
-        names = ([LOG_PROBS] if self.has_ctc_head else []) + [hidden_name(layer) for layer in layers]
+        names = output_names(self.has_ctc_head, layers)
         outputs = self._session.run(names, {"audio": audio[None]}) if names else []
         log_probs = outputs.pop(0)[0] if self.has_ctc_head else None
         return log_probs, {layer: out[0] for layer, out in zip(layers, outputs)}
@@ -78,8 +79,7 @@ def _export(model, has_ctc_head: bool, path: Path) -> None:
             hidden = tuple(out.hidden_states)
             return ((torch.log_softmax(out.logits, dim=-1),) if has_ctc_head else ()) + hidden
 
-    layers = model.config.num_hidden_layers + 1
-    names = ([LOG_PROBS] if has_ctc_head else []) + [hidden_name(i) for i in range(layers)]
+    names = output_names(has_ctc_head, range(model.config.num_hidden_layers + 1))
     length = torch.export.Dim("samples", min=model.config.conv_kernel[0] * 2, max=MAX_EXPORT_SAMPLES)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
