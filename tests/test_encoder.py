@@ -9,7 +9,7 @@ import pytest
 
 from kwstream.encoder import Encoder, EncoderSettings, resolve_model
 from kwstream.errors import ModelLoadError
-from kwstream.random_model import ENGLISH_CTC_TOKENS, SIZES, save_english_processor
+from kwstream.random_model import ENGLISH_CTC_TOKENS, SIZES
 
 
 def test_loads_a_local_checkpoint_and_reports_its_vocabulary(tiny_model):

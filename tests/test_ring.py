@@ -22,6 +22,17 @@ def start_thread(target) -> threading.Thread:
     return thread
 
 
+def start_blocking_writer(ring: RingBuffer, samples: np.ndarray) -> tuple[threading.Event, threading.Thread]:
+    """A thread making a blocking write of ``samples``; the event is set once the write returns."""
+    done = threading.Event()
+
+    def writer():
+        ring.write(samples, block=True)
+        done.set()
+
+    return done, start_thread(writer)
+
+
 def test_capacity_must_be_positive():
     with pytest.raises(ValueError):
         RingBuffer(0)
@@ -136,13 +147,7 @@ def test_release_beyond_write_index_is_clamped():
 def test_blocking_write_waits_for_release():
     ring = RingBuffer(8)
     ring.write(ramp(0, 8))
-    done = threading.Event()
-
-    def writer():
-        ring.write(ramp(8, 12), block=True)
-        done.set()
-
-    thread = start_thread(writer)
+    done, thread = start_blocking_writer(ring, ramp(8, 12))
     assert not done.wait(0.1)  # no room: 8 held + 4 > 8
     assert ring.write_index == 8
     ring.release(3)  # room for 3, not 4
@@ -169,13 +174,7 @@ def test_blocking_write_with_room_does_not_wait():
 def test_close_wakes_a_blocked_writer_without_writing():
     ring = RingBuffer(8)
     ring.write(ramp(0, 8))
-    done = threading.Event()
-
-    def writer():
-        ring.write(ramp(8, 10), block=True)
-        done.set()
-
-    thread = start_thread(writer)
+    done, thread = start_blocking_writer(ring, ramp(8, 10))
     assert not done.wait(0.1)
     ring.close()
     assert done.wait(2.0)
