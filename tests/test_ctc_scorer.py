@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import pytest
 
 from kwstream.errors import KeywordError
-from kwstream.keywords.ctc import CtcKeywordScorer
+from kwstream.keywords.ctc import CtcKeywordScorer, _viterbi
 from kwstream.random_model import ENGLISH_CTC_TOKENS
 
 TOKENS = ENGLISH_CTC_TOKENS
@@ -226,3 +227,53 @@ def test_without_a_delimiter_single_words_use_pauses_and_phrases_raise():
     assert scorer.score(emissions(PAD + "S_T_O_P" + PAD))[0].score == pytest.approx(1.0)
     with pytest.raises(KeywordError):
         CtcKeywordScorer(["hey computer"], TOKENS, BLANK, None)
+
+
+def reference_viterbi(scorer: CtcKeywordScorer, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pass as numpy, one frame at a time (as it was before it was compiled): per end state, the
+    best total cost in any frame and that path's start and end frames."""
+    preds, first, last, ends = scorer._preds, scorer._first, scorer._last, scorer._ends
+    n = len(preds)
+    value, start, end = np.full(n + 2, -np.inf), np.full(n + 2, -1), np.full(n + 2, -1)
+    value[n] = 0.0
+    best, best_start, best_end = np.full(len(ends), -np.inf), np.zeros(len(ends), int), np.zeros(len(ends), int)
+    for t in range(len(cost)):
+        chosen = preds[np.arange(n), value[preds].argmax(axis=1)]  # the first best predecessor
+        new_start = start[chosen]
+        entered = chosen[first] != preds[first, 0]  # from anywhere but its own loop
+        new_start[first[entered]] = t
+        new_end = end[chosen]
+        new_end[last] = t + 1
+        value[:n], start[:n], end[:n] = value[chosen] + cost[t], new_start, new_end
+        improved = value[ends] > best
+        best[improved], best_start[improved], best_end[improved] = (x[ends][improved] for x in (value, start, end))
+    return best, best_start, best_end
+
+
+@pytest.mark.parametrize("keywords, delimiter", [
+    (["zero", "three", "seven", "nine"], DELIMITER),
+    (["hello", "hey computer", "stop", "a", "all"], DELIMITER),
+    (["hello", "stop", "a"], None),
+])
+def test_compiled_pass_equals_the_numpy_reference(keywords, delimiter):
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        scorer = CtcKeywordScorer(keywords, TOKENS, BLANK, delimiter, pause_frames=int(rng.integers(1, 7)))
+        frames = int(rng.integers(0, 80))
+        if trial % 3 == 0:  # few distinct values: many equal candidates, where the first must win
+            logits = rng.integers(0, 3, size=(frames, V)).astype(np.float32)
+        else:
+            logits = rng.standard_normal((frames, V)) * (1 + trial % 4)
+        log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        cost = (log_probs - log_probs.max(axis=1, keepdims=True))[:, scorer._tokens].astype(np.float64)
+        got = _viterbi(cost, scorer._preds, scorer._first, scorer._last, scorer._ends)
+        want = reference_viterbi(scorer, cost)
+        for g, w in zip(got, want):  # scores, starts and ends of every end state, exactly
+            np.testing.assert_array_equal(g, w)
+
+
+def test_the_pass_is_compiled_when_the_scorer_is_built():
+    if numba.config.DISABLE_JIT:
+        pytest.skip("NUMBA_DISABLE_JIT is set")
+    CtcKeywordScorer(["stop"], TOKENS, BLANK, DELIMITER)
+    assert _viterbi.signatures  # compiled (or loaded from numba's cache), not interpreted

@@ -7,6 +7,7 @@ import functools
 import json
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
@@ -14,7 +15,7 @@ from conftest import REPO, SAMPLE_RATE
 from kwstream.audio.sources import AudioFile
 from kwstream.encoder import Encoder, EncoderSettings
 from kwstream.enroll import EnrollSettings, check_examples, enroll, pick_threshold, prepare
-from kwstream.keywords.enrolled import ExampleSet, subsequence_dtw, unit_rows
+from kwstream.keywords.enrolled import EnrolledScorer, ExampleSet, _dtw, subsequence_dtw, unit_rows
 from kwstream.keywords.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
 from kwstream.spotter import Spotter, SpotterSettings
 from kwstream.audio.sources import read_audio
@@ -54,6 +55,28 @@ def test_dtw_matches_the_cell_by_cell_recursion():
             np.testing.assert_allclose(cost[e], want_cost)
             fits = np.isfinite(want_cost)
             assert np.array_equal(start[e][fits], want_start[fits])
+
+
+def test_dtw_in_float32_as_scoring_runs_it_matches_the_recursion_with_ties_going_to_the_first_step():
+    rng = np.random.default_rng(3)
+    for trial in range(50):
+        lengths = rng.integers(1, 30, size=4)
+        distances = rng.random((4, lengths.max(), int(rng.integers(1, 80)))).astype(np.float32)
+        if trial % 2:
+            distances = np.round(distances * 4) / 4  # few distinct values: many equal paths
+        cost, start = subsequence_dtw(distances, lengths)
+        for e in range(4):
+            want_cost, want_start = reference_dtw(distances[e, :lengths[e]])
+            np.testing.assert_allclose(cost[e], want_cost, rtol=1e-6)
+            fits = np.isfinite(want_cost)
+            assert np.array_equal(start[e][fits], want_start[fits])
+
+
+def test_the_dtw_is_compiled_when_the_scorer_is_built():
+    if numba.config.DISABLE_JIT:
+        pytest.skip("NUMBA_DISABLE_JIT is set")
+    EnrolledScorer(["a"], [3], [[np.ones((4, 8), np.float32)] * 2], [None])
+    assert _dtw.signatures  # compiled (or loaded from numba's cache), not interpreted
 
 
 def test_a_stretched_copy_is_found_where_it_lies_and_a_short_window_scores_zero():

@@ -12,20 +12,24 @@ in that frame, so frames where the model agrees with the keyword cost nothing; t
 divided by the number of tokens (boundaries counted) and exponentiated, giving a score in [0, 1]
 that compares across keywords of different lengths: the geometric mean, per token, of how likely
 the keyword's token is relative to the model's favourite. All keywords share one pass.
+
+The pass itself (``_viterbi``) is compiled with numba: it runs for every scoring window, and a
+Python loop over frames would cost more than the arithmetic.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+
 import numpy as np
 
+from kwstream.compiled import compiled
 from kwstream.encoder import EncodedFrames
 from kwstream.errors import KeywordError
 from kwstream.keywords.base import KeywordMatch
 
 MAX_PREDECESSORS = 4
-
 
 def normalize_keyword(text: str) -> str:
     """Collapse white space; keywords compare case-insensitively."""
@@ -78,6 +82,51 @@ class _Graph:
         self.preds.append(preds + [self.never] * (MAX_PREDECESSORS - len(preds)))
         self.keyword.append(keyword)
         return index
+
+
+@compiled
+def _viterbi(cost: np.ndarray, preds: np.ndarray, first: np.ndarray, last: np.ndarray,
+             ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best path through the graph that ends in each end state, over frames ``cost`` (T, states).
+
+    Each frame every state takes its best predecessor (the first of equals) from the previous
+    frame's values, ``preds`` (states, MAX_PREDECESSORS) holding its own index first if it loops
+    and the sentinels ``states`` (always 0: start here) and ``states + 1`` (-inf: padding). A
+    path's start is the frame it entered a keyword's first state (``first``) from elsewhere, its
+    end the frame after it last stood in a last state (``last``). Returns, per end state, the best
+    total cost seen in any frame (-inf if none) and that path's start and end frames.
+
+    Compiled (see ``kwstream.compiled``): it runs for every scoring window, one step per frame.
+    """
+    frames, states = cost.shape
+    is_first = np.zeros(states, np.bool_)
+    is_first[first] = True
+    is_last = np.zeros(states, np.bool_)
+    is_last[last] = True
+    value = np.full(states + 2, -np.inf)
+    value[states] = 0.0
+    start = np.full(states + 2, -1, np.int64)
+    end = np.full(states + 2, -1, np.int64)
+    new_value = np.empty(states)
+    new_start = np.empty(states, np.int64)
+    new_end = np.empty(states, np.int64)
+    best = np.full(len(ends), -np.inf)
+    best_start = np.zeros(len(ends), np.int64)
+    best_end = np.zeros(len(ends), np.int64)
+    for t in range(frames):
+        for s in range(states):
+            chosen = preds[s, 0]
+            for p in preds[s, 1:]:
+                if value[p] > value[chosen]:
+                    chosen = p
+            new_value[s] = value[chosen] + cost[t, s]
+            new_start[s] = t if is_first[s] and chosen != preds[s, 0] else start[chosen]
+            new_end[s] = t + 1 if is_last[s] else end[chosen]
+        value[:states], start[:states], end[:states] = new_value, new_start, new_end
+        for k, s in enumerate(ends):
+            if value[s] > best[k]:
+                best[k], best_start[k], best_end[k] = value[s], start[s], end[s]
+    return best, best_start, best_end
 
 
 class CtcKeywordScorer:
@@ -140,47 +189,24 @@ class CtcKeywordScorer:
         remap = np.arange(size + 2)
         remap[size], remap[size + 1] = n, n + 1  # move sentinels right after the real states
         self._tokens = np.array(g.tokens)
-        self._preds = remap[np.array(g.preds)]
-        self._first = np.array(first_states)
-        self._last = np.array(last_states)
-        self._ends = np.array(end_states)
+        self._preds = remap[np.array(g.preds)].astype(np.int64)
+        self._first = np.array(first_states, dtype=np.int64)
+        self._last = np.array(last_states, dtype=np.int64)
+        self._ends = np.array(end_states, dtype=np.int64)
         self._end_keyword = np.array([g.keyword[s] for s in end_states])
         self._n_tokens = np.array(n_tokens, dtype=np.float64)
         self.layers: tuple[int, ...] = ()
         self.thresholds: dict[str, float | None] = dict.fromkeys(self.keywords)
+        self.score(np.zeros((1, len(tokens))))  # compile (or load from the cache) now, not in the first window
 
     def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
         return self.score(frames.log_probs)
 
     def score(self, log_probs: np.ndarray) -> list[KeywordMatch]:
         """Best match of each keyword in a window of (frames, vocab) log-probabilities."""
-        n = len(self._tokens)
-        rows = np.arange(n)
         cost = (log_probs - log_probs.max(axis=1, keepdims=True))[:, self._tokens]  # (T, n), <= 0
-        value = np.full(n + 2, -np.inf)
-        value[n] = 0.0
-        start = np.full(n + 2, -1)
-        end = np.full(n + 2, -1)
-        best = np.full(len(self._ends), -np.inf)
-        best_start = np.zeros(len(self._ends), dtype=int)
-        best_end = np.zeros(len(self._ends), dtype=int)
-        first_self = self._preds[self._first, 0]  # a first-token state's own index (its loop)
-        for t in range(len(cost)):
-            candidates = value[self._preds]
-            choice = candidates.argmax(axis=1)
-            chosen = self._preds[rows, choice]
-            new_value = candidates[rows, choice] + cost[t]
-            new_start = start[chosen]
-            new_end = end[chosen]
-            entered = chosen[self._first] != first_self
-            new_start[self._first[entered]] = t
-            new_end[self._last] = t + 1
-            value[:n], start[:n], end[:n] = new_value, new_start, new_end
-            finished = value[self._ends]
-            improved = finished > best
-            best[improved] = finished[improved]
-            best_start[improved] = start[self._ends][improved]
-            best_end[improved] = end[self._ends][improved]
+        best, best_start, best_end = _viterbi(
+            np.ascontiguousarray(cost, dtype=np.float64), self._preds, self._first, self._last, self._ends)
         matches = []
         for k in range(len(self.keywords)):
             mine = np.flatnonzero(self._end_keyword == k)

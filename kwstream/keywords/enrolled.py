@@ -11,8 +11,8 @@ stretch of the window by subsequence dynamic time warping on cosine distance:
   and the window by one, by two (the window's speech is slower) or by none once (faster), so the
   matched stretch is 1/2 to 2 times the example's length and every example frame is paid exactly
   once: the total divided by the example's length is the mean cosine distance along the path;
-* the recursion runs over example frames (a few dozen) with numpy over the window and over all
-  examples of all keywords at once.
+* the recursion is compiled with numba (it runs for every scoring window, one step per example
+  frame and window frame).
 
 A keyword's score is ``1 - 2 * distance`` of its best example, clipped to [0, 1] (a mean cosine
 similarity of 0.5 or less scores 0: the scores of real matches, similarity 0.6-0.95, spread over
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kwstream.compiled import compiled
 from kwstream.encoder import EncodedFrames
 from kwstream.keywords.base import KeywordMatch
 
@@ -37,11 +38,43 @@ def unit_rows(features: np.ndarray) -> np.ndarray:
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-8)
 
 
-def _shift(x: np.ndarray, by: int, fill: float) -> np.ndarray:
-    """``x[..., j - by]`` at ``j`` (``fill`` where ``j < by``)."""
-    out = np.full_like(x, fill)
-    out[..., by:] = x[..., :-by]
-    return out
+@compiled
+def _dtw(distances: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``subsequence_dtw`` before dividing by the lengths: total cost, in the distances' dtype.
+
+    Rows hold two columns of padding before window frame 0, so ``row[j]`` is window frame
+    ``j - 2``. Of equal candidates the first wins: one frame each, skip a window frame, two example
+    frames on one window frame.
+
+    Compiled (see ``kwstream.compiled``): it runs for every scoring window, one step
+    per example frame and window frame.
+    """
+    examples, _, frames = distances.shape
+    final_cost = np.empty_like(distances[:, 0, :])
+    final_start = np.empty((examples, frames), np.int64)
+    before_cost, cost, new_cost = np.empty((3, 2 + frames), distances.dtype)
+    before_start, start, new_start = np.zeros((3, 2 + frames), np.int64)
+    for e in range(examples):
+        # a virtual row before the first: free to start anywhere, so two example frames may share the first window frame
+        before_cost[:] = 0.0
+        before_start[2:] = np.arange(1, frames + 1)
+        cost[:2], cost[2:] = np.inf, distances[e, 0]
+        start[2:] = np.arange(frames)
+        for i in range(1, lengths[e]):
+            new_cost[:2] = np.inf  # no path ends before the window
+            for j in range(2, 2 + frames):
+                best_cost, best_start = cost[j - 1], start[j - 1]  # one frame each
+                if cost[j - 2] < best_cost:  # skip a window frame
+                    best_cost, best_start = cost[j - 2], start[j - 2]
+                two = before_cost[j - 1] + distances[e, i - 1, j - 2]  # two example frames on one window frame
+                if two < best_cost:
+                    best_cost, best_start = two, before_start[j - 1]
+                new_cost[j] = best_cost + distances[e, i, j - 2]
+                new_start[j] = best_start
+            before_cost, cost, new_cost = cost, new_cost, before_cost
+            before_start, start, new_start = start, new_start, before_start
+        final_cost[e], final_start[e] = cost[2:], start[2:]
+    return final_cost, final_start
 
 
 def subsequence_dtw(distances: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,27 +89,8 @@ def subsequence_dtw(distances: np.ndarray, lengths: np.ndarray) -> tuple[np.ndar
         ``cost`` (examples, window_frames): mean distance of the best path ending at each window
         frame (inf where none fits), and ``start`` (same shape): the window frame it starts at.
     """
-    examples, _, frames = distances.shape
-    columns = np.arange(frames)
-    cost, start = distances[:, 0].copy(), np.broadcast_to(columns, (examples, frames)).copy()
-    # a virtual row before the first: free to start anywhere, so two example frames may share the first window frame
-    before_cost, before_start = np.zeros_like(cost), start + 1
-    final_cost, final_start = np.full_like(cost, np.inf), np.zeros_like(start)
-    for i in range(int(lengths.max())):
-        if i:
-            candidates_cost = np.stack([
-                _shift(cost, 1, np.inf),                                  # one frame each
-                _shift(cost, 2, np.inf),                                  # skip a window frame
-                _shift(before_cost, 1, np.inf if i > 1 else 0.0) + distances[:, i - 1],  # two example frames on one window frame
-            ])
-            candidates_start = np.stack([_shift(start, 1, 0), _shift(start, 2, 0), _shift(before_start, 1, 0)])
-            best = np.argmin(candidates_cost, axis=0)[None]
-            before_cost, before_start = cost, start
-            cost = np.take_along_axis(candidates_cost, best, axis=0)[0] + distances[:, i]
-            start = np.take_along_axis(candidates_start, best, axis=0)[0]
-        done = lengths - 1 == i
-        final_cost[done], final_start[done] = cost[done], start[done]
-    return final_cost / lengths[:, None], final_start
+    cost, start = _dtw(np.ascontiguousarray(distances), np.asarray(lengths, dtype=np.int64))
+    return cost / lengths[:, None], start
 
 
 @dataclass(frozen=True)
@@ -138,6 +152,8 @@ class EnrolledScorer:
         for layer in self.layers:
             members = [i for i, x in enumerate(layers) if x == layer]
             self._groups.append((layer, members, ExampleSet.build([examples[i] for i in members])))
+        for _, _, example_set in self._groups:  # compile (or load from the cache) now, not in the first window
+            example_set.match(example_set.frames[:1])
 
     def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
         matches: list[KeywordMatch | None] = [None] * len(self.keywords)
