@@ -11,8 +11,12 @@ sides, and keeps only the frames whose context is complete:
 
 Final frames go into a rolling buffer; a scoring window is read from the buffer plus the newest
 step's provisional frames, so a keyword is scored as soon as its audio is in (latency stays one
-hop) and rescored once its right context arrives. Per step the model sees
-``left_context + hop + right_context`` of audio instead of a whole window. Frames are counted from
+hop) and rescored once its right context arrives. Per step the transformer sees
+``left_context + hop + right_context`` of audio instead of a whole window; the CNN only the new
+audio: every CNN frame of the previous chunk (its left context and its provisional frames alike) is
+handed to the next one instead of being recomputed. ``model_stages`` explains why that is exact
+but for the first layer's normalisation statistics, which a frame takes from the chunk in which
+its audio arrived. Frames are counted from
 the start of their span, on the grid of the model's CNN (frame i covers ``samples_per_frame * i``
 onwards), so frames of different chunks line up exactly.
 """
@@ -20,6 +24,7 @@ onwards), so frames of different chunks line up exactly.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -61,6 +66,8 @@ class ChunkedEncoder:
         self._span_start = span_start_sample
         self._final: EncodedFrames | None = None  # the newest final frames, up to frame self._final_to
         self._final_to = 0
+        self._cnn: np.ndarray | None = None  # the previous chunk's CNN output, from frame self._cnn_from
+        self._cnn_from = 0
 
     @property
     def _final_from(self) -> int:
@@ -87,7 +94,10 @@ class ChunkedEncoder:
         s0 = self._span_start
         first = self._first_frame
         audio = read(self.oldest_needed, stop_sample)
-        chunk = self.encoder.encode(audio, self.layers)
+        reuse = None if self._cnn is None else self._cnn[first - self._cnn_from:]
+        chunk = self.encoder.encode(audio, self.layers, reuse)
+        self._cnn, self._cnn_from = chunk.cnn, first
+        chunk = replace(chunk, cnn=None)  # scorers and the frame buffer need none of it
         self.encoded_samples += len(audio)
         total = first + len(chunk)
         final_to = max(self._final_to, min(total, self.encoder.frames_for(stop_sample - s0 - self._right_samples)))

@@ -28,6 +28,8 @@ DEFAULT_HUB_MODEL = "facebook/wav2vec2-base-960h"
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "model"
 """The project's own small offline model, ``auto``'s fallback."""
 HUB_PROBE_TIMEOUT_S = 3.0
+MIN_NEW_FRAMES = 2
+"""Frames the CNN computes at least when earlier ones are reused (short audio makes none)."""
 BACKENDS = ("auto", "onnx", "torch")
 
 
@@ -150,6 +152,8 @@ class EncodedFrames:
     """(frames, vocab) CTC log-probabilities, or None for a model without a CTC head."""
     features: dict[int, np.ndarray]
     """Hidden states by layer, each (frames, hidden): layer 0 enters the transformer, layer i leaves its i-th block."""
+    cnn: np.ndarray | None = None
+    """(frames, channels) output of the CNN feature encoder, which a later chunk may reuse."""
 
     def __len__(self) -> int:
         if self.log_probs is not None:
@@ -159,7 +163,8 @@ class EncodedFrames:
     def slice(self, start: int, stop: int) -> EncodedFrames:
         """Frames [start, stop)."""
         log_probs = None if self.log_probs is None else self.log_probs[start:stop]
-        return EncodedFrames(log_probs, {layer: f[start:stop] for layer, f in self.features.items()})
+        cnn = None if self.cnn is None else self.cnn[start:stop]
+        return EncodedFrames(log_probs, {layer: f[start:stop] for layer, f in self.features.items()}, cnn)
 
 
 class Encoder:
@@ -169,6 +174,8 @@ class Encoder:
     def __init__(self, settings: EncoderSettings = EncoderSettings()) -> None:
         import torch
         from transformers import AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
+
+        from kwstream.model_stages import split_model
 
         quiet_transformers()
         self.device = _torch_device(settings.device)
@@ -210,16 +217,18 @@ class Encoder:
         self.parameters = sum(p.numel() for p in model.parameters())
         self.layers = int(model.config.num_hidden_layers)
         self.fingerprint = _digest(model.base_model)
-        model = model.eval()
-        self._onnx = None
-        if settings.backend == "onnx" or (settings.backend == "auto" and self.device.type == "cpu"):
-            self._onnx = _onnx_model(model, self, settings)
-        if self._onnx is None and settings.int8:
-            model = _quantize_linear_layers(model, self.device)
-        self._model = model.to(self.device)
-        self.calibration = load_calibration(source) if Path(source).is_dir() else None
+        lm_head_digest = _digest(model.lm_head) if self.has_ctc_head else ""  # a random head: not part of any key
         self.samples_per_frame = math.prod(model.config.conv_stride)
         self._conv = list(zip(model.config.conv_kernel, model.config.conv_stride))
+        self._cnn, transformer = split_model(model.eval(), self.has_ctc_head)
+        self._onnx = None
+        if settings.backend == "onnx" or (settings.backend == "auto" and self.device.type == "cpu"):
+            self._onnx = _onnx_model(self._cnn, transformer, self.fingerprint + lm_head_digest, self, settings)
+        if self._onnx is None and settings.int8:
+            transformer = _quantize_linear_layers(transformer, self.device)
+        self._cnn = self._cnn.to(self.device)
+        self._transformer = transformer.to(self.device)
+        self.calibration = load_calibration(source) if Path(source).is_dir() else None
 
     def frames_for(self, samples: int) -> int:
         """How many frames the CNN makes of ``samples`` samples (frame i starts at sample
@@ -240,22 +249,38 @@ class Encoder:
         if not 0 <= layer <= self.layers:
             raise ModelLoadError(f"model {self.name!r} has layers 0-{self.layers}, not {layer}")
 
-    def encode(self, audio: np.ndarray, layers: tuple[int, ...] = ()) -> EncodedFrames:
-        """One pass over ``audio``: log-probabilities (if the model has a CTC head) and the hidden
-        states of ``layers``, one row per ``samples_per_frame`` samples."""
-        import torch
+    def encode(self, audio: np.ndarray, layers: tuple[int, ...] = (), reuse: np.ndarray | None = None) -> EncodedFrames:
+        """One pass over ``audio``: log-probabilities (if the model has a CTC head), the hidden
+        states of ``layers`` and the CNN's output, one row per ``samples_per_frame`` samples.
 
+        ``reuse``: CNN output (``EncodedFrames.cnn``) of the audio's first frames from an earlier
+        pass; the CNN then runs only on the audio after them (with statistics of all of ``audio``).
+        """
         x = np.ascontiguousarray(audio, dtype=np.float32)
         if self.normalize:
             x = ((x - x.mean()) / np.sqrt(x.var(ddof=1) + 1e-7)).astype(np.float32)
+        mean, var = self._cnn.stats(x)
+        known = 0 if reuse is None else max(0, min(len(reuse), self.frames_for(len(x)) - MIN_NEW_FRAMES))
+        new = x[known * self.samples_per_frame:]
+        cnn = self._onnx.cnn(new, mean, var) if self._onnx is not None else self._run_torch(self._cnn, new[None], mean, var)[0]
+        if known:
+            cnn = np.concatenate([reuse[:known], cnn])
         if self._onnx is not None:
-            return EncodedFrames(*self._onnx.run(x, layers))
-        x = torch.from_numpy(x)
+            log_probs, features = self._onnx.transformer(cnn, layers)
+        else:
+            outputs = self._run_torch(self._transformer, cnn[None])
+            log_probs = outputs[0][0] if self.has_ctc_head else None
+            hidden = outputs[1:] if self.has_ctc_head else outputs
+            features = {layer: hidden[layer][0] for layer in layers}
+        return EncodedFrames(log_probs, features, cnn)
+
+    def _run_torch(self, module, *arrays: np.ndarray):
+        """``module`` on numpy inputs, on the encoder's device; float32 numpy outputs."""
+        import torch
+
         with torch.inference_mode():
-            out = self._model(x[None].to(self.device), output_hidden_states=bool(layers))
-            log_probs = torch.log_softmax(out.logits[0].float(), dim=-1).cpu().numpy() if self.has_ctc_head else None
-            features = {layer: out.hidden_states[layer][0].float().cpu().numpy() for layer in layers}
-        return EncodedFrames(log_probs, features)
+            out = module(*(torch.from_numpy(a).to(self.device) for a in arrays))
+        return [o.float().cpu().numpy() for o in out] if isinstance(out, tuple) else out.float().cpu().numpy()
 
     def log_probs(self, audio: np.ndarray) -> np.ndarray:
         """Per-frame CTC log-probabilities, shape (frames, vocab)."""
@@ -263,15 +288,14 @@ class Encoder:
         return self.encode(audio).log_probs
 
 
-def _onnx_model(model, encoder: Encoder, settings: EncoderSettings):
-    """The ONNX Runtime runner for ``model``; under ``auto``, None (PyTorch runs it) when it cannot be had."""
+def _onnx_model(cnn, transformer, key: str, encoder: Encoder, settings: EncoderSettings):
+    """The ONNX Runtime runner of the two stages; under ``auto``, None (PyTorch runs them) when it cannot be had."""
     from kwstream.onnx_backend import OnnxModel
 
     if encoder.device.type != "cpu":
         raise ModelLoadError("the onnx backend runs on the CPU; use --backend torch for other devices")
-    key = encoder.fingerprint + (_digest(model.lm_head) if encoder.has_ctc_head else "")  # a random head: no key
     try:
-        return OnnxModel(model, key, encoder.has_ctc_head, settings.int8, settings.threads)
+        return OnnxModel(cnn, transformer, key, settings.int8, settings.threads)
     except ModelLoadError as exc:
         if settings.backend == "onnx":
             raise

@@ -1,9 +1,10 @@
 """The encoder's model run by ONNX Runtime: the same numbers as PyTorch, faster on a CPU.
 
-The model is exported once per checkpoint with the torch.export-based exporter (the older tracing
-exporter mis-exports wav2vec2's weight-normalised positional convolution), with a dynamic audio
-length, giving the CTC log-probabilities (when the model has a CTC head) and every layer's hidden
-states as outputs; a run fetches only the outputs asked for. Exports are cached under
+The model's two stages (``model_stages``: the CNN, and the transformer with the CTC head) are
+exported once per checkpoint with the torch.export-based exporter (the older tracing exporter
+mis-exports wav2vec2's weight-normalised positional convolution), with dynamic lengths. The
+transformer graph gives the CTC log-probabilities (when the model has a CTC head) and every
+layer's hidden states as outputs; a run fetches only the outputs asked for. Exports are cached under
 ``~/.cache/kwstream/onnx`` by a digest of all the weights; ``int8`` quantises the graph's matrix
 products dynamically (ONNX Runtime's own quantiser), as ``--int8`` does for PyTorch's linear layers.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import tempfile
 import warnings
@@ -25,7 +27,9 @@ log = logging.getLogger(__name__)
 
 CACHE_DIR = Path(os.environ.get("KWSTREAM_CACHE", Path.home() / ".cache" / "kwstream")) / "onnx"
 MAX_EXPORT_SAMPLES = 16000 * 60
-"""Longest audio the exported graph accepts (a minute; chunks are about a second)."""
+"""Longest audio the exported graphs accept (a minute; chunks are about a second)."""
+MIN_EXPORT_SAMPLES = 400
+"""Shortest: one frame of the wav2vec2 CNN's receptive field."""
 LOG_PROBS = "log_probs"
 
 
@@ -35,61 +39,74 @@ def output_names(has_ctc_head: bool, layers) -> list[str]:
 
 
 class OnnxModel:
-    """A wav2vec2 model (``transformers``, already loaded) run by an ONNX Runtime session."""
+    """A wav2vec2 model's two stages (``model_stages``), each run by an ONNX Runtime session."""
 
-    def __init__(self, model, digest: str, has_ctc_head: bool, int8: bool, threads: int | None) -> None:
+    def __init__(self, cnn, transformer, digest: str, int8: bool, threads: int | None) -> None:
         try:
             import onnxruntime
         except ImportError:
             raise ModelLoadError("the onnx backend needs onnxruntime: pip install onnxruntime onnx onnxscript") from None
-        self.has_ctc_head = has_ctc_head
-        path = CACHE_DIR / f"{digest}{'-ctc' if has_ctc_head else ''}.onnx"
-        if not path.is_file():
-            log.warning("exporting the model to ONNX once (cached in %s)", CACHE_DIR)
-            _export(model, has_ctc_head, path)
-        if int8:
-            path = _quantized(path)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's choice (all cores)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for a damaged file
-            raise ModelLoadError(f"the cached ONNX export {path} cannot be loaded ({type(exc).__name__}); delete it") from None
+        import torch
 
-    def run(self, audio: np.ndarray, layers: tuple[int, ...]) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
-        """Log-probabilities (or None) and the hidden states of ``layers`` for one (samples,) array."""
+        self.has_ctc_head = transformer.has_ctc_head
+        cnn_path = CACHE_DIR / f"{digest}-cnn.onnx"
+        transformer_path = CACHE_DIR / f"{digest}{'-ctc' if self.has_ctc_head else ''}-transformer.onnx"
+        normalised, channels = cnn.layers[0].conv.out_channels, cnn.layers[-1].conv.out_channels
+        samples = torch.export.Dim("samples", min=MIN_EXPORT_SAMPLES, max=MAX_EXPORT_SAMPLES)
+        stride = math.prod(layer.conv.stride[0] for layer in cnn.layers)
+        frames = torch.export.Dim("frames", min=2, max=MAX_EXPORT_SAMPLES // stride)
+        if not cnn_path.is_file() or not transformer_path.is_file():
+            log.warning("exporting the model to ONNX once (cached in %s)", CACHE_DIR)
+            _export(cnn, (torch.zeros(1, 16000), torch.zeros(normalised), torch.ones(normalised)), ["audio", "mean", "var"],
+                    ["cnn"], {"audio": {1: samples}, "mean": None, "var": None}, cnn_path)
+            _export(transformer, (torch.zeros(1, 49, channels),), ["cnn"],
+                    output_names(self.has_ctc_head, range(transformer.model.config.num_hidden_layers + 1)),
+                    {"frames": {1: frames}}, transformer_path)
+        if int8:
+            transformer_path = _quantized(transformer_path)
+        self._cnn = _session(onnxruntime, cnn_path, threads)
+        self._transformer = _session(onnxruntime, transformer_path, threads)
+        self._cnn_inputs = [i.name for i in self._cnn.get_inputs()]  # mean and var only for group-norm CNNs
+
+    def cnn(self, audio: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+        """The CNN's (frames, channels) output for one (samples,) array, normalised with ``mean``, ``var``."""
+        feeds = {"audio": audio[None], "mean": mean, "var": var}
+        return self._cnn.run(None, {name: feeds[name] for name in self._cnn_inputs})[0][0]
+
+    def transformer(self, cnn: np.ndarray, layers: tuple[int, ...]) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
+        """Log-probabilities (or None) and the hidden states of ``layers`` for (frames, channels) CNN output."""
         names = output_names(self.has_ctc_head, layers)
-        outputs = self._session.run(names, {"audio": audio[None]}) if names else []
+        outputs = self._transformer.run(names, {"cnn": cnn[None]}) if names else []
         log_probs = outputs.pop(0)[0] if self.has_ctc_head else None
         return log_probs, {layer: out[0] for layer, out in zip(layers, outputs)}
 
 
-def _export(model, has_ctc_head: bool, path: Path) -> None:
+def _session(onnxruntime, path: Path, threads: int | None):
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's choice (all cores)
+    options.inter_op_num_threads = 1
+    # The CNN's and the transformer's sessions run one after the other, each with its own pool:
+    # threads left spinning by one take the cores from the other (measured: 1.4x slower with two threads).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for a damaged file
+        raise ModelLoadError(f"the cached ONNX export {path} cannot be loaded ({type(exc).__name__}); delete it") from None
+
+
+def _export(module, example: tuple, input_names: list[str], output_names: list[str], dynamic_shapes: dict, path: Path) -> None:
+    """Export ``module`` to ``path``, staged so that a cache hit is always a whole export."""
     import torch
 
-    class Outputs(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, audio):
-            out = self.model(audio, output_hidden_states=True)
-            hidden = tuple(out.hidden_states)
-            return ((torch.log_softmax(out.logits, dim=-1),) if has_ctc_head else ()) + hidden
-
-    names = output_names(has_ctc_head, range(model.config.num_hidden_layers + 1))
-    length = torch.export.Dim("samples", min=model.config.conv_kernel[0] * 2, max=MAX_EXPORT_SAMPLES)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         staged = Path(tmp) / path.name
         try:
             with warnings.catch_warnings(), torch.inference_mode(), _quiet("torch.onnx"):
                 warnings.simplefilter("ignore")
-                torch.onnx.export(Outputs().eval(), (torch.zeros(1, 16000),), str(staged), input_names=["audio"],
-                                  output_names=names, dynamic_shapes={"audio": {1: length}}, dynamo=True,
-                                  verbose=False, report=False)
+                torch.onnx.export(module, example, str(staged), input_names=input_names, output_names=output_names,
+                                  dynamic_shapes=dynamic_shapes, dynamo=True, verbose=False, report=False)
         except Exception as exc:  # the exporter's failures are many and internal: one line for the user
             raise ModelLoadError(f"cannot export this model to ONNX ({type(exc).__name__}); use --backend torch") from None
         # the weights when the exporter stores them beside the graph, then the graph: a cache hit is whole

@@ -19,8 +19,9 @@ SIZES = {
 }
 
 
-def save_english_processor(directory: str | Path) -> None:
-    """Write the tokenizer and feature extractor of the English character checkpoints."""
+def save_english_processor(directory: str | Path, normalize: bool = True) -> None:
+    """Write the tokenizer and feature extractor of the English character checkpoints (``normalize``:
+    whether the model expects each input scaled to zero mean and unit variance)."""
     from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
 
     directory = Path(directory)
@@ -29,13 +30,15 @@ def save_english_processor(directory: str | Path) -> None:
     vocab_file.write_text(json.dumps({t: i for i, t in enumerate(ENGLISH_CTC_TOKENS)}))
     tokenizer = Wav2Vec2CTCTokenizer(str(vocab_file), unk_token="<unk>", pad_token="<pad>", word_delimiter_token="|")
     extractor = Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=False
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=normalize, return_attention_mask=False
     )
     Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(directory)
 
 
-def save_random_ctc_model(directory: str | Path, size: str = "tiny", seed: int = 0) -> Path:
-    """Save a random Wav2Vec2ForCTC of ``size`` (tiny or base) with its processor; returns the path."""
+def save_random_ctc_model(directory: str | Path, size: str = "tiny", seed: int = 0, normalize: bool = True,
+                          **config) -> Path:
+    """Save a random Wav2Vec2ForCTC of ``size`` (tiny or base) with its processor; returns the path.
+    ``config``: Wav2Vec2Config settings that differ from the size's."""
     import torch
     from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
@@ -43,8 +46,8 @@ def save_random_ctc_model(directory: str | Path, size: str = "tiny", seed: int =
 
     quiet_transformers()
     torch.manual_seed(seed)
-    config = Wav2Vec2Config(vocab_size=len(ENGLISH_CTC_TOKENS), pad_token_id=0, **SIZES[size])
+    config = Wav2Vec2Config(vocab_size=len(ENGLISH_CTC_TOKENS), pad_token_id=0, **(SIZES[size] | config))
     directory = Path(directory)
     Wav2Vec2ForCTC(config).save_pretrained(directory)
-    save_english_processor(directory)
+    save_english_processor(directory, normalize)
     return directory

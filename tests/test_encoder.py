@@ -9,7 +9,7 @@ import pytest
 
 from kwstream.encoder import Encoder, EncoderSettings, resolve_model
 from kwstream.errors import ModelLoadError
-from kwstream.random_model import ENGLISH_CTC_TOKENS, SIZES
+from kwstream.random_model import ENGLISH_CTC_TOKENS, SIZES, save_random_ctc_model
 
 
 def test_loads_a_local_checkpoint_and_reports_its_vocabulary(tiny_model):
@@ -51,6 +51,41 @@ def test_features_and_log_probs_come_from_one_pass(tiny_model):
     assert np.allclose(frames.log_probs, encoder.log_probs(audio))
     assert set(frames.features) == {1} and frames.features[1].shape == (24, 32)
     assert len(frames.slice(3, 10)) == 7 and frames.slice(3, 10).features[1].shape == (7, 32)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("config", [{}, {"conv_bias": True}, {"feat_extract_norm": "layer", "do_stable_layer_norm": True}],
+                         ids=["group-norm CNN", "with conv bias", "layer-norm CNN"])
+def test_cnn_and_transformer_stages_give_the_whole_models_numbers(config, backend, tmp_path, monkeypatch):
+    import torch
+    from transformers import AutoModelForCTC
+
+    import kwstream.onnx_backend as onnx_backend
+
+    monkeypatch.setattr(onnx_backend, "CACHE_DIR", tmp_path / "onnx")
+    path = save_random_ctc_model(tmp_path / "model", seed=2, **config)
+    audio = np.random.default_rng(6).normal(0.01, 0.1, 12345).astype(np.float32)
+    normalised = (audio - audio.mean()) / np.sqrt(audio.var(ddof=1) + 1e-7)
+    with torch.inference_mode():
+        whole = AutoModelForCTC.from_pretrained(path).eval()(torch.from_numpy(normalised)[None], output_hidden_states=True)
+    frames = Encoder(EncoderSettings(model=str(path), backend=backend)).encode(audio, layers=(0, 2))
+    np.testing.assert_allclose(frames.log_probs, torch.log_softmax(whole.logits[0], -1).numpy(), atol=1e-4)
+    np.testing.assert_allclose(frames.features[0], whole.hidden_states[0][0].numpy(), atol=1e-4)
+    np.testing.assert_allclose(frames.features[2], whole.hidden_states[2][0].numpy(), atol=1e-4)
+
+
+def test_reused_cnn_frames_stand_in_for_computing_them(tiny_model):
+    encoder = Encoder(EncoderSettings(model=str(tiny_model)))
+    audio = np.random.default_rng(7).normal(0, 0.1, 16000).astype(np.float32)
+    full = encoder.encode(audio, layers=(1,))
+    for reused in (30, len(full)):  # all of them: the CNN still makes the last few
+        again = encoder.encode(audio, layers=(1,), reuse=full.cnn[:reused])
+        np.testing.assert_allclose(again.cnn, full.cnn, atol=1e-5)
+        np.testing.assert_allclose(again.log_probs, full.log_probs, atol=1e-5)
+        np.testing.assert_allclose(again.features[1], full.features[1], atol=1e-5)
+    other = np.random.default_rng(8).normal(0, 1, full.cnn[:30].shape).astype(np.float32)
+    changed = encoder.encode(audio, reuse=other)  # proof that the given frames are used
+    assert np.abs(changed.log_probs[:30] - full.log_probs[:30]).max() > 1e-3
 
 
 def test_a_model_that_is_not_wav2vec2_ctc_is_refused(tmp_path):
