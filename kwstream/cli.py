@@ -25,6 +25,7 @@ from kwstream.evaluation import TARGET_FALSE_ALARMS_PER_HOUR
 from kwstream.events import Level, ScoredWindow, VoiceActivity
 from kwstream.keywords.base import KeywordScorer
 from kwstream.spotter import Keyword, Spotter, SpotterSettings, SpotterStats, keyword_thresholds
+from kwstream.tables import figure, print_table
 from kwstream.vad import VadSettings
 
 EXIT_USER_ERROR = 2
@@ -341,7 +342,6 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
-    from rich.table import Table
 
     from kwstream.calibration import fit_calibration
     from kwstream.evaluation import evaluate, negative_hours, plot_det, read_labels, record_stream
@@ -387,18 +387,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           "target_false_alarms_per_hour": target, "keywords": [asdict(r) for r in reports],
                           "suggested_keywords": suggestion}))
     else:
-        table = Table(title=f"{encoder.name}: {audio_s / 60:.1f} min of audio, {hours:.2f} h without keywords")
-        table.caption = (f"FA/h: false alarms per hour; latency from the label's end, s; "
-                         f"at {target} FA/h: the lowest threshold with at most that, and its recall")
-        for column in ("keyword", "labels", "threshold", "recall", "FA/h", "latency med", "p95",
-                       f"thr @{target}", "recall @"):
-            table.add_column(column, justify="right")
-        for r in reports:
-            table.add_row(r.keyword, str(r.labels), f"{r.threshold:.2f}", f"{r.recall:.3f}", f"{r.false_alarms_per_hour:.2f}",
-                          f"{r.latency_median_s:.2f}", f"{r.latency_p95_s:.2f}",
-                          "-" if r.threshold_at_target is None else f"{r.threshold_at_target:.2f}",
-                          "-" if r.recall_at_target is None else f"{r.recall_at_target:.3f}")
-        Console().print(table)
+        at = f"@{target:g}"
+        print_table(f"{encoder.name}: {audio_s / 60:.1f} min of audio, {hours:.2f} h without keywords",
+                    ["keyword", "labels", "thr", "recall", "FA/h", "lat\nmed", "lat\np95", f"thr\n{at}", f"recall\n{at}"],
+                    [[r.keyword, str(r.labels), f"{r.threshold:.2f}", figure(r.recall, ".3f"),
+                      f"{r.false_alarms_per_hour:.2f}", figure(r.latency_median_s, ".2f"), figure(r.latency_p95_s, ".2f"),
+                      figure(r.threshold_at_target, ".2f"), figure(r.recall_at_target, ".3f")] for r in reports],
+                    f"thr: threshold; FA/h: false alarms per hour; lat: latency from the label's end to the detection, "
+                    f"s; {at}: at {target:g} FA/h, the lowest threshold with at most that many, and its recall")
     if args.suggest:
         print(f"--keywords {suggestion}" if suggestion else "no threshold reaches the target", file=sys.stderr if args.json else sys.stdout)
     return 0
@@ -407,7 +403,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
-    from rich.table import Table
 
     from kwstream.bench import bench, random_model
 
@@ -428,20 +423,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**about, "results": [asdict(r) for r in results]}))
         return 0
-    table = Table(title=f"{encoder.name} ({about['parameters_m']} M parameters, {args.device}), medians of {args.repeats}")
-    for column in ("stream", "audio s", "CPU s per audio s", "real-time factor", "ms per window", "windows",
-                   "encoded ×", "found", "false alarms", "latency med", "p95", "peak MB"):
-        table.add_column(column, justify="right")
-    for r in results:
-        table.add_row(r.stream, f"{r.audio_s:.0f}", f"{r.cpu_per_audio_s:.4f}", f"{r.real_time_factor:.4f}",
-                      f"{r.window_ms:.1f}", str(r.windows), f"{r.encoded_per_audio_s:.2f}", f"{r.detected}/{r.words}", str(r.false_alarms),
-                      "-" if r.latency_median_s is None else f"{r.latency_median_s:.2f}",
-                      "-" if r.latency_p95_s is None else f"{r.latency_p95_s:.2f}", f"{r.peak_memory_mb:.0f}")
     if args.random:
         console.print("random weights: cost figures only; detections and latency mean nothing")
-    table.caption = ("encoded ×: seconds of audio through the model per second of stream; latency: from the end of a "
-                     "spoken keyword to its detection, s; peak MB: the process's peak resident memory")
-    Console().print(table)
+    metrics = (
+        ("audio s", lambda r: f"{r.audio_s:.0f}"),
+        ("CPU s per audio s", lambda r: f"{r.cpu_per_audio_s:.4f}"),
+        ("real-time factor", lambda r: f"{r.real_time_factor:.4f}"),
+        ("ms per window", lambda r: f"{r.window_ms:.1f}"),
+        ("windows", lambda r: str(r.windows)),
+        ("encoded ×", lambda r: f"{r.encoded_per_audio_s:.2f}"),
+        ("keywords found", lambda r: f"{r.detected}/{r.words}"),
+        ("false alarms", lambda r: str(r.false_alarms)),
+        ("latency median s", lambda r: figure(r.latency_median_s, ".2f")),
+        ("latency p95 s", lambda r: figure(r.latency_p95_s, ".2f")),
+        ("peak memory MB", lambda r: f"{r.peak_memory_mb:.0f}"),
+    )
+    print_table(f"{encoder.name} ({about['parameters_m']} M parameters, {args.device}), medians of {args.repeats}",
+                ["", *(r.stream for r in results)], [[label, *map(cell, results)] for label, cell in metrics],
+                "encoded ×: audio seconds through the model per stream second; latency: from the end of a "
+                "spoken keyword to its detection; memory: the whole process's peak resident size")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -27,6 +28,20 @@ def test_bench_json_reports_speech_and_silence():
     assert 1.0 <= speech["encoded_per_audio_s"] <= 4.2  # each voiced second about once, plus context: not 6 windows
     assert speech["words"] == 2 * len(speech_stream(4.0)[1]) and speech["peak_memory_mb"] > 0
     assert silence["windows"] == 0 and silence["encoded_per_audio_s"] == 0  # the VAD keeps silence from the encoder
+
+
+def test_bench_table_keeps_every_figure_whole_in_80_columns():
+    result = subprocess.run(
+        [sys.executable, "-m", "kwstream", "bench", "--random", "tiny", "--seconds", "4", "--repeats", "1"],
+        capture_output=True, timeout=300, env={**os.environ, "COLUMNS": "80"},
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    table = result.stdout.decode()
+    assert "…" not in table and max(map(len, table.splitlines())) <= 80, table
+    assert re.search(r"┃ +┃ speech ┃ silence ┃", table), table
+    assert re.search(r"│ real-time factor +│ +\d+\.\d{4} │ +\d+\.\d{4} │", table), table
+    for label in ("CPU s per audio s", "ms per window", "keywords found", "latency median s", "peak memory MB"):
+        assert re.search(rf"│ {label} +│ +[-\d./]+ │ +[-\d./]+ │", table), (label, table)
 
 
 def test_bench_scores_detections_against_the_spoken_words():

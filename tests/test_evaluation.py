@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -92,18 +93,29 @@ def test_eval_end_to_end(tiny_model, speech_stream: SpeechStream, tmp_path):
     rows = [f"talk,three,{a / SAMPLE_RATE:.3f},{b / SAMPLE_RATE:.3f}" for a, b in speech_stream.word_spans[:1]]
     labels.write_text("stream,keyword,start,end\n" + "\n".join(rows) + "\n")
     plot = tmp_path / "det.png"
-    result = subprocess.run(
-        [sys.executable, "-m", "kwstream", "eval", "--keywords", "three", "--labels", str(labels), "--model", str(tiny_model),
-         "--plot", str(plot), "--json", str(talk), str(silence)],
-        capture_output=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    report = json.loads(result.stdout)
+
+    def run(*extra: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "kwstream", "eval", "--keywords", "three", "--labels", str(labels), "--model",
+             str(tiny_model), *extra, str(talk), str(silence)],
+            capture_output=True, timeout=300, env={**os.environ, "COLUMNS": "80"},
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        return result.stdout.decode()
+
+    report = json.loads(run("--plot", str(plot), "--json"))
     (three,) = report["keywords"]
     assert three["labels"] == 1 and len(three["det_thresholds"]) == 101
     total_s = 2 * len(speech_stream.audio) / SAMPLE_RATE
     assert report["audio_s"] == pytest.approx(total_s, abs=0.1)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    table = run()  # the same figures, whole, in an 80-column table
+    assert "…" not in table and max(map(len, table.splitlines())) <= 80, table
+    row = next(line for line in table.splitlines() if line.startswith("│ three "))
+    cells = [cell.strip() for cell in row.strip("│").split("│")]
+    assert cells[:5] == ["three", "1", f"{three['threshold']:.2f}", f"{three['recall']:.3f}",
+                         f"{three['false_alarms_per_hour']:.2f}"], table
 
 
 def test_false_alarms_of_a_keyword_are_counted_per_hour_without_it():
