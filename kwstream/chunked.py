@@ -12,11 +12,12 @@ sides, and keeps only the frames whose context is complete:
 Final frames go into a rolling buffer; a scoring window is read from the buffer plus the newest
 step's provisional frames, so a keyword is scored as soon as its audio is in (latency stays one
 hop) and rescored once its right context arrives. Per step the transformer sees
-``left_context + hop + right_context`` of audio instead of a whole window; the CNN only the new
-audio: every CNN frame of the previous chunk (its left context and its provisional frames alike) is
-handed to the next one instead of being recomputed. ``model_stages`` explains why that is exact
-but for the first layer's normalisation statistics, which a frame takes from the chunk in which
-its audio arrived. Frames are counted from
+``left_context + hop + right_context`` of audio instead of a whole window, and the CNN only
+``hop + right_context``: the CNN frames of the left context are taken from the chunk in which they
+became final instead of being recomputed. ``model_stages`` explains why that is exact but for the
+first layer's normalisation statistics, which such a frame keeps from that chunk. (Reusing the
+provisional frames' CNN output too, computed at the edge of a chunk, halved the CNN's work again but
+cost the demo recording its "hey" and shifted the scores on the development streams.) Frames are counted from
 the start of their span, on the grid of the model's CNN (frame i covers ``samples_per_frame * i``
 onwards), so frames of different chunks line up exactly.
 """
@@ -94,7 +95,7 @@ class ChunkedEncoder:
         s0 = self._span_start
         first = self._first_frame
         audio = read(self.oldest_needed, stop_sample)
-        reuse = None if self._cnn is None else self._cnn[first - self._cnn_from:]
+        reuse = None if self._cnn is None else self._cnn[first - self._cnn_from:self._final_to - self._cnn_from]  # final frames
         chunk = self.encoder.encode(audio, self.layers, reuse)
         self._cnn, self._cnn_from = chunk.cnn, first
         chunk = replace(chunk, cnn=None)  # scorers and the frame buffer need none of it

@@ -102,16 +102,17 @@ class CnnCounting(Encoder):
         return super().encode(audio, layers, reuse)
 
 
-def test_the_cnn_computes_each_sample_about_once(encoder, span):
+def test_the_cnn_computes_only_the_new_audio_and_the_right_context(encoder, span):
     counting = CnnCounting(encoder)
     left, right, hop = 8000, 4000, 4000
     chunker = ChunkedEncoder(counting, (), left, right, 24000)
     for stop in range(hop, len(span) + 1, hop):
         chunker.frames(lambda a, b: span[a:b], max(0, stop - 24000), stop)
     steps = len(span) // hop
-    # each step recomputes at most the frame its audio ends in and one more, of 400 samples each
-    assert len(span) <= counting.cnn_samples <= len(span) + steps * 2 * 400
-    assert chunker.encoded_samples > 2.5 * len(span)  # while the transformer sees the context again
+    # each step: its hop, the provisional right context again, and the frame where the reuse ends
+    assert counting.cnn_samples <= steps * (hop + right + 2 * 400)
+    assert counting.cnn_samples >= len(span) + (steps - 1) * right - steps * 400
+    assert chunker.encoded_samples > counting.cnn_samples + len(span)  # the transformer sees the left context again
 
 
 def test_each_sample_is_encoded_about_once_plus_context(encoder, span):
