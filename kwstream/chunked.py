@@ -6,20 +6,22 @@ sides, and keeps only the frames whose context is complete:
 
     |<- left context ->|<-- frames that become final -->|<- right context ->|
     (final already,      (they saw left_context before   (provisional: scored now,
-     encoded for          and right_context after them)   encoded again next step
+     attended to as       and right_context after them)   encoded again next step
      context only)                                         once their future arrives)
 
 Final frames go into a rolling buffer; a scoring window is read from the buffer plus the newest
 step's provisional frames, so a keyword is scored as soon as its audio is in (latency stays one
-hop) and rescored once its right context arrives. Per step the transformer sees
-``left_context + hop + right_context`` of audio instead of a whole window, and the CNN only
-``hop + right_context``: the CNN frames of the left context are taken from the chunk in which they
-became final instead of being recomputed. ``model_stages`` explains why that is exact but for the
-first layer's normalisation statistics, which such a frame keeps from that chunk. (Reusing the
-provisional frames' CNN output too, computed at the edge of a chunk, halved the CNN's work again but
-cost the demo recording its "hey" and shifted the scores on the development streams.) Frames are counted from
-the start of their span, on the grid of the model's CNN (frame i covers ``samples_per_frame * i``
-onwards), so frames of different chunks line up exactly.
+hop) and rescored once its right context arrives.
+
+Nothing is computed twice but the provisional frames' transformer layers. Each frame's CNN output
+is computed once, when its audio arrives, and handed on from chunk to chunk; the left context's
+frames also lend the states every transformer layer gave them in the chunk where they became
+final, and the new chunk's frames attend to those (``model_stages``). So per step the CNN sees
+``hop`` of new audio and the transformer's layers ``hop + right_context``. A reused frame keeps what
+its chunk made of it: the normalisation statistics of that chunk's audio and, through attention,
+the context that chunk had. Frames are counted from the start of their span, on the grid of the
+model's CNN (frame i covers ``samples_per_frame * i`` onwards), so frames of different chunks line
+up exactly.
 """
 
 from __future__ import annotations
@@ -32,12 +34,6 @@ import numpy as np
 from kwstream.encoder import EncodedFrames, Encoder
 
 
-def _concat(parts: list[EncodedFrames]) -> EncodedFrames:
-    first = parts[0]
-    log_probs = None if first.log_probs is None else np.concatenate([p.log_probs for p in parts])
-    return EncodedFrames(log_probs, {layer: np.concatenate([p.features[layer] for p in parts]) for layer in first.features})
-
-
 class ChunkedEncoder:
     """Frames of the current speech span, each encoded with ``left_context_samples`` before it and
     ``right_context_samples`` after it (fewer at the span's start and at the newest audio)."""
@@ -48,7 +44,7 @@ class ChunkedEncoder:
         Args:
             encoder: the model.
             layers: hidden-state layers to keep besides the log-probabilities.
-            left_context_samples: audio before the new frames that the model sees again.
+            left_context_samples: audio before the new frames that they attend to.
             right_context_samples: audio after a frame that must arrive before it is final.
             keep_samples: how far back scoring windows reach (the window length).
         """
@@ -59,7 +55,7 @@ class ChunkedEncoder:
         self._right_samples = right_context_samples
         self._keep_frames = -(-keep_samples // spf) + 1
         self.encoded_samples = 0
-        """Audio put through the model so far (context counted each time it is seen)."""
+        """Audio whose frames the transformer computed so far (provisional ones counted each time)."""
         self.start_span(0)
 
     def start_span(self, span_start_sample: int) -> None:
@@ -67,8 +63,8 @@ class ChunkedEncoder:
         self._span_start = span_start_sample
         self._final: EncodedFrames | None = None  # the newest final frames, up to frame self._final_to
         self._final_to = 0
-        self._cnn: np.ndarray | None = None  # the previous chunk's CNN output, from frame self._cnn_from
-        self._cnn_from = 0
+        self._previous: EncodedFrames | None = None  # the previous chunk (CNN output and states too)
+        self._previous_from = 0  # its first frame
 
     @property
     def _final_from(self) -> int:
@@ -95,11 +91,13 @@ class ChunkedEncoder:
         s0 = self._span_start
         first = self._first_frame
         audio = read(self.oldest_needed, stop_sample)
-        reuse = None if self._cnn is None else self._cnn[first - self._cnn_from:self._final_to - self._cnn_from]  # final frames
-        chunk = self.encoder.encode(audio, self.layers, reuse)
-        self._cnn, self._cnn_from = chunk.cnn, first
-        chunk = replace(chunk, cnn=None)  # scorers and the frame buffer need none of it
-        self.encoded_samples += len(audio)
+        reuse = None if self._previous is None else self._previous.slice(first - self._previous_from, len(self._previous))
+        final = self._final_to - first  # of those, the frames whose states are final
+        chunk = self.encoder.encode(audio, self.layers, reuse, context_frames=final, keep_states=True)
+        self._previous, self._previous_from = chunk, first
+        chunk = replace(chunk, cnn=None, states=None)  # scorers and the frame buffer need none of it
+        attended = self.encoder.reusable_frames(len(audio), final) if self.encoder.attends_to_states and reuse is not None else 0
+        self.encoded_samples += (len(chunk) - attended) * spf
         total = first + len(chunk)
         final_to = max(self._final_to, min(total, self.encoder.frames_for(stop_sample - s0 - self._right_samples)))
         if final_to > self._final_to:
@@ -108,7 +106,7 @@ class ChunkedEncoder:
         wanted = min(total, max(0, -(-(start_sample - s0) // spf)))
         if self._final is not None and wanted < self._final_to:
             begins = max(wanted, self._final_from)
-            frames = _concat([self._final.slice(begins - self._final_from, len(self._final)),
+            frames = EncodedFrames.concat([self._final.slice(begins - self._final_from, len(self._final)),
                               chunk.slice(final_to - first, len(chunk))])
         else:
             begins = wanted
@@ -116,6 +114,6 @@ class ChunkedEncoder:
         return s0 + begins * spf, frames
 
     def _keep_final(self, new: EncodedFrames) -> None:
-        merged = new if self._final is None else _concat([self._final, new])
+        merged = new if self._final is None else EncodedFrames.concat([self._final, new])
         drop = max(0, len(merged) - self._keep_frames)
         self._final = merged.slice(drop, len(merged))

@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--window-ms", type=_positive_ms, default=int(SpotterSettings.window_s * 1000), help="encoder window length")
     pipeline.add_argument("--hop-ms", type=_positive_ms, default=int(SpotterSettings.hop_s * 1000), help="step between windows")
     pipeline.add_argument("--left-context-ms", type=_positive_ms, default=int(SpotterSettings.left_context_s * 1000),
-                          help="audio the encoder sees again before each step's new audio")
+                          help="audio before each step's new frames that they attend to")
     pipeline.add_argument("--right-context-ms", type=_positive_ms, default=int(SpotterSettings.right_context_s * 1000),
                           help="audio after a frame before its encoding is final")
     pipeline.add_argument("--vad-aggressiveness", type=int, choices=[0, 1, 2, 3], default=VadSettings.aggressiveness, help="0 keeps most audio, 3 drops most non-speech")
@@ -440,7 +440,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     print_table(f"{encoder.name} ({about['parameters_m']} M parameters, {args.device}), medians of {args.repeats}",
                 ["", *(r.stream for r in results)], [[label, *map(cell, results)] for label, cell in metrics],
-                "encoded ×: audio seconds through the model per stream second; latency: from the end of a "
+                "encoded ×: audio seconds the transformer computes per stream second; latency: from the end of a "
                 "spoken keyword to its detection; memory: the whole process's peak resident size")
     return 0
 

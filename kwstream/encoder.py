@@ -11,7 +11,7 @@ import logging
 import math
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -154,6 +154,9 @@ class EncodedFrames:
     """Hidden states by layer, each (frames, hidden): layer 0 enters the transformer, layer i leaves its i-th block."""
     cnn: np.ndarray | None = None
     """(frames, channels) output of the CNN feature encoder, which a later chunk may reuse."""
+    states: np.ndarray | None = None
+    """(layers, frames, hidden) input of every transformer layer, which a later chunk may attend to
+    instead of recomputing (only when asked for: ``Encoder.encode(keep_states=True)``)."""
 
     def __len__(self) -> int:
         if self.log_probs is not None:
@@ -162,9 +165,25 @@ class EncodedFrames:
 
     def slice(self, start: int, stop: int) -> EncodedFrames:
         """Frames [start, stop)."""
-        log_probs = None if self.log_probs is None else self.log_probs[start:stop]
-        cnn = None if self.cnn is None else self.cnn[start:stop]
-        return EncodedFrames(log_probs, {layer: f[start:stop] for layer, f in self.features.items()}, cnn)
+        return EncodedFrames(
+            None if self.log_probs is None else self.log_probs[start:stop],
+            {layer: f[start:stop] for layer, f in self.features.items()},
+            None if self.cnn is None else self.cnn[start:stop],
+            None if self.states is None else self.states[:, start:stop],
+        )
+
+    @staticmethod
+    def concat(parts: list[EncodedFrames]) -> EncodedFrames:
+        """The frames of ``parts`` one after the other (each part with the same fields)."""
+        def join(arrays, axis=0):
+            return None if arrays[0] is None else np.concatenate(arrays, axis)
+
+        return EncodedFrames(
+            join([p.log_probs for p in parts]),
+            {layer: np.concatenate([p.features[layer] for p in parts]) for layer in parts[0].features},
+            join([p.cnn for p in parts]),
+            join([p.states for p in parts], axis=1),
+        )
 
 
 class Encoder:
@@ -175,7 +194,7 @@ class Encoder:
         import torch
         from transformers import AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
 
-        from kwstream.model_stages import split_model
+        from kwstream.model_stages import context_stage, split_model
 
         quiet_transformers()
         self.device = _torch_device(settings.device)
@@ -221,6 +240,15 @@ class Encoder:
         self.samples_per_frame = math.prod(model.config.conv_stride)
         self._conv = list(zip(model.config.conv_kernel, model.config.conv_stride))
         self._cnn, transformer = split_model(model.eval(), self.has_ctc_head)
+        context = context_stage(transformer)
+        self.attends_to_states = context is not None
+        """Whether ``encode`` runs the transformer only after reused frames that carry ``states``."""
+        if context is None:
+            log.info("%s: chunks recompute the transformer's left context (its layers are not wav2vec2's)", source)
+        else:
+            transformer = context
+        self._no_context = (np.zeros((0, model.config.conv_dim[-1]), np.float32),
+                            np.zeros((self.layers, 0, model.config.hidden_size), np.float32))
         self._onnx = None
         if settings.backend == "onnx" or (settings.backend == "auto" and self.device.type == "cpu"):
             self._onnx = _onnx_model(self._cnn, transformer, self.fingerprint + lm_head_digest, self, settings)
@@ -237,6 +265,11 @@ class Encoder:
             samples = (samples - kernel) // stride + 1
         return max(0, samples)
 
+    def reusable_frames(self, samples: int, available: int) -> int:
+        """How many of ``available`` earlier frames a pass over ``samples`` samples takes instead of
+        computing them (all but the last few: short audio makes none)."""
+        return max(0, min(available, self.frames_for(samples) - MIN_NEW_FRAMES))
+
     def require_ctc_head(self) -> None:
         """Raise the error a user sees when typed keywords meet a model that cannot spell."""
         if not self.has_ctc_head:
@@ -249,30 +282,55 @@ class Encoder:
         if not 0 <= layer <= self.layers:
             raise ModelLoadError(f"model {self.name!r} has layers 0-{self.layers}, not {layer}")
 
-    def encode(self, audio: np.ndarray, layers: tuple[int, ...] = (), reuse: np.ndarray | None = None) -> EncodedFrames:
+    def encode(self, audio: np.ndarray, layers: tuple[int, ...] = (), reuse: EncodedFrames | None = None,
+               context_frames: int = 0, keep_states: bool = False) -> EncodedFrames:
         """One pass over ``audio``: log-probabilities (if the model has a CTC head), the hidden
         states of ``layers`` and the CNN's output, one row per ``samples_per_frame`` samples.
 
-        ``reuse``: CNN output (``EncodedFrames.cnn``) of the audio's first frames from an earlier
-        pass; the CNN then runs only on the audio after them (with statistics of all of ``audio``).
+        ``reuse``: an earlier pass's frames (with ``cnn``) for the audio's first frames; the CNN then
+        runs only on the audio after them (with statistics of all of ``audio``). ``context_frames``:
+        how many of them (from the first, with ``states``) lend their states too; the transformer
+        then runs only on the frames after them, attending to those states, and returns them as
+        given. ``keep_states``: return ``states``.
         """
         x = np.ascontiguousarray(audio, dtype=np.float32)
         if self.normalize:
             x = ((x - x.mean()) / np.sqrt(x.var(ddof=1) + 1e-7)).astype(np.float32)
         mean, var = self._cnn.stats(x)
-        known = 0 if reuse is None else max(0, min(len(reuse), self.frames_for(len(x)) - MIN_NEW_FRAMES))
+        known = 0 if reuse is None else self.reusable_frames(len(x), len(reuse))
         new = x[known * self.samples_per_frame:]
         cnn = self._onnx.cnn(new, mean, var) if self._onnx is not None else self._run_torch(self._cnn, new[None], mean, var)[0]
         if known:
-            cnn = np.concatenate([reuse[:known], cnn])
-        if self._onnx is not None:
-            log_probs, features = self._onnx.transformer(cnn, layers)
+            cnn = np.concatenate([reuse.cnn[:known], cnn])
+        hidden = sorted(set(layers) | (set(range(self.layers)) if keep_states else set()))
+        attended = min(context_frames, known) if self.attends_to_states and known and reuse.states is not None else 0
+        if not attended:
+            return self._frames(self._transform(hidden, cnn), layers, cnn, keep_states)
+        left = reuse.slice(0, attended)
+        outputs = self._transform(hidden, cnn[attended:], left.cnn, left.states)
+        left = replace(left, features={layer: left.features[layer] for layer in layers}, states=left.states if keep_states else None)
+        return EncodedFrames.concat([left, self._frames(outputs, layers, cnn[attended:], keep_states)])
+
+    def _transform(self, hidden: list[int], cnn: np.ndarray, left_cnn: np.ndarray | None = None,
+                   states: np.ndarray | None = None) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
+        """Log-probabilities (or None) and the ``hidden`` layers' states for the CNN frames ``cnn``,
+        attending to the frames before them (``left_cnn``, with their ``states``) when given."""
+        if self.attends_to_states:
+            left_cnn, states = self._no_context if left_cnn is None else (left_cnn, states)
+            inputs = (left_cnn[None], cnn[None], states[:, None])
         else:
-            outputs = self._run_torch(self._transformer, cnn[None])
-            log_probs = outputs[0][0] if self.has_ctc_head else None
-            hidden = outputs[1:] if self.has_ctc_head else outputs
-            features = {layer: hidden[layer][0] for layer in layers}
-        return EncodedFrames(log_probs, features, cnn)
+            inputs = (cnn[None],)
+        if self._onnx is not None:
+            return self._onnx.transformer(hidden, *inputs)
+        outputs = self._run_torch(self._transformer, *inputs)
+        log_probs = outputs[0][0] if self.has_ctc_head else None
+        every_layer = outputs[1:] if self.has_ctc_head else outputs
+        return log_probs, {layer: every_layer[layer][0] for layer in hidden}
+
+    def _frames(self, outputs, layers: tuple[int, ...], cnn: np.ndarray, keep_states: bool) -> EncodedFrames:
+        log_probs, hidden = outputs
+        states = np.stack([hidden[layer] for layer in range(self.layers)]) if keep_states else None
+        return EncodedFrames(log_probs, {layer: hidden[layer] for layer in layers}, cnn, states)
 
     def _run_torch(self, module, *arrays: np.ndarray):
         """``module`` on numpy inputs, on the encoder's device; float32 numpy outputs."""
@@ -289,7 +347,7 @@ class Encoder:
 
 
 def _onnx_model(cnn, transformer, key: str, encoder: Encoder, settings: EncoderSettings):
-    """The ONNX Runtime runner of the two stages; under ``auto``, None (PyTorch runs them) when it cannot be had."""
+    """The ONNX Runtime runner of the stages; under ``auto``, None (PyTorch runs them) when it cannot be had."""
     from kwstream.onnx_backend import OnnxModel
 
     if encoder.device.type != "cpu":

@@ -77,7 +77,7 @@ class SpotterSettings:
     hop_s: float = 0.25
     """Step between windows inside a speech span."""
     left_context_s: float = 0.5
-    """Audio before the newest frames that the encoder sees again at each step (see chunked.py)."""
+    """Audio before the newest frames that they attend to at each step (see chunked.py)."""
     right_context_s: float = 0.25
     """Audio after a frame that must arrive before its encoding is final (see chunked.py)."""
     pause_ms: int = 100
@@ -107,7 +107,7 @@ class SpotterStats:
     windows: int = 0
     compute_s: float = 0.0
     encoded_s: float = 0.0
-    """Audio put through the encoder, context included: how often each voiced second is encoded."""
+    """Audio whose frames the transformer computed: how often each voiced second is encoded."""
     detections: int = 0
     overrun_samples: int = 0
     dropped_frames: int = 0

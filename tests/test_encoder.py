@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -78,14 +80,50 @@ def test_reused_cnn_frames_stand_in_for_computing_them(tiny_model):
     encoder = Encoder(EncoderSettings(model=str(tiny_model)))
     audio = np.random.default_rng(7).normal(0, 0.1, 16000).astype(np.float32)
     full = encoder.encode(audio, layers=(1,))
+    assert full.states is None  # only when asked for
     for reused in (30, len(full)):  # all of them: the CNN still makes the last few
-        again = encoder.encode(audio, layers=(1,), reuse=full.cnn[:reused])
+        again = encoder.encode(audio, layers=(1,), reuse=full.slice(0, reused))
         np.testing.assert_allclose(again.cnn, full.cnn, atol=1e-5)
         np.testing.assert_allclose(again.log_probs, full.log_probs, atol=1e-5)
         np.testing.assert_allclose(again.features[1], full.features[1], atol=1e-5)
     other = np.random.default_rng(8).normal(0, 1, full.cnn[:30].shape).astype(np.float32)
-    changed = encoder.encode(audio, reuse=other)  # proof that the given frames are used
+    changed = encoder.encode(audio, reuse=replace(full.slice(0, 30), cnn=other))  # proof that the given frames are used
     assert np.abs(changed.log_probs[:30] - full.log_probs[:30]).max() > 1e-3
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("pre_norm", [True, False], ids=["pre-norm layers", "post-norm layers"])
+def test_reused_states_stand_in_for_the_left_context(pre_norm, backend, tmp_path, monkeypatch):
+    # Given the states the whole pass gives the first frames, attending to them instead of
+    # recomputing those frames must give the later frames the whole pass's numbers.
+    import kwstream.onnx_backend as onnx_backend
+
+    monkeypatch.setattr(onnx_backend, "CACHE_DIR", tmp_path / "onnx")
+    path = save_random_ctc_model(tmp_path / "model", seed=3, do_stable_layer_norm=pre_norm)
+    encoder = Encoder(EncoderSettings(model=str(path), backend=backend))
+    assert encoder.attends_to_states
+    audio = np.random.default_rng(9).normal(0, 0.1, 16000).astype(np.float32)
+    full = encoder.encode(audio, layers=(1,), keep_states=True)
+    assert full.states.shape == (encoder.layers, len(full), 32)
+    again = encoder.encode(audio, layers=(1,), reuse=full.slice(0, 30), context_frames=30, keep_states=True)
+    for got, expected in [(again.log_probs, full.log_probs), (again.features[1], full.features[1]), (again.states, full.states)]:
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+    other = full.states[:, :30] + np.random.default_rng(10).normal(0, 1, full.states[:, :30].shape).astype(np.float32)
+    changed = encoder.encode(audio, layers=(1,), reuse=replace(full.slice(0, 30), states=other), context_frames=30)  # proof that they are used
+    assert np.abs(changed.features[1][30:] - full.features[1][30:]).max() > 1e-3  # ten times the tolerance above
+
+
+def test_a_model_whose_layers_cannot_take_states_recomputes_the_left_context(tiny_model, monkeypatch, caplog):
+    import kwstream.model_stages as model_stages
+
+    monkeypatch.setattr(model_stages, "_attend", lambda attention, queries, keys_values: queries * 0)  # not wav2vec2's attention
+    with caplog.at_level(logging.INFO):
+        encoder = Encoder(EncoderSettings(model=str(tiny_model), backend="torch"))
+    assert not encoder.attends_to_states and "recompute the transformer's left context" in caplog.text
+    audio = np.random.default_rng(11).normal(0, 0.1, 16000).astype(np.float32)
+    full = encoder.encode(audio, keep_states=True)
+    again = encoder.encode(audio, reuse=full.slice(0, 30), context_frames=30, keep_states=True)
+    np.testing.assert_allclose(again.log_probs, full.log_probs, atol=1e-5)
 
 
 def test_a_model_that_is_not_wav2vec2_ctc_is_refused(tmp_path):

@@ -223,4 +223,4 @@ def test_an_enrolled_digit_is_spotted_in_the_same_speakers_speech(tmp_path, bund
     sevens = [(start, end) for name, start, end in spans if name.startswith("7_")]
     assert len(detections) == 2, detections
     for d, (start, end) in zip(detections, sevens):
-        assert start - 0.2 <= d.start < d.end <= end + 0.2 and d.score >= keyword.threshold
+        assert start - 0.3 <= d.start < d.end <= end + 0.3 and d.score >= keyword.threshold  # the bundled model's end-to-end tolerance
