@@ -76,10 +76,12 @@ class Recording(Encoder):
     def __init__(self, inner: Encoder) -> None:
         self.__dict__.update(inner.__dict__)
         self.passes: list[tuple[int, int, EncodedFrames]] = []
+        self.reused: list[int] = []
         self.cnn_samples = self.transformer_samples = 0
 
     def encode(self, audio, layers=(), reuse=None, context_frames=0, keep_states=False):
         out = super().encode(audio, layers, reuse, context_frames, keep_states)
+        self.reused.append(0 if reuse is None else len(reuse))
         if reuse is None:
             reuse, context_frames = out.slice(0, 0), 0
         self.cnn_samples += len(audio) - self.reusable_frames(len(audio), len(reuse)) * SPF
@@ -118,8 +120,10 @@ def test_the_model_computes_only_the_new_audio_and_the_right_context(encoder, sp
     recording, chunker, _ = run_recorded(encoder, span, left, right, hop)
     steps = len(span) // hop
     assert encoder.attends_to_states
-    # the CNN: each sample once, and per step the receptive field of the first new frame
-    assert len(span) - 400 <= recording.cnn_samples <= len(span) + steps * 400
+    # the first two steps' audio is no longer than the right context: their CNN frames are not kept
+    assert recording.reused[:2] == [0, 0] and all(recording.reused[2:])
+    # the CNN: each sample once (the first step's twice), and per step the receptive field of the first new frame
+    assert len(span) - 400 <= recording.cnn_samples <= len(span) + hop + steps * 400
     # the transformer's layers: each step its hop and the provisional right context again
     assert recording.transformer_samples <= steps * (hop + right + 2 * 400)
     assert recording.transformer_samples >= len(span) + (steps - 1) * right - steps * 400
