@@ -21,9 +21,10 @@ final, and the new chunk's frames attend to those (``model_stages``). So per ste
 its chunk made of it: the normalisation statistics of that chunk's audio and, through attention,
 the context that chunk had. So a span's first chunks, shorter than its right context, hand on
 nothing: CNN frames normalised over a quarter second of speech onset, kept for the rest of the
-word, cost spoken digits (FSDD, one word per span) a third of their recall (0.61 -> 0.40). Frames are counted from the start of their span, on the grid of the
-model's CNN (frame i covers ``samples_per_frame * i`` onwards), so frames of different chunks line
-up exactly.
+word, cost spoken digits (FSDD, one word per span) a third of their recall (0.61 -> 0.40).
+
+Frames are counted from the start of their span, on the grid of the model's CNN (frame i covers
+``samples_per_frame * i`` onwards), so frames of different chunks line up exactly.
 """
 
 from __future__ import annotations

@@ -173,12 +173,13 @@ def context_stage(transformer: TransformerStage) -> ContextTransformerStage | No
     layers do not follow wav2vec2's (the chunker then recomputes the left context). Checked
     against ``transformer`` on random frames."""
     model = transformer.model
+    if getattr(model.config, "adapter_attn_dim", None) is not None or getattr(model.config, "add_adapter", False):
+        return None  # adapter layers, which the stage leaves out
     channels = model.base_model.feature_projection.projection.in_features
     frames = torch.from_numpy(np.random.default_rng(1).normal(0, 1, (1, 30, channels)).astype(np.float32))
     known = 18
     try:
         stage = ContextTransformerStage(transformer)
-        extra = getattr(model.config, "adapter_attn_dim", None) is not None or getattr(model.config, "add_adapter", False)
         with torch.inference_mode():
             expected = transformer(frames)
             hidden = expected[1:] if transformer.has_ctc_head else expected
@@ -187,7 +188,7 @@ def context_stage(transformer: TransformerStage) -> ContextTransformerStage | No
         difference = max(float((a[:, known:] - b).abs().max()) for a, b in zip(expected, got))
     except (AttributeError, TypeError, RuntimeError):
         return None
-    return None if extra or difference > SPLIT_TOLERANCE else stage
+    return None if difference > SPLIT_TOLERANCE else stage
 
 
 def split_model(model, has_ctc_head: bool) -> tuple[CnnStage, TransformerStage]:
