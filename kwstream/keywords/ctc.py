@@ -31,6 +31,7 @@ from kwstream.keywords.base import KeywordMatch
 
 MAX_PREDECESSORS = 4
 
+
 def normalize_keyword(text: str) -> str:
     """Collapse white space; keywords compare case-insensitively."""
     return re.sub(r"\s+", " ", text.strip())
