@@ -1,6 +1,7 @@
 """Train the bundled English wav2vec2 CTC model from scratch on the synthetic corpus.
 
 Usage: python -m kwstream.training.train --corpus DIR --out assets/model [--steps N] [--resume] [--export]
+       [--init MODEL_DIR]
 
 Checkpoints (last.pt for resume, best/ in safetensors) live outside git in --ckpt-dir; --export
 copies the best one, with the processor, into --out and evaluates it.
@@ -135,11 +136,12 @@ def select_rows(rows: list[Utterance], size: int, seed: int, fsdd_share: float =
     ]
 
 
-def train(corpus: Path, out: Path, ckpt_dir: Path, cfg: TrainConfig, resume: bool) -> None:
+def train(corpus: Path, out: Path, ckpt_dir: Path, cfg: TrainConfig, resume: bool, init: Path | None) -> None:
+    """Train from random weights, or from `init` (a saved model: a new schedule on top of old training)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    model = build_model(ModelConfig()).to(device)
+    model = (Wav2Vec2ForCTC.from_pretrained(init) if init else build_model(ModelConfig())).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.peak_lr, betas=(0.9, 0.98), eps=1e-8,
                                   weight_decay=cfg.weight_decay)
     step, best_cer = 0, float("inf")
@@ -218,6 +220,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     parser.add_argument("--resume", action="store_true", help="continue from <ckpt-dir>/last.pt")
+    parser.add_argument("--init", type=Path, help="start from this saved model instead of random weights")
     parser.add_argument("--export", action="store_true", help="only export <ckpt-dir>/best to --out and evaluate")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -226,7 +229,9 @@ def main() -> None:
         return
     cfg = TrainConfig(steps=args.steps, batch_seconds=args.batch_seconds, peak_lr=args.lr,
                       warmup_steps=args.warmup, ckpt_minutes=args.ckpt_minutes, seed=args.seed)
-    train(args.corpus, args.out, args.ckpt_dir, cfg, args.resume)
+    if args.init and not (args.init / "config.json").is_file():
+        parser.error(f"--init {args.init}: no saved model there (config.json missing)")
+    train(args.corpus, args.out, args.ckpt_dir, cfg, args.resume, args.init)
 
 
 if __name__ == "__main__":
