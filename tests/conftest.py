@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,12 @@ from kwstream.random_model import save_random_ctc_model
 REPO = Path(__file__).resolve().parent.parent
 ASSET_AUDIO = REPO / "assets" / "audio"
 SAMPLE_RATE = 16000
+
+# A shell starts background jobs (`pytest &`, nohup) with SIGINT ignored, and children inherit that,
+# so the Ctrl-C tests' listeners would never see their SIGINT. A handler here (reset to the default
+# in each child at exec) lets them.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
