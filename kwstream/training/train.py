@@ -1,4 +1,4 @@
-"""Train the bundled English wav2vec2 CTC model from scratch on the synthetic corpus.
+"""Train the bundled English wav2vec2 CTC model on the synthetic corpus, from scratch or (--init) from saved weights.
 
 Usage: python -m kwstream.training.train --corpus DIR --out assets/model [--steps N] [--resume] [--export]
        [--init MODEL_DIR]
