@@ -80,8 +80,10 @@ class SpotterSettings:
     """Audio before the newest frames that they attend to at each step (see chunked.py)."""
     right_context_s: float = 0.25
     """Audio after a frame that must arrive before its encoding is final (see chunked.py)."""
-    pause_ms: int = 100
-    """Blank time that counts as a word boundary when the model emits no delimiter."""
+    pause_ms: int = 160
+    """Blank time that counts as a word boundary when the model emits no delimiter (a CTC model
+    leaves blanks inside words too; on the development streams 160 ms beat 100 ms and 60 ms, and
+    matched 240 ms: mean recall at 1 false alarm per hour 0.39, against 0.35, 0.31 and 0.38)."""
     ring_s: float = 30.0
     """Audio the ring holds; the worker may fall this far behind before audio is lost."""
     read_block_ms: int = 30
