@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", parents=[common, pipeline], help="recall, false alarms per hour and DET curves on labelled recordings")
     evaluate.add_argument("--keywords", default="", metavar="KW[:T],...", help="typed keywords to evaluate, with optional thresholds")
     evaluate.add_argument("--labels", required=True, metavar="CSV", help="rows stream,keyword,start,end (stream = file stem, seconds)")
+    evaluate.add_argument("--transcripts", metavar="CSV",
+                          help="rows stream,start,end,text of what was said: list every false alarm with the text it fired on")
     evaluate.add_argument("--plot", metavar="PNG", help="write DET curves here")
     evaluate.add_argument("--json", action="store_true", help="the full report as one JSON object")
     evaluate.add_argument("--suggest", action="store_true", help="print --keywords with the thresholds that give 0.5 false alarms per hour")
@@ -344,13 +346,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from kwstream.calibration import fit_calibration
-    from kwstream.evaluation import evaluate, negative_hours, plot_det, read_labels, record_stream
+    from kwstream.evaluation import evaluate, negative_hours, plot_det, read_labels, read_transcripts, record_stream
 
     settings = _settings(args)
     target = args.target_fa_per_hour
     if target < 0:
         raise KwstreamError("--target-fa-per-hour must not be negative")
     labels = read_labels(args.labels)
+    transcripts = read_transcripts(args.transcripts) if args.transcripts else None
     paths = [Path(f) for f in args.files]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -373,7 +376,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             records.append(record_stream(path, texts, encoder, settings, scorers))
             progress.advance(task)
         sweep = progress.add_task("sweeping thresholds", total=len(thresholds))
-        reports = evaluate(records, labels, thresholds, settings.detector, lambda: progress.advance(sweep), target)
+        reports = evaluate(records, labels, thresholds, settings.detector, lambda: progress.advance(sweep), target, transcripts)
     if args.plot:
         plot_det(reports, args.plot, target)
     if args.calibrate:
@@ -395,6 +398,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       figure(r.threshold_at_target, ".2f"), figure(r.recall_at_target, ".3f")] for r in reports],
                     f"thr: threshold; FA/h: false alarms per hour; lat: latency from the label's end to the detection, "
                     f"s; {at}: at {target:g} FA/h, the lowest threshold with at most that many, and its recall")
+        if transcripts is not None:
+            print("\nfalse alarms at the chosen thresholds, and what was said there:")
+            for r in reports:
+                for alarm in r.false_alarm_detections:
+                    print(f"  {r.keyword:<12} {alarm.stream} {alarm.start:7.2f}-{alarm.end:.2f} s  score {alarm.score:.2f}  {alarm.said!r}")
     if args.suggest:
         print(f"--keywords {suggestion}" if suggestion else "no threshold reaches the target", file=sys.stderr if args.json else sys.stdout)
     return 0

@@ -8,6 +8,8 @@ curve is what ``listen`` would have done at that threshold.
 Matching: a detection of a keyword is a hit when it fires between ``HIT_BEFORE_S`` before a label's
 start and ``HIT_AFTER_S`` after its end; each label takes at most one hit; every other detection is
 a false alarm. A keyword's false alarms are counted per hour of audio in which it is not said.
+Given transcripts (rows ``stream,start,end,text``), each false alarm also carries the text that was
+being said where it fired, so a report can tell a homophone ("hay" for "hey") from a real confusion.
 """
 
 from __future__ import annotations
@@ -74,6 +76,22 @@ NO_OUTCOME = Outcome(0, 0, 0, ())
 
 
 @dataclass(frozen=True)
+class FalseAlarm:
+    stream: str
+    start: float
+    """Stream seconds of the alignment that fired."""
+    end: float
+    detected_at: float
+    score: float
+    said: str = ""
+    """The transcript's text where the alignment lies ("" without transcripts)."""
+
+
+Transcripts = dict[str, list[tuple[float, float, str]]]
+"""Per stream, (start s, end s, text) of what was said."""
+
+
+@dataclass(frozen=True)
 class KeywordReport:
     keyword: str
     threshold: float
@@ -89,17 +107,41 @@ class KeywordReport:
     det_thresholds: list[float]
     det_miss_rate: list[float]
     det_false_alarms_per_hour: list[float]
+    false_alarm_detections: list[FalseAlarm] = field(default_factory=list)
+    """Every false alarm at ``threshold``."""
+
+
+def _read_csv(path: str | Path, what: str) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    except OSError as exc:
+        raise KwstreamError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def read_transcripts(path: str | Path) -> Transcripts:
+    """Read ``stream,start,end,text`` rows (with that header)."""
+    transcripts: Transcripts = {}
+    for line, row in enumerate(_read_csv(path, "transcripts"), start=2):
+        try:
+            transcripts.setdefault(row["stream"], []).append((float(row["start"]), float(row["end"]), row["text"]))
+        except (KeyError, TypeError, ValueError):
+            raise KwstreamError(f"{path}:{line}: expected columns stream,start,end,text with times in seconds") from None
+    return transcripts
+
+
+def said_at(rows: Sequence[tuple[float, float, str]], start: float, end: float) -> str:
+    """The text of the row that holds the middle of [start, end], else of the nearest row."""
+    if not rows:
+        return ""
+    middle = (start + end) / 2
+    return min(rows, key=lambda r: max(r[0] - middle, middle - r[1], 0.0))[2]
 
 
 def read_labels(path: str | Path) -> list[Label]:
     """Read ``stream,keyword,start,end`` rows (with that header)."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as exc:
-        raise KwstreamError(f"cannot read labels {path}: {exc.strerror}") from None
     labels = []
-    for line, row in enumerate(rows, start=2):
+    for line, row in enumerate(_read_csv(path, "labels"), start=2):
         try:
             label = Label(row["stream"], row["keyword"].strip(), float(row["start"]), float(row["end"]))
         except (KeyError, TypeError, ValueError):
@@ -151,25 +193,44 @@ def replay(windows: Sequence[ScoredWindow], keyword: str, threshold: float, sett
     return detections
 
 
-def match(detections: Sequence[Detection], labels: Sequence[Label]) -> Outcome:
-    """Hits, misses and false alarms of one keyword's detections against its labels in one stream."""
+def assign(detections: Sequence[Detection], labels: Sequence[Label]) -> tuple[list[float], list[Detection]]:
+    """One keyword's detections in one stream against its labels: the latency of each hit, and the
+    detections that hit no label (false alarms)."""
     free = sorted(labels, key=lambda label: label.start)
-    hits, latencies, false_alarms = 0, [], 0
+    latencies, false_alarms = [], []
     for d in sorted(detections, key=lambda d: d.detected_at):
         label = next((x for x in free if x.start - HIT_BEFORE_S <= d.detected_at <= x.end + HIT_AFTER_S), None)
         if label is None:
-            false_alarms += 1
+            false_alarms.append(d)
             continue
         free.remove(label)
-        hits += 1
         latencies.append(d.detected_at - label.end)
-    return Outcome(hits, len(labels), false_alarms, tuple(latencies))
+    return latencies, false_alarms
+
+
+def match(detections: Sequence[Detection], labels: Sequence[Label]) -> Outcome:
+    """Hits, misses and false alarms of one keyword's detections against its labels in one stream."""
+    latencies, false_alarms = assign(detections, labels)
+    return Outcome(len(latencies), len(labels), len(false_alarms), tuple(latencies))
+
+
+def _labels_of(labels_by_stream: dict[str, list[Label]], record: StreamRecord, keyword: str) -> list[Label]:
+    return [x for x in labels_by_stream.get(record.name, []) if x.keyword == keyword]
 
 
 def _outcome(records, labels_by_stream, keyword, threshold, settings) -> Outcome:
-    return sum((match(replay(record.windows, keyword, threshold, settings),
-                      [x for x in labels_by_stream.get(record.name, []) if x.keyword == keyword])
+    return sum((match(replay(record.windows, keyword, threshold, settings), _labels_of(labels_by_stream, record, keyword))
                 for record in records), NO_OUTCOME)
+
+
+def _false_alarms(records, labels_by_stream, keyword, threshold, settings, transcripts: Transcripts) -> list[FalseAlarm]:
+    alarms = []
+    for record in records:
+        _, detections = assign(replay(record.windows, keyword, threshold, settings), _labels_of(labels_by_stream, record, keyword))
+        rows = transcripts.get(record.name, [])
+        alarms += [FalseAlarm(record.name, d.start, d.end, d.detected_at, d.score, said_at(rows, d.start, d.end))
+                   for d in detections]
+    return alarms
 
 
 def negative_hours(records: Sequence[StreamRecord], labels: Sequence[Label], keyword: str | None = None) -> float:
@@ -187,8 +248,10 @@ def evaluate(
     settings: DetectorSettings = DetectorSettings(),
     progress: Callable[[], None] | None = None,
     target_false_alarms_per_hour: float = TARGET_FALSE_ALARMS_PER_HOUR,
+    transcripts: Transcripts | None = None,
 ) -> list[KeywordReport]:
-    """Per-keyword report at the chosen thresholds, plus the whole DET sweep."""
+    """Per-keyword report at the chosen thresholds (with each false alarm, and what was said there
+    when ``transcripts`` are given), plus the whole DET sweep."""
     by_stream: dict[str, list[Label]] = {}
     for label in labels:
         by_stream.setdefault(label.stream, []).append(label)
@@ -211,6 +274,7 @@ def evaluate(
             det_thresholds=[float(t) for t in THRESHOLD_GRID],
             det_miss_rate=[1 - o.recall if o.labels else float("nan") for o in sweep],
             det_false_alarms_per_hour=fa_rates,
+            false_alarm_detections=_false_alarms(records, by_stream, keyword, chosen, settings, transcripts or {}),
         ))
         if progress:
             progress()

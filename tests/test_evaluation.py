@@ -11,7 +11,8 @@ import pytest
 
 from kwstream.detector import Detection, DetectorSettings
 from kwstream.errors import KwstreamError
-from kwstream.evaluation import Label, StreamRecord, evaluate, match, negative_hours, read_labels, replay
+from kwstream.evaluation import (FalseAlarm, Label, StreamRecord, evaluate, match, negative_hours, read_labels,
+                                 read_transcripts, replay, said_at)
 from kwstream.events import ScoredWindow
 
 from conftest import SAMPLE_RATE, SpeechStream
@@ -74,6 +75,37 @@ def test_det_sweep_points_and_target_threshold():
     assert report.latency_median_s == pytest.approx(10.5 - 10.4)
 
 
+def test_false_alarms_carry_what_was_said_there(tmp_path):
+    # The hit (10.0-10.4) is no false alarm; the one at 99.4-99.8 lies inside the second sentence.
+    record = StreamRecord("s", 3600.0, [window(10.5, 0.9, start=10.0), window(100.0, 0.7, span=1, start=99.4)])
+    labels = [Label("s", "stop", 10.0, 10.4)]
+    transcripts = tmp_path / "transcripts.csv"
+    transcripts.write_text('stream,start,end,text\ns,9.5,11.0,please stop\ns,98.0,101.0,"it stopped, then"\n')
+    (report,) = evaluate([record], labels, {"stop": 0.5}, DetectorSettings(smoothing_windows=1),
+                         transcripts=read_transcripts(transcripts))
+    (alarm,) = report.false_alarm_detections
+    assert alarm == FalseAlarm("s", 99.4, pytest.approx(99.8), 100.0, 0.7, "it stopped, then")
+    (without,) = evaluate([record], labels, {"stop": 0.5}, DetectorSettings(smoothing_windows=1))
+    assert [a.said for a in without.false_alarm_detections] == [""]
+
+
+def test_said_at_takes_the_sentence_holding_the_alignment_or_the_nearest():
+    rows = [(0.0, 2.0, "one"), (3.0, 5.0, "two")]
+    assert said_at(rows, 1.0, 1.4) == "one"
+    assert said_at(rows, 1.8, 3.6) == "two"  # middle 2.7, in the pause, nearer the second
+    assert said_at(rows, 7.0, 8.0) == "two"
+    assert said_at([], 1.0, 2.0) == ""
+
+
+def test_read_transcripts_errors(tmp_path):
+    bad = tmp_path / "transcripts.csv"
+    bad.write_text("stream,start,end,text\nx,1.0,oops,hello\n")
+    with pytest.raises(KwstreamError, match="transcripts.csv:2"):
+        read_transcripts(bad)
+    with pytest.raises(KwstreamError, match="cannot read transcripts"):
+        read_transcripts(tmp_path / "missing.csv")
+
+
 def test_read_labels_errors(tmp_path):
     bad = tmp_path / "labels.csv"
     bad.write_text("stream,keyword,start,end\nx,stop,1.0,oops\n")
@@ -110,8 +142,11 @@ def test_eval_end_to_end(tiny_model, speech_stream: SpeechStream, tmp_path):
     assert report["audio_s"] == pytest.approx(total_s, abs=0.1)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    table = run()  # the same figures, whole, in an 80-column table
+    transcripts = tmp_path / "transcripts.csv"
+    transcripts.write_text(f"stream,start,end,text\ntalk,0.0,{total_s / 2:.3f},three words said\n")
+    table = run("--transcripts", str(transcripts))  # the same figures, whole, in an 80-column table
     assert "…" not in table and max(map(len, table.splitlines())) <= 80, table
+    assert "false alarms at the chosen thresholds" in table
     row = next(line for line in table.splitlines() if line.startswith("│ three "))
     cells = [cell.strip() for cell in row.strip("│").split("│")]
     assert cells[:5] == ["three", "1", f"{three['threshold']:.2f}", f"{three['recall']:.3f}",

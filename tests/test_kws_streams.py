@@ -35,3 +35,10 @@ def test_streams_hold_each_keyword_once_at_its_label(tmp_path):
             assert np.sqrt(np.mean(word**2)) > 0.01  # speech, not a pause
         negatives = [p for p in (tmp_path / condition).glob("neg_*.flac")]
         assert negatives and not any(r["stream"].startswith("neg") for r in rows)
+        sentences = list(csv.DictReader(open(tmp_path / condition / "transcripts.csv")))
+        for r in rows:  # each keyword lies inside a sentence that says it
+            (holder,) = [t for t in sentences if t["stream"] == r["stream"]
+                         and float(t["start"]) <= float(r["start"]) < float(r["end"]) <= float(t["end"]) + 0.01]
+            assert r["keyword"] in holder["text"].split()
+        free = [t["text"] for t in sentences if t["stream"].startswith("neg")]
+        assert free and all(keyword_free(text) for text in free)

@@ -8,7 +8,9 @@ sentence begins as those shorter renderings do; sentence-final lengthening makes
 ~0.1 s long at their ends, well inside eval's hit window). Keyword-free streams are sentences
 without any keyword, with hard near-misses ("stopped", "they", "lighter", "someone") mixed in.
 Voices, voice variants and speaking rates are those the training corpus holds out. Every stream
-is written clean and with babble or pink noise at a fixed SNR.
+is written clean and with babble or pink noise at a fixed SNR, with ``labels.csv`` (the keywords)
+and ``transcripts.csv`` (every sentence's text and span, so that ``kwstream eval --transcripts``
+can say what was said where a keyword fired falsely).
 
 Usage: python -m kwstream.training.kws_streams --out DIR [--per-keyword 25] [--negative-minutes 40]
 """
@@ -42,6 +44,15 @@ NOISY_SNR_DB = 10.0
 
 
 @dataclass(frozen=True)
+class Piece:
+    """One rendered sentence: its audio, its text, and its keywords' (keyword, start s, end s)."""
+
+    audio: np.ndarray
+    text: str
+    marks: tuple[tuple[str, float, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class Voice:
     engine: str
     voice: str
@@ -72,11 +83,12 @@ def _carrier(prompts: PromptGenerator, words: int = 12) -> str:
             return text
 
 
-def positive(keyword: str, prompts: PromptGenerator, v: Voice, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
-    """A sentence holding ``keyword`` once, with the keyword's start and end in seconds."""
+def positive(keyword: str, prompts: PromptGenerator, v: Voice, rng: np.random.Generator) -> Piece:
+    """A sentence holding ``keyword`` once, marked with the keyword's start and end in seconds."""
     prefix = _carrier(prompts, int(rng.integers(0, 6))) if rng.random() < 0.8 else ""
     suffix = _carrier(prompts, int(rng.integers(0, 6))) if rng.random() < 0.8 else ""
-    sentence = _render(" ".join(x for x in (prefix, keyword, suffix) if x), v)
+    text = " ".join(x for x in (prefix, keyword, suffix) if x)
+    sentence = _render(text, v)
     origin = _speech_bounds(sentence)[0]
     if prefix:
         head = _render(prefix, v)
@@ -85,16 +97,16 @@ def positive(keyword: str, prompts: PromptGenerator, v: Voice, rng: np.random.Ge
         start = origin
     head_kw = _render(f"{prefix} {keyword}".strip(), v)
     end = origin + _speech_bounds(head_kw)[1] - _speech_bounds(head_kw)[0]
-    return sentence, start / SAMPLE_RATE, end / SAMPLE_RATE
+    return Piece(sentence, text, ((keyword, start / SAMPLE_RATE, end / SAMPLE_RATE),))
 
 
-def negative(prompts: PromptGenerator, v: Voice, rng: np.random.Generator) -> np.ndarray:
+def negative(prompts: PromptGenerator, v: Voice, rng: np.random.Generator) -> Piece:
     text = _carrier(prompts)
     if rng.random() < 0.3:
         words = text.split()
         words.insert(int(rng.integers(len(words) + 1)), str(rng.choice(NEAR_MISSES)))
         text = " ".join(words)
-    return _render(text, v)
+    return Piece(_render(text, v), text)
 
 
 def _voice(rng: np.random.Generator) -> Voice:
@@ -102,20 +114,32 @@ def _voice(rng: np.random.Generator) -> Voice:
     return Voice(engine, voice, _draw_rate(rng, EVAL_RATE_BANDS), int(rng.integers(25, 75)))
 
 
-def _streams(pieces, prefix: str, rng: np.random.Generator):
-    """Concatenate (audio, [(keyword, start, end)]) pieces into ~STREAM_S streams with pauses."""
-    streams, parts, labels, position = [], [], [], 0
-    for audio, marks in pieces:
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    audio: np.ndarray
+    labels: list[tuple[str, float, float]]
+    """(keyword, start s, end s) of every keyword in it."""
+    transcript: list[tuple[float, float, str]]
+    """(start s, end s, text) of every sentence in it."""
+
+
+def _streams(pieces: list[Piece], prefix: str, rng: np.random.Generator) -> list[Stream]:
+    """Concatenate pieces into ~STREAM_S streams with pauses between them."""
+    streams, parts, labels, transcript, position = [], [], [], [], 0
+    for piece in pieces:
         pause = np.zeros(int(rng.uniform(*PAUSE_S) * SAMPLE_RATE), np.float32)
         offset = (position + len(pause)) / SAMPLE_RATE
-        parts += [pause, audio / (np.abs(audio).max() + 1e-9) * 0.5]
-        labels += [(keyword, offset + s, offset + e) for keyword, s, e in marks]
-        position += len(pause) + len(audio)
+        parts += [pause, piece.audio / (np.abs(piece.audio).max() + 1e-9) * 0.5]
+        labels += [(keyword, offset + s, offset + e) for keyword, s, e in piece.marks]
+        transcript.append((offset, offset + len(piece.audio) / SAMPLE_RATE, piece.text))
+        position += len(pause) + len(piece.audio)
         if position >= STREAM_S * SAMPLE_RATE:
-            streams.append((f"{prefix}_{len(streams):03d}", np.concatenate(parts + [pause]), labels))
-            parts, labels, position = [], [], 0
+            streams.append(Stream(f"{prefix}_{len(streams):03d}", np.concatenate(parts + [pause]), labels, transcript))
+            parts, labels, transcript, position = [], [], [], 0
     if parts:
-        streams.append((f"{prefix}_{len(streams):03d}", np.concatenate(parts + [np.zeros(SAMPLE_RATE, np.float32)]), labels))
+        streams.append(Stream(f"{prefix}_{len(streams):03d}", np.concatenate(parts + [np.zeros(SAMPLE_RATE, np.float32)]),
+                              labels, transcript))
     return streams
 
 
@@ -124,31 +148,31 @@ def build(out: Path, per_keyword: int, negative_minutes: float, seed: int) -> No
     prompts = PromptGenerator(rng)
     jobs = [k for k in EVAL_KEYWORDS for _ in range(per_keyword)]
     rng.shuffle(jobs)
-    positives = []
-    for keyword in tqdm(jobs, desc="keyword sentences"):
-        audio, start, end = positive(keyword, prompts, _voice(rng), rng)
-        positives.append((audio, [(keyword, start, end)]))
+    positives = [positive(keyword, prompts, _voice(rng), rng) for keyword in tqdm(jobs, desc="keyword sentences")]
     negatives, seconds = [], 0.0
     with tqdm(total=round(negative_minutes * 60), desc="keyword-free seconds") as bar:
         while seconds < negative_minutes * 60:
-            audio = negative(prompts, _voice(rng), rng)
-            negatives.append((audio, []))
-            seconds += len(audio) / SAMPLE_RATE
-            bar.update(round(len(audio) / SAMPLE_RATE))
+            piece = negative(prompts, _voice(rng), rng)
+            negatives.append(piece)
+            seconds += len(piece.audio) / SAMPLE_RATE
+            bar.update(round(len(piece.audio) / SAMPLE_RATE))
     streams = _streams(positives, "pos", rng) + _streams(negatives, "neg", rng)
-    babble_pool = [audio for audio, _ in negatives[:200]]
+    babble_pool = [piece.audio for piece in negatives[:200]]
     for condition in ("clean", "noisy"):
         folder = out / condition
         folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "labels.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["stream", "keyword", "start", "end"])
-            for name, audio, labels in streams:
+        with open(folder / "labels.csv", "w", newline="") as labels, open(folder / "transcripts.csv", "w", newline="") as texts:
+            label_rows, text_rows = csv.writer(labels), csv.writer(texts)
+            label_rows.writerow(["stream", "keyword", "start", "end"])
+            text_rows.writerow(["stream", "start", "end", "text"])
+            for stream in streams:
+                audio = stream.audio
                 if condition == "noisy":
                     noise = babble_noise(rng, len(audio), babble_pool) if rng.random() < 0.5 else pink_noise(rng, len(audio))
                     audio = add_noise(audio, noise, NOISY_SNR_DB)
-                sf.write(folder / f"{name}.flac", np.clip(audio, -1, 1), SAMPLE_RATE)
-                writer.writerows([name, k, f"{s:.3f}", f"{e:.3f}"] for k, s, e in labels)
+                sf.write(folder / f"{stream.name}.flac", np.clip(audio, -1, 1), SAMPLE_RATE)
+                label_rows.writerows([stream.name, k, f"{s:.3f}", f"{e:.3f}"] for k, s, e in stream.labels)
+                text_rows.writerows([stream.name, f"{s:.3f}", f"{e:.3f}", text] for s, e, text in stream.transcript)
 
 
 def main() -> None:
