@@ -30,10 +30,10 @@ pytestmark = [
 KEYWORDS = ("stop", "computer", "lights", "seven")
 PER_KEYWORD = 3
 TIME_TOLERANCE_S = 0.3
-DEV_RECALL = {"stop": 0.76, "computer": 0.80, "lights": 0.84, "seven": 0.84}
+DEV_RECALL = {"stop": 0.72, "computer": 0.80, "lights": 0.92, "seven": 0.84}
 """Recall of each keyword at the default (calibrated) thresholds on the development streams (seed 11,
 see the model card); this test's audio is a different draw (seed 2024)."""
-DEV_FALSE_ALARMS_PER_HOUR = {"stop": 12.2, "computer": 4.6, "lights": 4.6, "seven": 11.4}
+DEV_FALSE_ALARMS_PER_HOUR = {"stop": 12.2, "computer": 3.8, "lights": 4.6, "seven": 9.9}
 """False alarms per hour of keyword-free speech at the default thresholds, same development streams."""
 SURPRISE = 0.01
 """A test fails when the model does worse than the development figures make this unlikely."""
