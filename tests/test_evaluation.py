@@ -97,22 +97,20 @@ def test_said_at_takes_the_sentence_holding_the_alignment_or_the_nearest():
     assert said_at([], 1.0, 2.0) == ""
 
 
-def test_read_transcripts_errors(tmp_path):
-    bad = tmp_path / "transcripts.csv"
-    bad.write_text("stream,start,end,text\nx,1.0,oops,hello\n")
-    with pytest.raises(KwstreamError, match="transcripts.csv:2"):
-        read_transcripts(bad)
-    with pytest.raises(KwstreamError, match="cannot read transcripts"):
-        read_transcripts(tmp_path / "missing.csv")
+@pytest.mark.parametrize("reader, what, header, bad_row", [
+    (read_labels, "labels", "stream,keyword,start,end", "x,stop,1.0,oops"),
+    (read_transcripts, "transcripts", "stream,start,end,text", "x,1.0,oops,hello"),
+])
+def test_csv_readers_name_the_bad_line_and_the_missing_file(tmp_path, reader, what, header, bad_row):
+    bad = tmp_path / f"{what}.csv"
+    bad.write_text(f"{header}\n{bad_row}\n")
+    with pytest.raises(KwstreamError, match=f"{what}.csv:2"):
+        reader(bad)
+    with pytest.raises(KwstreamError, match=f"cannot read {what}"):
+        reader(tmp_path / "missing.csv")
 
 
-def test_read_labels_errors(tmp_path):
-    bad = tmp_path / "labels.csv"
-    bad.write_text("stream,keyword,start,end\nx,stop,1.0,oops\n")
-    with pytest.raises(KwstreamError, match="labels.csv:2"):
-        read_labels(bad)
-    with pytest.raises(KwstreamError, match="cannot read labels"):
-        read_labels(tmp_path / "missing.csv")
+def test_read_labels(tmp_path):
     good = tmp_path / "good.csv"
     good.write_text("stream,keyword,start,end\nx,stop,1.0,1.5\n")
     assert read_labels(good) == [Label("x", "stop", 1.0, 1.5)]
