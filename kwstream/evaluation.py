@@ -223,14 +223,18 @@ def _outcome(records, labels_by_stream, keyword, threshold, settings) -> Outcome
                 for record in records), NO_OUTCOME)
 
 
-def _false_alarms(records, labels_by_stream, keyword, threshold, settings, transcripts: Transcripts) -> list[FalseAlarm]:
-    alarms = []
+def _at_threshold(records, labels_by_stream, keyword, threshold, settings,
+                  transcripts: Transcripts) -> tuple[Outcome, list[FalseAlarm]]:
+    """The outcome at the chosen threshold and its false alarms, each stream replayed once."""
+    total, alarms = NO_OUTCOME, []
     for record in records:
-        _, detections = assign(replay(record.windows, keyword, threshold, settings), _labels_of(labels_by_stream, record, keyword))
+        labels = _labels_of(labels_by_stream, record, keyword)
+        detections = replay(record.windows, keyword, threshold, settings)
+        total += match(detections, labels)
         rows = transcripts.get(record.name, [])
         alarms += [FalseAlarm(record.name, d.start, d.end, d.detected_at, d.score, said_at(rows, d.start, d.end))
-                   for d in detections]
-    return alarms
+                   for d in assign(detections, labels)[1]]
+    return total, alarms
 
 
 def negative_hours(records: Sequence[StreamRecord], labels: Sequence[Label], keyword: str | None = None) -> float:
@@ -259,7 +263,7 @@ def evaluate(
     for keyword, chosen in thresholds.items():
         hours = negative_hours(records, labels, keyword)
         per_hour = (lambda n, hours=hours: n / hours) if hours > 0 else (lambda n: float("inf") if n else 0.0)
-        at = _outcome(records, by_stream, keyword, chosen, settings)
+        at, false_alarms = _at_threshold(records, by_stream, keyword, chosen, settings, transcripts or {})
         sweep = [_outcome(records, by_stream, keyword, float(t), settings) for t in THRESHOLD_GRID]
         fa_rates = [per_hour(o.false_alarms) for o in sweep]
         target = next((i for i, rate in enumerate(fa_rates) if rate <= target_false_alarms_per_hour), None)
@@ -274,7 +278,7 @@ def evaluate(
             det_thresholds=[float(t) for t in THRESHOLD_GRID],
             det_miss_rate=[1 - o.recall if o.labels else float("nan") for o in sweep],
             det_false_alarms_per_hour=fa_rates,
-            false_alarm_detections=_false_alarms(records, by_stream, keyword, chosen, settings, transcripts or {}),
+            false_alarm_detections=false_alarms,
         ))
         if progress:
             progress()
