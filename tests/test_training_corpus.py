@@ -11,7 +11,8 @@ import soundfile as sf
 
 from kwstream.training import corpus as C
 from kwstream.training.evaluate import edit_distance, error_rate
-from kwstream.training.texts import KEYWORDS, PromptGenerator, number_words
+from kwstream.training.kws_streams import NEAR_MISSES
+from kwstream.training.texts import KEYWORDS, NEAR_MISS_WORDS, PromptGenerator, number_words
 from kwstream.training.vocab import LETTERS, SAMPLE_RATE, VOCAB, build_processor, decode_ctc, encode, normalize_text
 
 
@@ -54,6 +55,22 @@ def test_prompts_are_seeded_in_vocabulary_and_cover_keywords() -> None:
     words = {w for p in normalised for w in p.split()}
     assert {k.upper() for k in KEYWORDS} <= words
     assert set("QXJZ") <= set("".join(normalised))
+
+
+def test_near_miss_prompts_only_in_training_and_some_eval_near_misses_held_out() -> None:
+    train = [normalize_text(j.text) for j in C.synthetic_jobs(Path("/x"), "train", 2000, seed=0)]
+    held_out = [normalize_text(j.text) for j in C.synthetic_jobs(Path("/x"), "eval", 2000, seed=0)]
+    plain_prompts = PromptGenerator(np.random.default_rng(0))
+    plain_words = {w for _ in range(20000) for w in normalize_text(plain_prompts()).split()}
+    near = {w.upper() for w in NEAR_MISS_WORDS} - plain_words
+    assert near, "some near-misses must be new to the plain prompts"
+    with_near = sum(bool(set(t.split()) & near) for t in train) / len(train)
+    assert 0.5 * C.NEAR_MISS_SHARE < with_near < 2 * C.NEAR_MISS_SHARE
+    assert not any(set(t.split()) & near for t in held_out)
+    # Off means no extra random draw: the eval split and the eval streams are what they were.
+    plain, off = PromptGenerator(np.random.default_rng(5)), PromptGenerator(np.random.default_rng(5), 0.0)
+    assert [plain() for _ in range(50)] == [off() for _ in range(50)]
+    assert {"heavy", "commuter", "often", "tone"} <= set(NEAR_MISSES) - set(NEAR_MISS_WORDS)
 
 
 def test_eval_voices_and_rates_are_held_out_of_training() -> None:

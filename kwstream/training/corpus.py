@@ -41,6 +41,8 @@ ESPEAK_DEFAULT_WPM = 175
 TRAIN_RATE_BANDS = ((0.65, 0.86), (1.06, 1.35))
 EVAL_RATE_BANDS = ((0.88, 1.04),)
 FSDD_EVAL_SPEAKERS = ("theo",)
+NEAR_MISS_SHARE = 0.12
+"""Share of training prompts built around near-miss words ("stopped", "someone"); none in the eval split."""
 FLITE_SHARE = 0.2
 
 
@@ -128,7 +130,7 @@ def render(job: SynthJob) -> Utterance:
 
 def synthetic_jobs(out_dir: Path, split: str, count: int, seed: int) -> list[SynthJob]:
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
-    prompts = PromptGenerator(rng)
+    prompts = PromptGenerator(rng, near_miss_share=NEAR_MISS_SHARE if split == "train" else 0.0)
     jobs = []
     for i in range(count):
         engine, voice = _draw_voice(rng, split)

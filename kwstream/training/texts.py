@@ -74,6 +74,22 @@ VERBS = (
     "make take see find tell ask give use try leave call keep help show hear play move like hold bring write "
     "read watch follow stop open buy build fix mix jump pass sell change start"
 ).split()
+NEAR_MISS_WORDS = (
+    "they hay hate stops stopped stopping stopper nonstop top shop step computers compute computed computing "
+    "light lighter lighting lighted lightly flights nights highlights hollow yellow fellow zeros hero someone "
+    "anyone everyone done won none alone ones too tool tree free fourth floor fifth hive drive sixth sick "
+    "seventh heaven eighth ate weight ninth nice mine"
+).split()
+"""Words that contain or sound like a keyword but are not it: the false alarms a spotter must learn to
+refuse. The eval streams' near-misses "heavy", "commuter", "often" and "tone" are deliberately left out,
+so that eval shows whether refusing these carries over to near-misses never trained on."""
+NEAR_MISS_TEMPLATES = (
+    "the music stopped", "{name} stopped the {noun}", "it keeps stopping", "we are stopping in the {room}",
+    "is anyone there", "someone is in the {room}", "everyone likes the {noun}", "the computers are in the {room}",
+    "the lighter is on the table", "turn the light {onoff}", "the {room} light is {adj}", "they said hello",
+    "they have {number} {noun}s", "the {noun} stops at {digit}", "{name} is computing the {noun}",
+    "the {adj} fellow bought {number} flights", "it was {number} and the {noun} stopped",
+)
 SENTENCE_TEMPLATES = (
     "the {adj} {noun} is in the {room}", "{name} will {verb} the {noun} tomorrow",
     "i think the {noun} is {adj}", "do you want to {verb} the {noun}", "we should {verb} the {adj} {noun}",
@@ -102,8 +118,9 @@ class PromptGenerator:
     keywords inside realistic commands so the model does not just learn them in isolation.
     """
 
-    def __init__(self, rng: np.random.Generator) -> None:
+    def __init__(self, rng: np.random.Generator, near_miss_share: float = 0.0) -> None:
         self.rng = rng
+        self.near_miss_share = near_miss_share
 
     def _pick(self, items: tuple[str, ...] | list[str]) -> str:
         return items[int(self.rng.integers(len(items)))]
@@ -137,7 +154,18 @@ class PromptGenerator:
             words.insert(int(self.rng.integers(len(words) + 1)), self._pick(KEYWORDS + DIGITS))
         return " ".join(words)
 
+    def _near_miss(self) -> str:
+        if self.rng.random() < 0.5:
+            return self._fill(self._pick(NEAR_MISS_TEMPLATES))
+        words = [self._pick(COMMON) for _ in range(int(self.rng.integers(1, 7)))]
+        for _ in range(int(self.rng.integers(1, 3))):
+            words.insert(int(self.rng.integers(len(words) + 1)), self._pick(NEAR_MISS_WORDS))
+        return " ".join(words)
+
     def __call__(self) -> str:
+        # No draw at all when near-misses are off, so the eval split and the eval streams stay as they were.
+        if self.near_miss_share and self.rng.random() < self.near_miss_share:
+            return self._near_miss()
         kind = self.rng.random()
         if kind < 0.35:
             return self._fill(self._pick(COMMAND_TEMPLATES))
