@@ -3,8 +3,9 @@
 Frames are written as strings: '_' is the blank (<pad>, id 0), ' ' the word delimiter ('|', id 4),
 letters their character tokens. Each frame gives its token a probability P of almost 1 and spreads
 the rest evenly over the other 31 tokens, so a frame costs log P (about 0) when the path takes its
-token and C = log Q otherwise. The score is exp(total cost / (letters + 2 boundaries)). Most tests
-use 5-frame pauses, so that the frame strings stay short.
+token and C = log Q otherwise. The score is exp(total cost / (letters + 2 boundaries)), where a frame
+after the last letter costs END_WEIGHT times the token count more. Most tests use 5-frame pauses,
+so that the frame strings stay short.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from kwstream.errors import KeywordError
-from kwstream.keywords.ctc import CtcKeywordScorer, _viterbi
+from kwstream.keywords.ctc import END_WEIGHT, CtcKeywordScorer, _viterbi
 from kwstream.random_model import ENGLISH_CTC_TOKENS
 
 TOKENS = ENGLISH_CTC_TOKENS
@@ -69,10 +70,10 @@ def test_lone_keyword_scores_one_and_aligns_to_its_letters(frames):
 
 def test_keyword_with_a_shorter_pause_than_pause_frames_needs_a_boundary_elsewhere():
     # 5 blanks are a pause with pause_frames=5; with pause_frames=7 the same audio
-    # must pay for a boundary: one delimiter on a blank frame on each side.
+    # must pay for a boundary: one delimiter on a blank frame on each side, the end one in full.
     frames = "_____S_T_O_P_____"
     assert score("stop", frames).score == approx(1.0)
-    assert score("stop", frames, pause_frames=7).score == approx(math.exp(2 * C / 6))
+    assert score("stop", frames, pause_frames=7).score == approx(math.exp(C / 6 + END_WEIGHT * C))
 
 
 def test_prefix_of_a_longer_word_is_not_a_match():
@@ -81,9 +82,23 @@ def test_prefix_of_a_longer_word_is_not_a_match():
     stop = score("stop", frames)
     assert stopped.score == approx(1.0)
     # Best "stop": its end boundary (a delimiter) must take one frame the model calls blank.
-    assert stop.score == approx(math.exp(C / 6))
+    assert stop.score == approx(math.exp(END_WEIGHT * C))
     assert stop.score < 0.5
     assert stop.score < stopped.score - 0.4
+
+
+def test_a_letter_called_blank_after_the_keyword_costs_in_full_not_shared():
+    # "computers" as a small model hears it: the S is likely (0.7), and a path that ends "computer"
+    # must call that frame blank (0.3). Shared among ten tokens that would cost little (0.3 ** 0.1);
+    # after the last letter it costs 0.3 ** END_WEIGHT, whatever the keyword's length.
+    frames = PAD + "C_O_M_P_U_T_E_R_S" + " " + PAD
+    log_probs = emissions(frames)
+    row = np.full(V, 1e-9)
+    row[token_id("S")], row[BLANK] = 0.7, 0.3
+    log_probs[frames.index("S")] = np.log(row / row.sum())
+    assert score("computer", log_probs).score == pytest.approx(0.3**END_WEIGHT, rel=1e-3)
+    assert score("computer", log_probs, end_weight=0).score == pytest.approx(0.3**0.1, rel=1e-3)
+    assert score("computers", log_probs).score == pytest.approx(0.7 ** (1 / 11), rel=1e-3)
 
 
 def test_longer_word_inside_a_shorter_one_scores_low():
@@ -150,7 +165,7 @@ def test_window_too_short_for_the_keyword_scores_zero():
         match = score("stop", frames)
         assert (match.score, match.start_frame, match.end_frame) == (0.0, 0, 0), frames
     # Six frames are just enough: boundary, four letters, boundary; here every one is wrong.
-    assert score("stop", "______").score == approx(math.exp(6 * C / 6))
+    assert score("stop", "______").score == approx(math.exp(5 * C / 6 + END_WEIGHT * C))
 
 
 def test_scores_compare_across_keyword_lengths():
@@ -191,7 +206,7 @@ def test_an_unsure_reading_scores_lower_than_a_sure_one():
 def test_default_pause_is_eight_blank_frames():
     scorer = CtcKeywordScorer(["stop"], TOKENS, BLANK, DELIMITER)
     assert scorer.score(emissions("_" * 8 + "S_T_O_P" + "_" * 8))[0].score == approx(1.0)
-    assert scorer.score(emissions("_" * 7 + "S_T_O_P" + "_" * 7))[0].score == approx(math.exp(2 * C / 6))
+    assert scorer.score(emissions("_" * 7 + "S_T_O_P" + "_" * 7))[0].score == approx(math.exp(C / 6 + END_WEIGHT * C))
 
 
 def test_scoring_several_keywords_equals_scoring_each_alone():

@@ -24,7 +24,9 @@ from kwstream.vad import VadSettings
 from conftest import SAMPLE_RATE, SpeechStream
 
 KEYWORDS = ["hey", "stop", "hey computer"]
-FIRE_ON_ANYTHING = 0.01
+FIRE_ON_ANYTHING = 0.001
+"""Below any score the random model gives: its 14-token "hey computer" falls under 0.01 in some speech
+spans once the frames after the last letter are charged their end weight."""
 
 
 @pytest.fixture(scope="module")
