@@ -30,10 +30,10 @@ pytestmark = [
 KEYWORDS = ("stop", "computer", "lights", "seven")
 PER_KEYWORD = 3
 TIME_TOLERANCE_S = 0.3
-DEV_RECALL = {"stop": 0.68, "computer": 0.88, "lights": 0.96, "seven": 0.84}
+DEV_RECALL = {"stop": 0.64, "computer": 0.96, "lights": 0.84, "seven": 0.72}
 """Recall of each keyword at the default (calibrated) thresholds on the development streams (seed 11,
 see the model card); this test's audio is a different draw (seed 2024)."""
-DEV_FALSE_ALARMS_PER_HOUR = {"stop": 9.1, "computer": 4.6, "lights": 4.6, "seven": 15.2}
+DEV_FALSE_ALARMS_PER_HOUR = {"stop": 6.1, "computer": 4.6, "lights": 4.6, "seven": 6.1}
 """False alarms per hour of keyword-free speech at the default thresholds, same development streams."""
 SURPRISE = 0.01
 """A test fails when the model does worse than the development figures make this unlikely."""
@@ -101,7 +101,7 @@ def test_keyword_free_speech_fires_nothing_at_the_default_thresholds(encoder, tm
         pieces.append(negative(prompts, _voice(rng), rng))
         total_s += len(pieces[-1].audio) / 16000
     detections = [d for found, _ in run(encoder, pieces, tmp_path, "free") for d in found]
-    # The goal is none at all; at the measured rates (up to 15 per hour for "seven") an occasional one
+    # The goal is none at all; at the measured rates (up to 6 per hour for "stop" and "seven") an occasional one
     # is what this model does, so the test fails when there are more than those rates make plausible.
     expected = sum(DEV_FALSE_ALARMS_PER_HOUR.values()) * total_s / 3600
     assert len(detections) <= poisson_ceiling(expected, SURPRISE), detections
