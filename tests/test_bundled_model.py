@@ -30,10 +30,10 @@ pytestmark = [
 KEYWORDS = ("stop", "computer", "lights", "seven")
 PER_KEYWORD = 3
 TIME_TOLERANCE_S = 0.3
-DEV_RECALL = {"stop": 0.64, "computer": 0.96, "lights": 0.84, "seven": 0.72}
+DEV_RECALL = {"stop": 0.64, "computer": 0.88, "lights": 0.72, "seven": 0.88}
 """Recall of each keyword at the default (calibrated) thresholds on the development streams (seed 11,
 see the model card); this test's audio is a different draw (seed 2024)."""
-DEV_FALSE_ALARMS_PER_HOUR = {"stop": 6.1, "computer": 4.6, "lights": 4.6, "seven": 6.1}
+DEV_FALSE_ALARMS_PER_HOUR = {"stop": 7.6, "computer": 4.6, "lights": 3.8, "seven": 4.6}
 """False alarms per hour of keyword-free speech at the default thresholds, same development streams."""
 SURPRISE = 0.01
 """A test fails when the model does worse than the development figures make this unlikely."""
