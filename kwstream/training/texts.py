@@ -84,7 +84,8 @@ NEAR_MISS_WORDS = (
 """Words that contain or sound like a keyword but are not it: the false alarms a spotter must learn to
 refuse. The eval streams' near-misses "heavy", "commuter", "often" and "tone" are deliberately left out,
 so that eval shows whether refusing these carries over to near-misses never trained on. The teens and
-tens joined after version 6 was trained: spelled numbers alone held too few of them (about 30 clips each in 20 h)."""
+tens joined after version 6 was trained (version 7 is the first to learn from them): spelled numbers
+alone held too few of them (about 30 clips each in 20 h)."""
 NEAR_MISS_TEMPLATES = (
     "the music stopped", "{name} stopped the {noun}", "it keeps stopping", "we are stopping in the {room}",
     "is anyone there", "someone is in the {room}", "everyone likes the {noun}", "the computers are in the {room}",
