@@ -1,0 +1,65 @@
+"""Common words that sound exactly like a keyword, and the warning they deserve.
+
+An acoustic spotter cannot tell "two" from "to": every "to" is a false alarm waiting to happen,
+whatever the model. Wake words are chosen to avoid this, so kwstream says so when a typed keyword
+has a homophone that everyday speech says often. The table (``assets/homophones.json``, built by
+``python -m kwstream.training.homophones``) gives each homophone's Zipf frequency in text; at
+``WORDS_PER_HOUR`` of conversation that becomes how often it is said per hour.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("kwstream")
+
+TABLE_PATH = Path(__file__).resolve().parent.parent.parent / "assets" / "homophones.json"
+WORDS_PER_HOUR = 9_000
+"""Conversational English runs at about 150 words a minute."""
+WARN_PER_HOUR = 0.5
+"""Warn when the homophones are said at least this often: the bundled model's goal false-alarm rate."""
+
+
+@dataclass(frozen=True)
+class Homophone:
+    word: str
+    per_hour: float
+    """How often everyday speech says it, from its frequency in text at ``WORDS_PER_HOUR``."""
+
+
+@functools.cache
+def _table() -> dict[str, dict[str, float]]:
+    return json.loads(TABLE_PATH.read_text())["homophones"]
+
+
+def homophones(keyword: str) -> list[Homophone]:
+    """Common words that sound like a one-word ``keyword``, most frequent first ([] for phrases)."""
+    alike = _table().get(keyword.strip().lower(), {})
+    return [Homophone(word, 10 ** (zipf - 9) * WORDS_PER_HOUR) for word, zipf in alike.items()]
+
+
+def homophone_warning(keyword: str) -> str | None:
+    """A one-line warning when ``keyword``'s homophones are said at least ``WARN_PER_HOUR``, else None."""
+    alike = homophones(keyword)
+    per_hour = sum(h.per_hour for h in alike)
+    if per_hour < WARN_PER_HOUR:
+        return None
+    named = [f'"{h.word}"' for h in alike if h.per_hour >= WARN_PER_HOUR / 5]  # not "tu" beside "to"
+    words = " and ".join(", ".join(named).rsplit(", ", 1))
+    rate = f"{per_hour:.0f}" if per_hour >= 10 else f"{per_hour:.1f}"
+    return (
+        f'"{keyword}" sounds like {words} (about {rate} times an hour in everyday English); a spotter hears '
+        "sounds, not spellings, so expect false alarms on them: a longer keyword avoids this"
+    )
+
+
+@functools.cache
+def warn_about_homophones(keyword: str) -> None:
+    """Log ``homophone_warning`` once per keyword and process (an evaluation builds many spotters)."""
+    warning = homophone_warning(keyword)
+    if warning:
+        log.warning(warning)
