@@ -27,6 +27,7 @@ from kwstream.errors import KeywordError
 from kwstream.events import LevelMeter, ScoredWindow, VoiceActivity
 from kwstream.keywords.base import KeywordScorer, split_threshold
 from kwstream.keywords.ctc import CtcKeywordScorer, normalize_keyword
+from kwstream.keywords.homophones import warn_about_homophones
 from kwstream.vad import SpeechStart, VadGate, VadSettings
 from kwstream.windows import Window, Windower
 
@@ -168,6 +169,8 @@ class Spotter:
         self._scorers: list[KeywordScorer] = []
         if parsed:
             self.encoder.require_ctc_head()
+            for k in parsed:
+                warn_about_homophones(k.text)
             frame_s = self.encoder.samples_per_frame / SAMPLE_RATE
             self._scorers.append(CtcKeywordScorer(
                 [k.text for k in parsed],

@@ -176,3 +176,10 @@ def test_json_events_stream_everything_in_order(tiny_model, talk):
 def test_events_need_json(tiny_model, talk):
     assert_user_error(kwstream("listen", "--keywords", "stop", "--file", str(talk), "--events", "--model", str(tiny_model)),
                       "--events needs --json")
+
+
+def test_keyword_with_a_common_homophone_is_warned_about(tiny_model, talk):
+    result = kwstream("listen", "--keywords", "two,stop", "--file", str(talk), "--fast", "--model", str(tiny_model))
+    assert result.returncode == 0, result.stderr.decode()
+    warnings = [line for line in result.stderr.decode().splitlines() if "sounds like" in line]
+    assert len(warnings) == 1 and warnings[0].startswith('kwstream: "two" sounds like "to" and "too"'), warnings
