@@ -1,8 +1,8 @@
 """Common words that sound exactly like a keyword, and the warning they deserve.
 
-An acoustic spotter cannot tell "two" from "to": every "to" is a false alarm waiting to happen,
-whatever the model. Wake words are chosen to avoid this, so kwstream says so when a typed keyword
-has a homophone that everyday speech says often. The table (``assets/homophones.json``, built by
+A spotter hears sounds, not spellings: "two" and a "to" said in full are one sound, so every such
+"to" can fire it, whatever the model. Wake words are chosen to avoid this, so kwstream says so when
+a typed keyword has a homophone that everyday speech says often. The table (``assets/homophones.json``, built by
 ``python -m kwstream.training.homophones``) gives each homophone's Zipf frequency in text; at
 ``WORDS_PER_HOUR`` of conversation that becomes how often it is said per hour.
 """
@@ -48,7 +48,7 @@ def homophone_warning(keyword: str) -> str | None:
     per_hour = sum(h.per_hour for h in alike)
     if per_hour < WARN_PER_HOUR:
         return None
-    named = [f'"{h.word}"' for h in alike if h.per_hour >= WARN_PER_HOUR / 5]  # not "tu" beside "to"
+    named = [f'"{h.word}"' for h in alike if h.per_hour >= WARN_PER_HOUR / 5] or [f'"{alike[0].word}"']  # not "tu"
     words = " and ".join(", ".join(named).rsplit(", ", 1))
     rate = f"{per_hour:.0f}" if per_hour >= 10 else f"{per_hour:.1f}"
     return (
