@@ -391,18 +391,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           "suggested_keywords": suggestion}))
     else:
         at = f"@{target:g}"
-        print_table(f"{encoder.name}: {audio_s / 60:.1f} min of audio, {hours:.2f} h without keywords",
-                    ["keyword", "labels", "thr", "recall", "FA/h", "lat\nmed", "lat\np95", f"thr\n{at}", f"recall\n{at}"],
-                    [[r.keyword, str(r.labels), f"{r.threshold:.2f}", figure(r.recall, ".3f"),
-                      f"{r.false_alarms_per_hour:.2f}", figure(r.latency_median_s, ".2f"), figure(r.latency_p95_s, ".2f"),
-                      figure(r.threshold_at_target, ".2f"), figure(r.recall_at_target, ".3f")] for r in reports],
-                    f"thr: threshold; FA/h: false alarms per hour; lat: latency from the label's end to the detection, "
-                    f"s; {at}: at {target:g} FA/h, the lowest threshold with at most that many, and its recall")
+        columns = ["keyword", "labels", "thr", "recall", "FA/h", "lat\nmed", "lat\np95", f"thr\n{at}", f"recall\n{at}"]
+        rows = [[r.keyword, str(r.labels), f"{r.threshold:.2f}", figure(r.recall, ".3f"),
+                 f"{r.false_alarms_per_hour:.2f}", figure(r.latency_median_s, ".2f"), figure(r.latency_p95_s, ".2f"),
+                 figure(r.threshold_at_target, ".2f"), figure(r.recall_at_target, ".3f")] for r in reports]
+        legend = (f"thr: threshold; FA/h: false alarms per hour; lat: latency from the label's end to the detection, "
+                  f"s; {at}: at {target:g} FA/h, the lowest threshold with at most that many, and its recall")
+        if transcripts is not None:
+            columns.append(f"recall\n{at}\nwithout\nhomoph.")
+            for row, r in zip(rows, reports):
+                row.append(figure(r.recall_at_target_excluding_homophones, ".3f"))
+            legend += ("; without homoph.: the same, not counting false alarms in sentences that say a homophone "
+                       "of the keyword (\"hay\" for \"hey\"), which no spotter can tell apart")
+        print_table(f"{encoder.name}: {audio_s / 60:.1f} min of audio, {hours:.2f} h without keywords", columns, rows, legend)
         if transcripts is not None:
             print("\nfalse alarms at the chosen thresholds, and what was said there:")
             for r in reports:
                 for alarm in r.false_alarm_detections:
-                    print(f"  {r.keyword:<12} {alarm.stream} {alarm.start:7.2f}-{alarm.end:.2f} s  score {alarm.score:.2f}  {alarm.said!r}")
+                    alike = f"  (homophone {alarm.homophone!r})" if alarm.homophone else ""
+                    print(f"  {r.keyword:<12} {alarm.stream} {alarm.start:7.2f}-{alarm.end:.2f} s  score {alarm.score:.2f}  "
+                          f"{alarm.said!r}{alike}")
     if args.suggest:
         print(f"--keywords {suggestion}" if suggestion else "no threshold reaches the target", file=sys.stderr if args.json else sys.stdout)
     return 0

@@ -9,12 +9,17 @@ Matching: a detection of a keyword is a hit when it fires between ``HIT_BEFORE_S
 start and ``HIT_AFTER_S`` after its end; each label takes at most one hit; every other detection is
 a false alarm. A keyword's false alarms are counted per hour of audio in which it is not said.
 Given transcripts (rows ``stream,start,end,text``), each false alarm also carries the text that was
-being said where it fired, so a report can tell a homophone ("hay" for "hey") from a real confusion.
+being said where it fired, and the keyword's homophone if that sentence says one ("hay" for "hey",
+"to" for "two", from ``kwstream.keywords.homophones``). No spotter that hears sounds can tell those
+apart, so the report also gives the recall at the target rate with them left out of the count, beside
+(never instead of) the figure that counts them. A sentence counts as saying a homophone when the word
+occurs in it; whether the alignment lies on that very word is not checked.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +33,7 @@ from kwstream.encoder import Encoder
 from kwstream.keywords.base import KeywordScorer
 from kwstream.errors import KwstreamError
 from kwstream.events import ScoredWindow
+from kwstream.keywords.homophones import homophones
 from kwstream.spotter import Keyword, Spotter, SpotterSettings
 
 HIT_BEFORE_S = 0.25
@@ -61,6 +67,8 @@ class Outcome:
     false_alarms: int
     latencies: tuple[float, ...]
     """Seconds from each hit label's end to its detection."""
+    homophone_false_alarms: int = 0
+    """Those of ``false_alarms`` in sentences that say a homophone of the keyword (counted in both)."""
 
     @property
     def recall(self) -> float:
@@ -68,7 +76,7 @@ class Outcome:
 
     def __add__(self, other: Outcome) -> Outcome:
         return Outcome(self.hits + other.hits, self.labels + other.labels, self.false_alarms + other.false_alarms,
-                       self.latencies + other.latencies)
+                       self.latencies + other.latencies, self.homophone_false_alarms + other.homophone_false_alarms)
 
 
 NO_OUTCOME = Outcome(0, 0, 0, ())
@@ -85,6 +93,8 @@ class FalseAlarm:
     score: float
     said: str = ""
     """The transcript's text where the alignment lies ("" without transcripts)."""
+    homophone: str = ""
+    """The keyword's homophone that ``said`` holds ("hay" for "hey"), else ""."""
 
 
 Transcripts = dict[str, list[tuple[float, float, str]]]
@@ -107,6 +117,11 @@ class KeywordReport:
     det_thresholds: list[float]
     det_miss_rate: list[float]
     det_false_alarms_per_hour: list[float]
+    det_false_alarms_per_hour_excluding_homophones: list[float]
+    """As ``det_false_alarms_per_hour`` without the false alarms in sentences that say a homophone
+    (the same figures without transcripts)."""
+    threshold_at_target_excluding_homophones: float | None
+    recall_at_target_excluding_homophones: float | None
     false_alarm_detections: list[FalseAlarm] = field(default_factory=list)
     """Every false alarm at ``threshold``."""
 
@@ -208,31 +223,48 @@ def assign(detections: Sequence[Detection], labels: Sequence[Label]) -> tuple[li
     return latencies, false_alarms
 
 
-def match(detections: Sequence[Detection], labels: Sequence[Label]) -> Outcome:
-    """Hits, misses and false alarms of one keyword's detections against its labels in one stream."""
+def homophones_said(transcripts: Transcripts, keyword: str) -> Transcripts:
+    """``transcripts`` with each row's text replaced by the homophone of ``keyword`` it says ("" if
+    none); empty when the keyword has no homophone, so that ``said_at`` finds nothing."""
+    alike = {h.word for h in homophones(keyword)}
+    if not alike:
+        return {}
+    return {stream: [(start, end, next((w for w in re.findall(r"[a-z']+", text.lower()) if w in alike), ""))
+                     for start, end, text in rows]
+            for stream, rows in transcripts.items()}
+
+
+def match(detections: Sequence[Detection], labels: Sequence[Label],
+          homophone_rows: Sequence[tuple[float, float, str]] = ()) -> Outcome:
+    """Hits, misses and false alarms of one keyword's detections against its labels in one stream;
+    ``homophone_rows`` (one stream's rows of ``homophones_said``) tell which false alarms lie on a homophone."""
     latencies, false_alarms = assign(detections, labels)
-    return Outcome(len(latencies), len(labels), len(false_alarms), tuple(latencies))
+    on_homophones = sum(bool(said_at(homophone_rows, d.start, d.end)) for d in false_alarms)
+    return Outcome(len(latencies), len(labels), len(false_alarms), tuple(latencies), on_homophones)
 
 
 def _labels_of(labels_by_stream: dict[str, list[Label]], record: StreamRecord, keyword: str) -> list[Label]:
     return [x for x in labels_by_stream.get(record.name, []) if x.keyword == keyword]
 
 
-def _outcome(records, labels_by_stream, keyword, threshold, settings) -> Outcome:
-    return sum((match(replay(record.windows, keyword, threshold, settings), _labels_of(labels_by_stream, record, keyword))
+def _outcome(records, labels_by_stream, keyword, threshold, settings, homophone_rows: Transcripts) -> Outcome:
+    return sum((match(replay(record.windows, keyword, threshold, settings), _labels_of(labels_by_stream, record, keyword),
+                      homophone_rows.get(record.name, ()))
                 for record in records), NO_OUTCOME)
 
 
 def _at_threshold(records, labels_by_stream, keyword, threshold, settings,
-                  transcripts: Transcripts) -> tuple[Outcome, list[FalseAlarm]]:
+                  transcripts: Transcripts, homophone_rows: Transcripts) -> tuple[Outcome, list[FalseAlarm]]:
     """The outcome at the chosen threshold and its false alarms, each stream replayed once."""
     total, alarms = NO_OUTCOME, []
     for record in records:
         labels = _labels_of(labels_by_stream, record, keyword)
         detections = replay(record.windows, keyword, threshold, settings)
-        total += match(detections, labels)
+        alike = homophone_rows.get(record.name, ())
+        total += match(detections, labels, alike)
         rows = transcripts.get(record.name, [])
-        alarms += [FalseAlarm(record.name, d.start, d.end, d.detected_at, d.score, said_at(rows, d.start, d.end))
+        alarms += [FalseAlarm(record.name, d.start, d.end, d.detected_at, d.score, said_at(rows, d.start, d.end),
+                              said_at(alike, d.start, d.end))
                    for d in assign(detections, labels)[1]]
     return total, alarms
 
@@ -243,6 +275,11 @@ def negative_hours(records: Sequence[StreamRecord], labels: Sequence[Label], key
     labelled = sum(x.end - x.start for x in labels
                    if any(r.name == x.stream for r in records) and keyword in (None, x.keyword))
     return max(0.0, sum(r.duration_s for r in records) - labelled) / 3600
+
+
+def _first_at_most(rates: Sequence[float], limit: float) -> int | None:
+    """Index of the first (lowest) threshold whose false-alarm rate is at most ``limit``."""
+    return next((i for i, rate in enumerate(rates) if rate <= limit), None)
 
 
 def evaluate(
@@ -263,10 +300,13 @@ def evaluate(
     for keyword, chosen in thresholds.items():
         hours = negative_hours(records, labels, keyword)
         per_hour = (lambda n, hours=hours: n / hours) if hours > 0 else (lambda n: float("inf") if n else 0.0)
-        at, false_alarms = _at_threshold(records, by_stream, keyword, chosen, settings, transcripts or {})
-        sweep = [_outcome(records, by_stream, keyword, float(t), settings) for t in THRESHOLD_GRID]
+        alike = homophones_said(transcripts or {}, keyword)
+        at, false_alarms = _at_threshold(records, by_stream, keyword, chosen, settings, transcripts or {}, alike)
+        sweep = [_outcome(records, by_stream, keyword, float(t), settings, alike) for t in THRESHOLD_GRID]
         fa_rates = [per_hour(o.false_alarms) for o in sweep]
-        target = next((i for i, rate in enumerate(fa_rates) if rate <= target_false_alarms_per_hour), None)
+        fa_rates_excluding = [per_hour(o.false_alarms - o.homophone_false_alarms) for o in sweep]
+        target = _first_at_most(fa_rates, target_false_alarms_per_hour)
+        target_excluding = _first_at_most(fa_rates_excluding, target_false_alarms_per_hour)
         latencies = sorted(at.latencies)
         reports.append(KeywordReport(
             keyword=keyword, threshold=chosen, labels=at.labels, recall=at.recall, false_alarms=at.false_alarms,
@@ -278,6 +318,10 @@ def evaluate(
             det_thresholds=[float(t) for t in THRESHOLD_GRID],
             det_miss_rate=[1 - o.recall if o.labels else float("nan") for o in sweep],
             det_false_alarms_per_hour=fa_rates,
+            det_false_alarms_per_hour_excluding_homophones=fa_rates_excluding,
+            threshold_at_target_excluding_homophones=(
+                float(THRESHOLD_GRID[target_excluding]) if target_excluding is not None else None),
+            recall_at_target_excluding_homophones=sweep[target_excluding].recall if target_excluding is not None else None,
             false_alarm_detections=false_alarms,
         ))
         if progress:

@@ -89,6 +89,29 @@ def test_false_alarms_carry_what_was_said_there(tmp_path):
     assert [a.said for a in without.false_alarm_detections] == [""]
 
 
+def test_false_alarms_on_a_homophone_are_named_and_left_out_only_of_the_second_recall(tmp_path):
+    # "hey" is hit once (10.0-10.4); it fires falsely on "hay" (99.4) and on "they" (200.4), one hour in all.
+    def hey(end_s: float, score: float, span: int, start: float) -> ScoredWindow:
+        return ScoredWindow(end_s - 1.5, end_s, {"hey": score}, 0.0, {"hey": (start, start + 0.4)}, span)
+
+    record = StreamRecord("s", 3600.0, [hey(10.5, 0.9, 0, 10.0), hey(100.0, 0.8, 1, 99.4), hey(201.0, 0.6, 2, 200.4)])
+    labels = [Label("s", "hey", 10.0, 10.4)]
+    transcripts = tmp_path / "transcripts.csv"
+    transcripts.write_text("stream,start,end,text\ns,9.5,11.0,hey you\ns,98.0,101.0,make Hay while\n"
+                           "s,199.0,202.0,they said\n")
+    (report,) = evaluate([record], labels, {"hey": 0.5}, DetectorSettings(smoothing_windows=1),
+                         transcripts=read_transcripts(transcripts))
+    assert [(a.said, a.homophone) for a in report.false_alarm_detections] == [("make Hay while", "hay"), ("they said", "")]
+    assert report.threshold_at_target == 0.81 and report.recall_at_target == 1.0  # above both false alarms
+    assert report.threshold_at_target_excluding_homophones == 0.61  # above "they" only: "hay" is not counted
+    assert report.recall_at_target_excluding_homophones == 1.0
+    points = dict(zip(report.det_thresholds, zip(report.det_false_alarms_per_hour,
+                                                 report.det_false_alarms_per_hour_excluding_homophones)))
+    assert points[0.7] == (pytest.approx(3600 / 3599.6), 0.0)
+    (without,) = evaluate([record], labels, {"hey": 0.5}, DetectorSettings(smoothing_windows=1))
+    assert without.det_false_alarms_per_hour_excluding_homophones == without.det_false_alarms_per_hour
+
+
 def test_said_at_takes_the_sentence_holding_the_alignment_or_the_nearest():
     rows = [(0.0, 2.0, "one"), (3.0, 5.0, "two")]
     assert said_at(rows, 1.0, 1.4) == "one"
@@ -149,6 +172,7 @@ def test_eval_end_to_end(tiny_model, speech_stream: SpeechStream, tmp_path):
     cells = [cell.strip() for cell in row.strip("│").split("│")]
     assert cells[:5] == ["three", "1", f"{three['threshold']:.2f}", f"{three['recall']:.3f}",
                          f"{three['false_alarms_per_hour']:.2f}"], table
+    assert cells[9] == f"{three['recall_at_target_excluding_homophones']:.3f}", table  # "three" has no homophone
 
 
 def test_false_alarms_of_a_keyword_are_counted_per_hour_without_it():
