@@ -261,11 +261,12 @@ def _at_threshold(records, labels_by_stream, keyword, threshold, settings,
         labels = _labels_of(labels_by_stream, record, keyword)
         detections = replay(record.windows, keyword, threshold, settings)
         alike = homophone_rows.get(record.name, ())
-        total += match(detections, labels, alike)
         rows = transcripts.get(record.name, [])
-        alarms += [FalseAlarm(record.name, d.start, d.end, d.detected_at, d.score, said_at(rows, d.start, d.end),
-                              said_at(alike, d.start, d.end))
-                   for d in assign(detections, labels)[1]]
+        latencies, false_alarms = assign(detections, labels)
+        found = [FalseAlarm(record.name, d.start, d.end, d.detected_at, d.score, said_at(rows, d.start, d.end),
+                            said_at(alike, d.start, d.end)) for d in false_alarms]
+        total += Outcome(len(latencies), len(labels), len(found), tuple(latencies), sum(bool(a.homophone) for a in found))
+        alarms += found
     return total, alarms
 
 
@@ -277,9 +278,10 @@ def negative_hours(records: Sequence[StreamRecord], labels: Sequence[Label], key
     return max(0.0, sum(r.duration_s for r in records) - labelled) / 3600
 
 
-def _first_at_most(rates: Sequence[float], limit: float) -> int | None:
-    """Index of the first (lowest) threshold whose false-alarm rate is at most ``limit``."""
-    return next((i for i, rate in enumerate(rates) if rate <= limit), None)
+def _at_target(sweep: Sequence[Outcome], rates: Sequence[float], limit: float) -> tuple[float | None, float | None]:
+    """The lowest grid threshold whose false-alarm rate is at most ``limit``, and its recall (None, None if none)."""
+    i = next((i for i, rate in enumerate(rates) if rate <= limit), None)
+    return (None, None) if i is None else (float(THRESHOLD_GRID[i]), sweep[i].recall)
 
 
 def evaluate(
@@ -305,23 +307,22 @@ def evaluate(
         sweep = [_outcome(records, by_stream, keyword, float(t), settings, alike) for t in THRESHOLD_GRID]
         fa_rates = [per_hour(o.false_alarms) for o in sweep]
         fa_rates_excluding = [per_hour(o.false_alarms - o.homophone_false_alarms) for o in sweep]
-        target = _first_at_most(fa_rates, target_false_alarms_per_hour)
-        target_excluding = _first_at_most(fa_rates_excluding, target_false_alarms_per_hour)
+        threshold_at_target, recall_at_target = _at_target(sweep, fa_rates, target_false_alarms_per_hour)
+        threshold_excluding, recall_excluding = _at_target(sweep, fa_rates_excluding, target_false_alarms_per_hour)
         latencies = sorted(at.latencies)
         reports.append(KeywordReport(
             keyword=keyword, threshold=chosen, labels=at.labels, recall=at.recall, false_alarms=at.false_alarms,
             false_alarms_per_hour=per_hour(at.false_alarms),
             latency_median_s=statistics.median(latencies) if latencies else float("nan"),
             latency_p95_s=float(np.percentile(latencies, 95)) if latencies else float("nan"),
-            threshold_at_target=float(THRESHOLD_GRID[target]) if target is not None else None,
-            recall_at_target=sweep[target].recall if target is not None else None,
+            threshold_at_target=threshold_at_target,
+            recall_at_target=recall_at_target,
             det_thresholds=[float(t) for t in THRESHOLD_GRID],
             det_miss_rate=[1 - o.recall if o.labels else float("nan") for o in sweep],
             det_false_alarms_per_hour=fa_rates,
             det_false_alarms_per_hour_excluding_homophones=fa_rates_excluding,
-            threshold_at_target_excluding_homophones=(
-                float(THRESHOLD_GRID[target_excluding]) if target_excluding is not None else None),
-            recall_at_target_excluding_homophones=sweep[target_excluding].recall if target_excluding is not None else None,
+            threshold_at_target_excluding_homophones=threshold_excluding,
+            recall_at_target_excluding_homophones=recall_excluding,
             false_alarm_detections=false_alarms,
         ))
         if progress:
