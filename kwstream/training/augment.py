@@ -88,15 +88,31 @@ def _ola_stretch(audio: np.ndarray, target_len: int, frame: int = 512) -> np.nda
     return (out / np.maximum(norm, 1e-3))[:target_len]
 
 
-def synthetic_impulse_response(rng: np.random.Generator, rt60: float, direct_ratio_db: float) -> np.ndarray:
-    """Exponentially decaying noise tail after a direct-path spike: a cheap room model."""
-    n = int(SAMPLE_RATE * rt60)
-    t = np.arange(n) / SAMPLE_RATE
-    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
-    tail[0] = 0.0
-    tail *= 10 ** (-direct_ratio_db / 20) / (np.sqrt(np.sum(tail**2)) + 1e-9)
-    tail[0] = 1.0
-    return tail.astype(np.float32)
+def room_impulse_responses(rng: np.random.Generator, count: int, rt60_range: tuple[float, float],
+                           max_order: int = 20) -> list[np.ndarray]:
+    """Impulse responses of simulated shoebox rooms (pyroomacoustics' image source method).
+
+    Each room has random dimensions (3x3x2.4 to 9x8x3.5 m), a random RT60 (the walls' absorption
+    from Sabine's formula; a room too large for its RT60 is drawn again) and a random source and microphone position; reflections are computed up
+    to `max_order`, with randomised image positions so that rooms do not ring (Di Carlo et al.).
+    """
+    import pyroomacoustics as pra
+
+    responses: list[np.ndarray] = []
+    while len(responses) < count:
+        dims = rng.uniform((3.0, 3.0, 2.4), (9.0, 8.0, 3.5))
+        try:
+            absorption, order = pra.inverse_sabine(float(rng.uniform(*rt60_range)), dims)
+        except ValueError:  # too short an RT60 for so large a room: draw another
+            continue
+        room = pra.ShoeBox(dims, fs=SAMPLE_RATE, materials=pra.Material(absorption), max_order=min(order, max_order),
+                           use_rand_ism=True, max_rand_disp=0.05)
+        room.add_source(rng.uniform(0.5, dims - 0.5))
+        room.add_microphone(rng.uniform(0.5, dims - 0.5))
+        room.compute_rir()
+        rir = np.asarray(room.rir[0][0], dtype=np.float32)
+        responses.append(rir[int(np.argmax(np.abs(rir))):])  # start at the direct path: no added delay
+    return responses
 
 
 def reverberate(audio: np.ndarray, impulse_response: np.ndarray) -> np.ndarray:
@@ -126,9 +142,9 @@ class AugmentConfig:
     speed_range: tuple[float, float] = (0.85, 1.15)
     p_pitch: float = 0.15
     pitch_semitones: tuple[float, float] = (-3.0, 3.0)
-    p_reverb: float = 0.3
-    rt60_range: tuple[float, float] = (0.1, 0.7)
-    direct_ratio_db: tuple[float, float] = (-3.0, 10.0)
+    p_reverb: float = 0.35
+    rt60_range: tuple[float, float] = (0.1, 0.8)
+    rooms: int = 300  # simulated once, when the augmenter is built
     p_band_limit: float = 0.15
     p_noise: float = 0.6
     snr_db: tuple[float, float] = (0.0, 30.0)
@@ -142,9 +158,10 @@ class AugmentConfig:
 class Augmenter:
     """Applies the configured chain; `babble_pool` holds other corpus utterances for babble noise."""
 
-    def __init__(self, config: AugmentConfig, babble_pool: list[np.ndarray] | None = None) -> None:
+    def __init__(self, config: AugmentConfig, babble_pool: list[np.ndarray] | None = None, seed: int = 0) -> None:
         self.config = config
         self.babble_pool = babble_pool or []
+        self.rooms = room_impulse_responses(np.random.default_rng([seed, 7]), config.rooms, config.rt60_range)
 
     def _noise(self, rng: np.random.Generator, n: int) -> np.ndarray:
         kind = rng.choice(3, p=np.asarray(self.config.noise_weights) / sum(self.config.noise_weights))
@@ -162,8 +179,7 @@ class Augmenter:
         if rng.random() < c.p_pitch:
             audio = pitch_shift(audio, float(rng.uniform(*c.pitch_semitones)))
         if rng.random() < c.p_reverb:
-            ir = synthetic_impulse_response(rng, float(rng.uniform(*c.rt60_range)), float(rng.uniform(*c.direct_ratio_db)))
-            audio = reverberate(audio, ir)
+            audio = reverberate(audio, self.rooms[int(rng.integers(len(self.rooms)))])
         if rng.random() < c.p_band_limit:
             audio = band_limit(audio)
         if rng.random() < c.p_noise:

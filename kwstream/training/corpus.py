@@ -1,17 +1,19 @@
-"""Build the labelled training/evaluation corpus: espeak-ng and flite speech plus real FSDD digits.
+"""Build the labelled training/evaluation corpus: synthetic voices of five engines plus real speech.
 
-Evaluation uses voices, voice variants, speaking rates and an FSDD speaker that never occur in
-training, so the reported error rates measure generalisation rather than memorisation.
+Sources, each with its own share of the synthetic clips (`SOURCE_SHARES`): espeak-ng, flite and
+festival (formant and diphone synthesis), hibari and Kokoro (neural voices; every Kokoro clip is a
+new random blend of styles). Real speech: FSDD digits and the crowd-sourced wake phrases of
+`wwb/`. Evaluation uses voices, voice variants, speaking rates, Kokoro styles, an FSDD speaker and
+a wake phrase that never occur in training, so the reported error rates measure generalisation
+rather than memorisation.
 
-Usage: python -m kwstream.training.corpus --out DIR --hours H [--seed S]
+Usage: python -m kwstream.training.corpus --out DIR --hours H [--seed S] [--share kokoro=0.05 ...]
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import subprocess
 import zlib
 from dataclasses import asdict, dataclass
 from multiprocessing import Pool
@@ -22,6 +24,7 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
+from kwstream.training import voices
 from kwstream.training.texts import DIGITS, PromptGenerator
 from kwstream.training.vocab import SAMPLE_RATE, normalize_text
 
@@ -36,14 +39,22 @@ ESPEAK_TRAIN_VARIANTS = (
 ESPEAK_EVAL_VARIANTS = ("m7", "f4", "whisperf", "Andy", "grandma", "shelby", "klatt4", "marcelo")
 FLITE_TRAIN_VOICES = ("kal", "kal16", "awb", "slt")
 FLITE_EVAL_VOICES = ("rms",)
-ESPEAK_DEFAULT_WPM = 175
 # Relative speaking rate (1.0 = engine default); the evaluation band is disjoint from training.
 TRAIN_RATE_BANDS = ((0.65, 0.86), (1.06, 1.35))
+NEURAL_TRAIN_RATE_BANDS = ((0.8, 0.86), (1.06, 1.25))
+"""The neural voices sound unnatural beyond these rates."""
 EVAL_RATE_BANDS = ((0.88, 1.04),)
 FSDD_EVAL_SPEAKERS = ("theo",)
+WWB_EVAL_PHRASES = ("jarvis",)
+"""Wake phrases kept out of training altogether: spotted as typed keywords in development."""
+WWB_DEV_SHARE = 0.15
+"""Share of every other phrase's clips kept out of training, as the real-speech development streams' other phrases."""
 NEAR_MISS_SHARE = 0.12
 """Share of training prompts built around near-miss words ("stopped", "someone"); none in the eval split."""
-FLITE_SHARE = 0.2
+SOURCE_SHARES = {"flite": 0.10, "espeak": 0.50, "festival": 0.04, "hibari": 0.31, "kokoro": 0.05}
+"""Share of the synthetic training clips per engine. CPU-s per clip: Kokoro ~1, festival ~0.5, the others < 0.1."""
+EVAL_SOURCE_SHARES = {"flite": 0.15, "espeak": 0.5, "kokoro": 0.35}
+"""Held-out voices exist for these engines only (hibari has one voice, festival's two both train)."""
 
 
 @dataclass(frozen=True)
@@ -77,11 +88,24 @@ def _draw_rate(rng: np.random.Generator, bands: tuple[tuple[float, float], ...])
     return round(float(rng.uniform(low, high)), 3)
 
 
-def _draw_voice(rng: np.random.Generator, split: str) -> tuple[str, str]:
-    """(engine, voice). Eval: held-out variant on any base, or held-out base with any variant."""
-    if rng.random() < FLITE_SHARE:
-        return "flite", str(rng.choice(FLITE_EVAL_VOICES if split == "eval" else FLITE_TRAIN_VOICES))
-    if split == "train":
+def _draw_voice(rng: np.random.Generator, split: str, shares: dict[str, float]) -> tuple[str, str]:
+    """(engine, voice), the engine drawn by one uniform number against the shares in their order.
+
+    Eval voices are never training voices: a held-out espeak-ng variant (any base)
+    or base (any variant), flite's rms, or a Kokoro blend holding the held-out style."""
+    cumulative = np.cumsum(list(shares.values())) / sum(shares.values())
+    engine = list(shares)[min(int(np.searchsorted(cumulative, rng.random(), side="right")), len(shares) - 1)]
+    train = split == "train"
+    if engine == "flite":
+        return engine, str(rng.choice(FLITE_TRAIN_VOICES if train else FLITE_EVAL_VOICES))
+    if engine == "festival":
+        return engine, str(rng.choice(voices.FESTIVAL_VOICES))
+    if engine == "hibari":
+        return engine, "heart"
+    if engine == "kokoro":
+        return engine, voices.draw_blend(rng, voices.KOKORO_TRAIN_STYLES if train else voices.KOKORO_STYLES,
+                                         None if train else voices.KOKORO_EVAL_STYLE)
+    if train:
         base, variant = rng.choice(ESPEAK_TRAIN_BASES), rng.choice(ESPEAK_TRAIN_VARIANTS)
     elif rng.random() < 0.5:
         base, variant = rng.choice(ESPEAK_TRAIN_BASES + ESPEAK_EVAL_BASES), rng.choice(ESPEAK_EVAL_VARIANTS)
@@ -90,16 +114,13 @@ def _draw_voice(rng: np.random.Generator, split: str) -> tuple[str, str]:
     return "espeak", f"{base}+{variant}" if variant else str(base)
 
 
-def _synthesise(job: SynthJob) -> tuple[np.ndarray, int]:
-    if job.engine == "espeak":
-        cmd = ["espeak-ng", "--stdout", "-v", job.voice, "-s", str(round(ESPEAK_DEFAULT_WPM * job.rate)),
-               "-p", str(job.pitch), "-g", str(job.word_gap), job.text]
+def draw_rate(rng: np.random.Generator, engine: str, split: str) -> float:
+    if split != "train":
+        bands = EVAL_RATE_BANDS
     else:
-        cmd = ["flite", "-voice", job.voice, "--setf", f"duration_stretch={1.0 / job.rate:.3f}",
-               "-t", job.text, "-o", "/dev/stdout"]
-    wav = subprocess.run(cmd, capture_output=True, check=True).stdout
-    audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
-    return audio, rate
+        bands = NEURAL_TRAIN_RATE_BANDS if engine in voices.NEURAL_ENGINES else TRAIN_RATE_BANDS
+    low, high = bands[int(rng.integers(len(bands)))]
+    return round(float(rng.uniform(low, high)), 3)
 
 
 def _trim(audio: np.ndarray, rng_seed: int, threshold: float = 0.01) -> np.ndarray:
@@ -113,9 +134,7 @@ def _trim(audio: np.ndarray, rng_seed: int, threshold: float = 0.01) -> np.ndarr
 
 def render(job: SynthJob) -> Utterance:
     """Synthesise, resample to 16 kHz mono, trim and write one utterance."""
-    audio, rate = _synthesise(job)
-    if audio.ndim > 1:
-        audio = audio.mean(axis=1)
+    audio, rate = voices.synthesise(job.engine, job.voice, job.text, job.rate, job.pitch, job.word_gap)
     if rate != SAMPLE_RATE:
         audio = soxr.resample(audio, rate, SAMPLE_RATE)
     audio = _trim(audio, zlib.crc32(job.rel_path.encode()))
@@ -128,13 +147,15 @@ def render(job: SynthJob) -> Utterance:
                      job.engine, round(len(audio) / SAMPLE_RATE, 3))
 
 
-def synthetic_jobs(out_dir: Path, split: str, count: int, seed: int) -> list[SynthJob]:
+def synthetic_jobs(out_dir: Path, split: str, count: int, seed: int,
+                   shares: dict[str, float] | None = None) -> list[SynthJob]:
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
     prompts = PromptGenerator(rng, near_miss_share=NEAR_MISS_SHARE if split == "train" else 0.0)
+    shares = shares or (SOURCE_SHARES if split == "train" else EVAL_SOURCE_SHARES)
     jobs = []
     for i in range(count):
-        engine, voice = _draw_voice(rng, split)
-        rate = _draw_rate(rng, TRAIN_RATE_BANDS if split == "train" else EVAL_RATE_BANDS)
+        engine, voice = _draw_voice(rng, split, shares)
+        rate = draw_rate(rng, engine, split)
         jobs.append(SynthJob(str(out_dir), f"{split}/{i // 1000:03d}/{i:06d}.wav", prompts(), engine, voice,
                              rate, int(rng.integers(15, 85)), int(rng.integers(0, 4))))
     return jobs
@@ -156,6 +177,28 @@ def fsdd_utterances(fsdd_dir: Path, out_dir: Path) -> dict[str, list[Utterance]]
     return splits
 
 
+def wwb_dev_clip(path: Path) -> bool:
+    """Whether a wake-phrase recording is kept out of training: a held-out phrase, or the dev share of another."""
+    return path.parent.name in WWB_EVAL_PHRASES or zlib.crc32(path.name.encode()) % 1000 < WWB_DEV_SHARE * 1000
+
+
+def wwb_utterances(wwb_dir: Path, out_dir: Path) -> list[Utterance]:
+    """The crowd-sourced wake phrases (16 kHz FLAC) that training may use, as 16-bit WAV."""
+    rows = []
+    for src in sorted(wwb_dir.glob("*/*.flac")):
+        if wwb_dev_clip(src):
+            continue
+        audio, rate = sf.read(src, dtype="float32")
+        audio = audio.mean(axis=1) if audio.ndim > 1 else audio
+        audio = soxr.resample(audio, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else audio
+        rel = f"wwb/{src.parent.name}/{src.stem}.wav"
+        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(out_dir / rel, audio, SAMPLE_RATE, subtype="PCM_16")
+        rows.append(Utterance(rel, normalize_text(src.parent.name.replace("_", " ")), "wwb", 1.0, "wwb",
+                              round(len(audio) / SAMPLE_RATE, 3)))
+    return rows
+
+
 def write_manifest(path: Path, rows: list[Utterance]) -> None:
     with path.open("w") as f:
         for row in rows:
@@ -167,19 +210,24 @@ def read_manifest(path: Path) -> list[Utterance]:
         return [Utterance(**json.loads(line)) for line in f if line.strip()]
 
 
-def build(out_dir: Path, hours: float, eval_hours: float, seed: int, fsdd_dir: Path | None, jobs: int) -> None:
+def build(out_dir: Path, hours: float, eval_hours: float, seed: int, fsdd_dir: Path | None, wwb_dir: Path | None,
+          jobs: int, shares: dict[str, float] | None = None) -> None:
     """Write train.jsonl and eval.jsonl (plus audio) to out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     mean_seconds = 1.7  # measured average prompt length; only used to size the job list
-    fsdd = fsdd_utterances(fsdd_dir, out_dir) if fsdd_dir else {"train": [], "eval": []}
+    real = fsdd_utterances(fsdd_dir, out_dir) if fsdd_dir else {"train": [], "eval": []}
+    if wwb_dir:
+        real["train"] += wwb_utterances(wwb_dir, out_dir)
     for split, split_hours in (("train", hours), ("eval", eval_hours)):
-        todo = synthetic_jobs(out_dir, split, int(split_hours * 3600 / mean_seconds), seed)
+        todo = synthetic_jobs(out_dir, split, int(split_hours * 3600 / mean_seconds), seed,
+                              shares if split == "train" else None)
         with Pool(jobs) as pool:
-            rows = list(tqdm(pool.imap(render, todo, chunksize=32), total=len(todo), desc=split))
-        rows += fsdd[split]
+            rows = list(tqdm(pool.imap(render, todo, chunksize=8), total=len(todo), desc=split))
+        rows += real[split]
         write_manifest(out_dir / f"{split}.jsonl", rows)
-        total = sum(r.seconds for r in rows) / 3600
-        print(f"{split}: {len(rows)} utterances, {total:.2f} h ({len(fsdd[split])} FSDD)")
+        for source in sorted({r.source for r in rows}):
+            mine = [r for r in rows if r.source == source]
+            print(f"{split} {source}: {len(mine)} utterances, {sum(r.seconds for r in mine) / 3600:.2f} h")
 
 
 def main() -> None:
@@ -190,10 +238,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fsdd", type=Path, default=Path("/work/shared/data/fsdd/recordings"),
                         help="FSDD recordings folder; pass '' to skip")
+    parser.add_argument("--wwb", type=Path, default=Path("/work/shared/data/wwb"),
+                        help="crowd-sourced wake phrases (one folder per phrase); pass '' to skip")
+    parser.add_argument("--share", action="append", default=[], metavar="ENGINE=SHARE",
+                        help=f"share of training clips for an engine (default {SOURCE_SHARES}); repeatable")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
+    shares = dict(SOURCE_SHARES)
+    for item in args.share:
+        engine, _, share = item.partition("=")
+        if engine not in shares:
+            parser.error(f"--share {item}: engine must be one of {sorted(shares)}")
+        shares[engine] = float(share)
     fsdd_dir = args.fsdd if str(args.fsdd) and args.fsdd.is_dir() else None
-    build(args.out, args.hours, args.eval_hours, args.seed, fsdd_dir, args.jobs)
+    wwb_dir = args.wwb if str(args.wwb) and args.wwb.is_dir() else None
+    build(args.out, args.hours, args.eval_hours, args.seed, fsdd_dir, wwb_dir, args.jobs, shares)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,16 @@ speaking and ends where "prefix keyword" alone stops (the synthesisers are deter
 sentence begins as those shorter renderings do; sentence-final lengthening makes the labels up to
 ~0.1 s long at their ends, well inside eval's hit window). Keyword-free streams are sentences
 without any keyword, with hard near-misses ("stopped", "they", "lighter", "someone") mixed in.
-Voices, voice variants and speaking rates are those the training corpus holds out. Every stream
-is written clean and with babble or pink noise at a fixed SNR, with ``labels.csv`` (the keywords)
+Voices, voice variants and speaking rates are those the training corpus holds out: ``--voices
+synthetic`` draws espeak-ng and flite ones, ``--voices natural`` Kokoro blends that hold its
+held-out style (neural voices, the development set that sees how the model hears people). Every
+stream is written clean and with babble or pink noise at an SNR drawn from ``--snr-db``, with
+``labels.csv`` (the keywords)
 and ``transcripts.csv`` (every sentence's text and span, so that ``kwstream eval --transcripts``
 can say what was said where a keyword fired falsely).
 
 Usage: python -m kwstream.training.kws_streams --out DIR [--per-keyword 25] [--negative-minutes 40]
+       [--voices synthetic|natural] [--snr-db 10 10]
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import soxr
 from tqdm import tqdm
 
 from kwstream.training.augment import add_noise, babble_noise, pink_noise
-from kwstream.training.corpus import EVAL_RATE_BANDS, SynthJob, _draw_rate, _draw_voice, _synthesise
+from kwstream.training import voices
+from kwstream.training.corpus import EVAL_SOURCE_SHARES, _draw_voice, draw_rate
 from kwstream.training.texts import DIGITS, PromptGenerator
 from kwstream.training.vocab import SAMPLE_RATE
 
@@ -40,7 +45,8 @@ SPEECH_THRESHOLD = 0.02
 """Fraction of the peak above which a sample counts as speech when finding where speech ends."""
 PAUSE_S = (0.6, 1.5)
 STREAM_S = 60.0
-NOISY_SNR_DB = 10.0
+VOICE_SETS = {"synthetic": {"flite": 0.2, "espeak": 0.8}, "natural": {"kokoro": 1.0}}
+"""Engines (and their shares, in the order they are drawn) of each set of held-out voices."""
 
 
 @dataclass(frozen=True)
@@ -61,8 +67,7 @@ class Voice:
 
 
 def _render(text: str, v: Voice) -> np.ndarray:
-    audio, rate = _synthesise(SynthJob("", "", text, v.engine, v.voice, v.rate, v.pitch, 0))
-    audio = audio.mean(axis=1) if audio.ndim > 1 else audio
+    audio, rate = voices.synthesise(v.engine, v.voice, text, v.rate, v.pitch)
     return soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32) if rate != SAMPLE_RATE else audio
 
 
@@ -109,9 +114,9 @@ def negative(prompts: PromptGenerator, v: Voice, rng: np.random.Generator) -> Pi
     return Piece(_render(text, v), text)
 
 
-def _voice(rng: np.random.Generator) -> Voice:
-    engine, voice = _draw_voice(rng, "eval")
-    return Voice(engine, voice, _draw_rate(rng, EVAL_RATE_BANDS), int(rng.integers(25, 75)))
+def _voice(rng: np.random.Generator, shares: dict[str, float]) -> Voice:
+    engine, voice = _draw_voice(rng, "eval", shares)
+    return Voice(engine, voice, draw_rate(rng, engine, "eval"), int(rng.integers(25, 75)))
 
 
 @dataclass(frozen=True)
@@ -143,16 +148,19 @@ def _streams(pieces: list[Piece], prefix: str, rng: np.random.Generator) -> list
     return streams
 
 
-def build(out: Path, per_keyword: int, negative_minutes: float, seed: int) -> None:
+def build(out: Path, per_keyword: int, negative_minutes: float, seed: int, voice_set: str = "synthetic",
+          snr_db: tuple[float, float] = (10.0, 10.0)) -> None:
+    shares = VOICE_SETS[voice_set]
+    assert set(shares) <= set(EVAL_SOURCE_SHARES), "every engine of a set must have held-out voices"
     rng = np.random.default_rng(seed)
     prompts = PromptGenerator(rng)
     jobs = [k for k in EVAL_KEYWORDS for _ in range(per_keyword)]
     rng.shuffle(jobs)
-    positives = [positive(keyword, prompts, _voice(rng), rng) for keyword in tqdm(jobs, desc="keyword sentences")]
+    positives = [positive(keyword, prompts, _voice(rng, shares), rng) for keyword in tqdm(jobs, desc="keyword sentences")]
     negatives, seconds = [], 0.0
     with tqdm(total=round(negative_minutes * 60), desc="keyword-free seconds") as bar:
         while seconds < negative_minutes * 60:
-            piece = negative(prompts, _voice(rng), rng)
+            piece = negative(prompts, _voice(rng, shares), rng)
             negatives.append(piece)
             seconds += len(piece.audio) / SAMPLE_RATE
             bar.update(round(len(piece.audio) / SAMPLE_RATE))
@@ -169,7 +177,7 @@ def build(out: Path, per_keyword: int, negative_minutes: float, seed: int) -> No
                 audio = stream.audio
                 if condition == "noisy":
                     noise = babble_noise(rng, len(audio), babble_pool) if rng.random() < 0.5 else pink_noise(rng, len(audio))
-                    audio = add_noise(audio, noise, NOISY_SNR_DB)
+                    audio = add_noise(audio, noise, float(rng.uniform(*snr_db)))
                 sf.write(folder / f"{stream.name}.flac", np.clip(audio, -1, 1), SAMPLE_RATE)
                 label_rows.writerows([stream.name, k, f"{s:.3f}", f"{e:.3f}"] for k, s, e in stream.labels)
                 text_rows.writerows([stream.name, f"{s:.3f}", f"{e:.3f}", text] for s, e, text in stream.transcript)
@@ -181,8 +189,11 @@ def main() -> None:
     parser.add_argument("--per-keyword", type=int, default=25, help="sentences per keyword")
     parser.add_argument("--negative-minutes", type=float, default=40.0, help="minutes of keyword-free speech")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--voices", choices=sorted(VOICE_SETS), default="synthetic", help="which held-out voices speak")
+    parser.add_argument("--snr-db", type=float, nargs=2, default=(10.0, 10.0), metavar=("LOW", "HIGH"),
+                        help="the noisy copy's SNR, drawn per stream")
     args = parser.parse_args()
-    build(args.out, args.per_keyword, args.negative_minutes, args.seed)
+    build(args.out, args.per_keyword, args.negative_minutes, args.seed, args.voices, tuple(args.snr_db))
 
 
 if __name__ == "__main__":

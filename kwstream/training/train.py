@@ -30,6 +30,7 @@ from kwstream.training.model import ModelConfig, build_model
 from kwstream.training.vocab import SAMPLE_RATE, build_processor, encode
 
 DEFAULT_CKPT_DIR = Path.home() / ".cache" / "kwstream" / "checkpoints"
+REAL_SOURCES = ("fsdd", "wwb")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class TrainConfig:
     final_lr_ratio: float = 0.05
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    fsdd_repeat: int = 3  # the real recordings are only ~10 minutes; repeat them each epoch
+    real_repeat: int = 3  # the real recordings (REAL_SOURCES) are about an hour; repeat them each epoch
     probe_every: int = 50  # steps between greedy-CER probes on a few held-out clips
     probe_size: int = 24
     select_size: int = 300  # held-out clips scored at each checkpoint to pick the best model
@@ -69,7 +70,7 @@ class BucketedData:
         ]
         self.labels = [np.asarray(encode(r.text), dtype=np.int64) for r in rows]
         self.cfg = cfg
-        index = [i for i, r in enumerate(rows) for _ in range(cfg.fsdd_repeat if r.source == "fsdd" else 1)]
+        index = [i for i, r in enumerate(rows) for _ in range(cfg.real_repeat if r.source in REAL_SOURCES else 1)]
         index.sort(key=lambda i: len(self.audio[i]))
         budget = cfg.batch_seconds * SAMPLE_RATE
         self.batches: list[list[int]] = []
@@ -162,7 +163,7 @@ def train(corpus: Path, out: Path, ckpt_dir: Path, cfg: TrainConfig, resume: boo
     probe_audio = [sf.read(corpus / r.path, dtype="float32")[0] for r in probe_rows]
     select = select_rows(eval_rows, cfg.select_size, cfg.seed + 2)
     babble_pool = [data.float_audio(i) for i in np.random.default_rng(cfg.seed).choice(len(data.audio), 300)]
-    augmenter = Augmenter(AugmentConfig(), babble_pool)
+    augmenter = Augmenter(AugmentConfig(), babble_pool, cfg.seed)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{n_params / 1e6:.2f} M parameters, {len(data.rows)} training clips, {len(data.batches)} batches/epoch, "
           f"device {device}, {torch.get_num_threads()} threads")
