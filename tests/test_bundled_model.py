@@ -19,7 +19,7 @@ import soundfile
 
 from kwstream import AudioFile, Spotter
 from kwstream.encoder import BUNDLED_MODEL_DIR, Encoder, EncoderSettings
-from kwstream.training.kws_streams import _streams, _voice, negative, positive
+from kwstream.training.kws_streams import VOICE_SETS, _streams, _voice, negative, positive
 from kwstream.training.texts import PromptGenerator
 
 pytestmark = [
@@ -77,7 +77,7 @@ def run(encoder: Encoder, pieces, tmp_path, name: str) -> list[tuple[list, list]
 def test_keywords_are_found_where_they_were_said(encoder, tmp_path):
     rng = np.random.default_rng(2024)
     prompts = PromptGenerator(rng)
-    pieces = [positive(keyword, prompts, _voice(rng), rng) for keyword in KEYWORDS * PER_KEYWORD]
+    pieces = [positive(keyword, prompts, _voice(rng, VOICE_SETS["synthetic"]), rng) for keyword in KEYWORDS * PER_KEYWORD]
     found = [
         (label, any(d.keyword == label[0] and abs(d.start - label[1]) <= TIME_TOLERANCE_S
                     and abs(d.end - label[2]) <= TIME_TOLERANCE_S for d in detections))
@@ -98,7 +98,7 @@ def test_keyword_free_speech_fires_nothing_at_the_default_thresholds(encoder, tm
     prompts = PromptGenerator(rng)
     pieces, total_s = [], 0.0
     while total_s < NEGATIVE_S:
-        pieces.append(negative(prompts, _voice(rng), rng))
+        pieces.append(negative(prompts, _voice(rng, VOICE_SETS["synthetic"]), rng))
         total_s += len(pieces[-1].audio) / 16000
     detections = [d for found, _ in run(encoder, pieces, tmp_path, "free") for d in found]
     # The goal is none at all; at the measured rates (up to 8 per hour for "stop") an occasional one

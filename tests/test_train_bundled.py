@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import AutoModelForCTC
 
 from kwstream.encoder import BUNDLED_MODEL_DIR
@@ -29,7 +30,8 @@ def module(name: str, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
-    result = module("corpus", "--out", str(out), "--hours", "0.01", "--eval-hours", "0.005", "--fsdd", "", "--jobs", "1")
+    result = module("corpus", "--out", str(out), "--hours", "0.01", "--eval-hours", "0.005", "--fsdd", "", "--wwb", "",
+                    "--jobs", "1")
     assert result.returncode == 0, result.stderr
     return out
 
@@ -47,6 +49,30 @@ def test_training_from_the_shipped_weights_resumes_and_exports(corpus: Path, tmp
     assert results["parameters"] == sum(p.numel() for p in AutoModelForCTC.from_pretrained(out).parameters())
     # Started from the shipped weights, not from scratch: a random model's CER is near 1.
     assert results["all_cer"] < 0.6
+
+
+def test_distillation_trains_a_prediction_head_on_the_teachers_features(corpus: Path, tmp_path: Path) -> None:
+    from kwstream.training.corpus import read_manifest
+    from kwstream.training.teacher import DIMENSIONS, load_features
+
+    common = ["--corpus", str(corpus), "--out", str(tmp_path / "model"), "--ckpt-dir", str(tmp_path / "ckpt"),
+              "--threads", "1", "--warmup", "1", "--init", str(BUNDLED_MODEL_DIR), "--steps", "2"]
+    refused = module("train", *common, "--distill-weight", "1")
+    assert refused.returncode == 2 and "teacher.npz" in refused.stderr and "Traceback" not in refused.stderr
+    built = module("teacher", "--corpus", str(corpus))
+    assert built.returncode == 0, built.stderr
+    features = load_features(corpus / "teacher.npz")
+    rows = read_manifest(corpus / "train.jsonl")
+    assert set(features) == {r.path for r in rows}
+    for r in rows:  # one 96-dim step per 80 ms after the first 760 ms window
+        steps, dims = features[r.path].shape
+        assert dims == DIMENSIONS and abs(steps - max(1.0, (r.seconds - 0.76) / 0.08 + 1)) <= 2
+    trained = module("train", *common, "--distill-weight", "1")
+    assert trained.returncode == 0, trained.stderr
+    state = torch.load(tmp_path / "ckpt" / "last.pt", map_location="cpu")
+    assert state["head"] is not None and state["train_config"]["distill_weight"] == 1.0
+    # The shipped model is still a plain wav2vec2: the head lives in the checkpoint only.
+    assert AutoModelForCTC.from_pretrained(tmp_path / "model").config.model_type == "wav2vec2"
 
 
 def test_init_from_a_folder_without_a_model_is_one_line(corpus: Path, tmp_path: Path) -> None:

@@ -172,10 +172,16 @@ class Augmenter:
         return babble_noise(rng, n, self.babble_pool)
 
     def __call__(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.apply(audio, rng)[0]
+
+    def apply(self, audio: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        """The augmented audio and its speed factor (1.0 unless speed perturbation ran): timing for distillation."""
         c = self.config
         audio = audio.astype(np.float32)
+        speed = 1.0
         if rng.random() < c.p_speed:
-            audio = resample_speed(audio, float(rng.uniform(*c.speed_range)))
+            speed = float(rng.uniform(*c.speed_range))
+            audio = resample_speed(audio, speed)
         if rng.random() < c.p_pitch:
             audio = pitch_shift(audio, float(rng.uniform(*c.pitch_semitones)))
         if rng.random() < c.p_reverb:
@@ -189,4 +195,4 @@ class Augmenter:
             audio = change_gain(audio / peak * 0.5, float(rng.uniform(*c.gain_db)))
         if rng.random() < c.p_dc:
             audio = dc_offset(audio, float(rng.uniform(-c.dc_range, c.dc_range)))
-        return audio
+        return audio, speed

@@ -1,7 +1,10 @@
 """Train the bundled English wav2vec2 CTC model on the synthetic corpus, from scratch or (--init) from saved weights.
 
 Usage: python -m kwstream.training.train --corpus DIR --out assets/model [--steps N] [--resume] [--export]
-       [--init MODEL_DIR]
+       [--init MODEL_DIR] [--distill-weight W]
+
+With --distill-weight, one hidden layer also learns to predict the teacher's features of each clip
+(`kwstream.training.teacher`; build DIR/teacher.npz first), beside the CTC loss.
 
 Checkpoints (last.pt for resume, best/ in safetensors) live outside git in --ckpt-dir; --export
 copies the best one, with the processor, into --out and evaluates it.
@@ -25,8 +28,10 @@ from transformers import Wav2Vec2ForCTC
 
 from kwstream.training.augment import AugmentConfig, Augmenter
 from kwstream.training.corpus import Utterance, read_manifest
+from kwstream.training.distill import PredictionHead, batch_targets, distillation_loss
 from kwstream.training.evaluate import error_rate, evaluate_rows, normalize_audio, transcribe
 from kwstream.training.model import ModelConfig, build_model
+from kwstream.training.teacher import load_features
 from kwstream.training.vocab import SAMPLE_RATE, build_processor, encode
 
 DEFAULT_CKPT_DIR = Path.home() / ".cache" / "kwstream" / "checkpoints"
@@ -50,6 +55,8 @@ class TrainConfig:
     select_size: int = 300  # held-out clips scored at each checkpoint to pick the best model
     ckpt_minutes: float = 5.0
     seed: int = 0
+    distill_weight: float = 0.0  # weight of the teacher-prediction loss beside CTC; 0 = CTC only
+    distill_layer: int = 3  # hidden state (0 = the CNN's projection) that predicts the teacher
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -103,12 +110,12 @@ def collate(audios: list[np.ndarray], labels: list[np.ndarray]) -> tuple[torch.T
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def save_checkpoint(path: Path, model: Wav2Vec2ForCTC, optimizer: torch.optim.Optimizer, step: int,
-                    best_cer: float, cfg: TrainConfig) -> None:
+def save_checkpoint(path: Path, model: Wav2Vec2ForCTC, head: PredictionHead | None, optimizer: torch.optim.Optimizer,
+                    step: int, best_cer: float, cfg: TrainConfig) -> None:
     """Resume state (internal, never shipped); written to a temp file first so a kill cannot corrupt it."""
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "best_cer": best_cer, "train_config": asdict(cfg)}, tmp)
+    torch.save({"model": model.state_dict(), "head": head.state_dict() if head else None,
+                "optimizer": optimizer.state_dict(), "step": step, "best_cer": best_cer, "train_config": asdict(cfg)}, tmp)
     os.replace(tmp, path)
 
 
@@ -143,13 +150,18 @@ def train(corpus: Path, out: Path, ckpt_dir: Path, cfg: TrainConfig, resume: boo
     torch.manual_seed(cfg.seed)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     model = (Wav2Vec2ForCTC.from_pretrained(init) if init else build_model(ModelConfig())).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.peak_lr, betas=(0.9, 0.98), eps=1e-8,
+    distill = cfg.distill_weight > 0
+    head = PredictionHead(model.config.hidden_size).to(device) if distill else None
+    parameters = list(model.parameters()) + (list(head.parameters()) if head else [])
+    optimizer = torch.optim.AdamW(parameters, lr=cfg.peak_lr, betas=(0.9, 0.98), eps=1e-8,
                                   weight_decay=cfg.weight_decay)
     step, best_cer = 0, float("inf")
     last_path = ckpt_dir / "last.pt"
     if resume and last_path.exists():
         state = torch.load(last_path, map_location=device)
         model.load_state_dict(state["model"])
+        if head is not None:
+            head.load_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"])
         step, best_cer = state["step"], state["best_cer"]
         print(f"resumed at step {step}, best held-out CER {best_cer:.4f}")
@@ -164,6 +176,10 @@ def train(corpus: Path, out: Path, ckpt_dir: Path, cfg: TrainConfig, resume: boo
     select = select_rows(eval_rows, cfg.select_size, cfg.seed + 2)
     babble_pool = [data.float_audio(i) for i in np.random.default_rng(cfg.seed).choice(len(data.audio), 300)]
     augmenter = Augmenter(AugmentConfig(), babble_pool, cfg.seed)
+    if distill:
+        teacher = load_features(corpus / "teacher.npz")
+        every_step = np.concatenate([teacher[r.path] for r in data.rows]).astype(np.float32)
+        target_mean, target_std = every_step.mean(axis=0), every_step.std(axis=0) + 1e-6
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{n_params / 1e6:.2f} M parameters, {len(data.rows)} training clips, {len(data.batches)} batches/epoch, "
           f"device {device}, {torch.get_num_threads()} threads")
@@ -178,28 +194,40 @@ def train(corpus: Path, out: Path, ckpt_dir: Path, cfg: TrainConfig, resume: boo
             model.save_pretrained(ckpt_dir / "best")
             state = {"step": step, "select_cer": cer, **results, "train_config": asdict(cfg)}
             (ckpt_dir / "best" / "training_state.json").write_text(json.dumps(state, indent=1))
-        save_checkpoint(last_path, model, optimizer, step, best_cer, cfg)
+        save_checkpoint(last_path, model, head, optimizer, step, best_cer, cfg)
         model.train()
 
     bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True, mininterval=5)
-    loss_ema, probe_cer, last_ckpt = None, float("nan"), time.monotonic()
+    loss_ema, distill_ema, probe_cer, last_ckpt = None, float("nan"), float("nan"), time.monotonic()
     model.train()
     while step < cfg.steps:
         batch = data.batch_for_step(step)
         rng = np.random.default_rng([cfg.seed, step, 1])
-        x, y = collate([augmenter(data.float_audio(i), rng) for i in batch], [data.labels[i] for i in batch])
-        loss = model(x.to(device), labels=y.to(device)).loss
+        augmented = [augmenter.apply(data.float_audio(i), rng) for i in batch]
+        x, y = collate([audio for audio, _ in augmented], [data.labels[i] for i in batch])
+        result = model(x.to(device), labels=y.to(device), output_hidden_states=distill)
+        loss = result.loss
+        if distill:
+            lengths = [int(model._get_feat_extract_output_lengths(len(audio))) for audio, _ in augmented]
+            rows, frames, target = batch_targets([teacher[data.rows[i].path] for i in batch],
+                                                 [speed for _, speed in augmented], lengths, target_mean, target_std)
+            hidden = result.hidden_states[cfg.distill_layer]
+            distilled = distillation_loss(head(hidden[rows.to(device), frames.to(device)]), target.to(device))
+            loss = loss + cfg.distill_weight * distilled
+            distill_ema = distilled.item() if np.isnan(distill_ema) else 0.98 * distill_ema + 0.02 * distilled.item()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(parameters, cfg.grad_clip)
         optimizer.step()
         scheduler.step()
         step += 1
-        loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
+        ctc = result.loss.item()
+        loss_ema = ctc if loss_ema is None else 0.98 * loss_ema + 0.02 * ctc
         if step % cfg.probe_every == 0:
             probe_cer = error_rate([r.text for r in probe_rows], transcribe(model, probe_audio))
             model.train()
-        bar.set_postfix(loss=f"{loss_ema:.3f}", cer=f"{probe_cer:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        bar.set_postfix(loss=f"{loss_ema:.3f}", cer=f"{probe_cer:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}",
+                        **({"distill": f"{distill_ema:.3f}"} if distill else {}))
         bar.update()
         if time.monotonic() - last_ckpt > cfg.ckpt_minutes * 60 or step == cfg.steps:
             checkpoint()
@@ -219,6 +247,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=TrainConfig.warmup_steps)
     parser.add_argument("--ckpt-minutes", type=float, default=TrainConfig.ckpt_minutes)
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--distill-weight", type=float, default=TrainConfig.distill_weight,
+                        help="weight of predicting the teacher's features (needs CORPUS/teacher.npz); 0 = off")
+    parser.add_argument("--distill-layer", type=int, default=TrainConfig.distill_layer)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     parser.add_argument("--resume", action="store_true", help="continue from <ckpt-dir>/last.pt")
     parser.add_argument("--init", type=Path, help="start from this saved model instead of random weights")
@@ -229,7 +260,10 @@ def main() -> None:
         print(json.dumps(export(args.ckpt_dir / "best", args.out, args.corpus), indent=1))
         return
     cfg = TrainConfig(steps=args.steps, batch_seconds=args.batch_seconds, peak_lr=args.lr,
-                      warmup_steps=args.warmup, ckpt_minutes=args.ckpt_minutes, seed=args.seed)
+                      warmup_steps=args.warmup, ckpt_minutes=args.ckpt_minutes, seed=args.seed,
+                      distill_weight=args.distill_weight, distill_layer=args.distill_layer)
+    if args.distill_weight > 0 and not (args.corpus / "teacher.npz").is_file():
+        parser.error(f"--distill-weight needs {args.corpus / 'teacher.npz'}: python -m kwstream.training.teacher --corpus ...")
     if args.init and not (args.init / "config.json").is_file():
         parser.error(f"--init {args.init}: no saved model there (config.json missing)")
     train(args.corpus, args.out, args.ckpt_dir, cfg, args.resume, args.init)
