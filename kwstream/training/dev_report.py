@@ -6,7 +6,7 @@ and as a mean over a set's keywords, the recall at the default thresholds and th
 say what calibration could reach, not what the defaults give). Sets whose folder is missing are
 skipped with a note. Build the sets first (each command is cached under ~/.cache/kwstream):
 
-    python -m kwstream.training.kws_streams --voices natural --per-keyword 20 --negative-minutes 60 \\
+    python -m kwstream.training.kws_streams --voices natural --per-keyword 20 --negative-minutes 30 \\
         --snr-db 0 20 --seed 13 --out ~/.cache/kwstream/dev_natural
     python -m kwstream.training.wwb_streams --out ~/.cache/kwstream/dev_wwb
     python -m kwstream.training.digit_streams --speakers theo --per-digit 50 --seed 3 --out ~/.cache/kwstream/theo50
