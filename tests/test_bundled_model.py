@@ -4,7 +4,7 @@ misses such as "stopped" and "lighter") passing with no more false alarms than t
 rate allows. The bars come from the development streams' figures (model card), not from this audio.
 
 The speech is synthesised here, in voices and at speaking rates the model never trained on
-(kwstream/training/kws_streams.py), with a fixed seed. The bars below are the model card's
+(training/kws_streams.py), with a fixed seed. The bars below are the model card's
 measured figures with a margin, not tuned to this draw.
 """
 
@@ -19,8 +19,8 @@ import soundfile
 
 from kwstream import AudioFile, Spotter
 from kwstream.encoder import BUNDLED_MODEL_DIR, Encoder, EncoderSettings
-from kwstream.training.kws_streams import _streams, _voice, negative, positive
-from kwstream.training.texts import PromptGenerator
+from training.kws_streams import _streams, _voice, negative, positive
+from training.texts import PromptGenerator
 
 pytestmark = [
     pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="no bundled model in assets/model"),

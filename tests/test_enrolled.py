@@ -19,7 +19,7 @@ from kwstream.keywords.enrolled import EnrolledScorer, ExampleSet, _dtw, subsequ
 from kwstream.keywords.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
 from kwstream.spotter import Spotter, SpotterSettings
 from kwstream.audio.sources import read_audio
-from kwstream.training.digit_streams import DEFAULT_FSDD_DIR
+from training.digit_streams import DEFAULT_FSDD_DIR
 
 BUNDLED = REPO / "assets" / "model"
 RECORDINGS = DEFAULT_FSDD_DIR / "recordings"

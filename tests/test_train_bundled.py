@@ -22,7 +22,7 @@ pytestmark = [
 
 
 def module(name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", f"kwstream.training.{name}", *args],
+    return subprocess.run([sys.executable, "-m", f"training.{name}", *args],
                           capture_output=True, text=True, timeout=600)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kwstream.training import augment as A
-from kwstream.training.vocab import SAMPLE_RATE
+from training import augment as A
+from training.vocab import SAMPLE_RATE
 
 
 def _tone(seconds: float = 1.0, freq: float = 440.0) -> np.ndarray:

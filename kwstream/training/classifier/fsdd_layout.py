@@ -29,7 +29,7 @@ from tqdm import tqdm
 from kwstream.audio.sources import SAMPLE_RATE
 from kwstream.errors import KwstreamError
 from kwstream.keywords.classifier import UNKNOWN_CLASS
-from kwstream.training.augment import pink_noise, white_noise
+from training.augment import pink_noise, white_noise
 from kwstream.training.classifier.dataset import BACKGROUND_FOLDER, FSDD_NAME
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

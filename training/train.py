@@ -1,6 +1,6 @@
 """Train the bundled English wav2vec2 CTC model on the synthetic corpus, from scratch or (--init) from saved weights.
 
-Usage: python -m kwstream.training.train --corpus DIR --out assets/model [--steps N] [--resume] [--export]
+Usage: python -m training.train --corpus DIR --out assets/model [--steps N] [--resume] [--export]
        [--init MODEL_DIR]
 
 Checkpoints (last.pt for resume, best/ in safetensors) live outside git in --ckpt-dir; --export
@@ -23,11 +23,11 @@ import torch
 from tqdm import tqdm
 from transformers import Wav2Vec2ForCTC
 
-from kwstream.training.augment import AugmentConfig, Augmenter
-from kwstream.training.corpus import Utterance, read_manifest
-from kwstream.training.evaluate import error_rate, evaluate_rows, normalize_audio, transcribe
-from kwstream.training.model import ModelConfig, build_model
-from kwstream.training.vocab import SAMPLE_RATE, build_processor, encode
+from training.augment import AugmentConfig, Augmenter
+from training.corpus import Utterance, read_manifest
+from training.evaluate import error_rate, evaluate_rows, normalize_audio, transcribe
+from training.model import ModelConfig, build_model
+from training.vocab import SAMPLE_RATE, build_processor, encode
 
 DEFAULT_CKPT_DIR = Path.home() / ".cache" / "kwstream" / "checkpoints"
 

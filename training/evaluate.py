@@ -1,6 +1,6 @@
 """Greedy-CTC evaluation: CER on held-out synthetic voices/rates and digit accuracy on the held-out FSDD speaker.
 
-Usage: python -m kwstream.training.evaluate --model assets/model --corpus DIR [--out results.json]
+Usage: python -m training.evaluate --model assets/model --corpus DIR [--out results.json]
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import soundfile as sf
 import torch
 from transformers import Wav2Vec2ForCTC
 
-from kwstream.training.corpus import Utterance, read_manifest
-from kwstream.training.vocab import decode_ctc
+from training.corpus import Utterance, read_manifest
+from training.vocab import decode_ctc
 
 
 def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:

@@ -12,7 +12,7 @@ is written clean and with babble or pink noise at a fixed SNR, with ``labels.csv
 and ``transcripts.csv`` (every sentence's text and span, so that ``kwstream eval --transcripts``
 can say what was said where a keyword fired falsely).
 
-Usage: python -m kwstream.training.kws_streams --out DIR [--per-keyword 25] [--negative-minutes 40]
+Usage: python -m training.kws_streams --out DIR [--per-keyword 25] [--negative-minutes 40]
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from kwstream.training.augment import add_noise, babble_noise, pink_noise
-from kwstream.training.corpus import EVAL_RATE_BANDS, SynthJob, _draw_rate, _draw_voice, _synthesise
-from kwstream.training.texts import DIGITS, PromptGenerator
-from kwstream.training.vocab import SAMPLE_RATE
+from training.augment import add_noise, babble_noise, pink_noise
+from training.corpus import EVAL_RATE_BANDS, SynthJob, _draw_rate, _draw_voice, _synthesise
+from training.texts import DIGITS, PromptGenerator
+from training.vocab import SAMPLE_RATE
 
 EVAL_KEYWORDS = ("hey", "stop", "computer", "lights", *DIGITS)
 NEAR_MISSES = ("stopped", "stopping", "they", "hay", "heavy", "lighter", "light", "computers", "commuter",

@@ -6,7 +6,7 @@ recording indices, in shuffled order, with random pauses between them and a fain
 trimmed to the word, so a recording's placement is its label. ``--exclude-index`` keeps the
 recordings used for enrollment or training out of the test streams.
 
-    python -m kwstream.training.digit_streams --speakers theo,lucas --per-digit 10 \\
+    python -m training.digit_streams --speakers theo,lucas --per-digit 10 \\
         --exclude-index 0-2 --out /tmp/digits
 
 writes ``/tmp/digits/{speaker}.flac`` (16 kHz mono) and ``/tmp/digits/labels.csv``
@@ -28,8 +28,8 @@ import soundfile
 
 from kwstream.audio.sources import SAMPLE_RATE, read_audio
 from kwstream.errors import KwstreamError
-from kwstream.training.augment import pink_noise
-from kwstream.training.texts import DIGITS
+from training.augment import pink_noise
+from training.texts import DIGITS
 
 DEFAULT_FSDD_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "fsdd"
 """The shared data folder beside the repository (``../shared/data/fsdd``)."""

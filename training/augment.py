@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
-from kwstream.training.vocab import SAMPLE_RATE
+from training.vocab import SAMPLE_RATE
 
 NoiseSource = Callable[[np.random.Generator, int], np.ndarray]
 
