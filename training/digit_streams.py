@@ -31,7 +31,7 @@ from kwstream.errors import KwstreamError
 from training.augment import pink_noise
 from training.texts import DIGITS
 
-DEFAULT_FSDD_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "fsdd"
+DEFAULT_FSDD_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
 """The shared data folder beside the repository (``../shared/data/fsdd``)."""
 FSDD_FILE = re.compile(r"^(\d)_([a-z]+)_(\d+)$")
 
