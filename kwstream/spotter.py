@@ -19,17 +19,17 @@ import numpy as np
 
 from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import SAMPLE_RATE, AudioSource, Microphone
-from kwstream.chunked import ChunkedEncoder
-from kwstream.calibration import Calibration, resolve_thresholds
-from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
-from kwstream.encoder import Encoder, EncoderSettings
+from kwstream.stream.chunked import ChunkedEncoder
+from kwstream.keywords.calibration import Calibration, resolve_thresholds
+from kwstream.stream.detector import Detection, Detector, DetectorSettings, WindowScore
+from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.errors import KeywordError
-from kwstream.events import LevelMeter, ScoredWindow, VoiceActivity
+from kwstream.stream.events import LevelMeter, ScoredWindow, VoiceActivity
 from kwstream.keywords.base import KeywordScorer, split_threshold
 from kwstream.keywords.ctc import CtcKeywordScorer, normalize_keyword
 from kwstream.keywords.homophones import warn_about_homophones
-from kwstream.vad import SpeechStart, VadGate, VadSettings
-from kwstream.windows import Window, Windower
+from kwstream.stream.vad import SpeechStart, VadGate, VadSettings
+from kwstream.stream.windows import Window, Windower
 
 log = logging.getLogger(__name__)
 

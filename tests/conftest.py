@@ -11,7 +11,7 @@ import pytest
 import soundfile
 import soxr
 
-from kwstream.random_model import save_random_ctc_model
+from kwstream.model.random_model import save_random_ctc_model
 
 REPO = Path(__file__).resolve().parent.parent
 ASSET_AUDIO = REPO / "assets" / "audio"

@@ -18,7 +18,7 @@ import pytest
 import soundfile
 
 from kwstream import AudioFile, Spotter
-from kwstream.encoder import BUNDLED_MODEL_DIR, Encoder, EncoderSettings
+from kwstream.model.encoder import BUNDLED_MODEL_DIR, Encoder, EncoderSettings
 from training.kws_streams import _streams, _voice, negative, positive
 from training.texts import PromptGenerator
 

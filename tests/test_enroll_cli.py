@@ -15,7 +15,7 @@ import soundfile
 import soxr
 
 from conftest import ASSET_AUDIO, load_word, make_speech_stream
-from kwstream.cli import main
+from kwstream.cli.main import main
 from virtual_mic import virtual_mic_env
 
 

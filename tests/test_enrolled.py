@@ -13,10 +13,10 @@ import pytest
 
 from conftest import REPO, SAMPLE_RATE
 from kwstream.audio.sources import AudioFile
-from kwstream.encoder import Encoder, EncoderSettings
-from kwstream.enroll import EnrollSettings, check_examples, enroll, pick_threshold, prepare
-from kwstream.keywords.enrolled import EnrolledScorer, ExampleSet, _dtw, subsequence_dtw, unit_rows
-from kwstream.keywords.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
+from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.keywords.enrolled.enroll import EnrollSettings, check_examples, enroll, pick_threshold, prepare
+from kwstream.keywords.enrolled.scorer import EnrolledScorer, ExampleSet, _dtw, subsequence_dtw, unit_rows
+from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
 from kwstream.spotter import Spotter, SpotterSettings
 from kwstream.audio.sources import read_audio
 from training.digit_streams import DEFAULT_FSDD_DIR

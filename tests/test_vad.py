@@ -10,7 +10,7 @@ import soundfile
 import soxr
 import webrtcvad
 
-from kwstream.vad import SpeechEnd, SpeechStart, VadGate, VadSettings
+from kwstream.stream.vad import SpeechEnd, SpeechStart, VadGate, VadSettings
 
 RATE = 16000
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "audio"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from kwstream.encoder import EncodedFrames
+from kwstream.model.encoder import EncodedFrames
 from kwstream.errors import KeywordError
 
 

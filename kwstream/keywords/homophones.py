@@ -3,7 +3,7 @@
 A spotter hears sounds, not spellings: "two" and a "to" said in full are one sound, so every such
 "to" can fire it, whatever the model. Wake words are chosen to avoid this, so kwstream says so when
 a typed keyword has a homophone that everyday speech says often. The table (``assets/homophones.json``, built by
-``python -m kwstream.training.homophones``) gives each homophone's Zipf frequency in text; at
+``python -m training.homophones``) gives each homophone's Zipf frequency in text; at
 ``WORDS_PER_HOUR`` of conversation that becomes how often it is said per hour.
 """
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kwstream.encoder import Encoder
+from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
 from kwstream.keywords.base import split_threshold
-from kwstream.keywords.enrolled import EnrolledScorer
+from kwstream.keywords.enrolled.scorer import EnrolledScorer
 
 FORMAT = "kwstream-enrolled-1"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kwstream.encoder import Encoder, EncoderSettings
+from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.errors import KwstreamError
-from kwstream.keywords.classifier import DEFAULT_THRESHOLD, ClassifierHead, HeadConfig, save_head, top_blocks
-from kwstream.training.classifier.dataset import read_dataset
-from kwstream.training.classifier.features import AugmentSettings, ExampleMaker, FeatureCache, default_cache_dir
-from kwstream.training.classifier.fit import FitSettings, fit, predict
-from kwstream.training.classifier.report import (ClassifierReport, background_false_alarms, confusion_matrix, format_report,
+from kwstream.keywords.classifier.head import DEFAULT_THRESHOLD, ClassifierHead, HeadConfig, save_head, top_blocks
+from kwstream.keywords.classifier.dataset import read_dataset
+from kwstream.keywords.classifier.features import AugmentSettings, ExampleMaker, FeatureCache, default_cache_dir
+from kwstream.keywords.classifier.fit import FitSettings, fit, predict
+from kwstream.keywords.classifier.report import (ClassifierReport, background_false_alarms, confusion_matrix, format_report,
                                                  plot_confusion)
 
 

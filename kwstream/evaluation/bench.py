@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from kwstream.audio.sources import SAMPLE_RATE, RawStdin, pcm16, read_audio
-from kwstream.detector import Detection
-from kwstream.encoder import Encoder
-from kwstream.evaluation import NO_OUTCOME, Label, Outcome, match
+from kwstream.stream.detector import Detection
+from kwstream.model.encoder import Encoder
+from kwstream.evaluation.metrics import NO_OUTCOME, Label, Outcome, match
 from kwstream.spotter import Keyword, Spotter, SpotterSettings
 
-ASSET_AUDIO = Path(__file__).resolve().parent.parent / "assets" / "audio"
+ASSET_AUDIO = Path(__file__).resolve().parents[2] / "assets" / "audio"
 WORD_GAP_S = 0.15
 """Pause between words of the speech stream: shorter than the VAD hangover, so speech is continuous."""
 ROOM_NOISE_RMS = 1e-4
@@ -137,6 +137,6 @@ def bench(encoder: Encoder, keywords: list[str], settings: SpotterSettings, dura
 
 def random_model(size: str) -> str:
     """A temporary random-weight checkpoint of ``size`` (cost is what matters, not accuracy)."""
-    from kwstream.random_model import save_random_ctc_model
+    from kwstream.model.random_model import save_random_ctc_model
 
     return str(save_random_ctc_model(Path(tempfile.mkdtemp(prefix="kwstream-")) / size, size=size))

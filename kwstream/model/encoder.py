@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from kwstream.calibration import load_calibration
+from kwstream.keywords.calibration import load_calibration
 from kwstream.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 AUTO_MODEL = "auto"
 DEFAULT_HUB_MODEL = "facebook/wav2vec2-base-960h"
 """The strong public English CTC checkpoint ``auto`` prefers when the hub or cache has it."""
-BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "model"
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parents[2] / "assets" / "model"
 """The project's own small offline model, ``auto``'s fallback."""
 HUB_PROBE_TIMEOUT_S = 3.0
 MIN_NEW_FRAMES = 2
@@ -194,7 +194,7 @@ class Encoder:
         import torch
         from transformers import AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
 
-        from kwstream.model_stages import context_stage, split_model
+        from kwstream.model.stages import context_stage, split_model
 
         quiet_transformers()
         self.device = _torch_device(settings.device)
@@ -348,7 +348,7 @@ class Encoder:
 
 def _onnx_model(cnn, transformer, key: str, encoder: Encoder, settings: EncoderSettings):
     """The ONNX Runtime runner of the stages; under ``auto``, None (PyTorch runs them) when it cannot be had."""
-    from kwstream.onnx_backend import OnnxModel
+    from kwstream.model.onnx_backend import OnnxModel
 
     if encoder.device.type != "cpu":
         raise ModelLoadError("the onnx backend runs on the CPU; use --backend torch for other devices")

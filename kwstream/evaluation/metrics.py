@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from kwstream.audio.sources import AudioFile, AudioSource
-from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
-from kwstream.encoder import Encoder
+from kwstream.stream.detector import Detection, Detector, DetectorSettings, WindowScore
+from kwstream.model.encoder import Encoder
 from kwstream.keywords.base import KeywordScorer
 from kwstream.errors import KwstreamError
-from kwstream.events import ScoredWindow
+from kwstream.stream.events import ScoredWindow
 from kwstream.keywords.homophones import homophones
 from kwstream.spotter import Keyword, Spotter, SpotterSettings
 

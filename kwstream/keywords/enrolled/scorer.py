@@ -1,7 +1,7 @@
 """Enrolled keywords (query by example): subsequence DTW of a window's features against examples.
 
 An enrolled keyword is a few spoken examples, kept as wav2vec2 hidden states of one layer (see
-``kwstream.keywords.store``). No spelling is involved, so it works for any language and for
+``kwstream.keywords.enrolled.store``). No spelling is involved, so it works for any language and for
 checkpoints without a CTC head. In each scoring window every example is aligned to its best
 stretch of the window by subsequence dynamic time warping on cosine distance:
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwstream.compiled import compiled
-from kwstream.encoder import EncodedFrames
+from kwstream.model.encoder import EncodedFrames
 from kwstream.keywords.base import KeywordMatch
 
 

@@ -6,7 +6,7 @@ other digits, if any, and words that are not digits spoken by espeak-ng and flit
 voice a speaker: ``{voice}_nohash_{n}.wav``). ``_background_noise_`` holds generated noises: white,
 pink, brown, mains hum, a running tap and clattering dishes (one minute each by default).
 
-    python -m kwstream.training.classifier.fsdd_layout --fsdd ../shared/data/fsdd/recordings \\
+    python -m training.fsdd_layout --fsdd ../shared/data/fsdd/recordings \\
         --speakers jackson,lucas,nicolas,theo --out /tmp/fsdd_kws
 
 The FSDD recordings are CC BY-SA 4.0 (Zohar Jackson et al.); the folder gets a note saying so.
@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from kwstream.audio.sources import SAMPLE_RATE
 from kwstream.errors import KwstreamError
-from kwstream.keywords.classifier import UNKNOWN_CLASS
+from kwstream.keywords.classifier.head import UNKNOWN_CLASS
 from training.augment import pink_noise, white_noise
-from kwstream.training.classifier.dataset import BACKGROUND_FOLDER, FSDD_NAME
+from kwstream.keywords.classifier.dataset import BACKGROUND_FOLDER, FSDD_NAME
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 UNKNOWN_WORDS = (

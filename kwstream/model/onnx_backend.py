@@ -56,7 +56,7 @@ class OnnxModel:
             raise ModelLoadError("the onnx backend needs onnxruntime: pip install onnxruntime onnx onnxscript") from None
         import torch
 
-        from kwstream.model_stages import ContextTransformerStage
+        from kwstream.model.stages import ContextTransformerStage
 
         self.has_ctc_head = transformer.has_ctc_head
         takes_context = isinstance(transformer, ContextTransformerStage)

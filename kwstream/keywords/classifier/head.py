@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kwstream.encoder import EncodedFrames, Encoder
+from kwstream.model.encoder import EncodedFrames, Encoder
 from kwstream.errors import KwstreamError
 from kwstream.keywords.base import KeywordMatch
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from kwstream.keywords.classifier import ClassifierHead
+from kwstream.keywords.classifier.head import ClassifierHead
 
 
 @dataclass(frozen=True)

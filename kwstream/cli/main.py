@@ -16,17 +16,17 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from kwstream.bench import WORDS as BENCH_WORDS
+from kwstream.evaluation.bench import WORDS as BENCH_WORDS
 from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin, list_input_devices
-from kwstream.detector import Detection, DetectorSettings
-from kwstream.encoder import AUTO_MODEL, BACKENDS, Encoder, EncoderSettings
+from kwstream.stream.detector import Detection, DetectorSettings
+from kwstream.model.encoder import AUTO_MODEL, BACKENDS, Encoder, EncoderSettings
 from kwstream.errors import KwstreamError
-from kwstream.evaluation import TARGET_FALSE_ALARMS_PER_HOUR
-from kwstream.events import Level, ScoredWindow, VoiceActivity
+from kwstream.evaluation.metrics import TARGET_FALSE_ALARMS_PER_HOUR
+from kwstream.stream.events import Level, ScoredWindow, VoiceActivity
 from kwstream.keywords.base import KeywordScorer
 from kwstream.spotter import Keyword, Spotter, SpotterSettings, SpotterStats, keyword_thresholds
-from kwstream.tables import figure, print_table
-from kwstream.vad import VadSettings
+from kwstream.cli.tables import figure, print_table
+from kwstream.stream.vad import VadSettings
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -176,11 +176,11 @@ def _scorers(args: argparse.Namespace, encoder: Encoder) -> list[KeywordScorer]:
     ``encoder``: enrolled keywords (--enrolled) and trained classifiers (--classifier)."""
     scorers: list[KeywordScorer] = []
     if args.classifier:
-        from kwstream.keywords.classifier import ClassifierScorer
+        from kwstream.keywords.classifier.head import ClassifierScorer
 
         scorers += [ClassifierScorer.load(path, encoder) for path in args.classifier]
     if args.enrolled:
-        from kwstream.keywords.store import KeywordStore, load_scorer
+        from kwstream.keywords.enrolled.store import KeywordStore, load_scorer
 
         scorers.append(load_scorer(args.enrolled, KeywordStore(args.store), encoder))
     return scorers
@@ -188,7 +188,7 @@ def _scorers(args: argparse.Namespace, encoder: Encoder) -> list[KeywordScorer]:
 
 def _own_thresholds(args: argparse.Namespace) -> dict[str, float]:
     """Thresholds the user gave with ``--enrolled NAME:T``: they outrank every default."""
-    from kwstream.keywords.store import parse_enrolled
+    from kwstream.keywords.enrolled.store import parse_enrolled
 
     return {name: t for name, t in map(parse_enrolled, args.enrolled) if t is not None}
 
@@ -287,7 +287,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     make = functools.partial(Spotter, keywords, scorers=scorers, thresholds=_own_thresholds(args), source=source,
                              settings=settings, encoder=encoder)
     if args.dashboard:
-        from kwstream.tui import DashboardState, dashboard_unavailable, run_dashboard
+        from kwstream.cli.dashboard import DashboardState, dashboard_unavailable, run_dashboard
 
         names = [k.text for k in keywords] + [k for scorer in scorers for k in scorer.keywords]
         reason = dashboard_unavailable(len(names))
@@ -345,8 +345,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from kwstream.calibration import fit_calibration
-    from kwstream.evaluation import evaluate, negative_hours, plot_det, read_labels, read_transcripts, record_stream
+    from kwstream.keywords.calibration import fit_calibration
+    from kwstream.evaluation.metrics import evaluate, negative_hours, plot_det, read_labels, read_transcripts, record_stream
 
     settings = _settings(args)
     target = args.target_fa_per_hour
@@ -420,7 +420,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from kwstream.bench import bench, random_model
+    from kwstream.evaluation.bench import bench, random_model
 
     if args.seconds <= 0 or args.repeats < 1:
         raise KwstreamError("--seconds must be positive and --repeats at least 1")
@@ -462,19 +462,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from kwstream.enroll import run_enroll
+    from kwstream.keywords.enrolled.enroll import run_enroll
 
     return run_enroll(args, _settings(args))
 
 
 def cmd_keywords(args: argparse.Namespace) -> int:
-    from kwstream.enroll import run_keywords
+    from kwstream.keywords.enrolled.enroll import run_keywords
 
     return run_keywords(args)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from kwstream.training.classifier.train import train_from_args
+    from kwstream.keywords.classifier.train import train_from_args
 
     return train_from_args(args)
 

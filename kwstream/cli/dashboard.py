@@ -40,9 +40,9 @@ from rich.table import Table
 from rich.text import Text
 
 from kwstream.audio.sources import SAMPLE_RATE, AudioSource
-from kwstream.cli import EXIT_INTERRUPTED
-from kwstream.detector import Detection
-from kwstream.events import SILENCE_DBFS, Level, ScoredWindow, VoiceActivity
+from kwstream.cli.main import EXIT_INTERRUPTED
+from kwstream.stream.detector import Detection
+from kwstream.stream.events import SILENCE_DBFS, Level, ScoredWindow, VoiceActivity
 from kwstream.spotter import Spotter, SpotterStats
 
 REFRESH_HZ = 15

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwstream.detector import Detector, DetectorSettings, WindowScore
+from kwstream.stream.detector import Detector, DetectorSettings, WindowScore
 
 
 @dataclass(frozen=True)

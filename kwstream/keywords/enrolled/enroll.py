@@ -29,13 +29,13 @@ import numpy as np
 
 from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import SAMPLE_RATE, Microphone, RawStdin, pcm16, read_audio
-from kwstream.encoder import Encoder
-from kwstream.evaluation import scored_windows
-from kwstream.events import LevelMeter
-from kwstream.keywords.enrolled import EnrolledScorer
-from kwstream.keywords.store import EnrolledKeyword, EnrollmentError
+from kwstream.model.encoder import Encoder
+from kwstream.evaluation.metrics import scored_windows
+from kwstream.stream.events import LevelMeter
+from kwstream.keywords.enrolled.scorer import EnrolledScorer
+from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError
 from kwstream.spotter import SpotterSettings
-from kwstream.vad import SpeechEnd, SpeechStart, VadGate, VadSettings
+from kwstream.stream.vad import SpeechEnd, SpeechStart, VadGate, VadSettings
 
 MIN_EXAMPLES = 2
 RECOMMENDED_EXAMPLES = 3
@@ -271,7 +271,7 @@ def record_examples(name: str, count: int, device: int | str | None, seconds: fl
 
 def run_enroll(args, settings: SpotterSettings) -> int:
     """``kwstream enroll NAME --from a.wav b.wav c.wav | --record N [--negatives ...]``."""
-    from kwstream.keywords.store import KeywordStore, check_name
+    from kwstream.keywords.enrolled.store import KeywordStore, check_name
 
     store = KeywordStore(args.store)
     check_name(args.name)
@@ -294,7 +294,7 @@ def run_enroll(args, settings: SpotterSettings) -> int:
 
 def run_keywords(args) -> int:
     """``kwstream keywords [--remove NAME] [--store DIR]``: list or remove enrolled keywords."""
-    from kwstream.keywords.store import KeywordStore
+    from kwstream.keywords.enrolled.store import KeywordStore
 
     store = KeywordStore(args.store)
     if args.remove:

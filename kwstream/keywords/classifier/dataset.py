@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kwstream.errors import KwstreamError
-from kwstream.keywords.classifier import SILENCE_CLASS, UNKNOWN_CLASS
+from kwstream.keywords.classifier.head import SILENCE_CLASS, UNKNOWN_CLASS
 
 BACKGROUND_FOLDER = "_background_noise_"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")

@@ -21,10 +21,10 @@ import numpy as np
 from tqdm import tqdm
 
 from kwstream.audio.sources import SAMPLE_RATE, read_audio
-from kwstream.encoder import Encoder
+from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
-from kwstream.keywords.classifier import SILENCE_CLASS
-from kwstream.training.classifier.dataset import Clip, Dataset
+from kwstream.keywords.classifier.head import SILENCE_CLASS
+from kwstream.keywords.classifier.dataset import Clip, Dataset
 
 DITHER_RMS = 1e-4
 """A quiet room, not digital zero, around clean clips."""

@@ -34,7 +34,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from kwstream.encoder import EncodedFrames, Encoder
+from kwstream.model.encoder import EncodedFrames, Encoder
 
 
 class ChunkedEncoder:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kwstream.vad import SpeechEnd, SpeechStart, VadEvent
+from kwstream.stream.vad import SpeechEnd, SpeechStart, VadEvent
 
 
 @dataclass(frozen=True)
