@@ -1,5 +1,5 @@
 """The bundled model in the real pipeline, at its calibrated default thresholds
-(assets/model/kwstream.json): keywords found at the right time, and keyword-free speech (with near
+(kwstream/assets/model/kwstream.json): keywords found at the right time, and keyword-free speech (with near
 misses such as "stopped" and "lighter") passing with no more false alarms than the model's measured
 rate allows. The bars come from the development streams' figures (model card), not from this audio.
 
@@ -23,7 +23,7 @@ from training.kws_streams import _streams, _voice, negative, positive
 from training.texts import PromptGenerator
 
 pytestmark = [
-    pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="no bundled model in assets/model"),
+    pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="no bundled model in kwstream/assets/model"),
     pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None, reason="needs espeak-ng and flite"),
 ]
 

@@ -1,5 +1,5 @@
 """`kwstream enroll`, `kwstream keywords` and `--enrolled` as a user runs them: subprocesses, real
-recordings (assets/audio), the bundled model (the tiny random one where only wiring is under test) and
+recordings (kwstream/assets/audio), the bundled model (the tiny random one where only wiring is under test) and
 the virtual microphone for --record."""
 
 from __future__ import annotations

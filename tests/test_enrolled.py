@@ -21,7 +21,7 @@ from kwstream.spotter import Spotter, SpotterSettings
 from kwstream.audio.sources import read_audio
 from training.digit_streams import DEFAULT_FSDD_DIR
 
-BUNDLED = REPO / "assets" / "model"
+BUNDLED = REPO / "kwstream" / "assets" / "model"
 RECORDINGS = DEFAULT_FSDD_DIR / "recordings"
 needs_fsdd = pytest.mark.skipif(not RECORDINGS.is_dir(), reason="needs ../shared/data/fsdd")
 

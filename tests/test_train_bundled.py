@@ -16,7 +16,7 @@ from transformers import AutoModelForCTC
 from kwstream.model.encoder import BUNDLED_MODEL_DIR
 
 pytestmark = [
-    pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="no bundled model in assets/model"),
+    pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="no bundled model in kwstream/assets/model"),
     pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None, reason="needs espeak-ng and flite"),
 ]
 

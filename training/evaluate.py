@@ -1,6 +1,6 @@
 """Greedy-CTC evaluation: CER on held-out synthetic voices/rates and digit accuracy on the held-out FSDD speaker.
 
-Usage: python -m training.evaluate --model assets/model --corpus DIR [--out results.json]
+Usage: python -m training.evaluate --model kwstream/assets/model --corpus DIR [--out results.json]
 """
 
 from __future__ import annotations

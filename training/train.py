@@ -1,6 +1,6 @@
 """Train the bundled English wav2vec2 CTC model on the synthetic corpus, from scratch or (--init) from saved weights.
 
-Usage: python -m training.train --corpus DIR --out assets/model [--steps N] [--resume] [--export]
+Usage: python -m training.train --corpus DIR --out kwstream/assets/model [--steps N] [--resume] [--export]
        [--init MODEL_DIR]
 
 Checkpoints (last.pt for resume, best/ in safetensors) live outside git in --ckpt-dir; --export

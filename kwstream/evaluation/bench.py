@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from kwstream.assets import AUDIO_DIR
 from kwstream.audio.sources import SAMPLE_RATE, RawStdin, pcm16, read_audio
 from kwstream.stream.detector import Detection
 from kwstream.model.encoder import Encoder
 from kwstream.evaluation.metrics import NO_OUTCOME, Label, Outcome, match
 from kwstream.spotter import Keyword, Spotter, SpotterSettings
 
-ASSET_AUDIO = Path(__file__).resolve().parents[2] / "assets" / "audio"
+ASSET_AUDIO = AUDIO_DIR
 WORD_GAP_S = 0.15
 """Pause between words of the speech stream: shorter than the VAD hangover, so speech is continuous."""
 ROOM_NOISE_RMS = 1e-4
@@ -34,7 +35,7 @@ ROOM_NOISE_RMS = 1e-4
 
 
 WORDS = {"0": "zero", "3": "three", "7": "seven", "9": "nine"}
-"""The digit spoken in each assets/audio/fsdd_{digit}_*.wav: the default bench keywords."""
+"""The digit spoken in each kwstream/assets/audio/fsdd_{digit}_*.wav: the default bench keywords."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class BenchResult:
 
 
 def speech_stream(duration_s: float) -> tuple[np.ndarray, list[SpokenWord]]:
-    """Real recorded words from assets/audio back to back, repeated to ``duration_s``, and where
+    """Real recorded words from kwstream/assets/audio back to back, repeated to ``duration_s``, and where
     each whole word lies."""
     pieces, words, at = [], [], 0
     gap = np.zeros(int(WORD_GAP_S * SAMPLE_RATE), np.float32)

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from kwstream.keywords.calibration import load_calibration
+from kwstream.assets import MODEL_DIR
 from kwstream.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 AUTO_MODEL = "auto"
 DEFAULT_HUB_MODEL = "facebook/wav2vec2-base-960h"
 """The strong public English CTC checkpoint ``auto`` prefers when the hub or cache has it."""
-BUNDLED_MODEL_DIR = Path(__file__).resolve().parents[2] / "assets" / "model"
+BUNDLED_MODEL_DIR = MODEL_DIR
 """The project's own small offline model, ``auto``'s fallback."""
 HUB_PROBE_TIMEOUT_S = 3.0
 MIN_NEW_FRAMES = 2
