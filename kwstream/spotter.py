@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kwstream.audio.ring import RingBuffer
-from kwstream.audio.sources import SAMPLE_RATE, AudioSource, Microphone
+from kwstream.audio.io import SAMPLE_RATE
+from kwstream.audio.sources import AudioSource, Microphone
 from kwstream.stream.chunked import ChunkedEncoder
 from kwstream.keywords.calibration import Calibration, resolve_thresholds
 from kwstream.stream.detector import Detection, Detector, DetectorSettings, WindowScore

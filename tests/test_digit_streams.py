@@ -9,7 +9,7 @@ import pytest
 import soundfile
 
 from kwstream.errors import KwstreamError
-from kwstream.audio.sources import read_audio
+from kwstream.audio.io import read_audio
 from training.digit_streams import DEFAULT_FSDD_DIR, StreamSettings, build, main, parse_indices
 from training.texts import DIGITS
 

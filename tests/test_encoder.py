@@ -11,7 +11,8 @@ import pytest
 
 from kwstream.model.encoder import Encoder, EncoderSettings, resolve_model
 from kwstream.errors import ModelLoadError
-from kwstream.model.random_model import ENGLISH_CTC_TOKENS, SIZES, save_random_ctc_model
+from kwstream.model.random_model import SIZES, save_random_ctc_model
+from kwstream.model.vocab import ENGLISH_CTC_TOKENS
 
 
 def test_loads_a_local_checkpoint_and_reports_its_vocabulary(tiny_model):

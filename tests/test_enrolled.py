@@ -18,7 +18,7 @@ from kwstream.keywords.enrolled.enroll import EnrollSettings, check_examples, en
 from kwstream.keywords.enrolled.scorer import EnrolledScorer, ExampleSet, _dtw, subsequence_dtw, unit_rows
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
 from kwstream.spotter import Spotter, SpotterSettings
-from kwstream.audio.sources import read_audio
+from kwstream.audio.io import read_audio
 from training.digit_streams import DEFAULT_FSDD_DIR
 
 BUNDLED = REPO / "kwstream" / "assets" / "model"

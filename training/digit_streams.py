@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from kwstream.audio.sources import SAMPLE_RATE, read_audio
+from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.errors import KwstreamError
 from training.augment import pink_noise
 from training.texts import DIGITS

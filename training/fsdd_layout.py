@@ -26,7 +26,7 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
-from kwstream.audio.sources import SAMPLE_RATE
+from kwstream.audio.io import SAMPLE_RATE
 from kwstream.errors import KwstreamError
 from kwstream.keywords.classifier.head import UNKNOWN_CLASS
 from training.augment import pink_noise, white_noise

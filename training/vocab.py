@@ -11,12 +11,9 @@ from pathlib import Path
 
 from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
 
-SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<s>", "</s>", "<unk>", "|")
-LETTERS: tuple[str, ...] = tuple("ETAONIHSRDLUMWCFGYPBVK'XJQZ")
-VOCAB: dict[str, int] = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + LETTERS)}
-PAD_ID = VOCAB["<pad>"]
-WORD_DELIMITER = "|"
-SAMPLE_RATE = 16_000
+from kwstream.audio.io import SAMPLE_RATE
+from kwstream.model.vocab import LETTERS, PAD_ID, SPECIAL_TOKENS, VOCAB, WORD_DELIMITER  # noqa: F401 (re-exported)
+
 
 _NOT_IN_VOCAB = re.compile(r"[^A-Z' ]+")
 _SPACES = re.compile(r" +")

@@ -39,7 +39,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from kwstream.audio.sources import SAMPLE_RATE, AudioSource
+from kwstream.audio.io import SAMPLE_RATE
+from kwstream.audio.sources import AudioSource
 from kwstream.cli.main import EXIT_INTERRUPTED
 from kwstream.stream.detector import Detection
 from kwstream.stream.events import SILENCE_DBFS, Level, ScoredWindow, VoiceActivity

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from kwstream.assets import AUDIO_DIR
-from kwstream.audio.sources import SAMPLE_RATE, RawStdin, pcm16, read_audio
+from kwstream.audio.io import SAMPLE_RATE, pcm16, read_audio
+from kwstream.audio.sources import RawStdin
 from kwstream.stream.detector import Detection
 from kwstream.model.encoder import Encoder
 from kwstream.evaluation.metrics import NO_OUTCOME, Label, Outcome, match

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kwstream.audio.io import SAMPLE_RATE
 from kwstream.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ CACHE_DIR = Path(os.environ.get("KWSTREAM_CACHE", Path.home() / ".cache" / "kwst
 GRAPHS_VERSION = 2
 """Part of every cached export's name; raised whenever what the stages compute changes, so that no
 export made by older code is run."""
-MAX_EXPORT_SAMPLES = 16000 * 60
+MAX_EXPORT_SAMPLES = SAMPLE_RATE * 60
 """Longest audio the exported graphs accept (a minute; chunks are about a second)."""
 MIN_EXPORT_SAMPLES = 400
 """Shortest: one frame of the wav2vec2 CNN's receptive field."""
@@ -70,7 +71,7 @@ class OnnxModel:
         frames = torch.export.Dim("frames", min=2, max=MAX_EXPORT_SAMPLES // stride)
         if not cnn_path.is_file() or not transformer_path.is_file():
             log.warning("exporting the model to ONNX once (cached in %s)", CACHE_DIR)
-            _export(cnn, (torch.zeros(1, 16000), torch.zeros(normalised), torch.ones(normalised)), ["audio", "mean", "var"],
+            _export(cnn, (torch.zeros(1, SAMPLE_RATE), torch.zeros(normalised), torch.ones(normalised)), ["audio", "mean", "var"],
                     ["cnn"], {"audio": {1: samples}, "mean": None, "var": None}, cnn_path)
             outputs = output_names(self.has_ctc_head, range(config.num_hidden_layers + 1))
             if takes_context:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ENGLISH_CTC_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
-"""Token order of the English character checkpoints (facebook/wav2vec2-base-960h and kin)."""
+from kwstream.audio.io import SAMPLE_RATE
+from kwstream.model.vocab import ENGLISH_CTC_TOKENS, VOCAB, WORD_DELIMITER
+
 
 SIZES = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(32,) * 7),
@@ -27,10 +28,10 @@ def save_english_processor(directory: str | Path, normalize: bool = True) -> Non
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     vocab_file = directory / "vocab.json"
-    vocab_file.write_text(json.dumps({t: i for i, t in enumerate(ENGLISH_CTC_TOKENS)}))
-    tokenizer = Wav2Vec2CTCTokenizer(str(vocab_file), unk_token="<unk>", pad_token="<pad>", word_delimiter_token="|")
+    vocab_file.write_text(json.dumps(VOCAB))
+    tokenizer = Wav2Vec2CTCTokenizer(str(vocab_file), unk_token="<unk>", pad_token="<pad>", word_delimiter_token=WORD_DELIMITER)
     extractor = Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=normalize, return_attention_mask=False
+        feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=normalize, return_attention_mask=False
     )
     Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(directory)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
-from kwstream.audio.sources import SAMPLE_RATE
+from kwstream.audio.io import SAMPLE_RATE
 
 
 @dataclass(frozen=True)

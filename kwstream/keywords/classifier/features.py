@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from kwstream.audio.sources import SAMPLE_RATE, read_audio
+from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
 from kwstream.keywords.classifier.head import SILENCE_CLASS

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kwstream.audio.ring import RingBuffer
-from kwstream.audio.sources import SAMPLE_RATE, Microphone, RawStdin, pcm16, read_audio
+from kwstream.audio.io import SAMPLE_RATE, pcm16, read_audio
+from kwstream.audio.sources import Microphone, RawStdin
 from kwstream.model.encoder import Encoder
 from kwstream.evaluation.metrics import scored_windows
 from kwstream.stream.events import LevelMeter
