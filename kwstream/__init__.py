@@ -12,7 +12,8 @@ from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin
 from kwstream.stream.detector import Detection, DetectorSettings
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.errors import AudioInputError, KeywordError, KwstreamError, ModelLoadError
-from kwstream.spotter import Keyword, Spotter, SpotterSettings, SpotterStats
+from kwstream.keywords.keyword_set import Keyword
+from kwstream.spotter import Spotter, SpotterSettings, SpotterStats
 from kwstream.stream.vad import VadSettings
 
 __all__ = [

@@ -12,7 +12,7 @@ from pathlib import Path
 from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
 
 from kwstream.audio.io import SAMPLE_RATE
-from kwstream.model.vocab import LETTERS, PAD_ID, SPECIAL_TOKENS, VOCAB, WORD_DELIMITER  # noqa: F401 (re-exported)
+from kwstream.model.vocab import LETTERS, PAD_ID, VOCAB, WORD_DELIMITER  # noqa: F401 (PAD_ID: for training.model)
 
 
 _NOT_IN_VOCAB = re.compile(r"[^A-Z' ]+")

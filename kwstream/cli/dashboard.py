@@ -41,7 +41,7 @@ from rich.text import Text
 
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.audio.sources import AudioSource
-from kwstream.cli.main import EXIT_INTERRUPTED
+from kwstream.cli.exit_codes import EXIT_INTERRUPTED
 from kwstream.stream.detector import Detection
 from kwstream.stream.events import SILENCE_DBFS, Level, ScoredWindow, VoiceActivity
 from kwstream.spotter import Spotter, SpotterStats

@@ -1,8 +1,8 @@
 """Cost of the real pipeline per second of audio, for continuous speech and for silence.
 
-Both streams go through exactly the listening path (a replay source, ring, VAD, windows, encoder,
-scorer, detector) as fast as possible. CPU seconds count every thread of the process, so they are
-the cost a user pays on a busy machine too; wall seconds give the real-time factor. The speech
+Both streams are pushed through a KeywordPipeline (VAD, windows, encoder, scorer, detector: the
+stages ``listen`` runs) as fast as possible. CPU seconds count every thread of the process (the
+model's own pools), so they are the cost a user pays on a busy machine too; wall seconds give the real-time factor. The speech
 stream is real recorded digit words whose ends are known, so detections of those words give the
 latency from the end of a spoken keyword to its detection (the time the audio would have taken
 to arrive live, plus the measured compute).
@@ -10,7 +10,6 @@ to arrive live, plus the measured compute).
 
 from __future__ import annotations
 
-import io
 import resource
 import statistics
 import tempfile
@@ -21,12 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from kwstream.assets import AUDIO_DIR
-from kwstream.audio.io import SAMPLE_RATE, pcm16, read_audio
-from kwstream.audio.sources import RawStdin
-from kwstream.stream.detector import Detection
-from kwstream.model.encoder import Encoder
+from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.evaluation.metrics import NO_OUTCOME, Label, Outcome, match
-from kwstream.spotter import Keyword, Spotter, SpotterSettings
+from kwstream.keywords.keyword_set import KeywordSet
+from kwstream.model.encoder import Encoder
+from kwstream.stream.detector import Detection
+from kwstream.stream.pipeline import KeywordPipeline, PipelineSettings, PipelineStats, run
 
 ASSET_AUDIO = AUDIO_DIR
 WORD_GAP_S = 0.15
@@ -91,15 +90,14 @@ def silence_stream(duration_s: float, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(0, ROOM_NOISE_RMS, int(duration_s * SAMPLE_RATE)).astype(np.float32)
 
 
-def run_once(encoder: Encoder, keywords: list[str], settings: SpotterSettings, audio: np.ndarray):
-    """One pass of the pipeline over ``audio``; returns (cpu_s, wall_s, spotter, detections)."""
-    detections: list[Detection] = []
-    spotter = Spotter([Keyword(k) for k in keywords], detections.append,
-                      source=RawStdin(io.BytesIO(pcm16(audio)), realtime=False), settings=settings, encoder=encoder)
+def run_once(encoder: Encoder, keywords: list[str], settings: PipelineSettings,
+             audio: np.ndarray) -> tuple[float, float, PipelineStats, list[Detection]]:
+    """One pass of the pipeline over ``audio``: (cpu_s, wall_s, stats, detections)."""
+    pipeline = KeywordPipeline(KeywordSet(encoder, keywords, threshold=settings.detector.threshold, pause_ms=settings.pause_ms),
+                               encoder, settings, events=False)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    with spotter:
-        spotter.wait()
-    return time.process_time() - cpu0, time.perf_counter() - wall0, spotter, detections
+    detections = [e for e in run(pipeline, audio) if isinstance(e, Detection)]
+    return time.process_time() - cpu0, time.perf_counter() - wall0, pipeline.stats, detections
 
 
 def outcome(detections: list[Detection], words: list[SpokenWord]) -> Outcome:
@@ -109,7 +107,7 @@ def outcome(detections: list[Detection], words: list[SpokenWord]) -> Outcome:
                 for keyword in sorted({w.word for w in words} | {d.keyword for d in detections})), NO_OUTCOME)
 
 
-def bench(encoder: Encoder, keywords: list[str], settings: SpotterSettings, duration_s: float, repeats: int,
+def bench(encoder: Encoder, keywords: list[str], settings: PipelineSettings, duration_s: float, repeats: int,
           progress=None) -> list[BenchResult]:
     speech, spoken = speech_stream(duration_s)
     results = []
@@ -117,15 +115,15 @@ def bench(encoder: Encoder, keywords: list[str], settings: SpotterSettings, dura
         words = [w for w in words if w.word in keywords]
         cpu, wall, window_ms, windows, encoded, found, false_alarms = [], [], [], 0, 0.0, [], 0
         for _ in range(repeats):
-            cpu_s, wall_s, spotter, detections = run_once(encoder, keywords, settings, audio)
+            cpu_s, wall_s, stats, detections = run_once(encoder, keywords, settings, audio)
             cpu.append(cpu_s / duration_s)
             wall.append(wall_s / duration_s)
-            windows, encoded = spotter.stats.windows, spotter.stats.encoded_s / duration_s
+            windows, encoded = stats.windows, stats.encoded_s / duration_s
             scored = outcome(detections, words)
             found += scored.latencies
             false_alarms += scored.false_alarms
             if windows:
-                window_ms.append(1000 * spotter.stats.compute_s / windows)
+                window_ms.append(1000 * stats.compute_s / windows)
             if progress:
                 progress()
         results.append(BenchResult(

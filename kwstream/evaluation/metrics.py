@@ -1,8 +1,8 @@
 """Accuracy of the spotter on labelled recordings: recall, false alarms per hour, DET curves.
 
-Each recording runs once through the real streaming pipeline (as ``listen --fast`` would), and
-every window's keyword scores and alignments are recorded. Thresholds are then swept offline by
-replaying those windows through the same Detector the live spotter uses, so every point of the
+Each recording is pushed once through a KeywordPipeline (the stages ``listen`` runs, without its
+threads), and every window's keyword scores and alignments are recorded. Thresholds are then swept offline by
+replaying those windows through the same Detector the live spotter uses (``replay.py``), so every point of the
 curve is what ``listen`` would have done at that threshold.
 
 Matching: a detection of a keyword is a hit when it fires between ``HIT_BEFORE_S`` before a label's
@@ -27,14 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kwstream.audio.sources import AudioFile, AudioSource
-from kwstream.stream.detector import Detection, Detector, DetectorSettings, WindowScore
-from kwstream.model.encoder import Encoder
-from kwstream.keywords.base import KeywordScorer
+from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.errors import KwstreamError
-from kwstream.stream.events import ScoredWindow
+from kwstream.evaluation.replay import replay
 from kwstream.keywords.homophones import homophones
-from kwstream.spotter import Keyword, Spotter, SpotterSettings
+from kwstream.stream.detector import Detection, DetectorSettings
+from kwstream.stream.events import ScoredWindow
+from kwstream.stream.pipeline import KeywordPipeline, run
 
 HIT_BEFORE_S = 0.25
 HIT_AFTER_S = 1.0
@@ -167,45 +166,11 @@ def read_labels(path: str | Path) -> list[Label]:
     return labels
 
 
-def scored_windows(source: AudioSource, keywords: Sequence[str], encoder: Encoder, settings: SpotterSettings,
-                   scorers: Sequence[KeywordScorer] = ()) -> tuple[list[ScoredWindow], Spotter]:
-    """Run the real pipeline over ``source`` to its end, keeping every scored window; ``keywords``
-    are typed ones, ``scorers`` any others (enrolled, classifier)."""
-    windows: list[ScoredWindow] = []
-
-    def keep(event: object) -> None:
-        if isinstance(event, ScoredWindow):
-            windows.append(event)
-
-    spotter = Spotter([Keyword(k) for k in keywords], scorers=scorers, source=source, settings=settings,
-                      encoder=encoder, on_event=keep)
-    with spotter:
-        spotter.wait()
-    if spotter.source.error:
-        raise KwstreamError(spotter.source.error)
-    return windows, spotter
-
-
-def record_stream(path: Path, keywords: Sequence[str], encoder: Encoder, settings: SpotterSettings,
-                  scorers: Sequence[KeywordScorer] = ()) -> StreamRecord:
-    """One recording through the real pipeline as fast as possible (see scored_windows)."""
-    windows, spotter = scored_windows(AudioFile(path, realtime=False), keywords, encoder, settings, scorers)
-    return StreamRecord(path.stem, spotter.stats.audio_s, windows)
-
-
-def replay(windows: Sequence[ScoredWindow], keyword: str, threshold: float, settings: DetectorSettings) -> list[Detection]:
-    """What the live detector would have fired for ``keyword`` at ``threshold``."""
-    detector = Detector({keyword: threshold}, settings)
-    detections: list[Detection] = []
-    span = None
-    for w in windows:
-        if w.span != span:
-            span = w.span
-            detector.new_span()
-        start, end = w.alignments[keyword]
-        score = WindowScore(keyword, w.scores[keyword], start, end)
-        detections += detector.push([score], detected_at=w.end_s + w.compute_s, wall_time=0.0)
-    return detections
+def record_stream(path: Path, pipeline: KeywordPipeline) -> StreamRecord:
+    """One recording through ``pipeline`` (reset first), keeping every scored window."""
+    pipeline.reset()
+    windows = [e for e in run(pipeline, read_audio(path)) if isinstance(e, ScoredWindow)]
+    return StreamRecord(path.stem, pipeline.position / SAMPLE_RATE, windows)
 
 
 def assign(detections: Sequence[Detection], labels: Sequence[Label]) -> tuple[list[float], list[Detection]]:
@@ -328,31 +293,3 @@ def evaluate(
         if progress:
             progress()
     return reports
-
-
-def plot_det(reports: Sequence[KeywordReport], path: str | Path,
-             target_false_alarms_per_hour: float = TARGET_FALSE_ALARMS_PER_HOUR) -> None:
-    """DET curves, miss rate against false alarms per hour, one line per keyword."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
-    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # distinct colours for up to 20 keywords
-    for r in reports:
-        ax.plot(r.det_false_alarms_per_hour, r.det_miss_rate, marker=".", markersize=3, label=r.keyword)
-        if r.labels:
-            ax.plot([r.false_alarms_per_hour], [1 - r.recall], "k+", markersize=9)
-    ax.axvline(target_false_alarms_per_hour, color="grey", linestyle=":", linewidth=1)
-    ax.set_xscale("symlog", linthresh=0.1)
-    ax.set_xlabel("false alarms per hour")
-    ax.set_ylabel("miss rate")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlim(left=0)
-    ax.set_title("DET curve (+ = chosen threshold)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", ncol=2 if len(reports) > 7 else 1)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)

@@ -17,7 +17,6 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from kwstream.keywords.calibration import load_calibration
 from kwstream.assets import MODEL_DIR
 from kwstream.errors import ModelLoadError
 
@@ -257,7 +256,6 @@ class Encoder:
             transformer = _quantize_linear_layers(transformer, self.device)
         self._cnn = self._cnn.to(self.device)
         self._transformer = transformer.to(self.device)
-        self.calibration = load_calibration(source) if Path(source).is_dir() else None
 
     def frames_for(self, samples: int) -> int:
         """How many frames the CNN makes of ``samples`` samples (frame i starts at sample

@@ -9,7 +9,7 @@ occurrence that starts before the end of the last one plus the refractory period
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 class DetectorSettings:
     threshold: float | None = None
     """Score in [0, 1] at which every keyword fires unless it sets its own; None takes the model's
-    calibrated threshold for the keyword's length (see calibration.py)."""
+    calibrated threshold for the keyword's length (see kwstream/keywords/keyword_set.py)."""
     smoothing_windows: int = 2
     """How many consecutive windows of a speech span are averaged (1 = no smoothing)."""
     refractory_s: float = 0.3
@@ -67,8 +67,10 @@ class WindowScore:
 class Detector:
     """Fed each window's scores in stream order; returns the detections they complete."""
 
-    def __init__(self, thresholds: dict[str, float], settings: DetectorSettings = DetectorSettings()) -> None:
-        self.thresholds = dict(thresholds)
+    def __init__(self, thresholds: Mapping[str, float], settings: DetectorSettings = DetectorSettings()) -> None:
+        """``thresholds``: read at every window, never copied, so that a change to the map (a
+        KeywordSet's ``set_threshold``) takes effect at once."""
+        self.thresholds = thresholds
         self.settings = settings
         self.reset()
 
@@ -83,15 +85,21 @@ class Detector:
             k: deque(maxlen=self.settings.smoothing_windows) for k in self.thresholds
         }
 
+    def smoothed(self, score: WindowScore) -> float | None:
+        """Take one keyword's score in the next window; the smoothed score that its threshold is
+        compared with, or None where the window cannot fire (fewer than ``smoothing_windows``
+        windows of the span so far, or a zero score, which has no alignment to report)."""
+        history = self._history[score.keyword]
+        history.append(score.score)
+        if len(history) < history.maxlen or score.score <= 0.0:
+            return None
+        return sum(history) / len(history)
+
     def push(self, scores: Sequence[WindowScore], detected_at: float, wall_time: float) -> list[Detection]:
         detections = []
         for s in scores:
-            history = self._history[s.keyword]
-            history.append(s.score)
-            if len(history) < history.maxlen or s.score <= 0.0:
-                continue  # not enough windows yet to smooth; a zero score has no alignment to report
-            smoothed = sum(history) / len(history)
-            if smoothed < self.thresholds[s.keyword]:
+            smoothed = self.smoothed(s)
+            if smoothed is None or smoothed < self.thresholds[s.keyword]:
                 continue
             last_end = self._last_end.get(s.keyword)
             if last_end is not None and s.start < last_end + self.settings.refractory_s:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kwstream.stream.detector import Detector, DetectorSettings, WindowScore
+from kwstream.evaluation.replay import replay
+from kwstream.stream.detector import DetectorSettings
+from kwstream.stream.events import ScoredWindow
 
 
 @dataclass(frozen=True)
@@ -46,16 +48,14 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> np
 def background_false_alarms(keyword_probs: np.ndarray, files: Sequence[str], keywords: Sequence[str],
                             thresholds: dict[str, float], hop_s: float, clip_s: float) -> int:
     """Detections the live Detector would fire on consecutive clips (``hop_s`` apart, each aligned
-    to its whole ``clip_s``) of background; ``files`` names each clip's file (a new file is a new span)."""
-    detector = Detector(thresholds, DetectorSettings())
-    fired, current = 0, None
+    to its whole ``clip_s``) of background, replayed as the windows of one stream per file
+    (``kwstream.evaluation.replay``); ``files`` names each clip's file."""
+    streams: dict[str, list[ScoredWindow]] = {}
     for i, (probs, file) in enumerate(zip(keyword_probs, files)):
-        if file != current:
-            current = file
-            detector.reset()
         t = i * hop_s
-        fired += len(detector.push([WindowScore(k, float(p), t, t + clip_s) for k, p in zip(keywords, probs)], t, 0.0))
-    return fired
+        streams.setdefault(file, []).append(ScoredWindow(
+            t, t + clip_s, {k: float(p) for k, p in zip(keywords, probs)}, 0.0, {k: (t, t + clip_s) for k in keywords}))
+    return sum(len(replay(windows, k, thresholds[k], DetectorSettings())) for windows in streams.values() for k in keywords)
 
 
 def format_report(report: ClassifierReport) -> str:

@@ -1,24 +1,22 @@
-"""``kwstream train``: read a Speech Commands layout, encode it once (cached), train a head, measure
-it, and only then write the head file and its confusion plot."""
+"""Training a classifier head (``kwstream train``): read a Speech Commands layout, encode it once
+(cached), train a head, measure it, and only then write the head file and its confusion plot."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
+from kwstream.keywords.base import default_layer
 from kwstream.keywords.classifier.head import DEFAULT_THRESHOLD, ClassifierHead, HeadConfig, save_head, top_blocks
 from kwstream.keywords.classifier.dataset import read_dataset
 from kwstream.keywords.classifier.features import AugmentSettings, ExampleMaker, FeatureCache, default_cache_dir
 from kwstream.keywords.classifier.fit import FitSettings, fit, predict
-from kwstream.keywords.classifier.report import (ClassifierReport, background_false_alarms, confusion_matrix, format_report,
+from kwstream.keywords.classifier.report import (ClassifierReport, background_false_alarms, confusion_matrix,
                                                  plot_confusion)
 
 
@@ -40,10 +38,6 @@ class TrainSettings:
     fit: FitSettings = FitSettings()
 
 
-def default_layer(encoder: Encoder) -> int:
-    return encoder.layers if encoder.has_ctc_head else max(1, round(2 * encoder.layers / 3))
-
-
 def train(settings: TrainSettings, encoder: Encoder) -> ClassifierReport:
     """Train, report, and write the head and its plot; raises KwstreamError before writing anything
     when the data or the settings are wrong."""
@@ -52,7 +46,7 @@ def train(settings: TrainSettings, encoder: Encoder) -> ClassifierReport:
     for path in (out, plot):
         if not path.parent.is_dir():
             raise KwstreamError(f"cannot write {path}: folder {path.parent} does not exist")
-    layer = default_layer(encoder) if settings.layer is None else settings.layer
+    layer = default_layer(encoder, "classifier") if settings.layer is None else settings.layer
     encoder.check_layer(layer)
     if not 0 <= settings.unfreeze <= layer:
         raise KwstreamError(f"--unfreeze must be between 0 and the head's layer ({layer}), got {settings.unfreeze}")
@@ -100,24 +94,3 @@ def train(settings: TrainSettings, encoder: Encoder) -> ClassifierReport:
     head.config = replace(config, trained_on=f"{trained_on}; validation accuracy {report.accuracy:.3f}")
     save_head(head, out)
     return report
-
-
-
-def train_from_args(args: argparse.Namespace) -> int:
-    """``kwstream train``: the report on stdout (text or JSON), progress on stderr."""
-    if args.copies < 0 or not 0 <= args.val_percent < 100:
-        raise KwstreamError("--copies must be 0 or more and --val-percent in [0, 100)")
-    settings = TrainSettings(
-        data=Path(args.data), out=Path(args.out), layer=args.layer, unfreeze=args.unfreeze,
-        val_percent=args.val_percent, val_speakers=tuple(s for s in args.val_speakers.split(",") if s),
-        cache=Path(args.cache) if args.cache else default_cache_dir(), plot=Path(args.plot) if args.plot else None,
-        augment=AugmentSettings(copies=args.copies), fit=FitSettings(epochs=args.epochs),
-    )
-    encoder = Encoder(EncoderSettings(model=args.model, device=args.device, threads=args.threads))
-    report = train(settings, encoder)
-    if args.json:
-        print(json.dumps({**asdict(report), "false_alarms_per_hour": report.false_alarms_per_hour, "model": encoder.name}))
-    else:
-        print(format_report(report))
-    print(f"kwstream: wrote {settings.out}", file=sys.stderr)
-    return 0

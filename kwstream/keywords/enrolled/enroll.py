@@ -5,8 +5,10 @@ its speech by the VAD (refused when there is none), and encoded with ``CONTEXT_S
 surrounding audio on each side, as the streaming encoder sees a word inside a window; the frames of
 the trimmed speech on the keyword's layer are kept.
 
-The threshold comes from the examples themselves, scored exactly as ``listen`` scores them (the
-real pipeline: VAD, windows, streaming encoder, the detector's two-window smoothing):
+The threshold comes from the examples themselves, scored exactly as ``listen`` scores them (each
+example pushed through a KeywordPipeline: VAD, windows, streaming encoder, and the scores the
+Detector itself compares with a threshold, its smoothing and all, so that the threshold chosen
+can be reached):
 
 * positives: each example, alone in a short stream, against the *other* examples (leave one out);
 * negatives: ``--negatives`` recordings of keyword-free speech against all the examples.
@@ -19,23 +21,23 @@ a margin measured on spoken digits (see README, "Enrolled keywords").
 
 from __future__ import annotations
 
-import io
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from kwstream.audio.io import SAMPLE_RATE
 from kwstream.audio.ring import RingBuffer
-from kwstream.audio.io import SAMPLE_RATE, pcm16, read_audio
-from kwstream.audio.sources import Microphone, RawStdin
-from kwstream.model.encoder import Encoder
-from kwstream.evaluation.metrics import scored_windows
-from kwstream.stream.events import LevelMeter
+from kwstream.audio.sources import Microphone
+from kwstream.evaluation.replay import compared_scores
+from kwstream.keywords.base import default_layer
 from kwstream.keywords.enrolled.scorer import EnrolledScorer
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError
-from kwstream.spotter import SpotterSettings
+from kwstream.keywords.keyword_set import KeywordSet
+from kwstream.model.encoder import Encoder
+from kwstream.stream.events import LevelMeter, ScoredWindow
+from kwstream.stream.pipeline import KeywordPipeline, PipelineSettings, run
 from kwstream.stream.vad import SpeechEnd, SpeechStart, VadGate, VadSettings
 
 MIN_EXAMPLES = 2
@@ -64,14 +66,6 @@ class EnrollSettings:
     """VAD for trimming: a short pre-roll and hangover, so the example is the word, not its pauses."""
     max_example_s: float = 3.0
     """A longer example is not a keyword."""
-
-
-def default_layer(encoder: Encoder) -> int:
-    """The layer whose features match a word best across speakers: for small models (4 blocks or
-    fewer, like the bundled one) the block below the top, measured on spoken digits (README); for
-    deeper ones the middle block, where word content peaks in wav2vec2 models (the top blocks of
-    a CTC model lean to letters, those of a pretrained-only model to its training objective)."""
-    return max(1, encoder.layers - 1) if encoder.layers <= 4 else encoder.layers // 2
 
 
 def _noise(n: int, dbfs: float, seed: int) -> np.ndarray:
@@ -148,22 +142,16 @@ def example_features(encoder: Encoder, example: Example, layer: int, settings: E
     return features[start:max(stop, start + 1)]
 
 
-def pipeline_scores(audio: np.ndarray, scorer: EnrolledScorer, encoder: Encoder, settings: SpotterSettings) -> np.ndarray:
-    """Every score the detector would compare with the threshold when ``audio`` is heard: per
-    keyword, the mean of each run of ``smoothing_windows`` consecutive windows of a speech span."""
-    windows, _ = scored_windows(RawStdin(io.BytesIO(pcm16(audio)), realtime=False), (), encoder, settings, [scorer])
-    n = settings.detector.smoothing_windows
-    smoothed = []
-    for span in sorted({w.span for w in windows}):
-        scores = np.array([[w.scores[k] for k in scorer.keywords] for w in windows if w.span == span])
-        if len(scores) >= n:
-            kernel = np.ones(n) / n
-            smoothed.append(np.stack([np.convolve(s, kernel, mode="valid") for s in scores.T], axis=1))
-    return np.concatenate(smoothed) if smoothed else np.zeros((0, len(scorer.keywords)))
+def pipeline_scores(audio: np.ndarray, scorer: EnrolledScorer, encoder: Encoder, settings: PipelineSettings) -> np.ndarray:
+    """Every score the detector would compare with the threshold when ``audio`` is heard: the
+    scorer's (one) keyword's smoothed scores, from the Detector itself (``compared_scores``)."""
+    pipeline = KeywordPipeline(KeywordSet(encoder, scorers=[scorer], pause_ms=settings.pause_ms), encoder, settings)
+    windows = [e for e in run(pipeline, audio) if isinstance(e, ScoredWindow)]
+    return np.array(compared_scores(windows, scorer.keywords[0], settings.detector), dtype=np.float64)
 
 
 @dataclass(frozen=True)
-class Calibration:
+class EnrollmentCalibration:
     threshold: float
     method: str
     positives: list[float]
@@ -177,7 +165,7 @@ class Calibration:
                 "negative_windows": self.negative_windows}
 
 
-def pick_threshold(positives: Sequence[float], negatives: np.ndarray | None) -> Calibration:
+def pick_threshold(positives: Sequence[float], negatives: np.ndarray | None) -> EnrollmentCalibration:
     low = min(positives)
     if low < MIN_AGREEMENT:
         raise EnrollmentError(
@@ -186,18 +174,18 @@ def pick_threshold(positives: Sequence[float], negatives: np.ndarray | None) -> 
         )
     if negatives is None or len(negatives) == 0:
         threshold = low - NO_NEGATIVES_MARGIN
-        return Calibration(round(float(np.clip(threshold, 0.0, 1.0)), 4), f"lowest leave-one-out score - {NO_NEGATIVES_MARGIN}",
+        return EnrollmentCalibration(round(float(np.clip(threshold, 0.0, 1.0)), 4), f"lowest leave-one-out score - {NO_NEGATIVES_MARGIN}",
                            list(positives), None, 0)
     high = float(negatives.max())
     if high < low:
         threshold, method = (high + low) / 2, "halfway between the highest negative and the lowest leave-one-out score"
     else:
         threshold, method = high + NEGATIVE_MARGIN, f"highest negative + {NEGATIVE_MARGIN} (negatives overlap the examples)"
-    return Calibration(round(float(np.clip(threshold, 0.0, 1.0)), 4), method, list(positives), high, len(negatives))
+    return EnrollmentCalibration(round(float(np.clip(threshold, 0.0, 1.0)), 4), method, list(positives), high, len(negatives))
 
 
 def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndarray], layer: int, encoder: Encoder,
-              negatives: Sequence[np.ndarray], settings: SpotterSettings) -> Calibration:
+              negatives: Sequence[np.ndarray], settings: PipelineSettings) -> EnrollmentCalibration:
     """Leave-one-out scores of the examples and scores of negative speech, through the real pipeline."""
     positives = []
     for i, example in enumerate(examples):
@@ -207,15 +195,15 @@ def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndar
     if not negatives:
         return pick_threshold(positives, None)
     everyone = EnrolledScorer([name], [layer], [list(features)], [None])
-    negative_scores = np.concatenate([pipeline_scores(audio, everyone, encoder, settings)[:, 0] for audio in negatives])
+    negative_scores = np.concatenate([pipeline_scores(audio, everyone, encoder, settings) for audio in negatives])
     return pick_threshold(positives, negative_scores)
 
 
-def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Encoder, settings: SpotterSettings,
+def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Encoder, settings: PipelineSettings,
            layer: int | None = None, negatives: Sequence[np.ndarray] = (),
            enroll_settings: EnrollSettings = EnrollSettings()) -> EnrolledKeyword:
     """A calibrated keyword from (audio, source) examples; nothing is written here."""
-    layer = default_layer(encoder) if layer is None else layer
+    layer = default_layer(encoder, "enrolled") if layer is None else layer
     encoder.check_layer(layer)
     examples = [prepare(audio, source, enroll_settings, seed=i) for i, (audio, source) in enumerate(recordings)]
     check_examples(examples)
@@ -252,62 +240,3 @@ def record_take(seconds: float, device: int | str | None, meter: Callable[[float
         mic.stop()
     _, audio = ring.read(0, cursor)
     return audio
-
-
-def level_bar(dbfs: float, width: int = 30, floor_dbfs: float = -60.0) -> str:
-    filled = int(round(width * min(1.0, max(0.0, (dbfs - floor_dbfs) / -floor_dbfs))))
-    return "█" * filled + "░" * (width - filled) + f" {dbfs:6.1f} dBFS"
-
-
-def record_examples(name: str, count: int, device: int | str | None, seconds: float = 4.0) -> list[tuple[np.ndarray, str]]:
-    """Prompt for and record ``count`` takes of ``name``, with a level meter on stderr."""
-    takes = []
-    for i in range(count):
-        print(f"kwstream: take {i + 1}/{count}: say {name!r} once now", file=sys.stderr, flush=True)
-        takes.append((record_take(seconds, device, lambda db: print(f"\r  {level_bar(db)}", end="", file=sys.stderr, flush=True)),
-                       f"microphone take {i + 1}"))
-        print(file=sys.stderr)
-    return takes
-
-
-def run_enroll(args, settings: SpotterSettings) -> int:
-    """``kwstream enroll NAME --from a.wav b.wav c.wav | --record N [--negatives ...]``."""
-    from kwstream.keywords.enrolled.store import KeywordStore, check_name
-
-    store = KeywordStore(args.store)
-    check_name(args.name)
-    if not args.replace:
-        store.check_free(args.name)
-    if args.record is not None and args.record < MIN_EXAMPLES:
-        raise EnrollmentError(f"--record {args.record}: enrollment needs at least {MIN_EXAMPLES} takes ({RECOMMENDED_EXAMPLES} or more recommended)")
-    recordings = [(read_audio(p), p) for p in args.files] if args.files else None
-    negatives = [read_audio(p) for p in args.negatives]
-    encoder = Encoder(settings.encoder)
-    if recordings is None:
-        device = int(args.input_device) if args.input_device and args.input_device.isdigit() else args.input_device
-        recordings = record_examples(args.name, args.record, device)
-    keyword = enroll(args.name, recordings, encoder, settings, args.layer, negatives)
-    path = store.save(keyword, replace=args.replace)
-    print(f"kwstream: enrolled {keyword.name!r} from {len(keyword.examples)} examples (layer {keyword.layer}, "
-          f"threshold {keyword.threshold:.2f}: {keyword.calibration['method']}) in {path}", file=sys.stderr)
-    return 0
-
-
-def run_keywords(args) -> int:
-    """``kwstream keywords [--remove NAME] [--store DIR]``: list or remove enrolled keywords."""
-    from kwstream.keywords.enrolled.store import KeywordStore
-
-    store = KeywordStore(args.store)
-    if args.remove:
-        store.remove(args.remove)
-        print(f"kwstream: removed {args.remove!r} from {store.root}", file=sys.stderr)
-        return 0
-    names = store.names()
-    if not names:
-        print(f"kwstream: no enrolled keywords in {store.root}", file=sys.stderr)
-        return 0
-    for name in names:
-        k = store.load(name)
-        frames = "/".join(str(len(e)) for e in k.examples)
-        print(f"{k.name:<16} threshold {k.threshold:.2f}  layer {k.layer:>2}  examples {len(k.examples)} ({frames} frames)  model {k.model}")
-    return 0

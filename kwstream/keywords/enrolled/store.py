@@ -23,7 +23,7 @@ import numpy as np
 
 from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
-from kwstream.keywords.base import split_threshold
+from kwstream.keywords.keyword_set import split_threshold
 from kwstream.keywords.enrolled.scorer import EnrolledScorer
 
 FORMAT = "kwstream-enrolled-1"
