@@ -12,7 +12,7 @@ import pytest
 
 from conftest import REPO, SpeechStream
 from kwstream.evaluation.bench import speech_stream
-from kwstream.model.encoder import BUNDLED_MODEL_DIR
+from kwstream.model.resolve import BUNDLED_MODEL_DIR
 
 
 def test_bench_json_reports_speech_and_silence():

@@ -19,7 +19,8 @@ import soundfile
 
 from kwstream import AudioFile, Spotter
 from kwstream.keywords.keyword_set import model_calibration
-from kwstream.model.encoder import BUNDLED_MODEL_DIR, Encoder, EncoderSettings
+from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.model.resolve import BUNDLED_MODEL_DIR
 from training.kws_streams import _streams, _voice, negative, positive
 from training.texts import PromptGenerator
 

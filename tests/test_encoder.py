@@ -9,7 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from kwstream.model.encoder import Encoder, EncoderSettings, resolve_model
+from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.model.resolve import resolve_model
 from kwstream.errors import ModelLoadError
 from kwstream.model.random_model import SIZES, save_random_ctc_model
 from kwstream.model.vocab import ENGLISH_CTC_TOKENS

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCTC
 
-from kwstream.model.encoder import BUNDLED_MODEL_DIR
+from kwstream.model.resolve import BUNDLED_MODEL_DIR
 
 pytestmark = [
     pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="no bundled model in kwstream/assets/model"),

@@ -1,6 +1,6 @@
 """The encoder's model run by ONNX Runtime: the same numbers as PyTorch, faster on a CPU.
 
-The model's two stages (``model_stages``: the CNN, and the transformer with the CTC head, which
+The model's two stages (``stages``: the CNN, and the transformer with the CTC head, which
 takes earlier frames' states as context where the model allows) are exported once per checkpoint
 and version of these graphs with the torch.export-based exporter (the older tracing exporter
 mis-exports wav2vec2's weight-normalised positional convolution), with dynamic lengths. The
@@ -46,8 +46,8 @@ def output_names(has_ctc_head: bool, layers) -> list[str]:
     return ([LOG_PROBS] if has_ctc_head else []) + [f"hidden_{layer}" for layer in layers]
 
 
-class OnnxModel:
-    """A wav2vec2 model's two stages (``model_stages``), each run by an ONNX Runtime session."""
+class OnnxBackend:
+    """A wav2vec2 model's two stages (``stages``), each run by an ONNX Runtime session (a ``StageBackend``)."""
 
     def __init__(self, cnn, transformer, digest: str, int8: bool, threads: int | None) -> None:
         """``transformer``: a ``ContextTransformerStage``, or a ``TransformerStage`` for a model without one."""

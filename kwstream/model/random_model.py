@@ -43,7 +43,7 @@ def save_random_ctc_model(directory: str | Path, size: str = "tiny", seed: int =
     import torch
     from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
-    from kwstream.model.encoder import quiet_transformers
+    from kwstream.model.resolve import quiet_transformers
 
     quiet_transformers()
     torch.manual_seed(seed)

@@ -16,7 +16,7 @@ hop) and rescored once its right context arrives.
 Nothing is computed twice but the provisional frames' transformer layers. Each frame's CNN output
 is computed once, when its audio arrives, and handed on from chunk to chunk; the left context's
 frames also lend the states every transformer layer gave them in the chunk where they became
-final, and the new chunk's frames attend to those (``model_stages``). So per step the CNN sees
+final, and the new chunk's frames attend to those (``kwstream.model.stages``). So per step the CNN sees
 ``hop`` of new audio and the transformer's layers ``hop + right_context``. A reused frame keeps what
 its chunk made of it: the normalisation statistics of that chunk's audio and, through attention,
 the context that chunk had. So a span's first chunks, shorter than its right context, hand on

@@ -116,7 +116,7 @@ def top_blocks(encoder: Encoder, count: int) -> nn.ModuleList:
     """Trainable float32 copies of the encoder's top ``count`` transformer blocks."""
     if count < 0 or count > encoder.layers:
         raise ClassifierError(f"cannot unfreeze {count} blocks: model {encoder.name!r} has {encoder.layers}")
-    blocks = encoder._transformer.model.base_model.encoder.layers
+    blocks = encoder.transformer_blocks
     return nn.ModuleList(copy.deepcopy(blocks[len(blocks) - count:])).float().cpu() if count else nn.ModuleList()
 
 
