@@ -84,13 +84,16 @@ class PipelineStats:
     """Running totals, readable while the pipeline runs."""
 
     audio_s: float = 0.0
+    """Audio pushed so far; ``voiced_s`` of it lay in speech spans."""
     voiced_s: float = 0.0
     windows: int = 0
+    """Windows encoded and scored, taking ``compute_s`` seconds of encoder and scorers."""
     compute_s: float = 0.0
     encoded_s: float = 0.0
     """Audio whose frames the transformer computed: how often each voiced second is encoded."""
     detections: int = 0
     window_errors: int = 0
+    """Windows whose encoding or scoring raised (logged and skipped)."""
 
     @property
     def real_time_factor(self) -> float:

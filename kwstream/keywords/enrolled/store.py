@@ -153,7 +153,7 @@ def parse_enrolled(spec: str) -> tuple[str, float | None]:
 def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder) -> EnrolledScorer:
     """The scorer for ``--enrolled NAME[:T]`` options, every keyword checked against ``encoder``,
     with the thresholds measured at enrollment (a ``:T`` given here goes to the spotter as the
-    user's own, see ``kwstream.spotter.keyword_thresholds``)."""
+    user's own, see ``kwstream.keywords.keyword_set.keyword_thresholds``)."""
     keywords, thresholds = [], []
     for spec in specs:
         name, _ = parse_enrolled(spec)
