@@ -1,1 +1,2 @@
-"""stream"""
+"""The streaming stages (vad, windows, chunked, detector, events) and the KeywordPipeline that joins
+them: audio in, events out, synchronously."""

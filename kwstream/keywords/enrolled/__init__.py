@@ -1,1 +1,2 @@
-"""keywords/enrolled"""
+"""Keywords enrolled from spoken examples: enroll (examples to a calibrated keyword), scorer (DTW
+over features), store (keywords on disk)."""
