@@ -99,6 +99,8 @@ class Spotter:
             raise KeywordError("no keywords given")  # before a model loads for minutes
         self.encoder = encoder or Encoder(self.settings.encoder)
         if isinstance(keywords, KeywordSet):
+            if scorers or thresholds:
+                raise ValueError("a KeywordSet brings its own scorers and thresholds: build it with them")
             self.keyword_set = keywords
         else:
             self.keyword_set = KeywordSet(self.encoder, keywords, scorers, thresholds=thresholds,
