@@ -9,11 +9,12 @@ with Spotter(["hey", "stop"], on_detect=print) as spotter:
 """
 
 from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin
-from kwstream.detector import Detection, DetectorSettings
-from kwstream.encoder import Encoder, EncoderSettings
+from kwstream.stream.detector import Detection, DetectorSettings
+from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.errors import AudioInputError, KeywordError, KwstreamError, ModelLoadError
-from kwstream.spotter import Keyword, Spotter, SpotterSettings, SpotterStats
-from kwstream.vad import VadSettings
+from kwstream.keywords.keyword_set import Keyword
+from kwstream.spotter import Spotter, SpotterSettings, SpotterStats
+from kwstream.stream.vad import VadSettings
 
 __all__ = [
     "AudioFile",

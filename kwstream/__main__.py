@@ -1,5 +1,5 @@
 import sys
 
-from kwstream.cli import main
+from kwstream.cli.main import main
 
 sys.exit(main())

@@ -11,10 +11,10 @@ import pytest
 import soundfile
 import soxr
 
-from kwstream.random_model import save_random_ctc_model
+from kwstream.model.random_model import save_random_ctc_model
 
 REPO = Path(__file__).resolve().parent.parent
-ASSET_AUDIO = REPO / "assets" / "audio"
+ASSET_AUDIO = REPO / "kwstream" / "assets" / "audio"
 SAMPLE_RATE = 16000
 
 # A shell starts background jobs (`pytest &`, nohup) with SIGINT ignored, and children inherit that,
@@ -31,7 +31,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def load_word(name: str) -> np.ndarray:
-    """A real recorded digit from assets/audio, as 16 kHz float32."""
+    """A real recorded digit from kwstream/assets/audio, as 16 kHz float32."""
     audio, rate = soundfile.read(ASSET_AUDIO / f"fsdd_{name}.wav", dtype="float32")
     return soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32)
 

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from conftest import REPO, SpeechStream
-from kwstream.bench import speech_stream
-from kwstream.encoder import BUNDLED_MODEL_DIR
+from kwstream.evaluation.bench import speech_stream
+from kwstream.model.resolve import BUNDLED_MODEL_DIR
 
 
 def test_bench_json_reports_speech_and_silence():
@@ -45,8 +45,8 @@ def test_bench_table_keeps_every_figure_whole_in_80_columns():
 
 
 def test_bench_scores_detections_against_the_spoken_words():
-    from kwstream.bench import SpokenWord, outcome
-    from kwstream.detector import Detection
+    from kwstream.evaluation.bench import SpokenWord, outcome
+    from kwstream.stream.detector import Detection
 
     words = [SpokenWord("seven", 1.0, 1.5), SpokenWord("three", 2.0, 2.4), SpokenWord("seven", 3.0, 3.6)]
     found = [Detection("seven", 0.9, 1.1, 1.5, 1.7, 0.0), Detection("seven", 0.9, 1.1, 1.5, 1.9, 0.0),  # one word, twice

@@ -1,10 +1,10 @@
 """The bundled model in the real pipeline, at its calibrated default thresholds
-(assets/model/kwstream.json): keywords found at the right time, and keyword-free speech (with near
+(kwstream/assets/model/kwstream.json): keywords found at the right time, and keyword-free speech (with near
 misses such as "stopped" and "lighter") passing with no more false alarms than the model's measured
 rate allows. The bars come from the development streams' figures (model card), not from this audio.
 
 The speech is synthesised here, in voices and at speaking rates the model never trained on
-(kwstream/training/kws_streams.py), with a fixed seed. The bars below are the model card's
+(training/kws_streams.py), with a fixed seed. The bars below are the model card's
 measured figures with a margin, not tuned to this draw.
 """
 
@@ -18,12 +18,14 @@ import pytest
 import soundfile
 
 from kwstream import AudioFile, Spotter
-from kwstream.encoder import BUNDLED_MODEL_DIR, Encoder, EncoderSettings
-from kwstream.training.kws_streams import VOICE_SETS, _streams, _voice, negative, positive
-from kwstream.training.texts import PromptGenerator
+from kwstream.keywords.keyword_set import model_calibration
+from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.model.resolve import BUNDLED_MODEL_DIR
+from training.kws_streams import VOICE_SETS, _streams, _voice, negative, positive
+from training.texts import PromptGenerator
 
 pytestmark = [
-    pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="no bundled model in assets/model"),
+    pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="no bundled model in kwstream/assets/model"),
     pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None, reason="needs espeak-ng and flite"),
 ]
 
@@ -93,7 +95,7 @@ NEGATIVE_S = 45.0
 
 
 def test_keyword_free_speech_fires_nothing_at_the_default_thresholds(encoder, tmp_path):
-    assert encoder.calibration is not None, "the bundled model ships calibrated thresholds"
+    assert model_calibration(encoder) is not None, "the bundled model ships calibrated thresholds"
     rng = np.random.default_rng(77)
     prompts = PromptGenerator(rng)
     pieces, total_s = [], 0.0

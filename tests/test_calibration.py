@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from kwstream import Encoder, DetectorSettings, EncoderSettings, Keyword, Spotter, SpotterSettings
-from kwstream.calibration import (
+from kwstream.keywords.keyword_set import (
     CALIBRATION_FILE, FALLBACK_THRESHOLD, UNREACHABLE_THRESHOLD, Calibration, fit_calibration, load_calibration,
 )
 
@@ -51,8 +51,8 @@ def test_invalid_global_threshold_is_refused():
 
 
 def test_threshold_priority_own_then_everyone_then_measured_then_calibrated():
-    from kwstream.calibration import Calibration
-    from kwstream.spotter import keyword_thresholds
+    from kwstream.keywords.keyword_set import Calibration
+    from kwstream.keywords.keyword_set import keyword_thresholds
 
     class Enrolled:  # what an enrolled-keyword scorer reports: thresholds measured at enrollment
         keywords = ["wake", "sleep"]

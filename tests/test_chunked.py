@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kwstream.chunked import ChunkedEncoder
-from kwstream.encoder import EncodedFrames, Encoder, EncoderSettings
-from kwstream.random_model import save_random_ctc_model
+from kwstream.stream.chunked import ChunkedEncoder
+from kwstream.model.encoder import EncodedFrames, Encoder, EncoderSettings
+from kwstream.model.random_model import save_random_ctc_model
 
 SPF = 320
 

@@ -11,16 +11,16 @@ import soundfile
 import torch
 
 from conftest import SAMPLE_RATE, load_word
-from kwstream.encoder import Encoder, EncoderSettings
-from kwstream.keywords.classifier import (
+from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.keywords.classifier.head import (
     SILENCE_CLASS, UNKNOWN_CLASS, ClassifierError, ClassifierHead, ClassifierScorer, HeadConfig, attention_span,
     load_head, save_head, top_blocks,
 )
-from kwstream.random_model import save_random_ctc_model
-from kwstream.training.classifier.dataset import DatasetError, read_dataset, speaker_of
-from kwstream.training.classifier.features import AugmentSettings, ExampleMaker, FeatureCache
-from kwstream.training.classifier.fit import predict
-from kwstream.training.classifier.report import background_false_alarms
+from kwstream.model.random_model import save_random_ctc_model
+from kwstream.keywords.classifier.dataset import DatasetError, read_dataset, speaker_of
+from kwstream.keywords.classifier.features import AugmentSettings, ExampleMaker, FeatureCache
+from kwstream.keywords.classifier.fit import predict
+from kwstream.keywords.classifier.report import background_false_alarms
 
 
 @pytest.fixture(scope="module")

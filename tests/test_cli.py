@@ -113,7 +113,7 @@ def test_unreachable_hub_model_fails_fast(talk, tmp_path):
 
 def test_auto_model_offline_without_bundled_model_says_what_to_do(talk, tmp_path, monkeypatch):
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    from kwstream.encoder import BUNDLED_MODEL_DIR
+    from kwstream.model.resolve import BUNDLED_MODEL_DIR
 
     result = kwstream("listen", "--keywords", "hey", "--file", str(talk), env=env)
     if (BUNDLED_MODEL_DIR / "config.json").is_file():

@@ -18,7 +18,7 @@ import pytest
 
 from kwstream.errors import KeywordError
 from kwstream.keywords.ctc import END_WEIGHT, CtcKeywordScorer, _viterbi
-from kwstream.random_model import ENGLISH_CTC_TOKENS
+from kwstream.model.vocab import ENGLISH_CTC_TOKENS
 
 TOKENS = ENGLISH_CTC_TOKENS
 V = len(TOKENS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kwstream.detector import Detection, Detector, DetectorSettings, WindowScore
+from kwstream.stream.detector import Detection, Detector, DetectorSettings, WindowScore
 
 
 def window(detector: Detector, keyword: str, score: float, start: float = 1.0, end: float = 1.5, at: float = 2.0):

@@ -9,9 +9,9 @@ import pytest
 import soundfile
 
 from kwstream.errors import KwstreamError
-from kwstream.audio.sources import read_audio
-from kwstream.training.digit_streams import DEFAULT_FSDD_DIR, StreamSettings, build, main, parse_indices
-from kwstream.training.texts import DIGITS
+from kwstream.audio.io import read_audio
+from training.digit_streams import DEFAULT_FSDD_DIR, StreamSettings, build, main, parse_indices
+from training.texts import DIGITS
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_FSDD_DIR / "recordings").is_dir(), reason="needs ../shared/data/fsdd")
 

@@ -9,9 +9,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from kwstream.encoder import Encoder, EncoderSettings, resolve_model
+from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.model.resolve import resolve_model
 from kwstream.errors import ModelLoadError
-from kwstream.random_model import ENGLISH_CTC_TOKENS, SIZES, save_random_ctc_model
+from kwstream.model.random_model import SIZES, save_random_ctc_model
+from kwstream.model.vocab import ENGLISH_CTC_TOKENS
 
 
 def test_loads_a_local_checkpoint_and_reports_its_vocabulary(tiny_model):
@@ -62,7 +64,7 @@ def test_cnn_and_transformer_stages_give_the_whole_models_numbers(config, backen
     import torch
     from transformers import AutoModelForCTC
 
-    import kwstream.onnx_backend as onnx_backend
+    import kwstream.model.onnx_backend as onnx_backend
 
     monkeypatch.setattr(onnx_backend, "CACHE_DIR", tmp_path / "onnx")
     path = save_random_ctc_model(tmp_path / "model", seed=2, **config)
@@ -96,7 +98,7 @@ def test_reused_cnn_frames_stand_in_for_computing_them(tiny_model):
 def test_reused_states_stand_in_for_the_left_context(pre_norm, backend, tmp_path, monkeypatch):
     # Given the states the whole pass gives the first frames, attending to them instead of
     # recomputing those frames must give the later frames the whole pass's numbers.
-    import kwstream.onnx_backend as onnx_backend
+    import kwstream.model.onnx_backend as onnx_backend
 
     monkeypatch.setattr(onnx_backend, "CACHE_DIR", tmp_path / "onnx")
     path = save_random_ctc_model(tmp_path / "model", seed=3, do_stable_layer_norm=pre_norm)
@@ -114,7 +116,7 @@ def test_reused_states_stand_in_for_the_left_context(pre_norm, backend, tmp_path
 
 
 def test_a_model_whose_layers_cannot_take_states_recomputes_the_left_context(tiny_model, monkeypatch, caplog):
-    import kwstream.model_stages as model_stages
+    import kwstream.model.stages as model_stages
 
     monkeypatch.setattr(model_stages, "_attend", lambda attention, queries, keys_values: queries * 0)  # not wav2vec2's attention
     with caplog.at_level(logging.INFO):
@@ -157,7 +159,7 @@ def test_paths_and_hub_ids_are_told_apart(tiny_model, tmp_path):
 
 
 def test_onnx_backend_gives_the_same_numbers_and_exports_once(tiny_model, tmp_path, monkeypatch):
-    import kwstream.onnx_backend as onnx_backend
+    import kwstream.model.onnx_backend as onnx_backend
 
     monkeypatch.setattr(onnx_backend, "CACHE_DIR", tmp_path / "onnx")
     audio = np.random.default_rng(4).normal(0, 0.1, 23000).astype(np.float32)  # not the export's length
@@ -179,7 +181,7 @@ def test_unknown_backend_is_refused():
 
 
 def test_auto_backend_falls_back_to_torch_when_the_model_cannot_be_exported(tiny_model, tmp_path, monkeypatch, caplog):
-    import kwstream.onnx_backend as onnx_backend
+    import kwstream.model.onnx_backend as onnx_backend
 
     def refuse(*args):  # stands in for the exporter's failures on unusual checkpoints, which a tiny model lacks
         raise ModelLoadError("cannot export this model to ONNX (UnsupportedOperator); use --backend torch")

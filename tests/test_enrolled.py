@@ -13,15 +13,15 @@ import pytest
 
 from conftest import REPO, SAMPLE_RATE
 from kwstream.audio.sources import AudioFile
-from kwstream.encoder import Encoder, EncoderSettings
-from kwstream.enroll import EnrollSettings, check_examples, enroll, pick_threshold, prepare
-from kwstream.keywords.enrolled import EnrolledScorer, ExampleSet, _dtw, subsequence_dtw, unit_rows
-from kwstream.keywords.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
+from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.keywords.enrolled.enroll import EnrollSettings, check_examples, enroll, pick_threshold, prepare
+from kwstream.keywords.enrolled.scorer import EnrolledScorer, ExampleSet, _dtw, subsequence_dtw, unit_rows
+from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
 from kwstream.spotter import Spotter, SpotterSettings
-from kwstream.audio.sources import read_audio
-from kwstream.training.digit_streams import DEFAULT_FSDD_DIR
+from kwstream.audio.io import read_audio
+from training.digit_streams import DEFAULT_FSDD_DIR
 
-BUNDLED = REPO / "assets" / "model"
+BUNDLED = REPO / "kwstream" / "assets" / "model"
 RECORDINGS = DEFAULT_FSDD_DIR / "recordings"
 needs_fsdd = pytest.mark.skipif(not RECORDINGS.is_dir(), reason="needs ../shared/data/fsdd")
 
@@ -224,3 +224,38 @@ def test_an_enrolled_digit_is_spotted_in_the_same_speakers_speech(tmp_path, bund
     assert len(detections) == 2, detections
     for d, (start, end) in zip(detections, sevens):
         assert start - 0.3 <= d.start < d.end <= end + 0.3 and d.score >= keyword.threshold  # the bundled model's end-to-end tolerance
+
+
+def test_calibration_sees_only_the_scores_the_detector_compares():
+    """A window whose own score is 0 has no alignment and never fires: smoothing it into its
+    neighbour (as np.convolve did) made a score of 0.4 here that no threshold could ever fire on."""
+    from kwstream.evaluation.replay import compared_scores, replay
+    from kwstream.stream.detector import DetectorSettings
+    from kwstream.stream.events import ScoredWindow
+
+    def windows(scores):
+        return [ScoredWindow(i * 0.25, i * 0.25 + 1.5, {"kw": s}, 0.0, {"kw": (i * 0.25, i * 0.25 + 0.5)}) for i, s in enumerate(scores)]
+
+    settings = DetectorSettings()
+    assert compared_scores(windows([0.8, 0.0]), "kw", settings) == []
+    assert replay(windows([0.8, 0.0]), "kw", 0.35, settings) == []
+    assert compared_scores(windows([0.0, 0.8, 0.6]), "kw", settings) == pytest.approx([0.4, 0.7])
+    assert len(replay(windows([0.0, 0.8, 0.6]), "kw", 0.7, settings)) == 1
+
+
+@needs_fsdd
+def test_the_threshold_enrollment_picks_is_reached_by_listens_pipeline_on_every_example(bundled):
+    from kwstream.keywords.keyword_set import KeywordSet
+    from kwstream.stream.detector import Detection
+    from kwstream.stream.pipeline import KeywordPipeline, run
+
+    settings = SpotterSettings()
+    recordings = [(read_audio(RECORDINGS / f"7_jackson_{i}.wav"), f"7_jackson_{i}") for i in range(3)]
+    keyword = enroll("seven", recordings, bundled, settings)
+    for i, (audio, source) in enumerate(recordings):
+        example = prepare(audio, source, EnrollSettings(), seed=i)  # as enroll() prepared it
+        others = [f for j, f in enumerate(keyword.examples) if j != i]  # leave one out, as calibration does
+        scorer = EnrolledScorer([keyword.name], [keyword.layer], [others], [keyword.threshold])
+        pipeline = KeywordPipeline(KeywordSet(bundled, scorers=[scorer]), bundled, settings, events=False)
+        fired = [d for d in run(pipeline, example.audio) if isinstance(d, Detection)]
+        assert fired and fired[0].score >= keyword.threshold, (source, keyword.threshold, keyword.calibration)

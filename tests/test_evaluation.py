@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from kwstream.detector import Detection, DetectorSettings
+from kwstream.stream.detector import Detection, DetectorSettings
 from kwstream.errors import KwstreamError
-from kwstream.evaluation import (FalseAlarm, Label, StreamRecord, evaluate, match, negative_hours, read_labels,
+from kwstream.evaluation.metrics import (FalseAlarm, Label, StreamRecord, evaluate, match, negative_hours, read_labels,
                                  read_transcripts, replay, said_at)
-from kwstream.events import ScoredWindow
+from kwstream.stream.events import ScoredWindow
 
 from conftest import SAMPLE_RATE, SpeechStream
 

@@ -36,7 +36,7 @@ def test_logged_once_per_keyword(caplog):
 
 
 def test_the_shipped_table_is_what_the_builder_builds():
-    from kwstream.training.homophones import build_table
+    from training.homophones import build_table
 
     shipped = json.loads(TABLE_PATH.read_text())
     about = shipped["about"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from kwstream.training.kws_streams import EVAL_KEYWORDS, NEAR_MISSES, build, keyword_free
+from training.kws_streams import EVAL_KEYWORDS, NEAR_MISSES, build, keyword_free
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE_RATE, SpeechStream
-from kwstream.vad import VadSettings
+from kwstream.stream.vad import VadSettings
 from virtual_mic import no_input_env, virtual_mic_env
 
 pytestmark = pytest.mark.skipif(

@@ -19,7 +19,7 @@ import soundfile
 from kwstream import AudioFile, Encoder, Detection, EncoderSettings, Keyword, KeywordError, RawStdin, Spotter
 from kwstream.audio.ring import RingBuffer
 from kwstream.spotter import SpotterSettings
-from kwstream.vad import VadSettings
+from kwstream.stream.vad import VadSettings
 
 from conftest import SAMPLE_RATE, SpeechStream
 
@@ -174,7 +174,7 @@ def test_keyword_parsing_and_validation(encoder):
 
 
 def test_events_describe_the_stream_in_order(encoder, speech_stream, tmp_path):
-    from kwstream.events import Level, ScoredWindow, VoiceActivity
+    from kwstream.stream.events import Level, ScoredWindow, VoiceActivity
 
     events: list[object] = []
     spotter = Spotter([Keyword("stop", FIRE_ON_ANYTHING)], encoder=encoder, on_event=events.append,

@@ -14,16 +14,16 @@ import pytest
 import torch
 from transformers import AutoModelForCTC
 
-from kwstream.encoder import BUNDLED_MODEL_DIR
+from kwstream.model.resolve import BUNDLED_MODEL_DIR
 
 pytestmark = [
-    pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="no bundled model in assets/model"),
+    pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="no bundled model in kwstream/assets/model"),
     pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None, reason="needs espeak-ng and flite"),
 ]
 
 
 def module(name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", f"kwstream.training.{name}", *args],
+    return subprocess.run([sys.executable, "-m", f"training.{name}", *args],
                           capture_output=True, text=True, timeout=600)
 
 
@@ -52,8 +52,8 @@ def test_training_from_the_shipped_weights_resumes_and_exports(corpus: Path, tmp
 
 
 def test_distillation_trains_a_prediction_head_on_the_teachers_features(corpus: Path, tmp_path: Path) -> None:
-    from kwstream.training.corpus import read_manifest
-    from kwstream.training.teacher import DIMENSIONS, load_features
+    from training.corpus import read_manifest
+    from training.teacher import DIMENSIONS, load_features
 
     common = ["--corpus", str(corpus), "--out", str(tmp_path / "model"), "--ckpt-dir", str(tmp_path / "ckpt"),
               "--threads", "1", "--warmup", "1", "--init", str(BUNDLED_MODEL_DIR), "--steps", "2"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_speech_stream
-from kwstream.random_model import save_random_ctc_model
+from kwstream.model.random_model import save_random_ctc_model
 from test_classifier import write_layout
 from test_cli import assert_user_error, kwstream
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kwstream.training import augment as A
-from kwstream.training.vocab import SAMPLE_RATE
+from training import augment as A
+from training.vocab import SAMPLE_RATE
 
 
 def _tone(seconds: float = 1.0, freq: float = 440.0) -> np.ndarray:
@@ -54,7 +54,7 @@ def test_speed_changes_length_pitch_keeps_it() -> None:
 def test_reverb_keeps_length_and_peak_and_spreads_energy() -> None:
     click = np.zeros(SAMPLE_RATE, dtype=np.float32)
     click[100] = 0.8
-    ir = A.synthetic_impulse_response(np.random.default_rng(3), rt60=0.4, direct_ratio_db=0.0)
+    ir, = A.room_impulse_responses(np.random.default_rng(3), 1, rt60_range=(0.4, 0.4))
     wet = A.reverberate(click, ir)
     assert len(wet) == len(click)
     assert np.abs(wet).max() == pytest.approx(0.8, rel=1e-4)

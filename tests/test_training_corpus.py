@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kwstream.training import corpus as C
-from kwstream.training.evaluate import edit_distance, error_rate
-from kwstream.training.kws_streams import NEAR_MISSES
-from kwstream.training.texts import KEYWORDS, NEAR_MISS_WORDS, PromptGenerator, number_words
-from kwstream.training.vocab import LETTERS, SAMPLE_RATE, VOCAB, build_processor, decode_ctc, encode, normalize_text
+from training import corpus as C
+from training.evaluate import edit_distance, error_rate
+from training.kws_streams import NEAR_MISSES
+from training.texts import KEYWORDS, NEAR_MISS_WORDS, PromptGenerator, number_words
+from training.vocab import LETTERS, SAMPLE_RATE, VOCAB, build_processor, decode_ctc, encode, normalize_text
 
 
 def test_vocab_matches_wav2vec2_base_960h_layout() -> None:

@@ -15,10 +15,10 @@ import pytest
 from rich.console import Console
 
 from conftest import REPO, make_speech_stream
-from kwstream.detector import Detection
-from kwstream.events import Level, ScoredWindow, VoiceActivity
+from kwstream.stream.detector import Detection
+from kwstream.stream.events import Level, ScoredWindow, VoiceActivity
 from kwstream.spotter import SpotterSettings, SpotterStats
-from kwstream.tui import (
+from kwstream.cli.dashboard import (
     BAR_CELLS,
     MIN_COLS,
     Controls,

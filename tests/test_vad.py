@@ -10,10 +10,10 @@ import soundfile
 import soxr
 import webrtcvad
 
-from kwstream.vad import SpeechEnd, SpeechStart, VadGate, VadSettings
+from kwstream.stream.vad import SpeechEnd, SpeechStart, VadGate, VadSettings
 
 RATE = 16000
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "audio"
+ASSETS = Path(__file__).resolve().parent.parent / "kwstream" / "assets" / "audio"
 SHARED = Path("/work/shared/data/fsdd/recordings")
 WORDS = ("7_jackson_0", "3_theo_0", "0_lucas_1", "9_nicolas_2")
 

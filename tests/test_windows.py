@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kwstream.vad import SpeechEnd, SpeechStart
-from kwstream.windows import Window, Windower
+from kwstream.stream.vad import SpeechEnd, SpeechStart
+from kwstream.stream.windows import Window, Windower
 
 
 def bounds(windows: list[Window]) -> list[tuple[int, int]]:

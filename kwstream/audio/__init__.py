@@ -1,1 +1,1 @@
-"""Audio input: the ring buffer and the sources that fill it."""
+"""Audio input: the ring buffer, the sources that fill it, and audio at rest (io: read_audio, SAMPLE_RATE)."""

@@ -1,1 +1,3 @@
-"""Keyword scorers: each turns one encoder output into a score per keyword per window."""
+"""What to spot: the scorer protocol and default layers (base), the keyword set with its one
+threshold map (keyword_set), typed keywords through the CTC head (ctc), homophones, enrolled
+keywords (enrolled/) and trained classifier heads (classifier/)."""

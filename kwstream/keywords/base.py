@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
-from kwstream.encoder import EncodedFrames
-from kwstream.errors import KeywordError
+from kwstream.model.encoder import EncodedFrames, Encoder
 
 
 @dataclass(frozen=True)
@@ -37,15 +36,20 @@ class KeywordScorer(Protocol):
         ...
 
 
-def split_threshold(spec: str) -> tuple[str, float | None]:
-    """``"name"`` or ``"name:0.8"`` from the command line: the name, and the threshold in [0, 1] if given."""
-    name, sep, threshold = spec.rpartition(":") if ":" in spec else (spec, "", "")
-    if not sep:
-        return name, None
-    try:
-        value = float(threshold)
-    except ValueError:
-        raise KeywordError(f"threshold of {name!r} must be a number in [0, 1], got {threshold!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise KeywordError(f"threshold of {name!r} must be in [0, 1], got {value}")
-    return name, value
+
+def default_layer(encoder: Encoder, kind: Literal["enrolled", "classifier"]) -> int:
+    """The encoder layer whose hidden states a scorer of ``kind`` reads unless told otherwise.
+
+    ``enrolled`` (DTW against spoken examples): the layer whose features match a word best across
+    speakers: for small models (4 blocks or fewer, like the bundled one) the block below the top,
+    measured on spoken digits (README); for deeper ones the middle block, where word content peaks
+    in wav2vec2 models (the top blocks of a CTC model lean to letters, those of a pretrained-only
+    model to its training objective).
+
+    ``classifier`` (a trained head): the top layer for a CTC fine-tuned model (most word-like, and
+    the head learns to read it), two thirds up for a pretrained-only one (its top layers serve the
+    pretraining task).
+    """
+    if kind == "enrolled":
+        return max(1, encoder.layers - 1) if encoder.layers <= 4 else encoder.layers // 2
+    return encoder.layers if encoder.has_ctc_head else max(1, round(2 * encoder.layers / 3))

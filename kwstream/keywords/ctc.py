@@ -39,7 +39,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from kwstream.compiled import compiled
-from kwstream.encoder import EncodedFrames
+from kwstream.model.encoder import EncodedFrames
 from kwstream.errors import KeywordError
 from kwstream.keywords.base import KeywordMatch
 

@@ -2,8 +2,8 @@
 
 A spotter hears sounds, not spellings: "two" and a "to" said in full are one sound, so every such
 "to" can fire it, whatever the model. Wake words are chosen to avoid this, so kwstream says so when
-a typed keyword has a homophone that everyday speech says often. The table (``assets/homophones.json``, built by
-``python -m kwstream.training.homophones``) gives each homophone's Zipf frequency in text; at
+a typed keyword has a homophone that everyday speech says often. The table (``kwstream/assets/homophones.json``, built by
+``python -m training.homophones``) gives each homophone's Zipf frequency in text; at
 ``WORDS_PER_HOUR`` of conversation that becomes how often it is said per hour.
 """
 
@@ -13,11 +13,12 @@ import functools
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+
+from kwstream.assets import HOMOPHONES_FILE
 
 log = logging.getLogger("kwstream")
 
-TABLE_PATH = Path(__file__).resolve().parent.parent.parent / "assets" / "homophones.json"
+TABLE_PATH = HOMOPHONES_FILE
 WORDS_PER_HOUR = 9_000
 """Conversational English runs at about 150 words a minute."""
 WARN_PER_HOUR = 0.5

@@ -1,0 +1,61 @@
+"""``kwstream bench``: CPU cost per second of speech and of silence, and latency."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from rich.console import Console
+from rich.progress import Progress
+
+from kwstream.cli import options
+from kwstream.cli.tables import figure, print_table
+from kwstream.errors import KwstreamError
+from kwstream.evaluation.bench import bench, random_model
+from kwstream.keywords.homophones import homophone_warning
+from kwstream.keywords.keyword_set import parse_keywords
+from kwstream.model.encoder import Encoder
+from kwstream.stream.vad import VadSettings
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.seconds <= 0 or args.repeats < 1:
+        raise KwstreamError("--seconds must be positive and --repeats at least 1")
+    args.model = random_model(args.random) if args.random else args.model
+    args.no_vad, args.vad_aggressiveness, args.threshold = False, VadSettings.aggressiveness, None
+    settings = options.settings(args)
+    typed = parse_keywords(args.keywords)
+    options.warn([w for k in typed if (w := homophone_warning(k.text))])
+    keywords = [k.text for k in typed]
+    encoder = Encoder(settings.encoder)
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("benchmarking", total=2 * args.repeats)
+        results = bench(encoder, keywords, settings, args.seconds, args.repeats, lambda: progress.advance(task))
+    about = {"model": encoder.name, "parameters_m": round(encoder.parameters / 1e6, 2), "device": args.device,
+             "threads": args.threads, "int8": args.int8, "backend": args.backend, "keywords": keywords, "window_s": settings.window_s, "hop_s": settings.hop_s,
+             "left_context_s": settings.left_context_s, "right_context_s": settings.right_context_s}
+    if args.json:
+        print(json.dumps({**about, "results": [asdict(r) for r in results]}))
+        return 0
+    if args.random:
+        console.print("random weights: cost figures only; detections and latency mean nothing")
+    metrics = (
+        ("audio s", lambda r: f"{r.audio_s:.0f}"),
+        ("CPU s per audio s", lambda r: f"{r.cpu_per_audio_s:.4f}"),
+        ("real-time factor", lambda r: f"{r.real_time_factor:.4f}"),
+        ("ms per window", lambda r: f"{r.window_ms:.1f}"),
+        ("windows", lambda r: str(r.windows)),
+        ("encoded ×", lambda r: f"{r.encoded_per_audio_s:.2f}"),
+        ("keywords found", lambda r: f"{r.detected}/{r.words}"),
+        ("false alarms", lambda r: str(r.false_alarms)),
+        ("latency median s", lambda r: figure(r.latency_median_s, ".2f")),
+        ("latency p95 s", lambda r: figure(r.latency_p95_s, ".2f")),
+        ("peak memory MB", lambda r: f"{r.peak_memory_mb:.0f}"),
+    )
+    print_table(f"{encoder.name} ({about['parameters_m']} M parameters, {args.device}), medians of {args.repeats}",
+                ["", *(r.stream for r in results)], [[label, *map(cell, results)] for label, cell in metrics],
+                "encoded ×: audio seconds the transformer computes per stream second; latency: from the end of a "
+                "spoken keyword to its detection; memory: the whole process's peak resident size")
+    return 0

@@ -1,0 +1,89 @@
+"""``kwstream eval``: recall, false alarms per hour, latency and DET curves on labelled recordings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+
+from kwstream.cli import options
+from kwstream.cli.tables import figure, print_table
+from kwstream.errors import KwstreamError
+from kwstream.evaluation.metrics import evaluate, negative_hours, read_labels, read_transcripts, record_stream
+from kwstream.evaluation.plots import plot_det
+from kwstream.keywords.keyword_set import fit_calibration
+from kwstream.model.encoder import Encoder
+from kwstream.stream.pipeline import KeywordPipeline
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    settings = options.settings(args)
+    target = args.target_fa_per_hour
+    if target < 0:
+        raise KwstreamError("--target-fa-per-hour must not be negative")
+    labels = read_labels(args.labels)
+    transcripts = read_transcripts(args.transcripts) if args.transcripts else None
+    paths = [Path(f) for f in args.files]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise KwstreamError(f"no such audio file: {', '.join(missing)}")
+    if len({p.stem for p in paths}) != len(paths):
+        raise KwstreamError("two recordings share a file stem; labels name streams by stem")
+    unknown = sorted({x.stream for x in labels} - {p.stem for p in paths})
+    if unknown:
+        print(f"kwstream: labels of streams not given as files are ignored: {', '.join(unknown)}", file=sys.stderr)
+    encoder = Encoder(settings.encoder)
+    keywords = options.keyword_set(args, encoder, settings)
+    thresholds = keywords.thresholds
+    pipeline = KeywordPipeline(keywords, encoder, settings)
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("listening", total=len(paths))
+        records = []
+        for path in paths:
+            records.append(record_stream(path, pipeline))
+            progress.advance(task)
+        sweep = progress.add_task("sweeping thresholds", total=len(thresholds))
+        reports = evaluate(records, labels, thresholds, settings.detector, lambda: progress.advance(sweep), target, transcripts)
+    if args.plot:
+        plot_det(reports, args.plot, target)
+    if args.calibrate:
+        fit_calibration({r.keyword: r.threshold_at_target for r in reports}, target,
+                        f"{len(paths)} recordings, labels {args.labels}").save(args.calibrate)
+    suggestion = ",".join(f"{r.keyword}:{r.threshold_at_target:.2f}" for r in reports if r.threshold_at_target is not None)
+    hours = negative_hours(records, labels)
+    audio_s = sum(r.duration_s for r in records)
+    if args.json:
+        print(json.dumps({"model": encoder.name, "audio_s": audio_s, "negative_hours": hours,
+                          "target_false_alarms_per_hour": target, "keywords": [asdict(r) for r in reports],
+                          "suggested_keywords": suggestion}))
+    else:
+        at = f"@{target:g}"
+        columns = ["keyword", "labels", "thr", "recall", "FA/h", "lat\nmed", "lat\np95", f"thr\n{at}", f"recall\n{at}"]
+        rows = [[r.keyword, str(r.labels), f"{r.threshold:.2f}", figure(r.recall, ".3f"),
+                 f"{r.false_alarms_per_hour:.2f}", figure(r.latency_median_s, ".2f"), figure(r.latency_p95_s, ".2f"),
+                 figure(r.threshold_at_target, ".2f"), figure(r.recall_at_target, ".3f")] for r in reports]
+        legend = (f"thr: threshold; FA/h: false alarms per hour; lat: latency from the label's end to the detection, "
+                  f"s; {at}: at {target:g} FA/h, the lowest threshold with at most that many, and its recall")
+        if transcripts is not None:
+            columns.append(f"recall\n{at}\nwithout\nhomoph.")
+            for row, r in zip(rows, reports):
+                row.append(figure(r.recall_at_target_excluding_homophones, ".3f"))
+            legend += ("; without homoph.: the same, not counting false alarms in sentences that say a homophone "
+                       "of the keyword (\"hay\" for \"hey\"), which no spotter can tell apart")
+        print_table(f"{encoder.name}: {audio_s / 60:.1f} min of audio, {hours:.2f} h without keywords", columns, rows, legend)
+        if transcripts is not None:
+            print("\nfalse alarms at the chosen thresholds, and what was said there:")
+            for r in reports:
+                for alarm in r.false_alarm_detections:
+                    alike = f"  (homophone {alarm.homophone!r})" if alarm.homophone else ""
+                    print(f"  {r.keyword:<12} {alarm.stream} {alarm.start:7.2f}-{alarm.end:.2f} s  score {alarm.score:.2f}  "
+                          f"{alarm.said!r}{alike}")
+    if args.suggest:
+        print(f"--keywords {suggestion}" if suggestion else "no threshold reaches the target", file=sys.stderr if args.json else sys.stdout)
+    return 0

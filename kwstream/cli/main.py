@@ -1,0 +1,126 @@
+"""The ``kwstream`` command: the parser, and one module per command (listen, devices, enroll,
+keywords, eval, bench, train).
+
+User mistakes (a missing file, an unknown device or model, an unspellable keyword) end with one
+line on stderr and exit status 2, never a traceback. Detections go to stdout, one line each, as
+text or as JSON; notices and the closing summary go to stderr, so stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from kwstream.cli.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
+from kwstream.cli.options import add_model_options, add_window_options, pipeline_options, positive_int
+from kwstream.errors import KwstreamError
+from kwstream.evaluation.bench import WORDS as BENCH_WORDS
+from kwstream.evaluation.metrics import TARGET_FALSE_ALARMS_PER_HOUR
+
+COMMANDS = {"listen": "listen", "devices": "devices", "enroll": "enroll", "keywords": "enroll", "eval": "eval",
+            "bench": "bench", "train": "train"}
+"""Each command's module in kwstream.cli (imported only when the command runs)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks of callback errors)")
+    pipeline = pipeline_options()
+
+    parser = argparse.ArgumentParser(prog="kwstream", description="Real-time keyword spotting with wav2vec 2.0.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listen = commands.add_parser("listen", parents=[common, pipeline], help="spot keywords in the microphone or a recording")
+    listen.add_argument(
+        "--keywords", default="", metavar="KW[:T],...",
+        help="comma-separated keywords, each with an optional threshold: hey:0.8,stop,'hey computer'",
+    )
+    source = listen.add_mutually_exclusive_group()
+    source.add_argument("--file", metavar="PATH", help="a recording (WAV, FLAC, OGG, any rate) or - for raw 16 kHz s16le stdin")
+    source.add_argument("--input-device", metavar="DEV", help="input device index or name (see `kwstream devices`)")
+    listen.add_argument("--fast", action="store_true", help="with --file: run as fast as possible, not in real time")
+    listen.add_argument("--json", action="store_true", help="one JSON object per detection on stdout")
+    listen.add_argument("--events", action="store_true",
+                        help="with --json: also every level (50 ms), voice on/off and scored window, each with a type")
+    listen.add_argument(
+        "--dashboard", action="store_true",
+        help="live full-screen view: levels, VAD, scores, detections; keys q p tab + - (needs a terminal)",
+    )
+
+    commands.add_parser("devices", parents=[common], help="list audio input devices")
+
+    enroll = commands.add_parser("enroll", parents=[common, pipeline], help="store a keyword from a few spoken examples")
+    enroll.add_argument("name", metavar="NAME", help="the keyword's name (letters, digits, _ or -)")
+    examples = enroll.add_mutually_exclusive_group(required=True)
+    examples.add_argument("--from", dest="files", nargs="+", metavar="FILE", help="recordings of the keyword, one example each (3+)")
+    examples.add_argument("--record", type=int, metavar="N", help="record N examples from the microphone (3+)")
+    enroll.add_argument("--input-device", metavar="DEV", help="with --record: input device index or name")
+    enroll.add_argument("--negatives", nargs="+", default=[], metavar="FILE",
+                        help="keyword-free speech to calibrate the threshold against")
+    enroll.add_argument("--layer", type=int, help="encoder layer of the features (default: chosen for the model)")
+    enroll.add_argument("--replace", action="store_true", help="overwrite a keyword of the same name")
+
+    keywords_cmd = commands.add_parser("keywords", parents=[common], help="list or remove enrolled keywords")
+    keywords_cmd.add_argument("--remove", metavar="NAME", help="delete this enrolled keyword")
+    keywords_cmd.add_argument("--store", metavar="DIR", help="enrolled keywords' directory (default: the user data dir)")
+
+    evaluate = commands.add_parser("eval", parents=[common, pipeline], help="recall, false alarms per hour and DET curves on labelled recordings")
+    evaluate.add_argument("--keywords", default="", metavar="KW[:T],...", help="typed keywords to evaluate, with optional thresholds")
+    evaluate.add_argument("--labels", required=True, metavar="CSV", help="rows stream,keyword,start,end (stream = file stem, seconds)")
+    evaluate.add_argument("--transcripts", metavar="CSV",
+                          help="rows stream,start,end,text of what was said: list every false alarm with the text it fired on")
+    evaluate.add_argument("--plot", metavar="PNG", help="write DET curves here")
+    evaluate.add_argument("--json", action="store_true", help="the full report as one JSON object")
+    evaluate.add_argument("--suggest", action="store_true", help="print --keywords with the thresholds that give 0.5 false alarms per hour")
+    evaluate.add_argument("--target-fa-per-hour", type=float, default=TARGET_FALSE_ALARMS_PER_HOUR, metavar="RATE",
+                          help=f"false alarms per hour that --suggest and --calibrate aim for (default {TARGET_FALSE_ALARMS_PER_HOUR})")
+    evaluate.add_argument("--calibrate", metavar="JSON", help="write per-length default thresholds (a model's kwstream.json) from this run")
+    evaluate.add_argument("files", nargs="+", metavar="FILE", help="recordings; files without label rows are keyword-free")
+
+    bench = commands.add_parser("bench", parents=[common], help="measure CPU cost per second of speech and silence")
+    model = bench.add_mutually_exclusive_group()
+    model.add_argument("--random", choices=["tiny", "base"], help="a random-weight model of this size instead (cost only)")
+    add_model_options(bench, model_group=model)
+    bench.add_argument("--keywords", default=",".join(BENCH_WORDS.values()), metavar="KW,...",
+                       help="keywords scored in each window (default: the words spoken in the speech stream, for latency)")
+    bench.add_argument("--seconds", type=float, default=30.0, help="length of each test stream")
+    bench.add_argument("--repeats", type=int, default=3, help="runs per stream; medians are reported")
+    add_window_options(bench)
+    bench.add_argument("--json", action="store_true", help="results as one JSON object")
+
+    train = commands.add_parser("train", parents=[common], help="train a keyword classifier head on a Speech Commands layout")
+    train.add_argument("--data", required=True, metavar="DIR", help="one folder per keyword, _unknown_ and _background_noise_")
+    train.add_argument("--out", required=True, metavar="HEAD", help="head file to write (e.g. head.pt)")
+    add_model_options(train, runtime=False)
+    train.add_argument("--layer", type=int, help="encoder layer the head reads (default: top for CTC models, 2/3 up otherwise)")
+    train.add_argument("--unfreeze", type=int, default=0, metavar="N", help="also train the top N encoder blocks (default 0)")
+    train.add_argument("--epochs", type=positive_int, default=30)
+    train.add_argument("--copies", type=int, default=2, help="noisy, time-shifted copies per training clip (default 2)")
+    train.add_argument("--val-percent", type=float, default=10.0, help="share of speakers held out by name hash (default 10)")
+    train.add_argument("--val-speakers", default="", metavar="S,...", help="hold out exactly these speakers instead")
+    train.add_argument("--cache", metavar="DIR", help="feature cache (default: ~/.cache/kwstream/classifier-features)")
+    train.add_argument("--plot", metavar="PNG", help="confusion matrix image (default: HEAD.confusion.png)")
+    train.add_argument("--json", action="store_true", help="the report as one JSON object")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="kwstream: %(message)s")
+    try:
+        command = importlib.import_module(f"kwstream.cli.{COMMANDS[args.command]}")
+        return getattr(command, f"cmd_{args.command}")(args)
+    except KwstreamError as exc:
+        print(f"kwstream: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("kwstream: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

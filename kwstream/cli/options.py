@@ -1,0 +1,144 @@
+"""Options that several commands share, each declared once, and what the commands make of them:
+settings, the keyword set, the audio source."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin
+from kwstream.errors import KwstreamError
+from kwstream.keywords.base import KeywordScorer
+from kwstream.keywords.keyword_set import KeywordSet, parse_keywords, split_threshold
+from kwstream.model.encoder import AUTO_MODEL, BACKENDS, Encoder, EncoderSettings
+from kwstream.spotter import SpotterSettings
+from kwstream.stream.detector import DetectorSettings
+from kwstream.stream.vad import VadSettings
+
+DEVICES = ["cpu", "cuda", "mps"]
+
+
+def unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def positive_ms(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of milliseconds, got {text}")
+    return value
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, runtime: bool = True,
+                      model_group: argparse._ActionsContainer | None = None) -> None:
+    """--model, --device, --threads and (``runtime``) --int8, --backend; --model into ``model_group`` if given."""
+    (model_group or parser).add_argument("--model", default=AUTO_MODEL,
+                                         help="hub id or local save_pretrained directory (default: auto)")
+    parser.add_argument("--device", default="cpu", choices=DEVICES, help="where the model runs")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    if runtime:
+        parser.add_argument("--int8", action="store_true", help="quantise the model's linear layers to int8 (CPU; faster)")
+        parser.add_argument("--backend", choices=BACKENDS, default=EncoderSettings.backend,
+                            help="torch, or onnx: the same model exported once and run by ONNX Runtime (CPU; faster)")
+
+
+def add_window_options(parser: argparse.ArgumentParser) -> None:
+    """--window-ms, --hop-ms, --left-context-ms, --right-context-ms."""
+    parser.add_argument("--window-ms", type=positive_ms, default=int(SpotterSettings.window_s * 1000), help="encoder window length")
+    parser.add_argument("--hop-ms", type=positive_ms, default=int(SpotterSettings.hop_s * 1000), help="step between windows")
+    parser.add_argument("--left-context-ms", type=positive_ms, default=int(SpotterSettings.left_context_s * 1000),
+                        help="audio before each step's new frames that they attend to")
+    parser.add_argument("--right-context-ms", type=positive_ms, default=int(SpotterSettings.right_context_s * 1000),
+                        help="audio after a frame before its encoding is final")
+
+
+def pipeline_options() -> argparse.ArgumentParser:
+    """The options of every command that runs the whole pipeline (listen, eval, enroll)."""
+    pipeline = argparse.ArgumentParser(add_help=False)
+    add_model_options(pipeline)
+    pipeline.add_argument("--threshold", type=unit_interval,
+                          help="threshold in [0, 1] for every keyword (default: the model's calibrated one by keyword length, else 0.5)")
+    add_window_options(pipeline)
+    pipeline.add_argument("--vad-aggressiveness", type=int, choices=[0, 1, 2, 3], default=VadSettings.aggressiveness, help="0 keeps most audio, 3 drops most non-speech")
+    pipeline.add_argument("--no-vad", action="store_true", help="encode all audio, not only voiced spans")
+    pipeline.add_argument("--classifier", action="append", default=[], metavar="HEAD",
+                          help="a head from `kwstream train` (for the same --model); spots its keywords; repeatable")
+    pipeline.add_argument("--enrolled", action="append", default=[], metavar="NAME[:T]",
+                          help="a keyword from `kwstream enroll` (same --model), optionally with a threshold; repeatable")
+    pipeline.add_argument("--store", metavar="DIR", help="enrolled keywords' directory (default: the user data dir, see `kwstream keywords`)")
+    return pipeline
+
+
+def settings(args: argparse.Namespace) -> SpotterSettings:
+    """The pipeline settings the options give (a bad combination is the user's error)."""
+    try:
+        return SpotterSettings(
+            encoder=EncoderSettings(model=args.model, device=args.device, threads=args.threads, int8=args.int8,
+                                    backend=args.backend),
+            vad=VadSettings(enabled=not args.no_vad, aggressiveness=args.vad_aggressiveness),
+            detector=DetectorSettings(threshold=args.threshold),
+            window_s=args.window_ms / 1000,
+            hop_s=args.hop_ms / 1000,
+            left_context_s=args.left_context_ms / 1000,
+            right_context_s=args.right_context_ms / 1000,
+        )
+    except ValueError as exc:
+        raise KwstreamError(str(exc)) from None
+
+
+def scorers(args: argparse.Namespace, encoder: Encoder) -> list[KeywordScorer]:
+    """The keyword scorers besides typed keywords that the command line names, checked against
+    ``encoder``: enrolled keywords (--enrolled) and trained classifiers (--classifier)."""
+    found: list[KeywordScorer] = []
+    if args.classifier:
+        from kwstream.keywords.classifier.head import ClassifierScorer
+
+        found += [ClassifierScorer.load(path, encoder) for path in args.classifier]
+    if args.enrolled:
+        from kwstream.keywords.enrolled.store import KeywordStore, load_scorer
+
+        found.append(load_scorer(args.enrolled, KeywordStore(args.store), encoder))
+    return found
+
+
+def keyword_set(args: argparse.Namespace, encoder: Encoder, pipeline: SpotterSettings) -> KeywordSet:
+    """The keywords the options name (--keywords, --enrolled NAME[:T], --classifier), with their
+    thresholds; the homophone warnings are printed here, once."""
+    typed = parse_keywords(args.keywords)
+    others = scorers(args, encoder)
+    if not typed and not others:
+        raise KwstreamError("no keywords given: pass e.g. --keywords hey,stop")
+    own = {name: t for name, t in map(split_threshold, args.enrolled) if t is not None}  # they outrank every default
+    keywords = KeywordSet(encoder, typed, others, thresholds=own, threshold=pipeline.detector.threshold,
+                          pause_ms=pipeline.pause_ms)
+    warn(keywords.homophone_warnings)
+    return keywords
+
+
+def warn(lines: list[str]) -> None:
+    for line in lines:
+        print(f"kwstream: {line}", file=sys.stderr, flush=True)
+
+
+def source(args: argparse.Namespace) -> AudioSource:
+    """The input named on the command line, checked before any model loads."""
+    if args.fast and not args.file:
+        raise KwstreamError("--fast needs --file")
+    if args.file == "-":
+        found = RawStdin(realtime=not args.fast)
+    elif args.file:
+        found = AudioFile(args.file, realtime=not args.fast)
+    else:
+        found = Microphone(args.input_device)
+    found.check()
+    return found

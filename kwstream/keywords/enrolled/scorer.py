@@ -1,0 +1,163 @@
+"""Enrolled keywords (query by example): subsequence DTW of a window's features against examples.
+
+An enrolled keyword is a few spoken examples, kept as wav2vec2 hidden states of one layer (see
+``kwstream.keywords.enrolled.store``). No spelling is involved, so it works for any language and for
+checkpoints without a CTC head. In each scoring window every example is aligned to its best
+stretch of the window by subsequence dynamic time warping on cosine distance:
+
+* frames are L2-normalised once, so the distances of all examples to the window are one matrix
+  product, ``1 - example @ window.T``;
+* the path may start and end anywhere in the window; each step advances the example by one frame
+  and the window by one, by two (the window's speech is slower) or by none once (faster), so the
+  matched stretch is 1/2 to 2 times the example's length and every example frame is paid exactly
+  once: the total divided by the example's length is the mean cosine distance along the path;
+* the recursion is compiled with numba (it runs for every scoring window, one step per example
+  frame and window frame).
+
+A keyword's score is ``1 - 2 * distance`` of its best example, clipped to [0, 1] (a mean cosine
+similarity of 0.5 or less scores 0: the scores of real matches, similarity 0.6-0.95, spread over
+most of [0, 1] instead of its top quarter), with the matched stretch as its start and end frames;
+it is 0 when the window is too short for any path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from kwstream.compiled import compiled
+from kwstream.model.encoder import EncodedFrames
+from kwstream.keywords.base import KeywordMatch
+
+
+def unit_rows(features: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32), so that a dot product is a cosine."""
+    features = np.asarray(features, dtype=np.float32)
+    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-8)
+
+
+@compiled
+def _dtw(distances: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``subsequence_dtw`` before dividing by the lengths: total cost, in the distances' dtype.
+
+    Rows hold two columns of padding before window frame 0, so ``row[j]`` is window frame
+    ``j - 2``. Of equal candidates the first wins: one frame each, skip a window frame, two example
+    frames on one window frame.
+
+    Compiled (see ``kwstream.compiled``): it runs for every scoring window, one step
+    per example frame and window frame.
+    """
+    examples, _, frames = distances.shape
+    final_cost = np.empty_like(distances[:, 0, :])
+    final_start = np.empty((examples, frames), np.int64)
+    before_cost, cost, new_cost = np.empty((3, 2 + frames), distances.dtype)
+    before_start, start, new_start = np.zeros((3, 2 + frames), np.int64)
+    for e in range(examples):
+        # a virtual row before the first: free to start anywhere, so two example frames may share the first window frame
+        before_cost[:] = 0.0
+        before_start[2:] = np.arange(1, frames + 1)
+        cost[:2], cost[2:] = np.inf, distances[e, 0]
+        start[2:] = np.arange(frames)
+        for i in range(1, lengths[e]):
+            new_cost[:2] = np.inf  # no path ends before the window
+            for j in range(2, 2 + frames):
+                best_cost, best_start = cost[j - 1], start[j - 1]  # one frame each
+                if cost[j - 2] < best_cost:  # skip a window frame
+                    best_cost, best_start = cost[j - 2], start[j - 2]
+                two = before_cost[j - 1] + distances[e, i - 1, j - 2]  # two example frames on one window frame
+                if two < best_cost:
+                    best_cost, best_start = two, before_start[j - 1]
+                new_cost[j] = best_cost + distances[e, i, j - 2]
+                new_start[j] = best_start
+            before_cost, cost, new_cost = cost, new_cost, before_cost
+            before_start, start, new_start = start, new_start, before_start
+        final_cost[e], final_start[e] = cost[2:], start[2:]
+    return final_cost, final_start
+
+
+def subsequence_dtw(distances: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best path of each example through the window.
+
+    Args:
+        distances: (examples, max_example_frames, window_frames) cosine distances; rows past an
+            example's length are ignored.
+        lengths: (examples,) frames of each example, at least 1.
+
+    Returns:
+        ``cost`` (examples, window_frames): mean distance of the best path ending at each window
+        frame (inf where none fits), and ``start`` (same shape): the window frame it starts at.
+    """
+    cost, start = _dtw(np.ascontiguousarray(distances), np.asarray(lengths, dtype=np.int64))
+    return cost / lengths[:, None], start
+
+
+@dataclass(frozen=True)
+class ExampleSet:
+    """Every example of several keywords on one layer, stacked for one matrix product per window."""
+
+    frames: np.ndarray
+    """(total_frames, hidden) unit rows of all examples, one after another."""
+    rows: np.ndarray
+    """(examples, max_frames) index into ``frames`` of each example's frames (padded with its last)."""
+    lengths: np.ndarray
+    """(examples,) frames of each example."""
+    owner: np.ndarray
+    """(examples,) index of the keyword each example belongs to."""
+
+    @classmethod
+    def build(cls, keyword_examples: Sequence[Sequence[np.ndarray]]) -> ExampleSet:
+        examples = [unit_rows(e) for group in keyword_examples for e in group]
+        lengths = np.array([len(e) for e in examples])
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        steps = np.minimum(np.arange(lengths.max())[None], lengths[:, None] - 1)
+        owner = np.repeat(np.arange(len(keyword_examples)), [len(g) for g in keyword_examples])
+        return cls(np.concatenate(examples), offsets[:, None] + steps, lengths, owner)
+
+    def match(self, window: np.ndarray) -> list[KeywordMatch]:
+        """Each keyword's best example match in ``window`` (frames, hidden)."""
+        keywords = int(self.owner.max()) + 1
+        if len(window) == 0:
+            return [KeywordMatch(0.0, 0, 0)] * keywords
+        distances = (1.0 - self.frames @ unit_rows(window).T)[self.rows]
+        cost, start = subsequence_dtw(distances, self.lengths)
+        end = np.argmin(cost, axis=1)
+        best_cost = cost[np.arange(len(end)), end]
+        matches = []
+        for k in range(keywords):
+            mine = np.flatnonzero(self.owner == k)
+            e = mine[np.argmin(best_cost[mine])]
+            if not np.isfinite(best_cost[e]):
+                matches.append(KeywordMatch(0.0, 0, 0))
+                continue
+            score = float(np.clip(1.0 - 2.0 * best_cost[e], 0.0, 1.0))
+            matches.append(KeywordMatch(score, int(start[e, end[e]]), int(end[e]) + 1))
+        return matches
+
+
+class EnrolledScorer:
+    """Scores enrolled keywords in each window: the KeywordScorer for examples of speech.
+
+    Keywords may use different layers; those on one layer are matched together.
+    """
+
+    def __init__(self, names: Sequence[str], layers: Sequence[int], examples: Sequence[Sequence[np.ndarray]],
+                 thresholds: Sequence[float | None]) -> None:
+        """One entry per keyword: its name, layer, example features (frames, hidden) and threshold."""
+        self.keywords = list(names)
+        self.layers = tuple(sorted(set(layers)))
+        self.thresholds: dict[str, float | None] = dict(zip(self.keywords, thresholds))
+        self._groups = []
+        for layer in self.layers:
+            members = [i for i, x in enumerate(layers) if x == layer]
+            self._groups.append((layer, members, ExampleSet.build([examples[i] for i in members])))
+        for _, _, example_set in self._groups:  # compile (or load from the cache) now, not in the first window
+            example_set.match(example_set.frames[:1])
+
+    def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
+        matches: list[KeywordMatch | None] = [None] * len(self.keywords)
+        for layer, members, example_set in self._groups:
+            for i, match in zip(members, example_set.match(frames.features[layer])):
+                matches[i] = match
+        return matches  # type: ignore[return-value]

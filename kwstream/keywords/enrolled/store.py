@@ -1,0 +1,164 @@
+"""Where enrolled keywords live: one plain directory per keyword, no pickle.
+
+``STORE/NAME/keyword.json`` holds what a person or a program needs to know (layer, threshold,
+the checkpoint's fingerprint, how the threshold was calibrated, where the examples came from) and
+``STORE/NAME/examples.npz`` the examples' features (``example_0``, ``example_1``, ... each
+float32 (frames, hidden)), read with ``allow_pickle=False``. The default STORE is the platform's
+user data directory (``platformdirs.user_data_dir("kwstream")/keywords``: on Linux
+``~/.local/share/kwstream/keywords``). A keyword is written into a hidden temporary directory
+and renamed into place, so a failed enrollment leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kwstream.model.encoder import Encoder
+from kwstream.errors import KwstreamError
+from kwstream.keywords.keyword_set import split_threshold
+from kwstream.keywords.enrolled.scorer import EnrolledScorer
+
+FORMAT = "kwstream-enrolled-1"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+METADATA_FILE = "keyword.json"
+FEATURES_FILE = "examples.npz"
+
+
+class EnrollmentError(KwstreamError):
+    """Bad examples, a bad keyword name, a missing or corrupt stored keyword, or another model's keyword."""
+
+
+def default_store() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("kwstream")) / "keywords"
+
+
+@dataclass(frozen=True)
+class EnrolledKeyword:
+    name: str
+    layer: int
+    """Encoder layer whose hidden states the examples are (0 enters the transformer)."""
+    threshold: float
+    fingerprint: str
+    """``Encoder.fingerprint`` of the checkpoint the features came from."""
+    model: str
+    """The checkpoint's name or path when enrolled, for messages."""
+    examples: list[np.ndarray] = field(repr=False)
+    """(frames, hidden) float32 features of each example."""
+    sources: list[str] = field(default_factory=list)
+    """Where each example came from (file path or "microphone")."""
+    calibration: dict = field(default_factory=dict)
+    """How the threshold was chosen: method, leave-one-out scores, negative scores."""
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise EnrollmentError(f"keyword name {name!r} must be 1-64 letters, digits, _ or -, starting with a letter or digit")
+    return name
+
+
+class KeywordStore:
+    """A directory of enrolled keywords."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_store()
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / METADATA_FILE).is_file() and NAME_PATTERN.match(p.name))
+
+    def __contains__(self, name: str) -> bool:
+        return (self.root / name / METADATA_FILE).is_file()
+
+    def check_free(self, name: str) -> None:
+        """Refuse a name already enrolled (checked before any slow work, and again when saving)."""
+        if (self.root / check_name(name)).exists():
+            raise EnrollmentError(f"keyword {name!r} is already enrolled in {self.root}; "
+                                  f"pass --replace or remove it with `kwstream keywords --remove {name}`")
+
+    def save(self, keyword: EnrolledKeyword, replace: bool = False) -> Path:
+        """Write ``keyword`` all at once; refuse to overwrite one unless ``replace``."""
+        if not replace:
+            self.check_free(keyword.name)
+        target = self.root / check_name(keyword.name)
+        metadata = {"format": FORMAT, **{k: v for k, v in asdict(keyword).items() if k != "examples"},
+                    "hidden_size": int(keyword.examples[0].shape[1]),
+                    "example_frames": [len(e) for e in keyword.examples]}
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=self.root, prefix=f".{keyword.name}.") as tmp:
+                staging = Path(tmp) / keyword.name
+                staging.mkdir()
+                np.savez(staging / FEATURES_FILE, **{f"example_{i}": e.astype(np.float32) for i, e in enumerate(keyword.examples)})
+                (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+                if target.exists():
+                    shutil.rmtree(target)
+                staging.rename(target)
+        except OSError as exc:
+            raise EnrollmentError(f"cannot write keyword {keyword.name!r} to {self.root}: {exc.strerror or exc}") from None
+        return target
+
+    def load(self, name: str) -> EnrolledKeyword:
+        folder = self.root / check_name(name)
+        if name not in self:
+            known = ", ".join(self.names()) or "none"
+            raise EnrollmentError(f"no enrolled keyword {name!r} in {self.root} (enrolled: {known}); "
+                                  f"enroll it with `kwstream enroll {name} --from a.wav b.wav c.wav`")
+        try:
+            metadata = json.loads((folder / METADATA_FILE).read_text())
+            if metadata.get("format") != FORMAT:
+                raise ValueError(f"unknown format {metadata.get('format')!r}")
+            with np.load(folder / FEATURES_FILE, allow_pickle=False) as npz:
+                examples = [npz[f"example_{i}"].astype(np.float32) for i in range(len(metadata["example_frames"]))]
+            keyword = EnrolledKeyword(metadata["name"], int(metadata["layer"]), float(metadata["threshold"]),
+                                      metadata["fingerprint"], metadata["model"], examples,
+                                      list(metadata.get("sources", [])), dict(metadata.get("calibration", {})))
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            raise EnrollmentError(f"enrolled keyword {name!r} in {folder} is unreadable ({exc}); enroll it again") from None
+        if any(e.ndim != 2 or len(e) == 0 for e in examples):
+            raise EnrollmentError(f"enrolled keyword {name!r} in {folder} has empty examples; enroll it again")
+        return keyword
+
+    def remove(self, name: str) -> None:
+        if name not in self:
+            raise EnrollmentError(f"no enrolled keyword {name!r} in {self.root}")
+        shutil.rmtree(self.root / name)
+
+
+def check_model(keyword: EnrolledKeyword, encoder: Encoder) -> None:
+    """Refuse a keyword whose features came from another checkpoint than ``encoder``."""
+    if keyword.fingerprint != encoder.fingerprint:
+        raise EnrollmentError(
+            f"keyword {keyword.name!r} was enrolled with model {keyword.model} (fingerprint {keyword.fingerprint}), "
+            f"not with {encoder.name} ({encoder.fingerprint}): listen with that model or enroll it again with this one")
+    encoder.check_layer(keyword.layer)
+
+
+def parse_enrolled(spec: str) -> tuple[str, float | None]:
+    """``NAME`` or ``NAME:THRESHOLD``."""
+    name, threshold = split_threshold(spec)
+    return check_name(name), threshold
+
+
+def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder) -> EnrolledScorer:
+    """The scorer for ``--enrolled NAME[:T]`` options, every keyword checked against ``encoder``,
+    with the thresholds measured at enrollment (a ``:T`` given here goes to the spotter as the
+    user's own, see ``kwstream.keywords.keyword_set.keyword_thresholds``)."""
+    keywords, thresholds = [], []
+    for spec in specs:
+        name, _ = parse_enrolled(spec)
+        keyword = store.load(name)
+        check_model(keyword, encoder)
+        keywords.append(keyword)
+        thresholds.append(keyword.threshold)
+    return EnrolledScorer([k.name for k in keywords], [k.layer for k in keywords], [k.examples for k in keywords], thresholds)

@@ -1,0 +1,220 @@
+"""The keywords one pipeline spots, and the one map of thresholds they fire at.
+
+``KeywordSet`` owns every job about keywords that is not scoring: parsing ``name:threshold``
+specs, the homophone warnings (returned as data; the CLI prints them), building the CTC scorer
+for typed keywords, checking the layers the scorers need against the encoder, and resolving each
+keyword's threshold once. The Detector and the dashboard read its ``thresholds``, the one map.
+
+A threshold comes from the first of: the keyword's own (``hey:0.8``, ``--enrolled NAME:T`` or an
+override), the one for every keyword (``--threshold``), the one measured for it by enrollment or
+training, and the model's calibration by keyword length. Short keywords have fewer tokens to
+average over, so their scores are noisier and need a higher threshold for the same false-alarm
+rate: a model directory may hold ``kwstream.json`` with the thresholds `eval --calibrate` measured
+for it, by number of letters; keywords of other lengths take the nearest measured length.
+Without one, every keyword starts at FALLBACK_THRESHOLD.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from kwstream.audio.io import SAMPLE_RATE
+from kwstream.errors import KeywordError
+from kwstream.keywords.base import KeywordScorer
+from kwstream.keywords.ctc import CtcKeywordScorer, normalize_keyword
+from kwstream.keywords.homophones import homophone_warning
+from kwstream.model.encoder import Encoder
+
+CALIBRATION_FILE = "kwstream.json"
+FALLBACK_THRESHOLD = 0.5
+UNREACHABLE_THRESHOLD = 0.99
+"""Used for a length where no threshold on the grid reached the target false-alarm rate."""
+
+
+def letters(keyword: str) -> int:
+    return sum(ch.isalpha() or ch == "'" for ch in keyword)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    thresholds_by_letters: dict[int, float]
+    target_false_alarms_per_hour: float
+    measured_on: str
+    """What the thresholds were measured on (the eval data), for the record."""
+
+    def threshold_for(self, keyword: str) -> float:
+        n = letters(keyword)
+        nearest = min(self.thresholds_by_letters, key=lambda length: (abs(length - n), -length))
+        return self.thresholds_by_letters[nearest]
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def load_calibration(model_dir: str | Path) -> Calibration | None:
+    """The calibration stored with a local model (None for a hub model or a directory without one)."""
+    path = Path(model_dir) / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return Calibration({int(k): float(v) for k, v in data["thresholds_by_letters"].items()},
+                       float(data["target_false_alarms_per_hour"]), str(data.get("measured_on", "")))
+
+
+def fit_calibration(keyword_thresholds: dict[str, float | None], target: float, measured_on: str) -> Calibration:
+    """Median, per keyword length, of the thresholds that met ``target`` false alarms per hour."""
+    by_length: dict[int, list[float]] = {}
+    for keyword, threshold in keyword_thresholds.items():
+        by_length.setdefault(letters(keyword), []).append(UNREACHABLE_THRESHOLD if threshold is None else threshold)
+    return Calibration({n: round(statistics.median(t), 2) for n, t in sorted(by_length.items())}, target, measured_on)
+
+
+def resolve_thresholds(
+    own: dict[str, float | None],
+    everyone: float | None,
+    calibration: Calibration | None,
+    measured: dict[str, float | None] | None = None,
+) -> dict[str, float]:
+    """Each keyword's threshold: its own, else the one for every keyword, else one measured for
+    that keyword (enrollment, training), else the model's calibrated one for its length, else
+    FALLBACK_THRESHOLD."""
+    measured = measured or {}
+
+    def pick(keyword: str, threshold: float | None) -> float:
+        for candidate in (threshold, everyone, measured.get(keyword)):
+            if candidate is not None:
+                return candidate
+        return calibration.threshold_for(keyword) if calibration else FALLBACK_THRESHOLD
+
+    return {keyword: pick(keyword, threshold) for keyword, threshold in own.items()}
+
+
+def split_threshold(spec: str) -> tuple[str, float | None]:
+    """``"name"`` or ``"name:0.8"`` from the command line: the name, and the threshold in [0, 1] if given."""
+    name, sep, threshold = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    if not sep:
+        return name, None
+    try:
+        value = float(threshold)
+    except ValueError:
+        raise KeywordError(f"threshold of {name!r} must be a number in [0, 1], got {threshold!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise KeywordError(f"threshold of {name!r} must be in [0, 1], got {value}")
+    return name, value
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """A typed keyword, optionally with its own threshold."""
+
+    text: str
+    threshold: float | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> Keyword:
+        """``"hey"`` or ``"hey:0.8"`` (text, then an optional threshold in [0, 1])."""
+        text, threshold = split_threshold(spec)
+        text = normalize_keyword(text)
+        if not text:
+            raise KeywordError(f"empty keyword in {spec!r}")
+        return cls(text, threshold)
+
+
+def parse_keywords(spec: str) -> list[Keyword]:
+    """``"hey:0.8,stop,hey computer"`` (the ``--keywords`` option) as Keywords."""
+    return [Keyword.parse(part) for part in spec.split(",") if part.strip()]
+
+
+def keyword_thresholds(
+    typed: Sequence[Keyword],
+    scorers: Sequence[KeywordScorer],
+    overrides: Mapping[str, float] | None,
+    everyone: float | None,
+    calibration: Calibration | None,
+) -> dict[str, float]:
+    """Every keyword's threshold: typed ``hey:0.8`` or an override, else ``everyone``, else what
+    its scorer measured for it, else the model's calibration by length (see resolve_thresholds)."""
+    own = {k.text: k.threshold for k in typed} | {k: None for scorer in scorers for k in scorer.keywords}
+    own |= {k: t for k, t in (overrides or {}).items() if k in own}
+    measured = {k: t for scorer in scorers for k, t in scorer.thresholds.items()}
+    return resolve_thresholds(own, everyone, calibration, measured)
+
+
+def model_calibration(encoder: Encoder) -> Calibration | None:
+    """The calibrated thresholds stored with the encoder's model, if it is a local directory that has them."""
+    return load_calibration(encoder.name) if Path(encoder.name).is_dir() else None
+
+
+PAUSE_MS = 160
+"""Blank time that counts as a word boundary when the model emits no delimiter (see SpotterSettings.pause_ms)."""
+
+
+class KeywordSet:
+    """Typed keywords and other scorers on one encoder, with their names, layers and thresholds.
+
+    ```python
+    keywords = KeywordSet(encoder, ["hey", "stop:0.7"])
+    keywords.names        # ['hey', 'stop']
+    keywords.thresholds   # {'hey': 0.62, 'stop': 0.7}: the model's calibration for 'hey'
+    ```
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        keywords: Sequence[str | Keyword] = (),
+        scorers: Sequence[KeywordScorer] = (),
+        *,
+        thresholds: Mapping[str, float] | None = None,
+        threshold: float | None = None,
+        pause_ms: int = PAUSE_MS,
+    ) -> None:
+        """
+        Args:
+            encoder: the model every scorer reads (checked: a CTC head for typed keywords, the layers).
+            keywords: typed keywords such as ``"hey"``, ``"hey computer"``, ``"stop:0.7"``, or Keyword objects.
+            scorers: other keyword scorers (enrolled examples, a trained classifier) on the same encoder.
+            thresholds: per-keyword thresholds that override every default, for any scorer's keywords.
+            threshold: the threshold of every keyword that sets none of its own (``--threshold``).
+            pause_ms: blank time that counts as a word boundary for typed keywords.
+        """
+        self.typed = [k if isinstance(k, Keyword) else Keyword.parse(k) for k in keywords]
+        if not self.typed and not scorers:
+            raise KeywordError("no keywords given")
+        self.scorers: list[KeywordScorer] = []
+        if self.typed:
+            encoder.require_ctc_head()
+            frame_s = encoder.samples_per_frame / SAMPLE_RATE
+            self.scorers.append(CtcKeywordScorer(
+                [k.text for k in self.typed],
+                encoder.tokens,
+                encoder.blank_id,
+                encoder.delimiter_id,
+                pause_frames=max(1, round(pause_ms / 1000 / frame_s)),
+            ))
+        self.scorers += scorers
+        self.names: list[str] = [k for scorer in self.scorers for k in scorer.keywords]
+        """Every keyword, in the order the scorers give their matches."""
+        if len({k.lower() for k in self.names}) != len(self.names):
+            raise KeywordError(f"duplicate keywords in {self.names}")
+        self.layers: tuple[int, ...] = tuple(sorted({layer for scorer in self.scorers for layer in scorer.layers}))
+        """Hidden-state layers the scorers need from the encoder besides the log-probabilities."""
+        for layer in self.layers:
+            encoder.check_layer(layer)
+        self.homophone_warnings: list[str] = [w for k in self.typed if (w := homophone_warning(k.text))]
+        """One line per typed keyword that sounds like a common word (for the caller to show)."""
+        self.calibration = model_calibration(encoder)
+        self.thresholds: dict[str, float] = keyword_thresholds(self.typed, scorers, thresholds, threshold, self.calibration)
+        """The one threshold map: the detector and the dashboard read it, ``set_threshold`` changes it."""
+
+    def set_threshold(self, keyword: str, threshold: float) -> None:
+        """Change one keyword's threshold (takes effect at the next window)."""
+        if keyword not in self.thresholds:
+            raise KeywordError(f"unknown keyword {keyword!r}")
+        if not 0.0 <= threshold <= 1.0:
+            raise KeywordError(f"threshold must be in [0, 1], got {threshold}")
+        self.thresholds[keyword] = threshold

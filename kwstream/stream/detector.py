@@ -1,0 +1,109 @@
+"""Threshold, smoothing and refractory logic: one detection per spoken keyword.
+
+Per keyword, the scores of the last few windows of the current speech span are averaged, and
+nothing fires before there are that many, so a single-window spike does not fire; when the average crosses the keyword's threshold the detection
+takes the start and end of the current window's alignment. A keyword does not fire again for an
+occurrence that starts before the end of the last one plus the refractory period.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    threshold: float | None = None
+    """Score in [0, 1] at which every keyword fires unless it sets its own; None takes the model's
+    calibrated threshold for the keyword's length (see kwstream/keywords/keyword_set.py)."""
+    smoothing_windows: int = 2
+    """How many consecutive windows of a speech span are averaged (1 = no smoothing)."""
+    refractory_s: float = 0.3
+    """Quiet time after a keyword's end before the same keyword may fire again."""
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if self.smoothing_windows < 1:
+            raise ValueError("smoothing_windows must be at least 1")
+        if self.refractory_s < 0:
+            raise ValueError("refractory_s must not be negative")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A spotted keyword. Times are stream seconds since the stream began, except ``wall_time``."""
+
+    keyword: str
+    score: float
+    """Smoothed score in [0, 1] that crossed the threshold."""
+    start: float
+    """Stream time where the keyword itself begins (from the alignment)."""
+    end: float
+    """Stream time where the keyword itself ends."""
+    detected_at: float
+    """Stream time when the detection fired (audio captured by then)."""
+    wall_time: float
+    """Epoch seconds when the detection fired."""
+
+    @property
+    def latency(self) -> float:
+        """Seconds from the end of the keyword to its detection."""
+        return self.detected_at - self.end
+
+
+@dataclass(frozen=True)
+class WindowScore:
+    """One keyword's score in one window, with its alignment in stream seconds."""
+
+    keyword: str
+    score: float
+    start: float
+    end: float
+
+
+class Detector:
+    """Fed each window's scores in stream order; returns the detections they complete."""
+
+    def __init__(self, thresholds: Mapping[str, float], settings: DetectorSettings = DetectorSettings()) -> None:
+        """``thresholds``: read at every window, never copied, so that a change to the map (a
+        KeywordSet's ``set_threshold``) takes effect at once."""
+        self.thresholds = thresholds
+        self.settings = settings
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: no history, no refractory state."""
+        self.new_span()
+        self._last_end: dict[str, float] = {}
+
+    def new_span(self) -> None:
+        """A new speech span begins: windows of the previous one are not averaged with it."""
+        self._history: dict[str, deque[float]] = {
+            k: deque(maxlen=self.settings.smoothing_windows) for k in self.thresholds
+        }
+
+    def smoothed(self, score: WindowScore) -> float | None:
+        """Take one keyword's score in the next window; the smoothed score that its threshold is
+        compared with, or None where the window cannot fire (fewer than ``smoothing_windows``
+        windows of the span so far, or a zero score, which has no alignment to report)."""
+        history = self._history[score.keyword]
+        history.append(score.score)
+        if len(history) < history.maxlen or score.score <= 0.0:
+            return None
+        return sum(history) / len(history)
+
+    def push(self, scores: Sequence[WindowScore], detected_at: float, wall_time: float) -> list[Detection]:
+        detections = []
+        for s in scores:
+            smoothed = self.smoothed(s)
+            if smoothed is None or smoothed < self.thresholds[s.keyword]:
+                continue
+            last_end = self._last_end.get(s.keyword)
+            if last_end is not None and s.start < last_end + self.settings.refractory_s:
+                continue
+            self._last_end[s.keyword] = s.end
+            detections.append(Detection(s.keyword, smoothed, s.start, s.end, detected_at, wall_time))
+        return detections

@@ -1,0 +1,140 @@
+"""Voice activity gate: webrtcvad on fixed frames, with pre-roll and hangover.
+
+Fed one chunk at a time, it answers with events in absolute sample indices (``SpeechStart``,
+``SpeechEnd``), in the manner of silero-vad's VADIterator. Pre-roll moves each start back so word
+onsets are kept; hangover keeps a span open through short pauses so word endings are kept too.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+from kwstream.audio.io import SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    """How speech is told from silence."""
+
+    enabled: bool = True
+    aggressiveness: int = 2
+    """webrtcvad mode, 0 (keeps most audio) to 3 (drops most non-speech)."""
+    frame_ms: int = 30
+    """webrtcvad frame: 10, 20 or 30 ms."""
+    trigger_frames: int = 2
+    """Voiced frames among the last ``trigger_window_frames`` that open a span."""
+    trigger_window_frames: int = 3
+    preroll_ms: int = 300
+    """Audio kept before the first voiced frame."""
+    hangover_ms: int = 400
+    """Unvoiced time after which a span closes (also kept after the last voiced frame)."""
+    warmup_ms: int = 150
+    """Start of the stream where webrtcvad, still adapting to the noise floor, is not trusted."""
+    min_speech_dbfs: float = -55.0
+    """Frames quieter than this (RMS) are never speech, whatever webrtcvad says."""
+
+    def __post_init__(self) -> None:
+        if self.aggressiveness not in (0, 1, 2, 3):
+            raise ValueError(f"VAD aggressiveness must be 0-3, got {self.aggressiveness}")
+        if self.frame_ms not in (10, 20, 30):
+            raise ValueError(f"VAD frame must be 10, 20 or 30 ms, got {self.frame_ms}")
+        if not 1 <= self.trigger_frames <= self.trigger_window_frames:
+            raise ValueError("need 1 <= trigger_frames <= trigger_window_frames")
+        if min(self.preroll_ms, self.hangover_ms, self.warmup_ms) < 0:
+            raise ValueError("pre-roll, hangover and warm-up must not be negative")
+
+
+@dataclass(frozen=True)
+class SpeechStart:
+    sample: int
+
+
+@dataclass(frozen=True)
+class SpeechEnd:
+    sample: int
+
+
+VadEvent = SpeechStart | SpeechEnd
+
+
+class VadGate:
+    """Turns a stream of samples into speech spans; ``push`` returns the events each chunk causes."""
+
+    def __init__(self, settings: VadSettings = VadSettings()) -> None:
+        self.settings = settings
+        self._frame = SAMPLE_RATE * settings.frame_ms // 1000
+        self._preroll = SAMPLE_RATE * settings.preroll_ms // 1000
+        self._hangover_frames = max(1, -(-settings.hangover_ms // settings.frame_ms))  # at least hangover_ms
+        self._warmup_samples = SAMPLE_RATE * settings.warmup_ms // 1000
+        self._min_rms = 10 ** (settings.min_speech_dbfs / 20)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all audio seen so far (webrtcvad's adaptive state included)."""
+        self._vad = webrtcvad.Vad(self.settings.aggressiveness)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._position = 0  # absolute index of the first pending sample
+        self._recent: deque[bool] = deque(maxlen=self.settings.trigger_window_frames)
+        self._in_speech = not self.settings.enabled
+        self._started = False
+        self._last_end = 0
+        self._unvoiced_run = 0
+        self.voiced_samples = 0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._in_speech
+
+    def push(self, samples: np.ndarray) -> list[VadEvent]:
+        """Feed the next samples of the stream (float32 in [-1, 1])."""
+        if not self.settings.enabled:
+            events: list[VadEvent] = [] if self._started else [SpeechStart(self._position)]
+            self._started = True
+            self._position += len(samples)
+            self.voiced_samples += len(samples)
+            return events
+        events = []
+        data = np.concatenate((self._pending, samples)) if len(self._pending) else samples
+        n_frames = len(data) // self._frame
+        frames = data[: n_frames * self._frame].reshape(n_frames, self._frame)
+        loud = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1)) >= self._min_rms
+        pcm = (np.clip(frames, -1.0, 1.0) * 32767).astype("<i2")
+        for i in range(n_frames):
+            frame_start = self._position + i * self._frame
+            # webrtcvad must see every frame to adapt, even those whose answer we overrule
+            voiced = self._vad.is_speech(pcm[i].tobytes(), SAMPLE_RATE)
+            voiced = voiced and bool(loud[i]) and frame_start >= self._warmup_samples
+            self._recent.append(voiced)
+            if not self._in_speech:
+                if sum(self._recent) >= self.settings.trigger_frames:
+                    first_voiced = list(self._recent).index(True)
+                    onset = frame_start - (len(self._recent) - 1 - first_voiced) * self._frame
+                    start = max(self._last_end, onset - self._preroll, 0)
+                    events.append(SpeechStart(start))
+                    self._in_speech = True
+                    self._unvoiced_run = 0
+            else:
+                self._unvoiced_run = 0 if voiced else self._unvoiced_run + 1
+                if self._unvoiced_run >= self._hangover_frames:
+                    end = frame_start + self._frame
+                    events.append(SpeechEnd(end))
+                    self._in_speech = False
+                    self._last_end = end
+                    self._recent.clear()
+            if self._in_speech:
+                self.voiced_samples += self._frame
+        self._pending = data[n_frames * self._frame :].copy()
+        self._position += n_frames * self._frame
+        return events
+
+    def flush(self) -> list[VadEvent]:
+        """End of stream: close an open span at the last sample seen."""
+        span_open = self._in_speech if self.settings.enabled else self._started
+        if not span_open:
+            return []
+        self._in_speech = self._started = False
+        return [SpeechEnd(self._position + len(self._pending))]

@@ -1,0 +1,107 @@
+"""KeywordPipeline: the synchronous pipeline that listen, eval, bench and enrollment all run.
+
+On the bundled model and the demo recording: the detections do not depend on the size of the
+chunks the audio is pushed in (1 sample to 4,000), they are the Spotter's on the same file, events
+come in stream order, and reset() leaves no trace of earlier audio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kwstream.assets import DEMO_AUDIO
+from kwstream.audio.io import SAMPLE_RATE, read_audio
+from kwstream.audio.sources import AudioFile
+from kwstream.keywords.keyword_set import KeywordSet
+from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.model.resolve import BUNDLED_MODEL_DIR
+from kwstream.spotter import Spotter, SpotterSettings
+from kwstream.stream.detector import Detection
+from kwstream.stream.events import Level, ScoredWindow, VoiceActivity
+from kwstream.stream.pipeline import KeywordPipeline, run
+
+pytestmark = pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="needs the bundled model")
+
+KEYWORDS = ["hey", "stop"]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return Encoder(EncoderSettings(model=str(BUNDLED_MODEL_DIR), threads=1))
+
+
+@pytest.fixture(scope="module")
+def demo() -> np.ndarray:
+    return read_audio(DEMO_AUDIO)
+
+
+def pipeline(encoder: Encoder, events: bool = True) -> KeywordPipeline:
+    return KeywordPipeline(KeywordSet(encoder, KEYWORDS), encoder, SpotterSettings(), events=events)
+
+
+def pushed(p: KeywordPipeline, audio: np.ndarray, chunk: int) -> list:
+    events = []
+    for start in range(0, len(audio), chunk):
+        events += p.push(audio[start:start + chunk])
+    return events + p.flush()
+
+
+def found(events: list) -> list[tuple[str, float, float, float]]:
+    """What a detection says, less when it fired (that includes the measured compute time)."""
+    return [(d.keyword, round(d.score, 6), round(d.start, 4), round(d.end, 4)) for d in events if isinstance(d, Detection)]
+
+
+def scored(events: list) -> list[tuple[float, float, dict]]:
+    return [(w.start_s, w.end_s, {k: round(v, 6) for k, v in w.scores.items()}) for w in events if isinstance(w, ScoredWindow)]
+
+
+@pytest.fixture(scope="module")
+def spotter_detections(encoder: Encoder) -> list[tuple[str, float, float, float]]:
+    spotter = Spotter(KEYWORDS, encoder=encoder, source=AudioFile(DEMO_AUDIO, realtime=False))
+    with spotter:
+        return found(list(spotter.detections()))
+
+
+def test_the_spotter_finds_both_words_in_the_demo(spotter_detections):
+    assert [k for k, *_ in spotter_detections] == KEYWORDS
+
+
+@pytest.mark.parametrize("chunk", [1, 160, 320, 4000])
+def test_pushed_in_any_chunks_the_pipeline_detects_what_the_spotter_detects(encoder, demo, spotter_detections, chunk):
+    events = pushed(pipeline(encoder), demo, chunk)
+    assert found(events) == spotter_detections
+    whole = run(pipeline(encoder), demo)
+    assert scored(events) == scored(whole)  # every window's scores, not only the detections
+    assert [e for e in events if isinstance(e, VoiceActivity)] == [e for e in whole if isinstance(e, VoiceActivity)]
+
+
+def test_events_come_in_stream_order_and_stats_add_up(encoder, demo):
+    p = pipeline(encoder)
+    events = pushed(p, demo, 4000)
+    levels = [e.time_s for e in events if isinstance(e, Level)]
+    assert levels == sorted(levels) and len(levels) == len(demo) // (SAMPLE_RATE // 20)
+    windows = [e for e in events if isinstance(e, ScoredWindow)]
+    assert [w.end_s for w in windows] == sorted(w.end_s for w in windows)
+    detections = [e for e in events if isinstance(e, Detection)]
+    assert [d.detected_at for d in detections] == sorted(d.detected_at for d in detections)
+    assert p.stats.windows == len(windows) and p.stats.detections == len(detections)
+    assert p.stats.audio_s == pytest.approx(len(demo) / SAMPLE_RATE) and 0 < p.stats.voiced_s < p.stats.audio_s
+
+
+def test_reset_leaves_no_trace_of_earlier_audio(encoder, demo):
+    p = pipeline(encoder)
+    first = run(p, demo)
+    p.reset()
+    assert p.position == 0
+    again = run(p, demo)
+    assert found(again) == found(first) and scored(again) == scored(first)
+
+
+def test_without_events_only_detections_come_and_a_threshold_change_takes_effect_at_once(encoder, demo):
+    p = pipeline(encoder, events=False)
+    events = run(p, demo)
+    assert events and all(isinstance(e, Detection) for e in events)
+    p.reset()
+    p.keywords.set_threshold("stop", 1.0)  # the one map: the detector reads it
+    assert [d.keyword for d in run(p, demo)] == ["hey"]
