@@ -4,8 +4,9 @@ misses such as "stopped" and "lighter") passing with no more false alarms than t
 rate allows. The bars come from the development streams' figures (model card), not from this audio.
 
 The speech is synthesised here, in voices and at speaking rates the model never trained on
-(training/kws_streams.py), with a fixed seed. The bars below are the model card's
-measured figures with a margin, not tuned to this draw.
+(training/kws_streams.py), with a fixed seed: espeak-ng and flite ("synthetic") and Kokoro blends
+holding its held-out style ("natural", the voices the model is judged on). The bars below are the
+model card's measured figures with a margin, not tuned to this draw.
 """
 
 from __future__ import annotations
@@ -28,14 +29,21 @@ pytestmark = [
     pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="no bundled model in kwstream/assets/model"),
     pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None, reason="needs espeak-ng and flite"),
 ]
+VOICE_SET_NAMES = ("synthetic", "natural")
 
-KEYWORDS = ("stop", "computer", "lights", "seven")
-PER_KEYWORD = 3
+PER_KEYWORD = 4
 TIME_TOLERANCE_S = 0.3
-DEV_RECALL = {"stop": 0.64, "computer": 0.88, "lights": 0.72, "seven": 0.88}
-"""Recall of each keyword at the default (calibrated) thresholds on the development streams (seed 11,
-see the model card); this test's audio is a different draw (seed 2024)."""
-DEV_FALSE_ALARMS_PER_HOUR = {"stop": 7.6, "computer": 4.6, "lights": 3.8, "seven": 4.6}
+DEV_RECALL = {
+    "synthetic": {"stop": 0.68, "computer": 0.96, "lights": 0.64, "seven": 0.84},
+    "natural": {"stop": 0.90, "computer": 0.65, "zero": 0.75, "seven": 0.65},
+}
+"""Recall of each keyword at the default (calibrated) thresholds on the development streams of each
+voice set (synthetic: seed 11, natural: seed 13; see the model card); this test's audio is another draw.
+The natural set's keywords are four of those its defaults find more than half the time."""
+DEV_FALSE_ALARMS_PER_HOUR = {
+    "synthetic": {"stop": 6.1, "computer": 4.6, "lights": 0.0, "seven": 1.5},
+    "natural": {"stop": 29.4, "computer": 4.1, "zero": 1.0, "seven": 11.2},
+}
 """False alarms per hour of keyword-free speech at the default thresholds, same development streams."""
 SURPRISE = 0.01
 """A test fails when the model does worse than the development figures make this unlikely."""
@@ -64,46 +72,51 @@ def encoder() -> Encoder:
     return Encoder(EncoderSettings(model=str(BUNDLED_MODEL_DIR)))
 
 
-def run(encoder: Encoder, pieces, tmp_path, name: str) -> list[tuple[list, list]]:
+def run(encoder: Encoder, keywords, pieces, tmp_path, name: str) -> list[tuple[list, list]]:
     """Each stream's (detections, labels), the streams cut from ``pieces`` as the eval streams are."""
     results = []
     for stream in _streams(pieces, name, np.random.default_rng(5)):
         path = tmp_path / f"{stream.name}.wav"
         soundfile.write(path, stream.audio, 16000)
-        spotter = Spotter(list(KEYWORDS), source=AudioFile(path, realtime=False), encoder=encoder)
+        spotter = Spotter(list(keywords), source=AudioFile(path, realtime=False), encoder=encoder)
         with spotter:
             results.append((list(spotter.detections()), stream.labels))
     return results
 
 
-def test_keywords_are_found_where_they_were_said(encoder, tmp_path):
+@pytest.mark.parametrize("voice_set", VOICE_SET_NAMES)
+def test_keywords_are_found_where_they_were_said(encoder, tmp_path, voice_set):
+    keywords = tuple(DEV_RECALL[voice_set])
     rng = np.random.default_rng(2024)
     prompts = PromptGenerator(rng)
-    pieces = [positive(keyword, prompts, _voice(rng, VOICE_SETS["synthetic"]), rng) for keyword in KEYWORDS * PER_KEYWORD]
+    pieces = [positive(keyword, prompts, _voice(rng, VOICE_SETS[voice_set]), rng) for keyword in keywords * PER_KEYWORD]
     found = [
         (label, any(d.keyword == label[0] and abs(d.start - label[1]) <= TIME_TOLERANCE_S
                     and abs(d.end - label[2]) <= TIME_TOLERANCE_S for d in detections))
-        for detections, labels in run(encoder, pieces, tmp_path, "keywords")
+        for detections, labels in run(encoder, keywords, pieces, tmp_path, "keywords")
         for label in labels
     ]
-    assert len(found) == len(KEYWORDS) * PER_KEYWORD
-    expected = np.mean([DEV_RECALL[k] for k in KEYWORDS])
-    assert sum(hit for _, hit in found) >= binomial_floor(len(found), expected, SURPRISE), found
+    assert len(found) == len(keywords) * PER_KEYWORD
+    floor = binomial_floor(len(found), np.mean([DEV_RECALL[voice_set][k] for k in keywords]), SURPRISE)
+    assert floor > 0, "a bar of no hits would test nothing"
+    assert sum(hit for _, hit in found) >= floor, found
 
 
 NEGATIVE_S = 45.0
 
 
-def test_keyword_free_speech_fires_nothing_at_the_default_thresholds(encoder, tmp_path):
+@pytest.mark.parametrize("voice_set", VOICE_SET_NAMES)
+def test_keyword_free_speech_fires_nothing_at_the_default_thresholds(encoder, tmp_path, voice_set):
     assert model_calibration(encoder) is not None, "the bundled model ships calibrated thresholds"
     rng = np.random.default_rng(77)
     prompts = PromptGenerator(rng)
     pieces, total_s = [], 0.0
     while total_s < NEGATIVE_S:
-        pieces.append(negative(prompts, _voice(rng, VOICE_SETS["synthetic"]), rng))
+        pieces.append(negative(prompts, _voice(rng, VOICE_SETS[voice_set]), rng))
         total_s += len(pieces[-1].audio) / 16000
-    detections = [d for found, _ in run(encoder, pieces, tmp_path, "free") for d in found]
-    # The goal is none at all; at the measured rates (up to 8 per hour for "stop") an occasional one
-    # is what this model does, so the test fails when there are more than those rates make plausible.
-    expected = sum(DEV_FALSE_ALARMS_PER_HOUR.values()) * total_s / 3600
+    detections = [d for found, _ in run(encoder, DEV_RECALL[voice_set], pieces, tmp_path, "free") for d in found]
+    # The goal is none at all; at the measured rates (up to 29 per hour for "stop" in natural voices)
+    # an occasional one is what this model does, so the test fails when there are more than those
+    # rates make plausible.
+    expected = sum(DEV_FALSE_ALARMS_PER_HOUR[voice_set].values()) * total_s / 3600
     assert len(detections) <= poisson_ceiling(expected, SURPRISE), detections
