@@ -164,7 +164,7 @@ class Encoder:
     def transformer_blocks(self):
         """The checkpoint's transformer blocks (float PyTorch modules), for a head that trains copies
         of the top ones; loaded with PyTorch where the ONNX backend runs the model."""
-        model = self._model or load_checkpoint(self.name).model
+        model = self._model if self._model is not None else load_checkpoint(self.name).model
         return model.base_model.encoder.layers
 
     def frames_for(self, samples: int) -> int:
