@@ -59,6 +59,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 ["", *(r.stream for r in results)], [[label, *map(cell, results)] for label, cell in metrics],
                 "encoded ×: audio seconds the transformer computes per stream second; latency: from the end of a "
                 "spoken keyword to its detection; memory: the whole process's peak resident size")
-    print(f"start-up (a new `kwstream listen` process, median of {args.repeats}): {started.wall_s:.2f} s from launch to "
-          f"listening; {started.cpu_s:.2f} CPU-s with its first second of audio; peak memory {started.peak_memory_mb:.0f} MB")
+    print(f"start-up of a new `kwstream listen` (median of {args.repeats}): {started.wall_s:.2f} s to listening,\n"
+          f"{started.cpu_s:.2f} CPU-s with its first second of audio, peak memory {started.peak_memory_mb:.0f} MB")
     return 0
