@@ -40,6 +40,6 @@ def test_listening_with_the_export_imports_neither_torch_nor_transformers_and_he
     assert [d["keyword"] for d in lean] == ["hey", "stop"]
     reference, imported = listen("--backend", "torch")
     assert imported == list(HEAVY)
-    assert [(d["keyword"], d["start"], d["end"], d["detected_at"]) for d in lean] == \
-        [(d["keyword"], d["start"], d["end"], d["detected_at"]) for d in reference]
+    # the same keywords, spoken at the same time (detected_at also counts compute time, which differs)
+    assert [(d["keyword"], d["start"], d["end"]) for d in lean] == [(d["keyword"], d["start"], d["end"]) for d in reference]
     assert [d["score"] for d in lean] == pytest.approx([d["score"] for d in reference], abs=1e-3)
