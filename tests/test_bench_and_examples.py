@@ -28,6 +28,8 @@ def test_bench_json_reports_speech_and_silence():
     assert 1.0 <= speech["encoded_per_audio_s"] <= 4.2  # each voiced second about once, plus context: not 6 windows
     assert speech["words"] == 2 * len(speech_stream(4.0)[1]) and speech["peak_memory_mb"] > 0
     assert silence["windows"] == 0 and silence["encoded_per_audio_s"] == 0  # the VAD keeps silence from the encoder
+    startup = report["startup"]  # new `kwstream listen` processes, from launch to listening
+    assert 0 < startup["wall_s"] and 0 < startup["cpu_s"] and startup["peak_memory_mb"] > 0
 
 
 def test_bench_table_keeps_every_figure_whole_in_80_columns():

@@ -64,9 +64,9 @@ def test_cnn_and_transformer_stages_give_the_whole_models_numbers(config, backen
     import torch
     from transformers import AutoModelForCTC
 
-    import kwstream.model.onnx_backend as onnx_backend
+    import kwstream.model.onnx_export as onnx_export
 
-    monkeypatch.setattr(onnx_backend, "CACHE_DIR", tmp_path / "onnx")
+    monkeypatch.setattr(onnx_export, "CACHE_DIR", tmp_path / "onnx")
     path = save_random_ctc_model(tmp_path / "model", seed=2, **config)
     audio = np.random.default_rng(6).normal(0.01, 0.1, 12345).astype(np.float32)
     normalised = (audio - audio.mean()) / np.sqrt(audio.var(ddof=1) + 1e-7)
@@ -98,9 +98,9 @@ def test_reused_cnn_frames_stand_in_for_computing_them(tiny_model):
 def test_reused_states_stand_in_for_the_left_context(pre_norm, backend, tmp_path, monkeypatch):
     # Given the states the whole pass gives the first frames, attending to them instead of
     # recomputing those frames must give the later frames the whole pass's numbers.
-    import kwstream.model.onnx_backend as onnx_backend
+    import kwstream.model.onnx_export as onnx_export
 
-    monkeypatch.setattr(onnx_backend, "CACHE_DIR", tmp_path / "onnx")
+    monkeypatch.setattr(onnx_export, "CACHE_DIR", tmp_path / "onnx")
     path = save_random_ctc_model(tmp_path / "model", seed=3, do_stable_layer_norm=pre_norm)
     encoder = Encoder(EncoderSettings(model=str(path), backend=backend))
     assert encoder.attends_to_states
@@ -159,20 +159,47 @@ def test_paths_and_hub_ids_are_told_apart(tiny_model, tmp_path):
 
 
 def test_onnx_backend_gives_the_same_numbers_and_exports_once(tiny_model, tmp_path, monkeypatch):
-    import kwstream.model.onnx_backend as onnx_backend
+    import kwstream.model.onnx_export as onnx_export
 
-    monkeypatch.setattr(onnx_backend, "CACHE_DIR", tmp_path / "onnx")
+    monkeypatch.setattr(onnx_export, "CACHE_DIR", tmp_path / "onnx")
     audio = np.random.default_rng(4).normal(0, 0.1, 23000).astype(np.float32)  # not the export's length
     reference = Encoder(EncoderSettings(model=str(tiny_model), backend="torch")).encode(audio, layers=(1, 2))
     onnx = Encoder(EncoderSettings(model=str(tiny_model), backend="onnx")).encode(audio, layers=(1, 2))
     np.testing.assert_allclose(onnx.log_probs, reference.log_probs, atol=1e-4)
     for layer in (1, 2):
         np.testing.assert_allclose(onnx.features[layer], reference.features[layer], atol=1e-4)
-    exported = sorted((tmp_path / "onnx").iterdir())
+    exported = sorted((tmp_path / "onnx").rglob("*.onnx"))
+    assert [p.name for p in exported] == ["cnn.onnx", "transformer.onnx"]
     stamps = [p.stat().st_mtime_ns for p in exported]
     int8 = Encoder(EncoderSettings(model=str(tiny_model), backend="onnx", int8=True)).encode(audio)
     assert np.abs(int8.log_probs - reference.log_probs).max() < 0.1
     assert [p.stat().st_mtime_ns for p in exported] == stamps  # the cached export was reused
+
+
+def test_an_exported_checkpoint_opens_without_pytorch_and_tells_the_same(tiny_model, tmp_path, monkeypatch):
+    import kwstream.model.checkpoint as checkpoint
+    import kwstream.model.onnx_export as onnx_export
+
+    monkeypatch.setattr(onnx_export, "CACHE_DIR", tmp_path / "onnx")
+    stale = [tmp_path / "onnx" / "0123456789abcdef-v2-cnn.onnx", tmp_path / "onnx" / "0123456789abcdef-v1"]
+    stale[0].parent.mkdir()
+    stale[0].write_bytes(b"old graph")
+    stale[1].mkdir()
+    torch_encoder = Encoder(EncoderSettings(model=str(tiny_model), backend="torch"))
+    Encoder(EncoderSettings(model=str(tiny_model), backend="onnx"))  # loads with PyTorch and exports
+    assert not any(p.exists() for p in stale)  # exports of older graphs are removed when exporting
+
+    def no_pytorch(*args):
+        raise AssertionError("the checkpoint was loaded with PyTorch")
+
+    monkeypatch.setattr(checkpoint, "load_checkpoint", no_pytorch)
+    monkeypatch.setattr("kwstream.model.encoder.load_checkpoint", no_pytorch)
+    lean = Encoder(EncoderSettings(model=str(tiny_model)))
+    for name in ("name", "has_ctc_head", "tokens", "blank_id", "delimiter_id", "normalize", "parameters", "layers",
+                 "fingerprint", "samples_per_frame", "attends_to_states"):
+        assert getattr(lean, name) == getattr(torch_encoder, name), name
+    audio = np.random.default_rng(4).normal(0, 0.1, 20000).astype(np.float32)
+    np.testing.assert_allclose(lean.encode(audio).log_probs, torch_encoder.encode(audio).log_probs, atol=1e-4)
 
 
 def test_unknown_backend_is_refused():
@@ -181,13 +208,13 @@ def test_unknown_backend_is_refused():
 
 
 def test_auto_backend_falls_back_to_torch_when_the_model_cannot_be_exported(tiny_model, tmp_path, monkeypatch, caplog):
-    import kwstream.model.onnx_backend as onnx_backend
+    import kwstream.model.onnx_export as onnx_export
 
     def refuse(*args):  # stands in for the exporter's failures on unusual checkpoints, which a tiny model lacks
         raise ModelLoadError("cannot export this model to ONNX (UnsupportedOperator); use --backend torch")
 
-    monkeypatch.setattr(onnx_backend, "CACHE_DIR", tmp_path / "onnx")
-    monkeypatch.setattr(onnx_backend, "_export", refuse)
+    monkeypatch.setattr(onnx_export, "CACHE_DIR", tmp_path / "onnx")
+    monkeypatch.setattr(onnx_export, "_export", refuse)
     audio = np.random.default_rng(5).normal(0, 0.1, 16000).astype(np.float32)
     fallback = Encoder(EncoderSettings(model=str(tiny_model)))
     assert "running it with PyTorch instead" in caplog.text

@@ -8,6 +8,7 @@ not which words are found.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,8 +19,9 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE_RATE, SpeechStream
+from kwstream.cli.exit_codes import EXIT_FAILED
 from kwstream.stream.vad import VadSettings
-from virtual_mic import no_input_env, virtual_mic_env
+from virtual_mic import no_input_env, stalled_mic_env, virtual_mic_env
 
 pytestmark = pytest.mark.skipif(
     subprocess.run([sys.executable, "-c", "import sounddevice"], capture_output=True).returncode != 0,
@@ -116,3 +118,26 @@ def test_a_device_opened_at_48_khz_is_resampled_to_16_khz(tmp_path, speech_strea
     assert abs(lag) < 64  # resampler delay, a few samples
     aligned = got[max(lag, 0):][: len(reference) - abs(lag)]
     assert np.corrcoef(aligned, reference[: len(aligned)])[0, 1] > 0.95
+
+
+def test_ctrl_c_on_a_stalled_device_exits_with_the_summary(tmp_path):
+    # The bundled model's shipped export: listening starts in seconds, without PyTorch.
+    from kwstream.assets import MODEL_DIR
+
+    env, writer = stalled_mic_env(tmp_path)
+    process = subprocess.Popen([sys.executable, "-m", "kwstream", "listen", "--model", str(MODEL_DIR), "--keywords", "hey"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        while "listening" not in line and process.poll() is None:
+            line = process.stderr.readline()
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        os.close(writer)
+        if process.poll() is None:
+            process.kill()
+    assert "detection(s) in" in stderr  # the summary
+    assert "stalled" in stderr and "terminate called" not in stderr and "Traceback" not in stderr
+    assert process.returncode == EXIT_FAILED  # the device failed, and the user hears so

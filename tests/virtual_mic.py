@@ -242,6 +242,19 @@ def virtual_mic_env(directory: Path, audio_int16_16k_mono: np.ndarray, name: str
     return env
 
 
+def stalled_mic_env(directory: Path, name: str = "vfifo") -> tuple[dict[str, str], int]:
+    """Environment whose default input device reads a FIFO that nobody writes: PortAudio's capture
+    thread blocks in ALSA's read() until the returned writer descriptor gets data or closes. That
+    is a stalled device: measured, PortAudio's stop and abort then wait for ever. The caller
+    holds (and closes) the writer, without which opening the device would block instead."""
+    directory = Path(directory).resolve()
+    fifo = directory / f"{name}.fifo"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR)  # a writer, so that the device's open() does not block
+    (directory / ".asoundrc").write_text(_ASOUNDRC.format(name=name, infile=fifo, description=DESCRIPTION))
+    return no_input_env(directory), writer
+
+
 def no_input_env(directory: Path) -> dict[str, str]:
     """Environment whose ALSA configuration is only the system's: no input device without a card.
 

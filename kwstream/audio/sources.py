@@ -27,6 +27,9 @@ from kwstream.errors import AudioInputError
 
 log = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT_S = 2.0
+"""How long stopping the microphone waits for PortAudio to close the stream."""
+
 
 class AudioSource(Protocol):
     """Something that writes 16 kHz mono float32 audio into a ring until stopped or exhausted."""
@@ -34,6 +37,9 @@ class AudioSource(Protocol):
     name: str
     live: bool
     """True when audio arrives in real time (microphone, paced replay)."""
+    stalled: bool
+    """True once ``stop`` has given up on an input that would not close: the process can then only
+    end without its exit handlers (``os._exit``), since PortAudio's would wait on it for ever."""
 
     def check(self) -> None:
         """Raise AudioInputError now if the input cannot be opened (before a model loads for minutes)."""
@@ -116,6 +122,8 @@ class Microphone:
         self._ring: RingBuffer | None = None
         self._resampler: soxr.ResampleStream | None = None
         self._dropped = 0
+        self._error: str | None = None
+        self.stalled = False
 
     @property
     def dropped_frames(self) -> int:
@@ -123,7 +131,7 @@ class Microphone:
 
     @property
     def error(self) -> str | None:
-        return None
+        return self._error
 
     def check(self) -> None:
         resolve_input_device(self.device)
@@ -168,18 +176,30 @@ class Microphone:
         self._ring.write(mono)
 
     def stop(self) -> None:
+        """Abort the stream (a stop would wait for a callback that a stalled device never ends),
+        from a helper thread given ``CLOSE_TIMEOUT_S``: past that the device counts as stalled."""
         if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
-            self._stream = None
+            stream, self._stream = self._stream, None
+            closing = threading.Thread(target=_abort_and_close, args=(stream,), name="kwstream-close-input", daemon=True)
+            closing.start()
+            closing.join(CLOSE_TIMEOUT_S)
+            if closing.is_alive():
+                self.stalled = True
+                self._error = f"input device {self.name!r} stalled: it stopped giving audio and did not close"
         if self._ring is not None:
             self._ring.close()
+
+
+def _abort_and_close(stream) -> None:
+    stream.abort()
+    stream.close()
 
 
 class _ReplaySource:
     """Reads blocks at some native rate in its own thread; resamples, paces, writes to the ring."""
 
     block_s = 0.02
+    stalled = False
 
     def __init__(self, realtime: bool) -> None:
         self.live = realtime

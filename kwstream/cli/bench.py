@@ -12,7 +12,7 @@ from rich.progress import Progress
 from kwstream.cli import options
 from kwstream.cli.tables import figure, print_table
 from kwstream.errors import KwstreamError
-from kwstream.evaluation.bench import bench, random_model
+from kwstream.evaluation.bench import bench, random_model, startup
 from kwstream.keywords.homophones import homophone_warning
 from kwstream.keywords.keyword_set import parse_keywords
 from kwstream.model.encoder import Encoder
@@ -31,13 +31,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     encoder = Encoder(settings.encoder)
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("benchmarking", total=2 * args.repeats)
+        task = progress.add_task("benchmarking", total=3 * args.repeats)
         results = bench(encoder, keywords, settings, args.seconds, args.repeats, lambda: progress.advance(task))
+        started = startup(args.model, args.backend, args.repeats, lambda: progress.advance(task))
     about = {"model": encoder.name, "parameters_m": round(encoder.parameters / 1e6, 2), "device": args.device,
              "threads": args.threads, "int8": args.int8, "backend": args.backend, "keywords": keywords, "window_s": settings.window_s, "hop_s": settings.hop_s,
              "left_context_s": settings.left_context_s, "right_context_s": settings.right_context_s}
     if args.json:
-        print(json.dumps({**about, "results": [asdict(r) for r in results]}))
+        print(json.dumps({**about, "results": [asdict(r) for r in results], "startup": asdict(started)}))
         return 0
     if args.random:
         console.print("random weights: cost figures only; detections and latency mean nothing")
@@ -58,4 +59,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 ["", *(r.stream for r in results)], [[label, *map(cell, results)] for label, cell in metrics],
                 "encoded ×: audio seconds the transformer computes per stream second; latency: from the end of a "
                 "spoken keyword to its detection; memory: the whole process's peak resident size")
+    print(f"start-up of a new `kwstream listen` (median of {args.repeats}): {started.wall_s:.2f} s to listening,\n"
+          f"{started.cpu_s:.2f} CPU-s with its first second of audio, peak memory {started.peak_memory_mb:.0f} MB")
     return 0

@@ -112,7 +112,12 @@ def cmd_listen(args: argparse.Namespace) -> int:
         interrupted = True
     spotter.stop()
     print(f"kwstream: {summary(spotter.stats)}", file=sys.stderr)
+    status = EXIT_INTERRUPTED if interrupted else EXIT_OK
     if source.error:
         print(f"kwstream: error: {source.error}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_INTERRUPTED if interrupted else EXIT_OK
+        status = EXIT_FAILED
+    if source.stalled:  # a normal exit would wait for ever on PortAudio's thread, stuck in the device
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status

@@ -135,6 +135,49 @@ def bench(encoder: Encoder, keywords: list[str], settings: PipelineSettings, dur
     return results
 
 
+@dataclass(frozen=True)
+class StartupResult:
+    cpu_s: float
+    """CPU seconds of a whole ``kwstream listen`` process on a second of quiet room noise: start-up
+    and that second's (VAD-only) work, median of the repeats."""
+    wall_s: float
+    """Seconds from launch to its "listening" line, median of the repeats."""
+    peak_memory_mb: float
+    """The process's peak resident memory (the largest of the repeats)."""
+
+
+def startup(model: str, backend: str, repeats: int, progress=None) -> StartupResult:
+    """Start-up as a user meets it: ``kwstream listen`` launched ``repeats`` times as a new process."""
+    import subprocess
+    import sys
+
+    import soundfile
+
+    cpu, wall, peak = [], [], 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        quiet = Path(tmp) / "quiet.wav"
+        soundfile.write(quiet, silence_stream(1.0), SAMPLE_RATE)
+        command = [sys.executable, "-m", "kwstream", "listen", "--model", model, "--backend", backend,
+                   "--keywords", "hey", "--file", str(quiet), "--fast"]
+        for _ in range(repeats):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            launched = time.perf_counter()
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            listening = None
+            for line in process.stderr:
+                if listening is None and "listening" in line:
+                    listening = time.perf_counter() - launched
+            if process.wait() != 0 or listening is None:
+                raise RuntimeError(f"kwstream listen failed while measuring start-up: {' '.join(command)}")
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            wall.append(listening)
+            peak = max(peak, after.ru_maxrss / 1024)
+            if progress:
+                progress()
+    return StartupResult(statistics.median(cpu), statistics.median(wall), peak)
+
+
 def random_model(size: str) -> str:
     """A temporary random-weight checkpoint of ``size`` (cost is what matters, not accuracy)."""
     from kwstream.model.random_model import save_random_ctc_model

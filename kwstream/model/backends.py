@@ -2,7 +2,8 @@
 
 ``TorchBackend`` runs them with PyTorch (any device; ``int8`` quantises the transformer's linear
 layers dynamically); ``onnx_backend.OnnxBackend`` runs their exported graphs with ONNX Runtime
-(CPU; the same numbers, faster). ``make_backend`` chooses, as ``EncoderSettings.backend`` says.
+(CPU; the same numbers, faster). ``make_backend`` chooses, as ``EncoderSettings.backend`` says,
+when the model has been loaded with PyTorch; the Encoder opens a ready export without it.
 """
 
 from __future__ import annotations
@@ -71,17 +72,22 @@ class TorchBackend:
         return [o.float().cpu().numpy() for o in out] if isinstance(out, tuple) else out.float().cpu().numpy()
 
 
-def make_backend(name: str, device, cnn, transformer, key: str, int8: bool, threads: int | None) -> StageBackend:
+def make_backend(name: str, device, cnn, transformer, export, int8: bool, threads: int | None) -> StageBackend:
     """The backend ``name`` (``auto``, ``onnx``, ``torch``) for the stages; under ``auto``, ONNX
     Runtime on the CPU, falling back to PyTorch with a notice when the model cannot be exported.
-    ``key``: a digest of all the weights, which names the cached export."""
+    ``export``: the ``onnx_export.OnnxExport`` found for the checkpoint, or the one to make of the
+    stages (into the cache) where none has been made."""
     if name == "onnx" or (name == "auto" and device.type == "cpu"):
         from kwstream.model.onnx_backend import OnnxBackend
+        from kwstream.model.onnx_export import OnnxExport, export_stages
 
         if device.type != "cpu":
             raise ModelLoadError("the onnx backend runs on the CPU; use --backend torch for other devices")
         try:
-            return OnnxBackend(cnn, transformer, key, int8, threads)
+            made = OnnxExport.load(export.directory)
+            if made is None or made.weights_key != export.weights_key:
+                made = export_stages(cnn, transformer, export)
+            return OnnxBackend(made, int8, threads)
         except ModelLoadError as exc:
             if name == "onnx":
                 raise

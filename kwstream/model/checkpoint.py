@@ -28,12 +28,12 @@ class Checkpoint:
     """Whether the model expects each input scaled to zero mean and unit variance."""
 
 
-def load_checkpoint(spec: str) -> Checkpoint:
-    """Resolve ``spec`` (see ``resolve.resolve_model``) and load it, with one-line errors."""
+def load_checkpoint(spec: str, resolved: tuple[str, bool] | None = None) -> Checkpoint:
+    """Resolve ``spec`` (see ``resolve.resolve_model``; ``resolved`` when that is done) and load it, with one-line errors."""
     from transformers import AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
 
     quiet_transformers()
-    source, local_only = resolve_model(spec)
+    source, local_only = resolved or resolve_model(spec)
     try:
         model, info = AutoModelForCTC.from_pretrained(source, local_files_only=local_only, output_loading_info=True)
     except (OSError, ValueError, KeyError) as exc:

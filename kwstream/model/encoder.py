@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from kwstream.errors import ModelLoadError
 from kwstream.model.backends import make_backend
-from kwstream.model.checkpoint import digest, load_checkpoint, torch_device
-from kwstream.model.resolve import AUTO_MODEL
+from kwstream.model.checkpoint import Checkpoint, digest, load_checkpoint, torch_device
+from kwstream.model.checkpoint_files import CheckpointFiles, checkpoint_directory, read_checkpoint_files, weights_key
+from kwstream.model.onnx_export import OnnxExport, cached_export_dir, find_export
+from kwstream.model.resolve import AUTO_MODEL, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -90,48 +93,79 @@ class EncodedFrames:
 
 class Encoder:
     """A wav2vec2 checkpoint: 16 kHz float32 audio in; per-frame CTC log-probabilities (when the
-    model has a CTC head) and hidden states of chosen layers out."""
+    model has a CTC head) and hidden states of chosen layers out.
+
+    On the CPU with an ONNX export of the checkpoint at hand (``onnx_export.find_export``), it is
+    opened from the checkpoint's JSON files and the export alone: neither torch nor transformers is
+    imported. Otherwise the checkpoint is loaded with PyTorch, and under the onnx backend exported,
+    after which no PyTorch copy of the weights is kept."""
 
     def __init__(self, settings: EncoderSettings = EncoderSettings()) -> None:
+        resolved = resolve_model(settings.model)
+        directory = checkpoint_directory(*resolved)
+        files = read_checkpoint_files(directory) if directory else None
+        export = None
+        if files and settings.backend != "torch" and settings.device == "cpu":
+            export = find_export(directory, weights_key(directory))
+        if export:
+            self._open_export(resolved[0], files, export, settings)
+        else:
+            self._load_checkpoint(resolved, settings)
+
+    def _open_export(self, name: str, files: CheckpointFiles, export: OnnxExport, settings: EncoderSettings) -> None:
+        from kwstream.model.onnx_backend import OnnxBackend
+
+        self._model = None
+        self._describe(name, files, export)
+        self._backend = OnnxBackend(export, settings.int8, settings.threads)
+
+    def _load_checkpoint(self, resolved: tuple[str, bool], settings: EncoderSettings) -> None:
         import torch
 
-        from kwstream.model.stages import context_stage, split_model
+        from kwstream.model.onnx_backend import OnnxBackend
 
-        self.device = torch_device(settings.device)
+        device = torch_device(settings.device)
         if settings.threads:
             torch.set_num_threads(settings.threads)
-        checkpoint = load_checkpoint(settings.model)
+        checkpoint = load_checkpoint(settings.model, resolved)
         model = checkpoint.model
-        self.name = checkpoint.name
-        self.has_ctc_head = checkpoint.has_ctc_head
-        self.tokens = checkpoint.tokens
-        self.blank_id = checkpoint.blank_id
-        self.delimiter_id = checkpoint.delimiter_id
-        self.normalize = checkpoint.normalize
-        self.parameters = sum(p.numel() for p in model.parameters())
-        self.layers = int(model.config.num_hidden_layers)
-        self.fingerprint = digest(model.base_model)
-        lm_head_digest = digest(model.lm_head) if self.has_ctc_head else ""  # a random head: not part of any key
-        self.samples_per_frame = math.prod(model.config.conv_stride)
-        self._conv = list(zip(model.config.conv_kernel, model.config.conv_stride))
-        self._model = model
-        self._cnn, transformer = split_model(model, self.has_ctc_head)
-        context = context_stage(transformer)
-        self.attends_to_states = context is not None
+        config = model.config
+        directory = checkpoint_directory(checkpoint.name, True)
+        files = CheckpointFiles(directory, checkpoint.tokens, checkpoint.blank_id, checkpoint.delimiter_id,
+                                checkpoint.normalize, int(config.num_hidden_layers), int(config.hidden_size),
+                                tuple(config.conv_kernel), tuple(config.conv_stride), int(config.conv_dim[-1]))
+        # outside a directory (a hub download elsewhere), a digest of all the weights names the export
+        key = weights_key(directory) if directory else digest(model)
+        cnn, transformer, export = torch_stages(checkpoint, cached_export_dir(key), key)
+        self._describe(checkpoint.name, files, export)
+        self._backend = make_backend(settings.backend, device, cnn, transformer, export, settings.int8, settings.threads)
+        self._model = None if isinstance(self._backend, OnnxBackend) else model
+
+    def _describe(self, name: str, files: CheckpointFiles, export: OnnxExport) -> None:
+        """What every pass needs to know of the checkpoint, from its files and its export (made or to be made)."""
+        self.name = name
+        self.has_ctc_head = export.has_ctc_head
+        self.tokens = files.tokens
+        self.blank_id = files.blank_id
+        self.delimiter_id = files.delimiter_id
+        self.normalize = files.normalize
+        self.parameters = export.parameters
+        self.layers = files.layers
+        self.fingerprint = export.fingerprint
+        self.samples_per_frame = math.prod(files.conv_stride)
+        self._conv = list(zip(files.conv_kernel, files.conv_stride))
+        self.attends_to_states = export.attends_to_states
         """Whether ``encode`` runs the transformer only after reused frames that carry ``states``."""
-        if context is None:
-            log.info("%s: chunks recompute the transformer's left context (its layers are not wav2vec2's)", self.name)
-        else:
-            transformer = context
-        self._no_context = (np.zeros((0, model.config.conv_dim[-1]), np.float32),
-                            np.zeros((self.layers, 0, model.config.hidden_size), np.float32))
-        self._backend = make_backend(settings.backend, self.device, self._cnn, transformer,
-                                     self.fingerprint + lm_head_digest, settings.int8, settings.threads)
+        self._first_layer = export.first_layer
+        self._no_context = (np.zeros((0, files.cnn_channels), np.float32),
+                            np.zeros((files.layers, 0, files.hidden_size), np.float32))
 
     @property
     def transformer_blocks(self):
-        """The checkpoint's transformer blocks (float PyTorch modules), for a head that trains copies of the top ones."""
-        return self._model.base_model.encoder.layers
+        """The checkpoint's transformer blocks (float PyTorch modules), for a head that trains copies
+        of the top ones; loaded with PyTorch where the ONNX backend runs the model."""
+        model = self._model if self._model is not None else load_checkpoint(self.name).model
+        return model.base_model.encoder.layers
 
     def frames_for(self, samples: int) -> int:
         """How many frames the CNN makes of ``samples`` samples (frame i starts at sample
@@ -171,7 +205,7 @@ class Encoder:
         x = np.ascontiguousarray(audio, dtype=np.float32)
         if self.normalize:
             x = ((x - x.mean()) / np.sqrt(x.var(ddof=1) + 1e-7)).astype(np.float32)
-        mean, var = self._cnn.stats(x)
+        mean, var = self._first_layer.of(x)
         known = 0 if reuse is None else self.reusable_frames(len(x), len(reuse))
         new = x[known * self.samples_per_frame:]
         cnn = self._backend.cnn(new, mean, var)
@@ -206,3 +240,20 @@ class Encoder:
         """Per-frame CTC log-probabilities, shape (frames, vocab)."""
         self.require_ctc_head()
         return self.encode(audio).log_probs
+
+
+def torch_stages(checkpoint: Checkpoint, directory: Path, key: str):
+    """The checkpoint's model as its two PyTorch stages (``stages``: the CNN, and the transformer,
+    with states as context where its layers allow), and the ``OnnxExport`` they make in ``directory``."""
+    from kwstream.model.stages import context_stage, split_model
+
+    model = checkpoint.model
+    fingerprint = digest(model.base_model)
+    parameters = sum(p.numel() for p in model.parameters())
+    cnn, transformer = split_model(model, checkpoint.has_ctc_head)
+    context = context_stage(transformer)
+    if context is None:
+        log.info("%s: chunks recompute the transformer's left context (its layers are not wav2vec2's)", checkpoint.name)
+    export = OnnxExport(directory, key, fingerprint, parameters, checkpoint.has_ctc_head, context is not None,
+                        cnn.statistics())
+    return cnn, context or transformer, export

@@ -22,29 +22,11 @@ import numpy as np
 import torch
 
 from kwstream.errors import ModelLoadError
+from kwstream.model.cnn_stats import FirstLayerStats
 
 SPLIT_TOLERANCE = 1e-3
 """Largest difference, in log-probability or hidden state, allowed between the two stages and the
 whole model on the check run at load."""
-
-
-def first_layer_stats(audio: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and (biased) variance over time of the first convolution's output on
-    ``audio``: what its GroupNorm normalises with. From the patches' first and second moments, so
-    it costs a (kernel x kernel) product rather than the convolution itself.
-
-    Args:
-        weight: the convolution's (channels, 1, kernel) weights.
-    """
-    kernel = weight.shape[-1]
-    patches = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float64), kernel)[::stride]
-    w = weight.reshape(len(weight), kernel).astype(np.float64)
-    mean = w @ patches.mean(axis=0)
-    second = patches.T @ patches / len(patches)
-    var = np.maximum(np.einsum("ck,kl,cl->c", w, second, w) - mean**2, 0.0)
-    if bias is not None:
-        mean = mean + bias
-    return mean.astype(np.float32), var.astype(np.float32)
 
 
 def _group_norm_first_layer(feature_extractor):
@@ -68,13 +50,14 @@ class CnnStage(torch.nn.Module):
         self.layers = feature_extractor.conv_layers
         self.first = _group_norm_first_layer(feature_extractor)
 
-    def stats(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The statistics ``forward`` needs for a chunk of (normalised) audio."""
+    def statistics(self) -> FirstLayerStats:
+        """How to compute ``forward``'s ``mean`` and ``var`` for a chunk of (normalised) audio."""
         conv = self.layers[0].conv
         if self.first is None:
-            return np.zeros(conv.out_channels, np.float32), np.ones(conv.out_channels, np.float32)
-        bias = None if conv.bias is None else conv.bias.detach().cpu().numpy().astype(np.float64)
-        return first_layer_stats(audio, conv.weight.detach().cpu().numpy(), bias, conv.stride[0])
+            return FirstLayerStats(conv.out_channels, conv.stride[0])
+        weight = conv.weight.detach().cpu().numpy()
+        bias = None if conv.bias is None else conv.bias.detach().cpu().numpy()
+        return FirstLayerStats(conv.out_channels, conv.stride[0], weight.reshape(len(weight), -1), bias)
 
     def forward(self, audio, mean, var):
         x = audio[:, None]
@@ -206,7 +189,7 @@ def split_model(model, has_ctc_head: bool) -> tuple[CnnStage, TransformerStage]:
     base.feature_extractor = torch.nn.Identity()
     transformer = TransformerStage(model, has_ctc_head)
     with torch.inference_mode():
-        got = transformer(cnn(torch.from_numpy(noise)[None], *map(torch.from_numpy, cnn.stats(noise))))
+        got = transformer(cnn(torch.from_numpy(noise)[None], *map(torch.from_numpy, cnn.statistics().of(noise))))
     difference = max(float((a - b).abs().max()) for a, b in zip(expected, got))
     if difference > SPLIT_TOLERANCE:
         raise ModelLoadError(f"{type(model).__name__} does not split into CNN and transformer stages (off by {difference:.2g})")

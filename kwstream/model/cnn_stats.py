@@ -1,0 +1,51 @@
+"""The statistics the CNN's first GroupNorm normalises with, computed in numpy outside the graph.
+
+In group-norm checkpoints the first convolution's output is normalised per channel over the whole
+input; ``stages.CnnStage`` takes those statistics as inputs, so that a stretch of a chunk gives
+that stretch of the whole chunk's CNN output. Torch-free, so that the ONNX path needs only the
+first convolution's weights (stored beside its export) to feed its graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FirstLayerStats:
+    """How to compute the CNN stage's ``mean`` and ``var`` inputs for a chunk of audio."""
+
+    channels: int
+    """The first convolution's output channels."""
+    stride: int
+    weight: np.ndarray | None = None
+    """The first convolution's (channels, kernel) weights; None when no layer normalises over time."""
+    bias: np.ndarray | None = None
+
+    def of(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel mean and (biased) variance over time of the first convolution's output on
+        ``audio``; zeros and ones (unused by the graph) without a GroupNorm. From the patches' first
+        and second moments, so it costs a (kernel x kernel) product rather than the convolution."""
+        if self.weight is None:
+            return np.zeros(self.channels, np.float32), np.ones(self.channels, np.float32)
+        kernel = self.weight.shape[-1]
+        patches = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float64), kernel)[::self.stride]
+        w = self.weight.astype(np.float64)
+        mean = w @ patches.mean(axis=0)
+        second = patches.T @ patches / len(patches)
+        var = np.maximum(np.einsum("ck,kl,cl->c", w, second, w) - mean**2, 0.0)
+        if self.bias is not None:
+            mean = mean + self.bias
+        return mean.astype(np.float32), var.astype(np.float32)
+
+    def to_json(self) -> dict:
+        return {"channels": self.channels, "stride": self.stride,
+                "weight": None if self.weight is None else self.weight.tolist(),
+                "bias": None if self.bias is None else self.bias.tolist()}
+
+    @staticmethod
+    def from_json(data: dict) -> FirstLayerStats:
+        arrays = {k: None if data[k] is None else np.asarray(data[k], np.float32) for k in ("weight", "bias")}
+        return FirstLayerStats(int(data["channels"]), int(data["stride"]), **arrays)
