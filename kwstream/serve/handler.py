@@ -104,8 +104,8 @@ class WakeHandler(AsyncEventHandler):
             return
         self._closed = True
         self._lane.close()
-        if self._stream is not None:
-            self._log_stream_end(self._stream, "disconnected")
+        for stream in [*self._ending.values(), *([self._stream] if self._stream else [])]:
+            self._log_stream_end(stream, "stream-abandoned")
         self.service.release(self)
         self.service.log.write("disconnected", self.client, clients=self.service.clients)
 
