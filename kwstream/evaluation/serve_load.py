@@ -46,6 +46,8 @@ KEPT_UP_BACKLOG_S = 1.0
 """A stream kept up if no more audio than this ever waited for the model, and its end was done in as little."""
 SERVER_START_TIMEOUT_S = 180.0
 RUN_MARGIN_S = 30.0
+STOP_TIMEOUT_S = 120.0
+"""How long the server may take to exit after SIGTERM before it is killed (a starved machine is slow)."""
 
 
 @dataclass
@@ -129,7 +131,7 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 self.process.kill()
         return self.process.wait()
