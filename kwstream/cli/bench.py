@@ -22,6 +22,10 @@ from kwstream.stream.vad import VadSettings
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.seconds <= 0 or args.repeats < 1:
         raise KwstreamError("--seconds must be positive and --repeats at least 1")
+    if args.serve:
+        from kwstream.cli.serve_bench import cmd_serve_bench
+
+        return cmd_serve_bench(args)
     args.model = random_model(args.random) if args.random else args.model
     args.no_vad, args.vad_aggressiveness, args.threshold = False, VadSettings.aggressiveness, None
     settings = options.settings(args)

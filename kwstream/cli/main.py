@@ -1,5 +1,5 @@
 """The ``kwstream`` command: the parser, and one module per command (listen, devices, enroll,
-keywords, eval, bench, train).
+keywords, eval, bench, train, serve).
 
 User mistakes (a missing file, an unknown device or model, an unspellable keyword) end with one
 line on stderr and exit status 2, never a traceback. Detections go to stdout, one line each, as
@@ -14,13 +14,14 @@ import logging
 import sys
 
 from kwstream.cli.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
-from kwstream.cli.options import add_model_options, add_window_options, pipeline_options, positive_int
+from kwstream.cli.options import add_keywords_option, add_model_options, add_window_options, pipeline_options, positive_int
 from kwstream.errors import KwstreamError
 from kwstream.evaluation.bench import WORDS as BENCH_WORDS
 from kwstream.evaluation.metrics import TARGET_FALSE_ALARMS_PER_HOUR
+from kwstream.serve.settings import DEFAULT_URI, ServeSettings
 
 COMMANDS = {"listen": "listen", "devices": "devices", "enroll": "enroll", "keywords": "enroll", "eval": "eval",
-            "bench": "bench", "train": "train"}
+            "bench": "bench", "train": "train", "serve": "serve"}
 """Each command's module in kwstream.cli (imported only when the command runs)."""
 
 
@@ -33,10 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     listen = commands.add_parser("listen", parents=[common, pipeline], help="spot keywords in the microphone or a recording")
-    listen.add_argument(
-        "--keywords", default="", metavar="KW[:T],...",
-        help="comma-separated keywords, each with an optional threshold: hey:0.8,stop,'hey computer'",
-    )
+    add_keywords_option(listen)
     source = listen.add_mutually_exclusive_group()
     source.add_argument("--file", metavar="PATH", help="a recording (WAV, FLAC, OGG, any rate) or - for raw 16 kHz s16le stdin")
     source.add_argument("--input-device", metavar="DEV", help="input device index or name (see `kwstream devices`)")
@@ -50,6 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("devices", parents=[common], help="list audio input devices")
+
+    serve = commands.add_parser("serve", parents=[common, pipeline],
+                                help="a Wyoming wake-word service (Home Assistant) for many streams at once")
+    add_keywords_option(serve)
+    serve.add_argument("--uri", default=DEFAULT_URI, help=f"where to listen: tcp://HOST:PORT or unix://PATH (default {DEFAULT_URI})")
+    serve.add_argument("--max-clients", type=positive_int, default=ServeSettings.max_clients,
+                       help=f"connections served at once; more are answered with an error (default {ServeSettings.max_clients})")
+    serve.add_argument("--workers", type=positive_int, default=ServeSettings.workers,
+                       help=f"threads that run the model, taking turns over the connections (default {ServeSettings.workers})")
+    serve.add_argument("--max-backlog-s", type=float, default=ServeSettings.max_backlog_s, metavar="S",
+                       help="audio a client may have waiting for the model before the server stops reading it "
+                            f"(default {ServeSettings.max_backlog_s:g})")
+    serve.add_argument("--json", action="store_true", help="log lines (connections, streams, detections) as JSON on stderr")
 
     enroll = commands.add_parser("enroll", parents=[common, pipeline], help="store a keyword from a few spoken examples")
     enroll.add_argument("name", metavar="NAME", help="the keyword's name (letters, digits, _ or -)")
@@ -89,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=3, help="runs per stream; medians are reported")
     add_window_options(bench)
     bench.add_argument("--json", action="store_true", help="results as one JSON object")
+    bench.add_argument("--serve", metavar="N,...", help="load-test `kwstream serve` instead: N real-time Wyoming "
+                       "clients on loopback for each count given (e.g. 1,4,8,16), each streaming --seconds of the demo (hey, stop)")
+    bench.add_argument("--workers", type=positive_int, default=ServeSettings.workers, help="with --serve: the server's model threads")
 
     train = commands.add_parser("train", parents=[common], help="train a keyword classifier head on a Speech Commands layout")
     train.add_argument("--data", required=True, metavar="DIR", help="one folder per keyword, _unknown_ and _background_noise_")

@@ -52,6 +52,12 @@ def add_model_options(parser: argparse.ArgumentParser, *, runtime: bool = True,
                             help="torch, or onnx: the same model exported once and run by ONNX Runtime (CPU; faster)")
 
 
+def add_keywords_option(parser: argparse.ArgumentParser) -> None:
+    """--keywords of the commands that spot typed keywords live (listen, serve)."""
+    parser.add_argument("--keywords", default="", metavar="KW[:T],...",
+                        help="comma-separated keywords, each with an optional threshold: hey:0.8,stop,'hey computer'")
+
+
 def add_window_options(parser: argparse.ArgumentParser) -> None:
     """--window-ms, --hop-ms, --left-context-ms, --right-context-ms."""
     parser.add_argument("--window-ms", type=positive_ms, default=int(SpotterSettings.window_s * 1000), help="encoder window length")

@@ -1,0 +1,1 @@
+"""``kwstream serve``: the Wyoming-protocol wake-word service (Home Assistant), one shared model for many streams."""

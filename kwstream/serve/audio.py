@@ -1,0 +1,73 @@
+"""Wyoming audio chunks of any format as the pipeline's 16 kHz mono float32.
+
+A client says each chunk's rate, sample width and channel count. Sample widths (1-4 bytes, 8-bit unsigned)
+go through wyoming's own ``AudioChunkConverter`` (audioop's rules) to 32-bit; channels are
+averaged; other rates are resampled by a streaming soxr resampler, the one that ``listen`` uses
+for recordings, so a 16 kHz chunk reaches the pipeline bit for bit as ``listen --file`` reads it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+from wyoming.audio import AudioChunk, AudioChunkConverter
+
+from kwstream.audio.io import SAMPLE_RATE
+from kwstream.errors import KwstreamError
+
+MAX_RATE = 384_000
+MAX_CHANNELS = 32
+WIDTHS = (1, 2, 3, 4)
+"""Sample widths in bytes that a chunk may have."""
+
+
+class AudioFormatError(KwstreamError):
+    """A chunk the server cannot read (told to the client as an ``error`` event)."""
+
+
+class ChunkDecoder:
+    """One audio stream's chunks as 16 kHz mono float32; the format may not change mid-stream."""
+
+    def __init__(self) -> None:
+        self._format: tuple[int, int, int] | None = None
+        self._widen = AudioChunkConverter(width=4)
+        self._resampler: soxr.ResampleStream | None = None
+
+    def decode(self, chunk: AudioChunk) -> np.ndarray:
+        """The chunk's samples at 16 kHz mono (a resampler may hold a few back until the next chunk)."""
+        fmt = (chunk.rate, chunk.width, chunk.channels)
+        if self._format is None:
+            check_format(*fmt)
+            self._format = fmt
+            if chunk.rate != SAMPLE_RATE:
+                self._resampler = soxr.ResampleStream(chunk.rate, SAMPLE_RATE, 1, dtype="float32")
+        elif fmt != self._format:
+            raise AudioFormatError(f"audio format changed mid-stream from {self._format} to {fmt} (rate, width, channels)")
+        frame_bytes = chunk.width * chunk.channels
+        if len(chunk.audio) % frame_bytes:
+            raise AudioFormatError(f"chunk of {len(chunk.audio)} bytes is not whole frames of {frame_bytes} bytes")
+        if chunk.width == 2:  # the usual case: no copy through audioop
+            samples = np.frombuffer(chunk.audio, dtype="<i2").astype(np.float32) / 32768.0
+        else:
+            wide = self._widen.convert(chunk).audio
+            samples = np.frombuffer(wide, dtype="<i4").astype(np.float32) / 2147483648.0
+        if chunk.channels > 1:
+            samples = samples.reshape(-1, chunk.channels).mean(axis=1)
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples)
+        return np.ascontiguousarray(samples, dtype=np.float32)
+
+    def finish(self) -> np.ndarray:
+        """The samples a resampler still holds at the end of the stream."""
+        if self._resampler is None:
+            return np.zeros(0, np.float32)
+        return self._resampler.resample_chunk(np.zeros(0, np.float32), last=True).astype(np.float32)
+
+
+def check_format(rate: object, width: object, channels: object) -> None:
+    if not isinstance(rate, int) or not 0 < rate <= MAX_RATE:
+        raise AudioFormatError(f"rate must be a whole number of Hz in 1-{MAX_RATE}, got {rate!r}")
+    if width not in WIDTHS:
+        raise AudioFormatError(f"width must be 1, 2, 3 or 4 bytes, got {width!r}")
+    if not isinstance(channels, int) or not 0 < channels <= MAX_CHANNELS:
+        raise AudioFormatError(f"channels must be 1-{MAX_CHANNELS}, got {channels!r}")

@@ -1,0 +1,250 @@
+"""One Wyoming connection: describe, detect, audio-start / audio-chunk / audio-stop, as Home Assistant sends them.
+
+The handler runs on the event loop and never waits for the model: decoded audio goes into the
+connection's lane (``scheduler.py``) and detections come back from a worker thread through
+``call_soon_threadsafe``. Each audio stream has a ``KeywordPipeline`` of its own (VAD, windows,
+detector state) on the service's one encoder and keyword set; ``detect`` picks which of the
+keywords the next stream reports (the pipeline scores them all: the detector treats keywords
+independently, so that changes nothing but what is sent).
+
+A client that sends faster than the model can follow waits: once its lane holds ``max_backlog_s``
+of audio the handler stops reading its socket until the backlog halves, so TCP slows the client
+down and its memory stays bounded, while the other lanes keep their turns. A malformed event is
+answered with an ``error`` event (the connection lives on); a stream that cannot be read at all
+ends the connection, with a log line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import Describe
+from wyoming.ping import Ping, Pong
+from wyoming.server import AsyncEventHandler
+from wyoming.wake import Detect, Detection, NotDetected
+
+from kwstream.audio.io import SAMPLE_RATE
+from kwstream.serve.audio import AudioFormatError, ChunkDecoder
+from kwstream.serve.scheduler import Outcome
+from kwstream.stream.detector import Detection as KeywordDetection
+from kwstream.stream.pipeline import KeywordPipeline
+
+if TYPE_CHECKING:
+    from kwstream.serve.server import WakeService
+
+MAX_UNSENT_BYTES = 1 << 20
+"""Output waiting for a client that does not read it; beyond this the client is dropped."""
+
+
+@dataclass
+class AudioStream:
+    """One audio-start ... audio-stop of a connection."""
+
+    pipeline: KeywordPipeline
+    names: frozenset[str]
+    """The keywords this stream reports (its ``detect``'s names, or all)."""
+    decoder: ChunkDecoder = field(default_factory=ChunkDecoder)
+    received_samples: int = 0
+    """Audio received so far (16 kHz): the stream time at which a detection fires."""
+    detections: int = 0
+    max_backlog_s: float = 0.0
+    stopped_at: float | None = None
+    """``time.perf_counter()`` when audio-stop arrived."""
+    bad_chunks: int = 0
+
+    @property
+    def audio_s(self) -> float:
+        return self.received_samples / SAMPLE_RATE
+
+
+class WakeHandler(AsyncEventHandler):
+    """The Wyoming wake-word protocol for one client."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, service: WakeService) -> None:
+        super().__init__(reader, writer)
+        self.service = service
+        peer = writer.get_extra_info("peername")
+        self.client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else f"unix#{service.next_id()}"
+        self._loop = asyncio.get_running_loop()
+        self._lane = service.scheduler.lane(self._from_worker)
+        self._names: frozenset[str] = frozenset(service.keyword_names)
+        self._stream: AudioStream | None = None
+        self._room = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._ending: dict[KeywordPipeline, AudioStream] = {}
+        """Streams after audio-stop whose last audio the model is still running."""
+        self._closed = False
+
+    async def run(self) -> None:
+        if not self.service.admit(self):
+            self.service.log.write("refused", self.client, reason="too many clients", max_clients=self.service.settings.max_clients)
+            try:
+                await self.write_event(Error(f"too many clients: this server takes {self.service.settings.max_clients}",
+                                             code="too-many-clients").event())
+            except (ConnectionError, RuntimeError):
+                pass
+            self.writer.close()
+            return
+        self.service.log.write("connected", self.client, clients=self.service.clients)
+        try:
+            await super().run()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            self.service.log.write("vanished", self.client)
+        except Exception as exc:  # wyoming's reader meets a malformed event (not a JSON object, no type)
+            self.service.log.write("dropped", self.client, reason=f"unreadable event ({type(exc).__name__}: {exc})")
+
+    async def disconnect(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._lane.close()
+        for stream in [*self._ending.values(), *([self._stream] if self._stream else [])]:
+            self._log_stream_end(stream, "stream-abandoned")
+        self.service.release(self)
+        self.service.log.write("disconnected", self.client, clients=self.service.clients)
+
+    async def handle_event(self, event: Event) -> bool:
+        try:
+            if AudioChunk.is_type(event.type):
+                await self._on_chunk(AudioChunk.from_event(event))
+            elif Describe.is_type(event.type):
+                await self.write_event(self.service.info.event())
+            elif Detect.is_type(event.type):
+                await self._on_detect(Detect.from_event(event))
+            elif AudioStart.is_type(event.type):
+                self._start(AudioStart.from_event(event))
+            elif AudioStop.is_type(event.type):
+                self._stop()
+            elif Ping.is_type(event.type):
+                await self.write_event(Pong(text=Ping.from_event(event).text).event())
+            # other events (other domains, newer protocol versions) are dropped, as wyoming servers do
+        except AudioFormatError as exc:
+            await self._error(str(exc), "bad-audio")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            await self._error(f"malformed {event.type!r} event: {type(exc).__name__}: {exc}", "malformed-event")
+        return not self._closed
+
+    async def _error(self, text: str, code: str) -> None:
+        self.service.log.write("error", self.client, code=code, text=text)
+        await self.write_event(Error(text, code=code).event())
+
+    async def _on_detect(self, detect: Detect) -> None:
+        if detect.names is None or not detect.names:
+            self._names = frozenset(self.service.keyword_names)
+            return
+        if not isinstance(detect.names, list) or not all(isinstance(n, str) for n in detect.names):
+            raise TypeError(f"names must be a list of strings, got {detect.names!r}")
+        known = {name.lower(): name for name in self.service.keyword_names}
+        unknown = [n for n in detect.names if n.lower() not in known]
+        if unknown:
+            await self._error(f"unknown wake word(s) {', '.join(map(repr, unknown))}; this server spots: "
+                              f"{', '.join(self.service.keyword_names)} (the selection is unchanged)", "unknown-wake-word")
+            return
+        self._names = frozenset(known[n.lower()] for n in detect.names)
+
+    def _start(self, start: AudioStart | None = None) -> AudioStream:
+        if self._stream is not None:  # audio-start without audio-stop: the old stream ends here
+            self._stop()
+        stream = AudioStream(KeywordPipeline(self.service.keywords, self.service.encoder, self.service.pipeline_settings,
+                                             events=False, captured=lambda: stream.received_samples), self._names)
+        self._stream = stream
+        fmt = f"{start.rate} Hz, {start.width * 8} bit, {start.channels} ch" if start else "no audio-start"
+        self.service.log.write("stream-start", self.client, format=fmt, keywords=",".join(sorted(self._names)))
+        return stream
+
+    def _stop(self) -> None:
+        stream = self._stream
+        if stream is None:
+            return
+        self._stream = None
+        self._lane.push(stream.pipeline, stream.decoder.finish())
+        stream.stopped_at = time.perf_counter()
+        self._lane.flush(stream.pipeline)
+        self._ending[stream.pipeline] = stream
+
+    async def _on_chunk(self, chunk: AudioChunk) -> None:
+        stream = self._stream or self._start()
+        try:
+            samples = stream.decoder.decode(chunk)
+        except AudioFormatError:
+            stream.bad_chunks += 1
+            if stream.bad_chunks > 1:  # told once per stream; the rest are dropped quietly
+                return
+            raise
+        stream.received_samples += len(samples)
+        self._lane.push(stream.pipeline, samples)
+        limit = self.service.settings.max_backlog_s
+        stream.max_backlog_s = max(stream.max_backlog_s, self._lane.backlog_s)
+        while self._lane.backlog_s > limit and self._is_running:
+            self._room.clear()  # set again by _on_outcomes once the backlog has halved
+            await self._room.wait()
+
+    async def stop(self) -> None:
+        await super().stop()
+        self._room.set()  # a handler waiting for its backlog to drain ends too
+
+    # -- from the worker ------------------------------------------------------------------------
+
+    def _from_worker(self, outcomes: list[Outcome]) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._on_outcomes, outcomes)
+        except RuntimeError:  # the loop has closed: the server is stopping
+            pass
+
+    def _on_outcomes(self, outcomes: list[Outcome]) -> None:
+        if self._closed:
+            return
+        for outcome in outcomes:
+            stream = self._stream if self._stream is not None and self._stream.pipeline is outcome.pipeline \
+                else self._ending.get(outcome.pipeline)
+            if stream is None:
+                continue
+            if outcome.error:
+                self._send(Error(f"audio could not be processed: {outcome.error}", code="pipeline-error").event())
+            for detection in outcome.events:
+                if isinstance(detection, KeywordDetection) and detection.keyword in stream.names:
+                    stream.detections += 1
+                    self._send(Detection(name=detection.keyword, timestamp=round(detection.end * 1000)).event())
+                    self.service.log.write("detection", self.client, keyword=detection.keyword, score=detection.score,
+                                           start_s=detection.start, end_s=detection.end,
+                                           detected_at_s=detection.detected_at, latency_s=detection.latency)
+            if outcome.flushed:
+                self._ending.pop(outcome.pipeline, None)
+                if not stream.detections:
+                    self._send(NotDetected().event())
+                self._log_stream_end(stream, "stream-end")
+        if self._lane.backlog_s <= self.service.settings.max_backlog_s / 2:
+            self._room.set()
+
+    def _log_stream_end(self, stream: AudioStream, event: str) -> None:
+        lag = time.perf_counter() - stream.stopped_at if stream.stopped_at is not None and event == "stream-end" else None
+        stats = stream.pipeline.stats
+        self.service.log.write(event, self.client, audio_s=stream.audio_s, detections=stream.detections,
+                               compute_s=stats.compute_s, max_backlog_s=stream.max_backlog_s,
+                               **({"stop_lag_s": lag} if lag is not None else {}))
+
+    def _send(self, event: Event) -> None:
+        """Write ``event`` from the loop thread without waiting for it (a client that stops reading
+        is dropped once MAX_UNSENT_BYTES wait for it)."""
+        transport = self.writer.transport
+        if transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
+            self.service.log.write("dropped", self.client, reason="does not read what it is sent")
+            self.writer.close()
+            return
+        task = asyncio.ensure_future(self._write_quietly(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write_quietly(self, event: Event) -> None:
+        try:
+            await self.write_event(event)
+        except (ConnectionError, RuntimeError):
+            pass

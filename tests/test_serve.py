@@ -1,0 +1,337 @@
+"""`kwstream serve` for real: a server subprocess on loopback (and a unix socket), wyoming's own client.
+
+One server serves the module (loading the model takes a while on a busy machine); each test
+closes its connections, the max-clients test waits for the server to count them gone, and the
+last test stops it with SIGTERM. The unix-socket test runs the service in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import soxr
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient, AsyncUnixClient
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import Describe, Info
+from wyoming.wake import Detect, Detection, NotDetected
+
+from conftest import make_speech_stream
+from kwstream.assets import DEMO_AUDIO, MODEL_DIR
+from kwstream.evaluation.serve_load import ServerProcess, run_load
+
+START_TIMEOUT_S = 600
+"""Loading the model takes minutes when the machine is busy."""
+READ_TIMEOUT_S = 60
+DEMO_ENDS = {"hey": 1.19, "stop": 10.08}
+"""Where the demo's keywords end (README); the server's timestamps must lie within 0.3 s."""
+MAX_CLIENTS = 4
+"""Enough for the garbage, stalling, vanishing and good clients at once."""
+
+
+@pytest.fixture(scope="module")
+def server():
+    running = ServerProcess(["--model", str(MODEL_DIR)], MAX_CLIENTS, start_timeout_s=START_TIMEOUT_S)
+    yield running
+    assert running.stop() == 0 and "Traceback" not in "\n".join(running.other_lines), running.other_lines
+
+
+def wait_for(server: ServerProcess, predicate, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate(server.records):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def clients_now(records: list[dict]) -> int:
+    return [r for r in records if "clients" in r][-1]["clients"]
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    from kwstream.model.encoder import Encoder, EncoderSettings
+
+    return Encoder(EncoderSettings(model=str(MODEL_DIR)))
+
+
+def client(server: ServerProcess) -> AsyncTcpClient:
+    return AsyncTcpClient("127.0.0.1", server.port)
+
+
+def demo_pcm() -> bytes:
+    audio, rate = soundfile.read(DEMO_AUDIO, dtype="int16")
+    assert rate == 16000
+    return audio.tobytes()
+
+
+async def read(c, timeout_s: float = READ_TIMEOUT_S) -> Event | None:
+    return await asyncio.wait_for(c.read_event(), timeout_s)
+
+
+async def stream(c, pcm: bytes, rate: int = 16000, width: int = 2, channels: int = 1, chunk_bytes: int = 4096,
+                 names: list[str] | None = None, realtime: bool = False) -> None:
+    await c.write_event(Detect(names=names).event())
+    await c.write_event(AudioStart(rate, width, channels).event())
+    seconds = chunk_bytes / (rate * width * channels)
+    for first in range(0, len(pcm), chunk_bytes):
+        await c.write_event(AudioChunk(rate, width, channels, pcm[first:first + chunk_bytes]).event())
+        if realtime:
+            await asyncio.sleep(seconds)
+    await c.write_event(AudioStop().event())
+
+
+async def results(c, expect: int) -> list[Event]:
+    """Events until ``expect`` detections, or not-detected."""
+    events = []
+    while sum(Detection.is_type(e.type) for e in events) < expect:
+        event = await read(c)
+        assert event is not None, f"connection closed after {events}"
+        events.append(event)
+        if NotDetected.is_type(event.type):
+            break
+    return events
+
+
+def detections(events: list[Event]) -> list[tuple[str, float]]:
+    return [(d.name, d.timestamp / 1000) for d in map(Detection.from_event, filter(lambda e: Detection.is_type(e.type), events))]
+
+
+def assert_demo_detections(found: list[tuple[str, float]], names=("hey", "stop")) -> None:
+    assert [n for n, _ in found] == list(names), found
+    for name, timestamp in found:
+        assert abs(timestamp - DEMO_ENDS[name]) <= 0.3, found
+
+
+def test_describe_answers_with_the_served_keywords(server):
+    async def go():
+        async with client(server) as c:
+            await c.write_event(Describe().event())
+            return Info.from_event(await read(c))
+
+    info = asyncio.run(go())
+    (program,) = info.wake
+    assert program.name == "kwstream" and program.installed and program.attribution.name == "kwstream"
+    assert [(m.name, m.phrase, m.languages) for m in program.models] == [("hey", "hey", ["en"]), ("stop", "stop", ["en"])]
+    assert all(m.version == program.version and m.installed for m in program.models)
+
+
+def test_the_demo_gives_hey_and_stop_where_the_pipeline_finds_them(server):
+    async def go():
+        async with client(server) as c:
+            await stream(c, demo_pcm())
+            return await results(c, 2)
+
+    assert_demo_detections(detections(asyncio.run(go())))
+    logged = [r for r in server.records if r["event"] == "detection"]
+    assert {r["keyword"] for r in logged} >= {"hey", "stop"}
+
+
+def test_the_same_detections_as_the_pipeline_offline(server, encoder):
+    from kwstream.audio.io import read_audio
+    from kwstream.keywords.keyword_set import KeywordSet
+    from kwstream.stream.detector import Detection as Spotted
+    from kwstream.stream.pipeline import KeywordPipeline, run
+
+    offline = [(d.keyword, round(d.end * 1000)) for d in
+               run(KeywordPipeline(KeywordSet(encoder, ["hey", "stop"]), encoder), read_audio(DEMO_AUDIO))
+               if isinstance(d, Spotted)]
+
+    async def go():
+        async with client(server) as c:
+            await stream(c, demo_pcm(), chunk_bytes=2 * 1024)
+            return await results(c, len(offline))
+
+    served = [(d.name, d.timestamp) for d in map(Detection.from_event, asyncio.run(go())) if d.name]
+    assert served == offline and offline
+
+
+def test_keyword_free_speech_gives_not_detected(server):
+    audio = make_speech_stream(["3_theo_0", "7_jackson_0", "0_lucas_1", "9_nicolas_2"]).audio
+    pcm = (audio * 32767).astype("<i2").tobytes()
+
+    async def go():
+        async with client(server) as c:
+            await stream(c, pcm)
+            return await results(c, 1)
+
+    events = asyncio.run(go())
+    assert [e.type for e in events] == ["not-detected"]
+
+
+def test_an_unknown_name_is_an_error_and_the_connection_lives_on(server):
+    async def go():
+        async with client(server) as c:
+            await c.write_event(Detect(names=["computer"]).event())
+            error = await read(c)
+            await stream(c, demo_pcm(), names=["stop"])  # only stop is reported now
+            return error, await results(c, 1)
+
+    error, events = asyncio.run(go())
+    assert Error.is_type(error.type) and "computer" in Error.from_event(error).text
+    assert Error.from_event(error).code == "unknown-wake-word"
+    assert_demo_detections(detections(events), names=("stop",))
+
+
+def test_48khz_stereo_32bit_audio_is_converted(server):
+    audio, _ = soundfile.read(DEMO_AUDIO, dtype="float32")
+    high = soxr.resample(audio, 16000, 48000)
+    stereo = np.repeat(high[:, None], 2, axis=1)
+    pcm = (np.clip(stereo, -1, 1 - 2 ** -31) * 2 ** 31).astype("<i4").tobytes()
+
+    async def go():
+        async with client(server) as c:
+            await stream(c, pcm, rate=48000, width=4, channels=2, chunk_bytes=8 * 4800)
+            return await results(c, 2)
+
+    assert_demo_detections(detections(asyncio.run(go())))
+
+
+def test_a_malformed_event_is_answered_with_an_error_and_the_connection_lives_on(server):
+    async def go():
+        async with client(server) as c:
+            await c.write_event(Event("audio-chunk", {"rate": "fast", "width": 2, "channels": 1}, b"\0\0"))
+            bad_format = await read(c)
+            await c.write_event(Event("audio-chunk", {"width": 2}, b"\0\0"))
+            missing = await read(c)
+            await c.write_event(Describe().event())
+            return bad_format, missing, await read(c)
+
+    bad_format, missing, info = asyncio.run(go())
+    assert Error.from_event(bad_format).code == "bad-audio" and "rate" in Error.from_event(bad_format).text
+    assert Error.from_event(missing).code == "malformed-event"
+    assert Info.is_type(info.type)
+
+
+def test_garbage_stalling_and_vanishing_clients_do_not_stop_a_good_one(server):
+    host, port = "127.0.0.1", server.port
+
+    async def garbage():
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b'[1, 2, 3]\n' + os.urandom(4096))
+        await writer.drain()
+        await reader.read()  # the server hangs up
+        writer.close()
+
+    async def staller(stop: asyncio.Event):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b'{"type": "audio-chunk", "data": {"rate": 16000, "width": 2, "channels": 1}, "payload_length": 64000}\n')
+        writer.write(b"\0" * 1000)  # then nothing: stuck mid-payload
+        await writer.drain()
+        await stop.wait()
+        writer.close()
+
+    async def vanisher():
+        async with client(server) as c:
+            await c.write_event(AudioStart(16000, 2, 1).event())
+            pcm = demo_pcm()
+            for first in range(0, len(pcm) // 2, 8192):
+                await c.write_event(AudioChunk(16000, 2, 1, pcm[first:first + 8192]).event())
+        # gone without audio-stop
+
+    async def good():
+        async with client(server) as c:
+            await stream(c, demo_pcm(), chunk_bytes=2048, realtime=True)
+            return await results(c, 2)
+
+    async def go():
+        stop = asyncio.Event()
+        stalled = asyncio.create_task(staller(stop))
+        await asyncio.sleep(0.2)
+        good_task = asyncio.create_task(good())
+        await asyncio.gather(garbage(), vanisher())
+        events = await good_task
+        stop.set()
+        await stalled
+        return events
+
+    assert_demo_detections(detections(asyncio.run(go())))
+    assert wait_for(server, lambda records: any(r["event"] == "dropped" and "unreadable" in r.get("reason", "") for r in records))
+
+
+def test_clients_beyond_max_clients_get_an_error(server):
+    assert wait_for(server, lambda records: clients_now(records) == 0)
+
+    async def go():
+        held = [client(server) for _ in range(MAX_CLIENTS)]
+        for c in held:
+            await c.connect()
+            await c.write_event(Describe().event())
+            assert Info.is_type((await read(c)).type)
+        async with client(server) as extra:
+            refused = await read(extra)
+            closed = await read(extra)
+        for c in held:
+            await c.disconnect()
+        return refused, closed
+
+    refused, closed = asyncio.run(go())
+    assert Error.from_event(refused).code == "too-many-clients" and closed is None
+    assert wait_for(server, lambda records: clients_now(records) == 0)
+
+
+def test_cli_refuses_a_bad_uri_in_one_line():
+    done = subprocess.run([sys.executable, "-m", "kwstream", "serve", "--uri", "localhost:10400", "--keywords", "hey"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("kwstream: error: --uri must be")
+
+
+def test_a_unix_socket_service_in_process(encoder, tmp_path: Path):
+    from kwstream.keywords.keyword_set import KeywordSet
+    from kwstream.serve.log import ServerLog
+    from kwstream.serve.server import ServeSettings, WakeService
+    from kwstream.stream.pipeline import PipelineSettings
+
+    path = tmp_path / "kwstream.sock"
+    service = WakeService(KeywordSet(encoder, ["hey", "stop"]), encoder, PipelineSettings(),
+                          ServeSettings(uri=f"unix://{path}"), ServerLog(json_lines=True))
+
+    async def go():
+        ready = asyncio.Event()
+        serving = asyncio.create_task(service.run(on_ready=ready.set))
+        await ready.wait()
+        async with AsyncUnixClient(str(path)) as c:
+            await stream(c, demo_pcm()[:2 * 16000 * 3])  # the first 3 s: hey
+            events = await results(c, 1)
+        service.stop()
+        await serving
+        return events
+
+    assert_demo_detections(detections(asyncio.run(go())), names=("hey",))
+    assert not path.exists()
+
+
+def test_the_load_test_finds_every_keyword_of_two_streams(server):
+    """Whether the streams keep up depends on the machine's other load; that they are served does not."""
+    result = run_load(server, clients=2, seconds=10)  # the demo once each: hey, stop
+    assert result.errors == 0 and result.false_alarms == 0
+    assert result.detected == result.keywords == 4
+    assert result.latency_p50_s is not None and 0 < result.latency_p50_s < 10
+
+
+def test_sigterm_mid_stream_stops_the_server_cleanly(server):
+    """The module's server, last: SIGTERM while a client streams; exit 0, no traceback."""
+    async def go():
+        c = client(server)
+        await c.connect()
+        await c.write_event(AudioStart(16000, 2, 1).event())
+        await c.write_event(AudioChunk(16000, 2, 1, demo_pcm()[:64000]).event())
+        await c.write_event(Describe().event())
+        assert Info.is_type((await read(c)).type)
+        rc = await asyncio.to_thread(server.stop)
+        return rc, await read(c)
+
+    rc, closed = asyncio.run(go())
+    assert rc == 0 and "Traceback" not in "\n".join(server.other_lines), server.other_lines
+    assert closed is None and server.records[-1]["event"] == "stopped"

@@ -1,0 +1,161 @@
+"""The service's parts with plain inputs: chunk decoding, the scheduler's lanes and turns, settings."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from wyoming.audio import AudioChunk
+
+from kwstream.errors import KwstreamError
+from kwstream.serve.audio import AudioFormatError, ChunkDecoder
+from kwstream.serve.scheduler import ModelScheduler
+from kwstream.serve.settings import ServeSettings
+
+
+def chunk(samples: np.ndarray, rate: int, width: int, channels: int) -> AudioChunk:
+    dtype = {2: "<i2", 4: "<i4"}[width]
+    scale = 2 ** (8 * width - 1)
+    pcm = np.clip(np.round(samples * scale), -scale, scale - 1).astype(dtype)
+    return AudioChunk(rate, width, channels, pcm.tobytes())
+
+
+def test_16khz_mono_16bit_is_read_exactly():
+    pcm = np.array([0, 1, -1, 32767, -32768], dtype="<i2")
+    out = ChunkDecoder().decode(AudioChunk(16000, 2, 1, pcm.tobytes()))
+    assert out.dtype == np.float32 and np.array_equal(out, pcm.astype(np.float32) / 32768)
+
+
+def test_48khz_stereo_32bit_becomes_16khz_mono():
+    t = np.arange(48000) / 48000
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    stereo = np.stack([tone, tone], axis=1).reshape(-1)
+    decoder = ChunkDecoder()
+    parts = [decoder.decode(chunk(stereo[i:i + 2 * 4800], 48000, 4, 2)) for i in range(0, len(stereo), 2 * 4800)]
+    out = np.concatenate(parts + [decoder.finish()])
+    assert abs(len(out) - 16000) <= 2
+    expected = 0.5 * np.sin(2 * np.pi * 440 * np.arange(len(out)) / 16000)
+    assert np.abs(out[200:-200] - expected[200:-200]).max() < 0.01  # past the resampler's edges
+
+
+def test_8bit_unsigned_and_24bit_are_read():
+    silence8 = ChunkDecoder().decode(AudioChunk(16000, 1, 1, bytes([128]) * 160))
+    assert np.abs(silence8).max() < 1e-6
+    half = int(0.5 * 2 ** 23).to_bytes(3, "little", signed=True)
+    out24 = ChunkDecoder().decode(AudioChunk(16000, 3, 1, half * 10))
+    assert np.allclose(out24, 0.5, atol=1e-4)
+
+
+@pytest.mark.parametrize("rate,width,channels,size,message", [
+    (0, 2, 1, 2, "rate"), (16000, 5, 1, 5, "width"), (16000, 2, 0, 2, "channels"), (16000, 2, 2, 6, "whole frames"),
+])
+def test_unreadable_chunks_are_refused_with_the_reason(rate, width, channels, size, message):
+    with pytest.raises(AudioFormatError, match=message):
+        ChunkDecoder().decode(AudioChunk(rate, width, channels, bytes(size)))
+
+
+def test_the_format_may_not_change_mid_stream():
+    decoder = ChunkDecoder()
+    decoder.decode(AudioChunk(16000, 2, 1, bytes(4)))
+    with pytest.raises(AudioFormatError, match="changed"):
+        decoder.decode(AudioChunk(22050, 2, 1, bytes(4)))
+
+
+class FakePipeline:
+    """Records the audio it is pushed; takes ``cost_s`` per push (as the encoder would)."""
+
+    def __init__(self, cost_s: float = 0.0, fail: bool = False) -> None:
+        self.cost_s = cost_s
+        self.fail = fail
+        self.pushed: list[np.ndarray] = []
+        self.flushed = False
+        self.threads: set[str] = set()
+
+    def push(self, samples: np.ndarray) -> list:
+        self.threads.add(threading.current_thread().name)
+        if self.fail:
+            raise RuntimeError("broken window")
+        time.sleep(self.cost_s)
+        self.pushed.append(samples)
+        return [("pushed", len(samples))]
+
+    def flush(self) -> list:
+        self.flushed = True
+        return [("flushed",)]
+
+
+def test_a_lane_delivers_in_order_and_joins_pieces_into_turns():
+    scheduler = ModelScheduler(workers=1, turn_s=0.5)
+    pipeline, delivered, done = FakePipeline(), [], threading.Event()
+
+    def deliver(outcomes):
+        delivered.extend(outcomes)
+        if any(o.flushed for o in outcomes):
+            done.set()
+
+    lane = scheduler.lane(deliver)
+    audio = np.arange(20000, dtype=np.float32)
+    for first in range(0, len(audio), 1000):
+        lane.push(pipeline, audio[first:first + 1000])
+    lane.flush(pipeline)
+    assert done.wait(5)
+    scheduler.close()
+    assert np.array_equal(np.concatenate(pipeline.pushed), audio) and pipeline.flushed
+    assert all(len(p) <= 8000 + 1000 for p in pipeline.pushed)  # turns of at most turn_s (plus one piece)
+    assert delivered[-1].flushed and lane.backlog_samples == 0
+
+
+def test_lanes_take_turns_so_a_flood_does_not_starve_a_live_stream():
+    scheduler = ModelScheduler(workers=1, turn_s=0.1)
+    flood, live = FakePipeline(cost_s=0.01), FakePipeline(cost_s=0.01)
+    finished: dict[str, float] = {}
+    flood_lane = scheduler.lane(lambda o: finished.__setitem__("flood", time.perf_counter()) if o[-1].flushed else None)
+    live_lane = scheduler.lane(lambda o: finished.__setitem__("live", time.perf_counter()) if o[-1].flushed else None)
+    for _ in range(200):  # 200 turns' worth, queued at once
+        flood_lane.push(flood, np.zeros(1600, np.float32))
+    flood_lane.flush(flood)
+    live_lane.push(live, np.zeros(1600, np.float32))
+    live_lane.flush(live)
+    deadline = time.perf_counter() + 10
+    while len(finished) < 2 and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    scheduler.close()
+    assert finished["live"] < finished["flood"]
+    assert len(flood.pushed) == 200
+
+
+def test_a_failing_pipeline_reports_an_error_and_the_worker_serves_on():
+    scheduler = ModelScheduler(workers=1)
+    outcomes, good_done = [], threading.Event()
+    bad_lane = scheduler.lane(outcomes.extend)
+    good = FakePipeline()
+    good_lane = scheduler.lane(lambda o: good_done.set())
+    bad_lane.push(FakePipeline(fail=True), np.zeros(10, np.float32))
+    good_lane.push(good, np.zeros(10, np.float32))
+    assert good_done.wait(5)
+    scheduler.close()
+    assert outcomes and "broken window" in outcomes[0].error
+
+
+def test_a_closed_lane_drops_its_audio_and_delivers_nothing():
+    scheduler = ModelScheduler(workers=1)
+    delivered = []
+    lane = scheduler.lane(delivered.append)
+    lane.close()
+    lane.push(FakePipeline(), np.zeros(10, np.float32))
+    time.sleep(0.1)
+    scheduler.close()
+    assert delivered == [] and lane.backlog_samples == 0
+
+
+@pytest.mark.parametrize("uri", ["tcp://0.0.0.0", "http://x:1", "tcp://:10400", "unix://", "10400"])
+def test_bad_uris_are_the_users_error(uri):
+    with pytest.raises(KwstreamError, match="--uri"):
+        ServeSettings(uri=uri)
+
+
+def test_good_uris():
+    ServeSettings(uri="tcp://0.0.0.0:10400")
+    ServeSettings(uri="unix:///run/kwstream.sock")
