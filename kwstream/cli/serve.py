@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from kwstream.cli import options
 from kwstream.cli.exit_codes import EXIT_OK
@@ -12,12 +13,19 @@ from kwstream.serve.log import ServerLog
 from kwstream.serve.server import ServeSettings, WakeService
 
 
+def log_to_stderr(line: str) -> None:
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError):  # nobody reads the log any more: serve on
+        pass
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = options.settings(args)
     serve = ServeSettings(uri=args.uri, max_clients=args.max_clients, workers=args.workers,
                           max_backlog_s=args.max_backlog_s)  # a bad --uri is reported before the model loads
     encoder = Encoder(settings.encoder)
     keywords = options.keyword_set(args, encoder, settings)
-    service = WakeService(keywords, encoder, settings, serve, ServerLog(json_lines=args.json))
+    service = WakeService(keywords, encoder, settings, serve, ServerLog(json_lines=args.json, sink=log_to_stderr))
     asyncio.run(service.run())
     return EXIT_OK

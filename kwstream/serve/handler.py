@@ -19,24 +19,48 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.info import Describe
+from wyoming.info import Describe, Info
 from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 from wyoming.wake import Detect, Detection, NotDetected
 
 from kwstream.audio.io import SAMPLE_RATE
+from kwstream.keywords.keyword_set import KeywordSet
+from kwstream.model.encoder import Encoder
 from kwstream.serve.audio import AudioFormatError, ChunkDecoder
-from kwstream.serve.scheduler import Outcome
+from kwstream.serve.log import ServerLog
+from kwstream.serve.scheduler import ModelScheduler, Outcome
+from kwstream.serve.settings import ServeSettings
 from kwstream.stream.detector import Detection as KeywordDetection
-from kwstream.stream.pipeline import KeywordPipeline
+from kwstream.stream.pipeline import KeywordPipeline, PipelineSettings
 
-if TYPE_CHECKING:
-    from kwstream.serve.server import WakeService
+
+
+class WakeService(Protocol):
+    """What a connection needs of the server that accepted it (`kwstream.serve.server.WakeService`)."""
+
+    keywords: KeywordSet
+    keyword_names: list[str]
+    encoder: Encoder
+    pipeline_settings: PipelineSettings
+    settings: ServeSettings
+    log: ServerLog
+    info: Info
+    scheduler: ModelScheduler | None
+
+    @property
+    def clients(self) -> int: ...
+
+    def next_id(self) -> int: ...
+
+    def admit(self, handler: WakeHandler) -> bool: ...
+
+    def release(self, handler: WakeHandler) -> None: ...
 
 MAX_UNSENT_BYTES = 1 << 20
 """Output waiting for a client that does not read it; beyond this the client is dropped."""

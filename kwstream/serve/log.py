@@ -1,12 +1,16 @@
-"""The server's log: one line per connection, stream and detection, as text or JSON lines (stderr)."""
+"""The server's log: one line per connection, stream and detection, as text or JSON lines.
+
+The lines go to a sink: `kwstream serve` prints them to stderr; a library user gets them through
+`logging` (logger ``kwstream.serve``) unless it passes its own.
+"""
 
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import threading
 import time
-from typing import TextIO
+from collections.abc import Callable
 
 
 class ServerLog:
@@ -16,9 +20,9 @@ class ServerLog:
     "event": "detection", "client": ..., ...}``, for journald or a log shipper.
     """
 
-    def __init__(self, json_lines: bool = False, stream: TextIO | None = None) -> None:
+    def __init__(self, json_lines: bool = False, sink: Callable[[str], None] | None = None) -> None:
         self.json_lines = json_lines
-        self._stream = stream
+        self._sink = sink or logging.getLogger("kwstream.serve").info
         self._lock = threading.Lock()
 
     def write(self, event: str, client: str | None = None, **fields: object) -> None:
@@ -30,8 +34,4 @@ class ServerLog:
             text = " ".join(f"{k}={v}" for k, v in fields.items())
             line = " ".join(x for x in ("kwstream:", client, event, text) if x)
         with self._lock:
-            stream = self._stream or sys.stderr
-            try:
-                print(line, file=stream, flush=True)
-            except (BrokenPipeError, ValueError):  # nobody reads the log any more: serve on
-                pass
+            self._sink(line)
