@@ -101,6 +101,8 @@ class Encoder:
     after which no PyTorch copy of the weights is kept."""
 
     def __init__(self, settings: EncoderSettings = EncoderSettings()) -> None:
+        self.device = settings.device
+        """Where the model runs ("cpu", "cuda", "mps"), for status lines."""
         resolved = resolve_model(settings.model)
         directory = checkpoint_directory(*resolved)
         files = read_checkpoint_files(directory) if directory else None
