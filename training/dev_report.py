@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.kws_streams import EVAL_KEYWORDS
+from training.texts import DIGITS
 
 CACHE = Path.home() / ".cache" / "kwstream"
 RATES = (0.5, 1.0, 5.0)
@@ -47,7 +48,7 @@ DEV_SETS = (
     DevSet("natural_noisy", "dev_natural/noisy", EVAL_KEYWORDS),
     DevSet("wwb_clean", "dev_wwb/clean", WWB_PHRASES, "dev_natural/clean/neg_*.flac"),
     DevSet("wwb_noisy", "dev_wwb/noisy", WWB_PHRASES, "dev_natural/noisy/neg_*.flac"),
-    DevSet("theo", "theo50", EVAL_KEYWORDS[4:]),
+    DevSet("theo", "theo50", DIGITS),
     DevSet("synthetic_dev_clean", "dev_synthetic/clean", EVAL_KEYWORDS),
     DevSet("synthetic_test_clean", "test_synthetic/clean", EVAL_KEYWORDS),
     DevSet("synthetic_test_noisy", "test_synthetic/noisy", EVAL_KEYWORDS),
