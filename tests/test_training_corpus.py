@@ -99,6 +99,18 @@ def test_render_writes_16k_mono_and_manifest_roundtrips(tmp_path: Path) -> None:
     assert C.read_manifest(tmp_path / "train.jsonl") == [row]
 
 
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_render_resumes_keeping_a_clip_already_on_disk(tmp_path: Path) -> None:
+    job = C.SynthJob(str(tmp_path), "train/000/000001.wav", "Lights on.", "espeak", "en-us+m3", 1.0, 50, 0)
+    first = C.render(job)
+    marker = np.full(8000, 0.25, dtype=np.float32)  # half a second that synthesis would never make
+    sf.write(tmp_path / first.path, marker, SAMPLE_RATE, subtype="PCM_16")
+    again = C.render(job)
+    assert again.seconds == 0.5 and again.text == first.text
+    np.testing.assert_allclose(sf.read(tmp_path / first.path)[0], marker, atol=1e-4)
+    assert not list(tmp_path.rglob("*.partial.wav"))
+
+
 def test_fsdd_import_resamples_and_holds_out_speaker(tmp_path: Path) -> None:
     src = tmp_path / "fsdd_src"
     src.mkdir()

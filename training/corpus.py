@@ -135,18 +135,28 @@ def _trim(audio: np.ndarray, rng_seed: int, threshold: float = 0.01) -> np.ndarr
 
 
 def render(job: SynthJob) -> Utterance:
-    """Synthesise, resample to 16 kHz mono, trim and write one utterance."""
-    audio, rate = voices.synthesise(job.engine, job.voice, job.text, job.rate, job.pitch, job.word_gap)
-    if rate != SAMPLE_RATE:
-        audio = soxr.resample(audio, rate, SAMPLE_RATE)
-    audio = _trim(audio, zlib.crc32(job.rel_path.encode()))
-    peak = float(np.abs(audio).max()) or 1.0
-    audio = audio * (0.9 / peak)
+    """Synthesise, resample to 16 kHz mono, trim and write one utterance.
+
+    A clip already on disk is kept (jobs are drawn from the seed, so it is this job's clip): an
+    interrupted build resumes where it stopped. Each clip is written under a temporary name and
+    renamed, so a clip on disk is always whole.
+    """
     path = Path(job.out_dir) / job.rel_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
+    if path.exists():
+        seconds = sf.info(path).duration
+    else:
+        audio, rate = voices.synthesise(job.engine, job.voice, job.text, job.rate, job.pitch, job.word_gap)
+        if rate != SAMPLE_RATE:
+            audio = soxr.resample(audio, rate, SAMPLE_RATE)
+        audio = _trim(audio, zlib.crc32(job.rel_path.encode()))
+        peak = float(np.abs(audio).max()) or 1.0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial.wav")
+        sf.write(partial, audio * (0.9 / peak), SAMPLE_RATE, subtype="PCM_16")
+        partial.rename(path)
+        seconds = len(audio) / SAMPLE_RATE
     return Utterance(job.rel_path, normalize_text(job.text), f"{job.engine}:{job.voice}", job.rate,
-                     job.engine, round(len(audio) / SAMPLE_RATE, 3))
+                     job.engine, round(seconds, 3))
 
 
 def synthetic_jobs(out_dir: Path, split: str, count: int, seed: int,
