@@ -107,3 +107,26 @@ def test_development_recordings_never_train(tmp_path) -> None:
     assert not set(train) & set(dev)
     assert not any(p.parent.name == "jarvis" or "_theo_" in p.name or "precise" in p.parts for p in train)
     assert all(not p.name.startswith("5-") for p in F.noise_files(F.SHARED_DATA_DIR))
+
+
+def test_top_starts_as_whispers_last_block_and_assembles_onto_a_front_end(
+        weights: dict[str, torch.Tensor], speech: np.ndarray, tmp_path) -> None:
+    from training import whisper_head as H
+    from transformers import Wav2Vec2ForCTC
+
+    teacher = WhisperTeacher(weights)
+    top = H.Top(teacher)
+    frames = torch.from_numpy(H.below_top(teacher, speech).astype(np.float32))[None]
+    with torch.no_grad():
+        whole = teacher(torch.from_numpy(speech)[None])
+        assert torch.allclose(top(frames)[0], whole, atol=2e-2)  # float16 cache of the block's input
+        top.head.weight.normal_()
+        top.block.feed_forward.output_dense.bias.add_(1.0)
+    torch.save({"top": top.state_dict()}, tmp_path / "best.pt")
+    F.build_student(F.FrontEndConfig(), weights).save_pretrained(tmp_path / "frontend")
+    H.assemble(tmp_path / "frontend", tmp_path, tmp_path / "model")
+    model = Wav2Vec2ForCTC.from_pretrained(tmp_path / "model")
+    assert torch.equal(model.lm_head.weight, top.head.weight)
+    assert torch.equal(model.wav2vec2.encoder.layers[H.TOP].feed_forward.output_dense.bias,
+                       top.block.feed_forward.output_dense.bias)
+    assert (tmp_path / "model" / "vocab.json").is_file()
