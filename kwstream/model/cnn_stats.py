@@ -26,16 +26,25 @@ class FirstLayerStats:
 
     def of(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel mean and (biased) variance over time of the first convolution's output on
-        ``audio``; zeros and ones (unused by the graph) without a GroupNorm. From the patches' first
-        and second moments, so it costs a (kernel x kernel) product rather than the convolution."""
+        ``audio``; zeros and ones (unused by the graph) without a GroupNorm.
+
+        Whichever costs less: the patches' first and second moments (a kernel x kernel product:
+        cheap for a narrow kernel at a high rate, such as 10 taps every 5 samples) or the first
+        layer itself as one product over the strided patches (cheap for a wide kernel at a low
+        rate, such as 400 taps every 160 samples).
+        """
         if self.weight is None:
             return np.zeros(self.channels, np.float32), np.ones(self.channels, np.float32)
         kernel = self.weight.shape[-1]
         patches = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float64), kernel)[::self.stride]
         w = self.weight.astype(np.float64)
-        mean = w @ patches.mean(axis=0)
-        second = patches.T @ patches / len(patches)
-        var = np.maximum(np.einsum("ck,kl,cl->c", w, second, w) - mean**2, 0.0)
+        if len(patches) * self.channels < (len(patches) + self.channels) * kernel:
+            out = patches @ w.T
+            mean, var = out.mean(axis=0), out.var(axis=0)
+        else:
+            mean = w @ patches.mean(axis=0)
+            second = patches.T @ patches / len(patches)
+            var = np.maximum(((w @ second) * w).sum(axis=1) - mean**2, 0.0)
         if self.bias is not None:
             mean = mean + self.bias
         return mean.astype(np.float32), var.astype(np.float32)
