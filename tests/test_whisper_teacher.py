@@ -87,15 +87,15 @@ def test_front_end_loss_falls_on_a_batch_seen_twice(weights: dict[str, torch.Ten
     teacher = WhisperTeacher(weights)
     batch = np.stack([speech[:32000], speech[16000:48000]])
     parameters = [p for part in F.frontend_parts(model) for p in part.parameters()]
-    optimizer = torch.optim.AdamW(parameters, lr=1e-3)
+    optimizer = torch.optim.AdamW(parameters, lr=3e-4)
     before = []
-    for _ in range(2):
+    for _ in range(4):
         out_loss, stem_loss, _ = F.losses(model, teacher, batch, F.frame_offset(F.FrontEndConfig()))
         before.append(out_loss.item())
         optimizer.zero_grad()
         (out_loss + stem_loss).backward()
         optimizer.step()
-    assert before[1] < before[0]
+    assert before[-1] < before[0]
     # the blocks stayed Whisper's
     assert torch.equal(model.wav2vec2.encoder.layer_norm.weight, teacher.encoder.layer_norm.weight)
 

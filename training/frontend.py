@@ -1,13 +1,16 @@
 """Teach a wav2vec2 front end to feed Whisper tiny.en's transplanted blocks what Whisper's own stem would.
 
-Usage: python -m training.frontend [--steps N] [--resume] [--threads 1]
+Usage: python -m training.frontend [--steps N] [--block-lr LR] [--resume] [--threads 1]
 
-The student is a ``Wav2Vec2ForCTC`` whose transformer is Whisper's (``training.whisper_teacher``),
-frozen; what trains is the front end: the convolutional feature encoder (its first layer a 25 ms
-kernel with a 10 ms stride, initialised as a windowed Fourier basis so that it starts as a
-spectrogram), the feature projection and the positional convolution. The loss sits at the blocks'
-output (L1 + -log sigmoid(cosine), as in DistilHuBERT), with a smaller term at their input: the
-blocks amplify front-end errors, so matching the stem alone is not enough (DESIGN.md).
+The student is a ``Wav2Vec2ForCTC`` whose transformer starts as Whisper's (``training.whisper_teacher``).
+The front end trains: the convolutional feature encoder (its first layer a 25 ms kernel with a 10 ms
+stride, initialised as a windowed Fourier basis so that it starts as a spectrogram), the feature
+projection and the positional convolution. The loss sits at every block's output (L1 + -log
+sigmoid(cosine), as in DistilHuBERT), with a smaller term at the blocks' input: the blocks amplify
+front-end errors, so matching the stem alone is not enough (DESIGN.md). With --block-lr above 0 the
+blocks train too, at that smaller rate: Whisper's blocks expect absolute positions that a wav2vec2's
+relative positional convolution can only supply near a window's start, so they must learn to do
+without them, and the per-block targets keep them Whisper's blocks in all else.
 
 Windows start at position 0 for both, as the streaming encoder's windows do. No transcripts are
 needed, so every real recording that training may use serves: the crowd's wake phrases and the
@@ -42,7 +45,7 @@ from training.corpus import FSDD_EVAL_SPEAKERS, SHARED_DATA_DIR, wwb_dev_clip
 from training.distill import distillation_loss
 from training.evaluate import normalize_audio
 from training.vocab import PAD_ID, VOCAB
-from training.whisper_teacher import (SAMPLE_RATE, WhisperTeacher, load_weights, log_mel, run_blocks, transplant,
+from training.whisper_teacher import (SAMPLE_RATE, WhisperTeacher, load_weights, log_mel, block_outputs, transplant,
                                       whisper_wav2vec2_config)
 
 DEFAULT_DIR = Path.home() / ".cache" / "kwstream" / "frontend"
@@ -73,6 +76,7 @@ class RunConfig:
     warmup_steps: int = 200
     final_lr_ratio: float = 0.05
     stem_weight: float = 0.2
+    block_lr: float = 0.0  # 0 keeps Whisper's blocks frozen
     noise_share: float = 0.5
     snr_db: tuple[float, float] = (0.0, 30.0)
     dev_clips: int = 96
@@ -123,13 +127,14 @@ def frame_offset(front: FrontEndConfig) -> int:
     return round((receptive - 1) / 2 / TEACHER_HOP)
 
 
-def student_forward(model: Wav2Vec2ForCTC, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(blocks' input, blocks' output) of the student on normalised audio: the wav2vec2 shell's own path."""
+def student_forward(model: Wav2Vec2ForCTC, audio: torch.Tensor) -> list[torch.Tensor]:
+    """The blocks' input, then each block's output, of the student on normalised audio: the wav2vec2
+    shell's own path."""
     w2v = model.wav2vec2
     features = w2v.feature_extractor(audio).transpose(1, 2)
     hidden, _ = w2v.feature_projection(features)
     hidden = hidden + w2v.encoder.pos_conv_embed(hidden)
-    return hidden, run_blocks(w2v.encoder, hidden)
+    return [hidden, *block_outputs(w2v.encoder, hidden)]
 
 
 def load_audio(path: Path) -> np.ndarray:
@@ -190,17 +195,18 @@ def normalised(batch: np.ndarray) -> torch.Tensor:
 
 def losses(model: Wav2Vec2ForCTC, teacher: WhisperTeacher, batch: np.ndarray,
            offset: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(blocks' output loss, blocks' input loss, mean output cosine) on one batch."""
+    """(loss over the blocks' outputs, loss at the blocks' input, mean cosine of the encoder's output)
+    on one batch."""
     raw = torch.from_numpy(batch)
     with torch.no_grad():
         stem = teacher.stem(log_mel(raw, teacher.filters))
-        target = run_blocks(teacher.encoder, stem)
-    hidden, output = student_forward(model, normalised(batch))
-    frames = min(output.shape[1], target.shape[1] - offset)
-    target, stem = target[:, offset:offset + frames], stem[:, offset:offset + frames]
-    output, hidden = output[:, :frames], hidden[:, :frames]
-    cosine = nn.functional.cosine_similarity(output, target, dim=-1).mean()
-    return distillation_loss(output, target), distillation_loss(hidden, stem), cosine
+        targets = [stem, *block_outputs(teacher.encoder, stem)]
+    outputs = student_forward(model, normalised(batch))
+    frames = min(outputs[0].shape[1], targets[0].shape[1] - offset)
+    pairs = [(o[:, :frames], t[:, offset:offset + frames]) for o, t in zip(outputs, targets, strict=True)]
+    cosine = nn.functional.cosine_similarity(*pairs[-1], dim=-1).mean()
+    blocks = torch.stack([distillation_loss(o, t) for o, t in pairs[1:]]).mean()
+    return blocks, distillation_loss(*pairs[0]), cosine
 
 
 @torch.no_grad()
@@ -227,18 +233,27 @@ def train(out_dir: Path, data: Path, cfg: RunConfig, front: FrontEndConfig, resu
     weights = load_weights()
     teacher = WhisperTeacher(weights)
     model = build_student(front, weights)
-    parameters = [p for part in frontend_parts(model) for p in part.parameters()]
-    optimizer = torch.optim.AdamW(parameters, lr=cfg.peak_lr, betas=(0.9, 0.98), weight_decay=0.01)
+    groups = [{"params": [p for part in frontend_parts(model) for p in part.parameters()], "lr": cfg.peak_lr}]
+    if cfg.block_lr > 0:
+        model.wav2vec2.encoder.layers.requires_grad_(True)
+        model.wav2vec2.encoder.layer_norm.requires_grad_(True)
+        groups.append({"params": [*model.wav2vec2.encoder.layers.parameters(),
+                                  *model.wav2vec2.encoder.layer_norm.parameters()], "lr": cfg.block_lr})
+    parameters = [p for group in groups for p in group["params"]]
+    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.98), weight_decay=0.01)
     step, best = 0, -1.0
     last = out_dir / "last.pt"
     if resume and last.exists():
         state = torch.load(last, map_location="cpu")
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
         step, best = state["step"], state["best"]
+        if len(state["optimizer"]["param_groups"]) == len(groups):
+            optimizer.load_state_dict(state["optimizer"])
+        else:  # the blocks were frozen until now: a fresh optimizer for the new set of parameters
+            print("the trainable parameters changed: the optimizer starts afresh")
         print(f"resumed at step {step}, best development cosine {best:.4f}")
     for group in optimizer.param_groups:
-        group.setdefault("initial_lr", cfg.peak_lr)
+        group.setdefault("initial_lr", group["lr"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg), last_epoch=step - 1)
 
     train_files, dev_files = speech_files(data)
@@ -300,14 +315,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=RunConfig.steps)
     parser.add_argument("--batch-clips", type=int, default=RunConfig.batch_clips)
     parser.add_argument("--lr", type=float, default=RunConfig.peak_lr)
+    parser.add_argument("--block-lr", type=float, default=RunConfig.block_lr,
+                        help="learning rate of Whisper's blocks (0: frozen)")
     parser.add_argument("--ckpt-minutes", type=float, default=RunConfig.ckpt_minutes)
     parser.add_argument("--dev-clips", type=int, default=RunConfig.dev_clips)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = RunConfig(steps=args.steps, batch_clips=args.batch_clips, peak_lr=args.lr, ckpt_minutes=args.ckpt_minutes,
-                    dev_clips=args.dev_clips)
+    cfg = RunConfig(steps=args.steps, batch_clips=args.batch_clips, peak_lr=args.lr, block_lr=args.block_lr,
+                    ckpt_minutes=args.ckpt_minutes, dev_clips=args.dev_clips)
     train(args.out, args.data, cfg, FrontEndConfig(), args.resume)
 
 
