@@ -1,7 +1,7 @@
 """Train v10's top on Whisper's own frames: its last block, final norm and a CTC head over our letters.
 
-Usage: python -m training.whisper_head --corpus DIR [--steps N] [--resume]
-       python -m training.whisper_head --assemble FRONTEND_DIR --out MODEL_DIR
+Usage: python -m training.whisper_head --corpus DIR [--run NAME] [--block-lr LR] [--steps N] [--resume]
+       python -m training.whisper_head --assemble FRONTEND_DIR [--run NAME] --out MODEL_DIR
 
 What Whisper tiny.en's encoder learned from real speech is kept: the first three blocks stay
 frozen, and the last block is fine-tuned beside a new linear CTC head with a term that keeps its
@@ -9,7 +9,8 @@ output near Whisper's (so that synthetic speech does not wash out what real spee
 input of the last block is computed once per clip and cached (float16), clean and with ESC-10
 noise mixed in, so training costs one block per frame.
 
-Progress is greedy CER on the corpus's held-out voices and on held-out REAL speakers (the crowd's
+With --block-lr 0 the block stays Whisper's and only the head trains: a linear probe of what
+Whisper's frames say about our letters. Progress is greedy CER on the corpus's held-out voices and on held-out REAL speakers (the crowd's
 wake-phrase development share, FSDD's theo). ``--assemble`` puts the best top on a front end
 trained by ``training.frontend`` and writes a complete ``Wav2Vec2ForCTC`` with its processor.
 """
@@ -174,17 +175,22 @@ def greedy_cer(top: Top, split: Cached) -> float:
     return error_rate(split.texts, hyps)
 
 
-def train(cache: Path, cfg: HeadConfig, resume: bool) -> None:
+def train(cache: Path, run: Path, cfg: HeadConfig, resume: bool) -> None:
     torch.manual_seed(cfg.seed)
     teacher = WhisperTeacher()
     frozen = copy.deepcopy(teacher.encoder.layers[TOP])
     top = Top(teacher)
-    optimizer = torch.optim.AdamW([
-        {"params": top.head.parameters(), "lr": cfg.head_lr},
-        {"params": list(top.block.parameters()) + list(top.norm.parameters()), "lr": cfg.block_lr}])
+    groups = [{"params": list(top.head.parameters()), "lr": cfg.head_lr}]
+    if cfg.block_lr > 0:
+        groups.append({"params": [*top.block.parameters(), *top.norm.parameters()], "lr": cfg.block_lr})
+    else:
+        top.block.requires_grad_(False)
+        top.norm.requires_grad_(False)
+    optimizer = torch.optim.AdamW(groups)
     step, best = 0, float("inf")
-    if resume and (cache / "last.pt").exists():
-        state = torch.load(cache / "last.pt")
+    run.mkdir(parents=True, exist_ok=True)
+    if resume and (run / "last.pt").exists():
+        state = torch.load(run / "last.pt")
         top.load_state_dict(state["top"])
         optimizer.load_state_dict(state["optimizer"])
         step, best = state["step"], state["best"]
@@ -201,7 +207,7 @@ def train(cache: Path, cfg: HeadConfig, resume: bool) -> None:
     data, held_out, real = (Cached(cache / f"{s}.npz") for s in ("train", "eval", "real"))
     labels = [torch.as_tensor(encode(t)) for t in data.texts]
     batches = data.batches(cfg.batch_frames)
-    log = (cache / "log.jsonl").open("a")
+    log = (run / "log.jsonl").open("a")
     ctc = nn.CTCLoss(blank=PAD_ID, zero_infinity=True)
     bar = tqdm(total=cfg.steps, initial=step, desc="whisper head", mininterval=10)
     ema = float("nan")
@@ -231,20 +237,20 @@ def train(cache: Path, cfg: HeadConfig, resume: bool) -> None:
                       "synthetic_cer": round(greedy_cer(top, held_out), 4), "real_cer": round(greedy_cer(top, real), 4)}
             if record["real_cer"] < best:
                 best = record["real_cer"]
-                torch.save({"top": top.state_dict(), "step": step, **record}, cache / "best.pt")
+                torch.save({"top": top.state_dict(), "step": step, **record}, run / "best.pt")
             torch.save({"top": top.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "best": best,
-                        "config": asdict(cfg)}, cache / "last.pt")
+                        "config": asdict(cfg)}, run / "last.pt")
             log.write(json.dumps(record) + "\n")
             log.flush()
             tqdm.write(json.dumps(record))
     bar.close()
 
 
-def assemble(frontend_dir: Path, cache: Path, out: Path) -> None:
+def assemble(frontend_dir: Path, run: Path, out: Path) -> None:
     """The front end's model with the trained top: a complete Wav2Vec2ForCTC plus processor in `out`."""
     model = Wav2Vec2ForCTC.from_pretrained(frontend_dir)
     top = Top(WhisperTeacher())
-    top.load_state_dict(torch.load(cache / "best.pt")["top"])
+    top.load_state_dict(torch.load(run / "best.pt")["top"])
     encoder = model.wav2vec2.encoder
     encoder.layers[TOP].load_state_dict(top.block.state_dict())
     encoder.layer_norm.load_state_dict(top.norm.state_dict())
@@ -259,6 +265,8 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, help="a corpus folder (train.jsonl, eval.jsonl)")
     parser.add_argument("--data", type=Path, default=SHARED_DATA_DIR)
     parser.add_argument("--cache", type=Path, default=DEFAULT_DIR, help="cached frames, checkpoints and log")
+    parser.add_argument("--run", default="top", help="this run's folder under --cache (checkpoints, log)")
+    parser.add_argument("--block-lr", type=float, default=HeadConfig.block_lr, help="0: train the head alone")
     parser.add_argument("--steps", type=int, default=HeadConfig.steps)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--resume", action="store_true")
@@ -266,17 +274,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = HeadConfig(steps=args.steps)
+    cfg = HeadConfig(steps=args.steps, block_lr=args.block_lr)
     if args.assemble:
         if not args.out:
             parser.error("--assemble needs --out")
-        assemble(args.assemble, args.cache, args.out)
+        assemble(args.assemble, args.cache / args.run, args.out)
         return
     if not args.corpus:
         parser.error("--corpus is required to train")
     args.cache.mkdir(parents=True, exist_ok=True)
     build_cache(args.corpus, args.data, args.cache, cfg)
-    train(args.cache, cfg, args.resume)
+    train(args.cache, args.cache / args.run, cfg, args.resume)
 
 
 if __name__ == "__main__":
