@@ -49,7 +49,7 @@ def cmd_serve_bench(args: argparse.Namespace) -> int:
     results = serve_load(counts, args.seconds, server_args(args))
     about = {"clients": counts, "seconds": args.seconds, "workers": args.workers, "cpu_count": os.cpu_count(),
              "load_average": os.getloadavg(), "chunk_samples": CHUNK_SAMPLES}
-    alone = pipeline_latencies(Encoder(options.settings(args).encoder), args.seconds)  # after the runs: not beside them
+    alone = pipeline_latencies(Encoder(options.encoder_settings(args)), args.seconds)  # after the runs: not beside them
     floor = {"latency_p50_s": percentile(alone, 0.5), "latency_p95_s": percentile(alone, 0.95)}
     if args.json:
         print(json.dumps({**about, "results": [asdict(r) for r in results], "pipeline_alone": floor}))
