@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import threading
 import time
 
 import numpy as np
 import pytest
 from wyoming.audio import AudioChunk
+from wyoming.event import Event, write_event
 
 from kwstream.errors import KwstreamError
 from kwstream.serve.audio import AudioFormatError, ChunkDecoder
+from kwstream.serve.reader import RefusedEvent, read_event
 from kwstream.serve.scheduler import ModelScheduler
 from kwstream.serve.settings import ServeSettings
 
@@ -159,3 +163,57 @@ def test_bad_uris_are_the_users_error(uri):
 def test_good_uris():
     ServeSettings(uri="tcp://0.0.0.0:10400")
     ServeSettings(uri="unix:///run/kwstream.sock")
+
+
+def read_from(data: bytes, max_payload_bytes: int = 1000) -> Event | None:
+    """``read_event`` over an asyncio ``StreamReader`` fed ``data`` (asyncio's default limit, as a server's)."""
+    async def go():
+        reader = asyncio.StreamReader()
+        reader.feed_data(data)
+        reader.feed_eof()
+        return await read_event(reader, max_payload_bytes)
+
+    return asyncio.run(go())
+
+
+def wire(event: Event) -> bytes:
+    """``event`` as wyoming's own writer sends it."""
+    out = io.BytesIO()
+    write_event(event, out)
+    return out.getvalue()
+
+
+def test_events_within_the_limit_are_read_as_wyoming_reads_them():
+    event = Event("audio-chunk", {"rate": 16000, "width": 2, "channels": 1}, b"\1\2" * 400)
+    assert read_from(wire(event)) == event
+    assert read_from(wire(Event("describe"))) == Event("describe")
+    assert read_from(b"") is None
+
+
+@pytest.mark.parametrize("field", ["payload_length", "data_length"])
+def test_an_announced_length_over_the_limit_is_refused_before_it_is_read(field):
+    with pytest.raises(RefusedEvent, match=f"{field} 2147483648 is over") as refused:
+        read_from(b'{"type": "audio-chunk", "%s": 2147483648}\n' % field.encode())
+    assert refused.value.code == "event-too-large"
+
+
+def test_a_header_line_over_the_readers_limit_is_refused():
+    with pytest.raises(RefusedEvent, match="header line longer") as refused:
+        read_from(b'{"type": "' + b"x" * (1 << 17) + b'"}\n')
+    assert refused.value.code == "event-too-large"
+
+
+@pytest.mark.parametrize("line", [b"[1, 2, 3]", b"{not json", b'{"data": {}}', b'{"type": 3}', b'{"type": "x", "data": [1]}',
+                                  b'{"type": "x", "payload_length": "many"}', b'{"type": "x", "payload_length": -1}'])
+def test_an_unreadable_header_is_refused(line):
+    with pytest.raises(RefusedEvent, match="unreadable event header") as refused:
+        read_from(line + b"\n")
+    assert refused.value.code == "malformed-event"
+
+
+def test_idle_timeout_and_payload_limit_are_checked():
+    with pytest.raises(KwstreamError, match="--idle-timeout"):
+        ServeSettings(idle_timeout_s=-1)
+    with pytest.raises(KwstreamError, match="payload"):
+        ServeSettings(max_payload_bytes=0)
+    assert ServeSettings(idle_timeout_s=0).idle_timeout_s == 0

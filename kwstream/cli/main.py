@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-backlog-s", type=float, default=ServeSettings.max_backlog_s, metavar="S",
                        help="audio a client may have waiting for the model before the server stops reading it "
                             f"(default {ServeSettings.max_backlog_s:g})")
+    serve.add_argument("--idle-timeout", type=float, default=ServeSettings.idle_timeout_s, metavar="S",
+                       help="close a connection that sends nothing for S seconds while nothing is owed to it; 0: never "
+                            f"(default {ServeSettings.idle_timeout_s:g})")
     serve.add_argument("--json", action="store_true", help="log lines (connections, streams, detections) as JSON on stderr")
 
     enroll = commands.add_parser("enroll", parents=[common, pipeline], help="store a keyword from a few spoken examples")

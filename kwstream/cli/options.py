@@ -85,12 +85,16 @@ def pipeline_options() -> argparse.ArgumentParser:
     return pipeline
 
 
+def encoder_settings(args: argparse.Namespace) -> EncoderSettings:
+    """The model options (``add_model_options``) as encoder settings."""
+    return EncoderSettings(model=args.model, device=args.device, threads=args.threads, int8=args.int8, backend=args.backend)
+
+
 def settings(args: argparse.Namespace) -> SpotterSettings:
     """The pipeline settings the options give (a bad combination is the user's error)."""
     try:
         return SpotterSettings(
-            encoder=EncoderSettings(model=args.model, device=args.device, threads=args.threads, int8=args.int8,
-                                    backend=args.backend),
+            encoder=encoder_settings(args),
             vad=VadSettings(enabled=not args.no_vad, aggressiveness=args.vad_aggressiveness),
             detector=DetectorSettings(threshold=args.threshold),
             window_s=args.window_ms / 1000,

@@ -22,8 +22,9 @@ def log_to_stderr(line: str) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = options.settings(args)
+    # a bad --uri or limit is reported before the model loads
     serve = ServeSettings(uri=args.uri, max_clients=args.max_clients, workers=args.workers,
-                          max_backlog_s=args.max_backlog_s)  # a bad --uri is reported before the model loads
+                          max_backlog_s=args.max_backlog_s, idle_timeout_s=args.idle_timeout)
     encoder = Encoder(settings.encoder)
     keywords = options.keyword_set(args, encoder, settings)
     service = WakeService(keywords, encoder, settings, serve, ServerLog(json_lines=args.json, sink=log_to_stderr))

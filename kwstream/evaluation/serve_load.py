@@ -32,6 +32,10 @@ import numpy as np
 from kwstream.assets import DEMO_AUDIO
 from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.errors import KwstreamError
+from kwstream.keywords.keyword_set import KeywordSet
+from kwstream.model.encoder import Encoder
+from kwstream.stream.detector import Detection as KeywordDetection
+from kwstream.stream.pipeline import KeywordPipeline
 
 DEMO_WORDS = (("hey", 0.81, 1.19), ("stop", 9.72, 10.08))
 """Where the demo's keywords lie (seconds): the alignment ``kwstream listen`` reports on it (README)."""
@@ -177,16 +181,40 @@ async def stream_once(port: int, pcm: bytes, ends: list[tuple[str, float]], dela
     finally:
         reader.cancel()
         await client.disconnect()
+    received = [(name, timestamp, at - t0) for name, timestamp, at in detections]
+    result.latencies_s, result.missed, result.false_alarms = match(received, ends)
+    return result
+
+
+def match(detections: list[tuple[str, float, float]], ends: list[tuple[str, float]]) -> tuple[list[float], int, int]:
+    """Each spoken keyword's detection (name, timestamp s, received s): the latencies (received minus
+    the keyword's end), the keywords missed, and the detections that match none (false alarms)."""
     unmatched = list(detections)
+    latencies = []
     for word, end in ends:
         hit = next((d for d in unmatched if d[0] == word and abs(d[1] - end) <= MATCH_S), None)
         if hit is None:
-            result.missed += 1
             continue
         unmatched.remove(hit)
-        result.latencies_s.append(hit[2] - (t0 + end))
-    result.false_alarms = len(unmatched)
-    return result
+        latencies.append(hit[2] - end)
+    return latencies, len(ends) - len(latencies), len(unmatched)
+
+
+def pipeline_latencies(encoder: Encoder, seconds: float) -> list[float]:
+    """The load test's stream pushed into a pipeline alone (the server's default settings), in the
+    clients' chunks: each keyword's latency is the end of the chunk that brought its detection minus
+    its end. No server, no transport, no compute time: what the served latencies cannot go below,
+    however connections are scheduled (the pipeline needs audio past a keyword's end: its right
+    context and the smoothed windows)."""
+    pipeline = KeywordPipeline(KeywordSet(encoder, [word for word, _, _ in DEMO_WORDS]), encoder, events=False)
+    pcm, ends = demo_stream(seconds)
+    audio = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
+    detections = []
+    for first in range(0, len(audio), CHUNK_SAMPLES):
+        stop = min(len(audio), first + CHUNK_SAMPLES)
+        detections += [(e.keyword, e.end, stop / SAMPLE_RATE) for e in pipeline.push(audio[first:stop])
+                       if isinstance(e, KeywordDetection)]
+    return match(detections, ends)[0]
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -9,9 +9,11 @@ independently, so that changes nothing but what is sent).
 
 A client that sends faster than the model can follow waits: once its lane holds ``max_backlog_s``
 of audio the handler stops reading its socket until the backlog halves, so TCP slows the client
-down and its memory stays bounded, while the other lanes keep their turns. A malformed event is
-answered with an ``error`` event (the connection lives on); a stream that cannot be read at all
-ends the connection, with a log line, never a traceback.
+down and its memory stays bounded, while the other lanes keep their turns. Events are read by
+``reader.py``, which refuses an event announcing more than ``max_payload_bytes`` before reading it.
+An event with bad fields is answered with an ``error`` event (the connection lives on); one that
+cannot be framed (an unreadable or oversized header) gets an ``error`` event and the connection
+ends, as does one that sends nothing for ``idle_timeout_s``; each with a log line, never a traceback.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder
 from kwstream.serve.audio import AudioFormatError, ChunkDecoder
 from kwstream.serve.log import ServerLog
+from kwstream.serve.reader import RefusedEvent, read_event
 from kwstream.serve.scheduler import ModelScheduler, Outcome
 from kwstream.serve.settings import ServeSettings
 from kwstream.stream.detector import Detection as KeywordDetection
@@ -64,6 +67,8 @@ class WakeService(Protocol):
 
 MAX_UNSENT_BYTES = 1 << 20
 """Output waiting for a client that does not read it; beyond this the client is dropped."""
+GOODBYE_TIMEOUT_S = 1.0
+"""How long a connection being closed may take to accept its last ``error`` event."""
 
 
 @dataclass
@@ -108,20 +113,55 @@ class WakeHandler(AsyncEventHandler):
     async def run(self) -> None:
         if not self.service.admit(self):
             self.service.log.write("refused", self.client, reason="too many clients", max_clients=self.service.settings.max_clients)
-            try:
-                await self.write_event(Error(f"too many clients: this server takes {self.service.settings.max_clients}",
-                                             code="too-many-clients").event())
-            except (ConnectionError, RuntimeError):
-                pass
+            await self._goodbye(f"too many clients: this server takes {self.service.settings.max_clients}", "too-many-clients")
             self.writer.close()
             return
         self.service.log.write("connected", self.client, clients=self.service.clients)
         try:
-            await super().run()
+            await self._serve()
         except (ConnectionError, asyncio.IncompleteReadError):
             self.service.log.write("vanished", self.client)
-        except Exception as exc:  # wyoming's reader meets a malformed event (not a JSON object, no type)
+        except Exception as exc:  # wyoming's parser meets data it cannot merge (data JSON that is not an object)
             self.service.log.write("dropped", self.client, reason=f"unreadable event ({type(exc).__name__}: {exc})")
+
+    async def _serve(self) -> None:
+        """``AsyncEventHandler.run`` with bounded reads and the idle timeout."""
+        self._is_running = True
+        try:
+            while self._is_running:
+                try:
+                    event = await self._next_event()
+                except RefusedEvent as exc:
+                    self.service.log.write("dropped", self.client, reason=str(exc), code=exc.code)
+                    await self._goodbye(str(exc), exc.code)
+                    break
+                if event is None or not await self.handle_event(event):
+                    break
+        finally:
+            await self.disconnect()
+            self.writer.close()
+
+    async def _next_event(self) -> Event | None:
+        """The client's next event; ``RefusedEvent`` once it has sent none for ``idle_timeout_s``
+        while the server owes it nothing (a stream being finished or audio waiting for the model)."""
+        settings = self.service.settings
+        reading = asyncio.ensure_future(read_event(self.reader, settings.max_payload_bytes))
+        try:
+            while True:
+                done, _ = await asyncio.wait({reading}, timeout=settings.idle_timeout_s or None)
+                if done:
+                    return reading.result()
+                if not self._ending and not self._lane.backlog_samples:
+                    raise RefusedEvent(f"idle: no event for {settings.idle_timeout_s:g} s", "idle-timeout")
+        finally:
+            reading.cancel()  # nothing to do once it is done; a read cut short by the timeout or a stop
+
+    async def _goodbye(self, text: str, code: str) -> None:
+        """A last ``error`` event to a connection about to be closed, if it takes it promptly."""
+        try:
+            await asyncio.wait_for(self.write_event(Error(text, code=code).event()), GOODBYE_TIMEOUT_S)
+        except (ConnectionError, RuntimeError, asyncio.TimeoutError):
+            pass
 
     async def disconnect(self) -> None:
         if self._closed:

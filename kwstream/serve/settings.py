@@ -9,6 +9,12 @@ from kwstream.errors import KwstreamError
 
 DEFAULT_URI = "tcp://0.0.0.0:10400"
 """Wyoming's usual wake-word port (wyoming-openwakeword's)."""
+MAX_PAYLOAD_BYTES = 4 << 20
+"""4 MiB: more than a second of 8-channel 32-bit audio at 96 kHz in one chunk (Home Assistant and
+wyoming-satellite send 1024 samples of 16 kHz 16-bit mono, 2 KiB)."""
+IDLE_TIMEOUT_S = 300.0
+"""wyoming-satellite keeps its wake connection open and sends it no audio while a pipeline runs (a
+long spoken answer can pass a minute); it reconnects when the connection closes, but with a warning."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,11 @@ class ServeSettings:
     """Threads that run the model (each turn one connection's audio); more help on many cores."""
     max_backlog_s: float = 10.0
     """Audio a connection may have waiting for the model before the server stops reading from it."""
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    """Largest ``payload_length`` or ``data_length`` an event may announce; a larger one is refused
+    before it is read, and the connection closed."""
+    idle_timeout_s: float = IDLE_TIMEOUT_S
+    """A connection that sends no event for this long while the server owes it nothing is closed (0: never)."""
 
     def __post_init__(self) -> None:
         check_uri(self.uri)
@@ -30,6 +41,10 @@ class ServeSettings:
             raise KwstreamError("--max-clients and --workers must be at least 1")
         if self.max_backlog_s <= 0:
             raise KwstreamError("the backlog limit must be positive")
+        if self.max_payload_bytes < 1:
+            raise KwstreamError("the payload limit must be positive")
+        if self.idle_timeout_s < 0:
+            raise KwstreamError("--idle-timeout must not be negative (0: never)")
 
 
 def check_uri(uri: str) -> None:
