@@ -18,6 +18,7 @@ from kwstream.cli.options import add_keywords_option, add_model_options, add_win
 from kwstream.errors import KwstreamError
 from kwstream.evaluation.bench import WORDS as BENCH_WORDS
 from kwstream.evaluation.metrics import TARGET_FALSE_ALARMS_PER_HOUR
+from kwstream.extras import missing_extra
 from kwstream.serve.settings import DEFAULT_URI, ServeSettings
 
 COMMANDS = {"listen": "listen", "devices": "devices", "enroll": "enroll", "keywords": "enroll", "eval": "eval",
@@ -128,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(command, f"cmd_{args.command}")(args)
     except KwstreamError as exc:
         print(f"kwstream: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ModuleNotFoundError as exc:  # a lean install meeting a command of an extra
+        error = missing_extra(exc)
+        if error is None:
+            raise
+        print(f"kwstream: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("kwstream: interrupted", file=sys.stderr)
