@@ -23,7 +23,7 @@ from typing import BinaryIO, Protocol
 import numpy as np
 import soxr
 
-from kwstream.audio.io import SAMPLE_RATE
+from kwstream.audio.io import SAMPLE_RATE, check_audio_file, unreadable
 from kwstream.audio.ring import RingBuffer
 from kwstream.errors import AudioInputError
 
@@ -283,14 +283,11 @@ class AudioFile(_ReplaySource):
     def _info(self):
         import soundfile
 
-        if self.path.is_dir():
-            raise AudioInputError(f"{self.path} is a directory, not an audio file")
-        if not self.path.is_file():
-            raise AudioInputError(f"no such audio file: {self.path}")
+        check_audio_file(self.path)
         try:
             return soundfile.info(str(self.path))
         except (soundfile.LibsndfileError, RuntimeError) as exc:
-            raise AudioInputError(f"cannot read {self.path} as audio: {exc}") from None
+            raise unreadable(self.path, exc) from None
 
     def _open(self) -> Iterator[int | np.ndarray]:
         import soundfile
@@ -332,7 +329,7 @@ class RawStdin(_ReplaySource):
             try:
                 recording = soundfile.SoundFile(readable, closefd=True)
             except (soundfile.LibsndfileError, RuntimeError) as exc:
-                raise AudioInputError(f"cannot read the audio on stdin: {exc}") from None
+                raise unreadable(self.name, exc) from None
             with recording:
                 yield from _decoded(recording, self.block_s)
         else:
