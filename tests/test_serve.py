@@ -280,6 +280,15 @@ def test_clients_beyond_max_clients_get_an_error(server):
     assert wait_for(server, lambda records: clients_now(records) == 0)
 
 
+def test_the_wyoming_client_example_prints_the_demos_keywords(server):
+    example = Path(__file__).resolve().parents[1] / "examples" / "wyoming_client.py"
+    run = subprocess.run([sys.executable, str(example), str(DEMO_AUDIO), "--uri", f"tcp://127.0.0.1:{server.port}"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    found = [(line.split()[0], float(line.split()[2])) for line in run.stdout.splitlines()]
+    assert_demo_detections(found)
+
+
 def test_cli_refuses_a_bad_uri_in_one_line():
     done = subprocess.run([sys.executable, "-m", "kwstream", "serve", "--uri", "localhost:10400", "--keywords", "hey"],
                           capture_output=True, text=True, timeout=120)
