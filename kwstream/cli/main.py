@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen = commands.add_parser("listen", parents=[common, pipeline], help="spot keywords in the microphone or a recording")
     add_keywords_option(listen)
     source = listen.add_mutually_exclusive_group()
-    source.add_argument("--file", metavar="PATH", help="a recording (WAV, FLAC, OGG, any rate) or - for raw 16 kHz s16le stdin")
+    source.add_argument("--file", metavar="PATH", help="a recording (WAV, FLAC, OGG, any rate) or - for stdin (such a recording, else raw 16 kHz s16le)")
     source.add_argument("--input-device", metavar="DEV", help="input device index or name (see `kwstream devices`)")
     listen.add_argument("--fast", action="store_true", help="with --file: run as fast as possible, not in real time")
     listen.add_argument("--json", action="store_true", help="one JSON object per detection on stdout")
