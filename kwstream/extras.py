@@ -24,10 +24,17 @@ def missing_extra(exc: ModuleNotFoundError) -> MissingExtraError | None:
     """The user's error for ``exc`` when it names a module of an extra; None for any other module
     (a broken install, a bug), which stays a traceback."""
     module = (exc.name or "").split(".")[0]
-    extra = EXTRA_OF_MODULE.get(module)
-    if extra is None:
-        return None
-    return MissingExtraError(f"this needs {module}, which the install left out: pip install 'kwstream[{extra}]'")
+    return _missing(module) if module in EXTRA_OF_MODULE else None
+
+
+def require(module: str) -> None:
+    """Raise the error for ``module`` of an extra now, where the work that needs it comes last."""
+    if not installed(module):
+        raise _missing(module)
+
+
+def _missing(module: str) -> MissingExtraError:
+    return MissingExtraError(f"this needs {module}, which the install left out: pip install 'kwstream[{EXTRA_OF_MODULE[module]}]'")
 
 
 def installed(module: str) -> bool:

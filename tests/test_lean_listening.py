@@ -46,30 +46,34 @@ def test_listening_with_the_export_imports_neither_torch_nor_transformers_and_he
     assert [d["score"] for d in lean] == pytest.approx([d["score"] for d in reference], abs=1e-3)
 
 
-WITHOUT_HEAVY = "import sys; sys.modules.update(dict.fromkeys(%r)); from kwstream.cli.main import main; sys.exit(main(sys.argv[1:]))" % (HEAVY,)
-"""``kwstream`` as a lean install runs it: torch and transformers cannot be imported."""
+WITHOUT = "import sys; sys.modules.update(dict.fromkeys(sys.argv.pop(1).split(','))); " \
+          "from kwstream.cli.main import main; sys.exit(main(sys.argv[1:]))"
+"""``kwstream`` as a lean install runs it: the modules named in its first argument cannot be imported."""
 
 
-def without_heavy(*args: str, cwd=None) -> subprocess.CompletedProcess:
+def without(modules: tuple[str, ...], *args: str, cwd=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-c", WITHOUT_HEAVY, *args], capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+    return subprocess.run([sys.executable, "-c", WITHOUT, ",".join(modules), *args], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=cwd)
 
 
 def test_a_lean_install_listens_with_the_bundled_model_and_says_how_to_get_the_hub_one():
-    run = without_heavy("listen", "--keywords", "hey,stop", "--file", str(DEMO_AUDIO), "--fast")
+    run = without(HEAVY, "listen", "--keywords", "hey,stop", "--file", str(DEMO_AUDIO), "--fast")
     assert run.returncode == 0, run.stderr
     assert [line.split()[1] for line in run.stdout.splitlines()] == ["hey", "stop"]
     assert "runs the bundled model; pip install 'kwstream[torch]'" in run.stderr
 
 
-@pytest.mark.parametrize("command", [
-    ["bench", "--random", "tiny", "--seconds", "2", "--repeats", "1"],
-    ["listen", "--keywords", "hey", "--file", str(DEMO_AUDIO), "--fast", "--backend", "torch"],
-    ["train", "--data", str(DEMO_AUDIO.parent), "--out", "head.pt"],
+@pytest.mark.parametrize("missing,extra,command", [
+    ("torch", "torch", ["bench", "--random", "tiny", "--seconds", "2", "--repeats", "1"]),
+    ("torch", "torch", ["listen", "--keywords", "hey", "--file", str(DEMO_AUDIO), "--fast", "--backend", "torch"]),
+    ("torch", "torch", ["train", "--data", str(DEMO_AUDIO.parent), "--out", "head.pt"]),
+    ("matplotlib", "plot", ["eval", "--keywords", "hey", "--labels", "labels.csv", "--plot", "det.png", str(DEMO_AUDIO)]),
 ])
-def test_a_command_that_needs_torch_names_the_extra_in_one_line(command, tmp_path):
-    run = without_heavy(*command, cwd=tmp_path)
+def test_a_command_that_needs_an_extra_names_it_in_one_line(missing, extra, command, tmp_path):
+    (tmp_path / "labels.csv").write_text("stream,keyword,start,end\n")
+    run = without(HEAVY + ("matplotlib",), *command, cwd=tmp_path)
     assert run.returncode == 2, run.stderr
     assert "Traceback" not in run.stderr
-    assert run.stderr.strip().splitlines()[-1] == ("kwstream: error: this needs torch, which the install left out: "
-                                                   "pip install 'kwstream[torch]'"), run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (f"kwstream: error: this needs {missing}, which the install left out: "
+                                                   f"pip install 'kwstream[{extra}]'"), run.stderr
