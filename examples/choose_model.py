@@ -11,7 +11,9 @@ from dataclasses import replace
 
 from kwstream import AudioFile, DetectorSettings, EncoderSettings, Keyword, Spotter, SpotterSettings, VadSettings
 
-model, path = sys.argv[1:3]
+if len(sys.argv) != 3:
+    sys.exit(f"usage: python {sys.argv[0]} MODEL RECORDING")
+model, path = sys.argv[1:]
 settings = SpotterSettings(
     encoder=EncoderSettings(model=model, device="cpu", threads=2),
     vad=VadSettings(aggressiveness=3),

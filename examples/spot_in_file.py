@@ -7,6 +7,8 @@ import sys
 
 from kwstream import AudioFile, Spotter
 
+if len(sys.argv) < 2:
+    sys.exit(f"usage: python {sys.argv[0]} RECORDING [KEYWORD ...]")
 path, *keywords = sys.argv[1:]
 spotter = Spotter(keywords or ["hey", "stop"], source=AudioFile(path, realtime=False))
 with spotter:

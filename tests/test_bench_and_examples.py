@@ -72,3 +72,45 @@ def test_spot_in_file_example(speech_stream: SpeechStream, tmp_path):
                             capture_output=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr.decode()
     assert "real-time factor" in result.stdout.decode()
+
+
+STARTUP_UNDER_A_BIG_PARENT = """
+import sys
+parent = bytearray(600 * 2**20)
+parent[::4096] = b"x" * len(parent[::4096])  # resident, not just reserved
+from kwstream.evaluation.bench import startup
+print(startup(sys.argv[1], "auto", 1).peak_memory_mb)
+"""
+
+
+@pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="needs the bundled model")
+def test_startup_memory_is_the_listeners_own_not_its_parents():
+    # a parent of 600 MB: RUSAGE_CHILDREN (and the child's own ru_maxrss) would report at least that
+    run = subprocess.run([sys.executable, "-c", STARTUP_UNDER_A_BIG_PARENT, str(BUNDLED_MODEL_DIR)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert 20 < float(run.stdout) < 500
+
+
+def test_bench_table_title_is_never_broken_inside_a_word(monkeypatch, capsys):
+    from kwstream.cli.tables import print_table
+
+    monkeypatch.setenv("COLUMNS", "80")
+    title = "/home/someone/models/kwstream/assets/model (3.9 M parameters, cpu), medians of 3"
+    print_table(title, ["", "speech"], [["audio s", "30"]], "a caption")
+    assert title in capsys.readouterr().out
+
+
+def test_serve_bench_streams_exactly_the_seconds_asked_for():
+    from kwstream.evaluation.serve_load import demo_stream
+
+    pcm, ends = demo_stream(12.0)
+    assert len(pcm) == 12 * 16000 * 2
+    assert [word for word, _ in ends] == ["hey", "stop"] and all(end <= 12.0 for _, end in ends)
+
+
+@pytest.mark.parametrize("example", ["spot_in_file.py", "choose_model.py"])
+def test_an_example_without_its_arguments_says_how_to_run_it(example):
+    result = subprocess.run([sys.executable, str(REPO / "examples" / example)], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert result.stderr.startswith("usage: ") and "Traceback" not in result.stderr, result.stderr

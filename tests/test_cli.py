@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from conftest import SpeechStream, make_speech_stream
+from conftest import REPO, SpeechStream, make_speech_stream
+from kwstream.assets import DEMO_AUDIO, MODEL_DIR
 
 FIRE = "0.01"
 
@@ -183,3 +184,47 @@ def test_keyword_with_a_common_homophone_is_warned_about(tiny_model, talk):
     assert result.returncode == 0, result.stderr.decode()
     warnings = [line for line in result.stderr.decode().splitlines() if "sounds like" in line]
     assert len(warnings) == 1 and warnings[0].startswith('kwstream: "two" sounds like "to" and "too"'), warnings
+
+
+def demo_listen(*args: str, input: bytes | None = None):
+    """``kwstream listen`` for hey and stop with the bundled model (its ONNX export: quick to load)."""
+    return kwstream("listen", "--keywords", "hey,stop", "--model", str(MODEL_DIR), "--fast", *args, input=input)
+
+
+@pytest.mark.parametrize("subtype", ["FLAC", "WAV", "OGG"])
+def test_a_recording_piped_to_stdin_is_decoded_not_read_as_raw_samples(tmp_path, subtype):
+    audio, rate = soundfile.read(DEMO_AUDIO)
+    recording = tmp_path / f"demo.{subtype.lower()}"
+    soundfile.write(recording, audio, rate, format=subtype)
+    result = demo_listen("--file", "-", input=recording.read_bytes())
+    assert result.returncode == 0, result.stderr.decode()
+    assert [line.split()[1] for line in result.stdout.decode().splitlines()] == ["hey", "stop"], result.stderr.decode()
+
+
+def test_a_recording_that_breaks_part_way_is_bad_input_told_once(tmp_path):
+    broken = tmp_path / "t.flac"
+    broken.write_bytes(DEMO_AUDIO.read_bytes()[:30000])
+    result = demo_listen("--file", str(broken))
+    assert_user_error(result, "t.flac", "read error after")
+    assert result.stderr.decode().count("read error") == 1, result.stderr.decode()
+    assert result.stdout.decode().split()[1] == "hey"  # what came before the break is heard
+
+
+def test_every_command_words_a_missing_file_and_a_directory_alike(tmp_path):
+    store = ["--store", str(tmp_path / "store")]
+    missing = str(tmp_path / "missing.wav")
+    for result in (demo_listen("--file", missing), kwstream("enroll", "x", "--from", missing, "b", "c", *store)):
+        assert_user_error(result, f"no such audio file: {missing}")
+        assert "System error" not in result.stderr.decode()
+    for result in (demo_listen("--file", str(tmp_path)), kwstream("enroll", "x", "--from", str(tmp_path), "b", "c", *store)):
+        assert_user_error(result, f"{tmp_path} is a directory, not an audio file")
+
+
+def test_an_unspellable_keyword_names_what_the_model_spells():
+    result = kwstream("listen", "--keywords", "hey€", "--file", str(DEMO_AUDIO), "--fast", "--model", str(MODEL_DIR))
+    assert_user_error(result, "'€'", "(it spells with the letters ABCDEFGHIJKLMNOPQRSTUVWXYZ and \"'\")")
+
+
+def test_threads_default_is_the_same_in_help_and_readme():
+    assert "(default: one per physical core" in " ".join(kwstream("listen", "--help").stdout.decode().split())
+    assert "| `--threads` | one per physical core |" in (REPO / "README.md").read_text()

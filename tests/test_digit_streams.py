@@ -49,3 +49,18 @@ def test_too_few_recordings_is_a_clear_error(tmp_path, capsys):
                  "--out", str(tmp_path / "x")]) == 2
     assert "fewer than --per-digit 2" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_fsdd_layout_takes_the_folder_digit_streams_takes(tmp_path, capsys):
+    from training import fsdd_layout
+
+    recordings = tmp_path / "fsdd" / "recordings"
+    recordings.mkdir(parents=True)
+    soundfile.write(recordings / "0_theo_0.wav", np.zeros(800, np.float32), 8000)
+    layout = ["--out", str(tmp_path / "out"), "--speakers", "theo,nobody"]
+    assert fsdd_layout.main(["--fsdd", str(tmp_path / "fsdd"), *layout]) == 2
+    assert "no FSDD recordings of speaker(s) nobody" in capsys.readouterr().err  # theo's was found: the folder is right
+    assert fsdd_layout.main(["--fsdd", str(recordings), *layout]) == 2
+    assert f"no FSDD recordings folder in {recordings}" in capsys.readouterr().err
+    with pytest.raises(KwstreamError, match="no FSDD recordings folder"):
+        build(recordings, tmp_path / "streams", ["theo"])

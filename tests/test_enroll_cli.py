@@ -92,7 +92,7 @@ def test_user_mistakes_are_one_line_and_write_nothing(tmp_path, tiny_model, caps
 
     assert_error(["enroll", "word", "--from", WORDS[0], *model], "at least 2")
     assert_error(["enroll", "word", "--record", "1", *model], "at least 2")
-    assert_error(["enroll", "word", "--from", WORDS[0], str(tmp_path / "missing.wav"), *model], "cannot read")
+    assert_error(["enroll", "word", "--from", WORDS[0], str(tmp_path / "missing.wav"), *model], "no such audio file")
     silence = tmp_path / "silence.wav"
     soundfile.write(silence, np.zeros(16000, np.float32), 16000)
     assert_error(["enroll", "word", "--from", WORDS[0], WORDS[1], str(silence), *model], "holds no speech")

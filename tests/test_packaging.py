@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 import sysconfig
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,50 @@ def test_library_code_never_prints():
         calls = [n for n in ast.walk(ast.parse(path.read_text()))
                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"]
         assert not calls, f"{name} prints (line {calls[0].lineno}); return the text and let kwstream.cli print it"
+
+
+DISTRIBUTION_OF_MODULE = {"webrtcvad": "webrtcvad-wheels", "huggingface_hub": "huggingface-hub"}
+"""Import names whose distribution on PyPI is named otherwise."""
+HEAVY = {"torch", "transformers", "onnx", "onnxscript", "matplotlib"}
+
+
+def _requirement(text: str) -> str:
+    return re.split(r"[<>=!~\[;\s]", text, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _third_party_imports() -> set[str]:
+    found = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"kwstream"}
+
+
+def test_the_lean_install_leaves_torch_out_and_every_import_is_declared_where_the_error_says():
+    from kwstream.extras import EXTRA_OF_MODULE
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    core = {_requirement(r) for r in project["dependencies"]}
+    extras = {name: {_requirement(r) for r in found} for name, found in project["optional-dependencies"].items()}
+    assert not core & HEAVY, "the lean install (pip install kwstream) must not pull these"
+    for module in _third_party_imports() | set(EXTRA_OF_MODULE):
+        distribution = DISTRIBUTION_OF_MODULE.get(module, module).replace("_", "-")
+        extra = EXTRA_OF_MODULE.get(module)
+        assert distribution in (extras[extra] if extra else core), f"{module}: declare it in {extra or 'dependencies'}"
+    assert HEAVY <= set(EXTRA_OF_MODULE)
+    optional = project["optional-dependencies"]
+
+    def brings(extra: str) -> set[str]:
+        """The distributions ``extra`` installs, through the extras it names too."""
+        found = set()
+        for requirement in optional[extra]:
+            if requirement.startswith("kwstream["):
+                found |= set().union(*map(brings, requirement[len("kwstream["):requirement.index("]")].split(",")))
+            else:
+                found.add(_requirement(requirement))
+        return found
+
+    assert HEAVY <= brings("test"), "`.[test]` (what .ci/setup installs) must bring everything"

@@ -361,6 +361,15 @@ def test_clients_beyond_max_clients_get_an_error(server):
     assert wait_for(server, lambda records: clients_now(records) == 0)
 
 
+def test_the_wyoming_client_example_prints_the_demos_keywords(server):
+    example = Path(__file__).resolve().parents[1] / "examples" / "wyoming_client.py"
+    run = subprocess.run([sys.executable, str(example), str(DEMO_AUDIO), "--uri", f"tcp://127.0.0.1:{server.port}"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    found = [(line.split()[0], float(line.split()[2])) for line in run.stdout.splitlines()]
+    assert_demo_detections(found)
+
+
 def test_cli_refuses_a_bad_uri_in_one_line():
     done = subprocess.run([sys.executable, "-m", "kwstream", "serve", "--uri", "localhost:10400", "--keywords", "hey"],
                           capture_output=True, text=True, timeout=120)
@@ -396,10 +405,11 @@ def test_a_unix_socket_service_in_process(encoder, tmp_path: Path):
 def test_the_load_test_finds_every_keyword_of_two_streams(server, encoder):
     """Whether the streams keep up depends on the machine's other load; that they are served does not,
     nor that no keyword is served sooner than the pipeline alone finds it in the same chunks."""
-    result = run_load(server, clients=2, seconds=10)  # the demo once each: hey, stop
+    seconds = soundfile.info(DEMO_AUDIO).duration
+    result = run_load(server, clients=2, seconds=seconds)  # the demo once each: hey, stop
     assert result.errors == 0 and result.false_alarms == 0
     assert result.detected == result.keywords == 4
-    alone = pipeline_latencies(encoder, seconds=10)
+    alone = pipeline_latencies(encoder, seconds=seconds)
     assert len(alone) == 2 and 0 < min(alone) <= max(alone) < 1
     assert min(alone) <= result.latency_p50_s < 10 and result.latency_max_s >= max(alone)
 

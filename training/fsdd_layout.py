@@ -6,7 +6,7 @@ other digits, if any, and words that are not digits spoken by espeak-ng and flit
 voice a speaker: ``{voice}_nohash_{n}.wav``). ``_background_noise_`` holds generated noises: white,
 pink, brown, mains hum, a running tap and clattering dishes (one minute each by default).
 
-    python -m training.fsdd_layout --fsdd ../shared/data/fsdd/recordings \\
+    python -m training.fsdd_layout --fsdd ../shared/data/fsdd \\
         --speakers jackson,lucas,nicolas,theo --out /tmp/fsdd_kws
 
 The FSDD recordings are CC BY-SA 4.0 (Zohar Jackson et al.); the folder gets a note saying so.
@@ -30,6 +30,7 @@ from kwstream.audio.io import SAMPLE_RATE
 from kwstream.errors import KwstreamError
 from kwstream.keywords.classifier.head import UNKNOWN_CLASS
 from training.augment import pink_noise, white_noise
+from training.digit_streams import DEFAULT_FSDD_DIR
 from kwstream.keywords.classifier.dataset import BACKGROUND_FOLDER, FSDD_NAME
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -132,7 +133,9 @@ def build(fsdd: Path, out: Path, speakers: Sequence[str], keywords: Sequence[str
     bad = sorted(set(keywords) - set(DIGITS))
     if bad:
         raise KwstreamError(f"keywords must be digit names ({', '.join(DIGITS)}), not {', '.join(bad)}")
-    files = sorted(fsdd.glob("*.wav")) if fsdd.is_dir() else []
+    if not (fsdd / "recordings").is_dir():
+        raise KwstreamError(f"no FSDD recordings folder in {fsdd}; pass --fsdd DIR")
+    files = sorted((fsdd / "recordings").glob("*.wav"))
     chosen = [f for f in files if FSDD_NAME.match(f.stem) and f.stem.split("_")[1] in speakers]
     if not chosen:
         raise KwstreamError(f"no FSDD recordings of {', '.join(speakers)} in {fsdd}")
@@ -158,7 +161,8 @@ def build(fsdd: Path, out: Path, speakers: Sequence[str], keywords: Sequence[str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fsdd", type=Path, required=True, help="the FSDD recordings folder")
+    parser.add_argument("--fsdd", type=Path, default=DEFAULT_FSDD_DIR,
+                        help=f"FSDD folder, holding recordings/, as for training.digit_streams (default: {DEFAULT_FSDD_DIR})")
     parser.add_argument("--out", type=Path, required=True, help="new folder to write")
     parser.add_argument("--speakers", required=True, help="comma-separated FSDD speakers to include")
     parser.add_argument("--keywords", default=",".join(DIGITS), help="digit names that become keywords; other digits are unknown")

@@ -18,13 +18,27 @@ def read_audio(path: str | Path) -> np.ndarray:
     as 16 kHz mono float32, for examples and test material; streams go through AudioFile."""
     import soundfile
 
+    check_audio_file(Path(path))
     try:
         audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AudioInputError(f"cannot read {path}: {reason}") from None
+        raise unreadable(path, exc) from None
     audio = audio.mean(axis=1)
     return soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32) if rate != SAMPLE_RATE else audio
+
+
+def check_audio_file(path: Path) -> None:
+    """Raise the error every command gives for a path that is not a file to read."""
+    if path.is_dir():
+        raise AudioInputError(f"{path} is a directory, not an audio file")
+    if not path.is_file():
+        raise AudioInputError(f"no such audio file: {path}")
+
+
+def unreadable(path: str | Path, exc: Exception) -> AudioInputError:
+    """The error every command gives for a file that libsndfile cannot read as audio."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return AudioInputError(f"cannot read {path} as audio: {reason}")
 
 
 def pcm16(audio: np.ndarray) -> bytes:

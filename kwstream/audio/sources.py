@@ -10,7 +10,9 @@ fast replay waits for room in the ring instead.
 
 from __future__ import annotations
 
-import logging
+import contextlib
+import io
+import os
 import sys
 import threading
 import time
@@ -21,11 +23,9 @@ from typing import BinaryIO, Protocol
 import numpy as np
 import soxr
 
-from kwstream.audio.io import SAMPLE_RATE
+from kwstream.audio.io import SAMPLE_RATE, check_audio_file, unreadable
 from kwstream.audio.ring import RingBuffer
 from kwstream.errors import AudioInputError
-
-log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 2.0
 """How long stopping the microphone waits for PortAudio to close the stream."""
@@ -37,6 +37,8 @@ class AudioSource(Protocol):
     name: str
     live: bool
     """True when audio arrives in real time (microphone, paced replay)."""
+    recorded: bool
+    """True for a recording (file, stdin): an ``error`` reading it is bad input, where a failing device is not."""
     stalled: bool
     """True once ``stop`` has given up on an input that would not close: the process can then only
     end without its exit handlers (``os._exit``), since PortAudio's would wait on it for ever."""
@@ -105,6 +107,7 @@ class Microphone:
     """Live capture with sounddevice (PortAudio) at 16 kHz, or at the device's rate and resampled."""
 
     live = True
+    recorded = False
 
     def __init__(self, device: int | str | None = None, block_ms: int = 20, capture_rate: int | None = None) -> None:
         """
@@ -199,6 +202,7 @@ class _ReplaySource:
     """Reads blocks at some native rate in its own thread; resamples, paces, writes to the ring."""
 
     block_s = 0.02
+    recorded = True
     stalled = False
 
     def __init__(self, realtime: bool) -> None:
@@ -219,21 +223,23 @@ class _ReplaySource:
     def check(self) -> None:
         """Nothing to check by default: a stream shows its problems when read."""
 
-    def _open(self) -> tuple[int, Iterator[np.ndarray]]:
-        """Open the input; return its rate and an iterator of (frames, channels) float32 blocks."""
+    def _open(self) -> Iterator[int | np.ndarray]:
+        """Open the input (in the reader's thread: it may wait for its first bytes); yield its rate,
+        then (frames, channels) float32 blocks."""
         raise NotImplementedError
 
     def start(self, ring: RingBuffer) -> None:
-        rate, blocks = self._open()
         self._ring = ring
-        self._thread = threading.Thread(target=self._run, args=(ring, rate, blocks), name="kwstream-replay", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(ring,), name="kwstream-replay", daemon=True)
         self._thread.start()
 
-    def _run(self, ring: RingBuffer, rate: int, blocks: Iterator[np.ndarray]) -> None:
-        resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE else None
+    def _run(self, ring: RingBuffer) -> None:
         written = 0
-        t0 = time.perf_counter()
         try:
+            blocks = self._open()
+            rate = next(blocks)
+            resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE else None
+            t0 = time.perf_counter()
             for block in blocks:
                 if self._stopping.is_set():
                     break
@@ -249,9 +255,8 @@ class _ReplaySource:
             else:
                 if resampler is not None:
                     ring.write(resampler.resample_chunk(np.zeros(0, np.float32), last=True), block=not self.live)
-        except Exception as exc:  # a corrupt tail: keep what was read, report the rest
+        except Exception as exc:  # a corrupt tail: keep what was read, report the rest (once: the caller prints it)
             self._error = f"{self.name}: read error after {written / SAMPLE_RATE:.2f} s: {exc}"
-            log.error("%s", self._error)
         finally:
             ring.close()
 
@@ -278,37 +283,62 @@ class AudioFile(_ReplaySource):
     def _info(self):
         import soundfile
 
-        if not self.path.is_file():
-            raise AudioInputError(f"no such audio file: {self.path}")
+        check_audio_file(self.path)
         try:
             return soundfile.info(str(self.path))
         except (soundfile.LibsndfileError, RuntimeError) as exc:
-            raise AudioInputError(f"cannot read {self.path} as audio: {exc}") from None
+            raise unreadable(self.path, exc) from None
 
-    def _open(self) -> tuple[int, Iterator[np.ndarray]]:
+    def _open(self) -> Iterator[int | np.ndarray]:
         import soundfile
 
-        info = self._info()
-        blocksize = max(1, int(info.samplerate * self.block_s))
-        blocks = soundfile.blocks(str(self.path), blocksize=blocksize, dtype="float32", always_2d=True)
-        return info.samplerate, blocks
+        with soundfile.SoundFile(str(self.path)) as recording:
+            yield from _decoded(recording, self.block_s)
+
+
+def _decoded(recording, block_s: float) -> Iterator[int | np.ndarray]:
+    """An open ``soundfile.SoundFile``'s rate, then its (frames, channels) float32 blocks."""
+    yield recording.samplerate
+    blocksize = max(1, int(recording.samplerate * block_s))
+    while len(block := recording.read(blocksize, dtype="float32", always_2d=True)):
+        yield block
+
+
+STREAMED_CONTAINERS = (b"RIFF", b"RF64")
+"""WAV: libsndfile reads it front to back, so it streams (``arecord`` without ``-t raw`` sends one live)."""
+WHOLE_CONTAINERS = (b"fLaC", b"OggS")
+"""FLAC, OGG: libsndfile seeks about in them, so they are read to their end first (a recording piped in)."""
 
 
 class RawStdin(_ReplaySource):
-    """Raw 16 kHz mono signed 16-bit little-endian PCM from a byte stream (standard input)."""
+    """Audio from a byte stream (standard input): a WAV, FLAC or OGG recording, recognised by its
+    first four bytes, else raw 16 kHz mono signed 16-bit little-endian PCM."""
 
     def __init__(self, stream: BinaryIO | None = None, realtime: bool = True) -> None:
         super().__init__(realtime)
         self._stream = stream
         self.name = "<stdin>"
 
-    def _open(self) -> tuple[int, Iterator[np.ndarray]]:
-        stream = self._stream if self._stream is not None else sys.stdin.buffer
-        return SAMPLE_RATE, self._blocks(stream)
+    def _open(self) -> Iterator[int | np.ndarray]:
+        import soundfile
 
-    def _blocks(self, stream: BinaryIO) -> Iterator[np.ndarray]:
+        stream = self._stream if self._stream is not None else sys.stdin.buffer
+        head = _read_up_to(stream, 4)
+        if head in STREAMED_CONTAINERS + WHOLE_CONTAINERS:
+            readable = _pipe(stream, head) if head in STREAMED_CONTAINERS else io.BytesIO(head + stream.read())
+            try:
+                recording = soundfile.SoundFile(readable, closefd=True)
+            except (soundfile.LibsndfileError, RuntimeError) as exc:
+                raise unreadable(self.name, exc) from None
+            with recording:
+                yield from _decoded(recording, self.block_s)
+        else:
+            yield SAMPLE_RATE
+            yield from self._blocks(stream, head)
+
+    def _blocks(self, stream: BinaryIO, pending: bytes) -> Iterator[np.ndarray]:
+        """Raw PCM blocks of ``stream``, after the bytes already read from it (``pending``)."""
         block_bytes = 2 * int(SAMPLE_RATE * self.block_s)
-        pending = b""
         while chunk := stream.read(block_bytes):
             pending += chunk
             usable = len(pending) - len(pending) % 2
@@ -316,3 +346,32 @@ class RawStdin(_ReplaySource):
             pending = pending[usable:]
             if len(samples):
                 yield samples[:, None]
+
+
+def _read_up_to(stream: BinaryIO, size: int) -> bytes:
+    """The stream's first ``size`` bytes (fewer where it ends sooner), over as many reads as a pipe needs."""
+    data = b""
+    while len(data) < size and (chunk := stream.read(size - len(data))):
+        data += chunk
+    return data
+
+
+PIPE_CHUNK_BYTES = 4096
+
+
+def _pipe(stream: BinaryIO, head: bytes) -> int:
+    """The read end of a pipe that gives ``head`` and then the rest of ``stream``, fed by a thread of
+    its own: libsndfile reads a WAV from a pipe front to back, where through a file-like object of
+    unknown length it seeks past the data to look for more chunks."""
+    read_end, write_end = os.pipe()
+
+    def feed() -> None:
+        read = getattr(stream, "read1", stream.read)  # what has arrived, not a full buffer's worth
+        with contextlib.suppress(BrokenPipeError, OSError), os.fdopen(write_end, "wb") as out:
+            out.write(head)
+            while chunk := read(PIPE_CHUNK_BYTES):
+                out.write(chunk)
+                out.flush()
+
+    threading.Thread(target=feed, name="kwstream-stdin-feed", daemon=True).start()
+    return read_end

@@ -41,6 +41,7 @@ from rich.text import Text
 
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.audio.sources import AudioSource
+from kwstream.cli import options
 from kwstream.cli.exit_codes import EXIT_INTERRUPTED
 from kwstream.stream.detector import Detection
 from kwstream.stream.events import SILENCE_DBFS, Level, ScoredWindow, VoiceActivity
@@ -545,7 +546,4 @@ def run_dashboard(spotter: Spotter, source: AudioSource, state: DashboardState, 
     print(f"kwstream: {stats.detections} detection(s) in {stats.audio_s:.1f} s of audio ({counts}), "
           f"real-time factor {stats.real_time_factor:.3f}", file=sys.stderr)
     print(keywords_option(spotter.thresholds), flush=True)
-    if source.error:
-        print(f"kwstream: error: {source.error}", file=sys.stderr)
-        return 1
-    return status
+    return options.input_status(source, status)

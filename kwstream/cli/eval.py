@@ -17,6 +17,7 @@ from kwstream.errors import KwstreamError
 from kwstream.evaluation.metrics import evaluate, negative_hours, read_labels, read_transcripts, record_stream
 from kwstream.evaluation.plots import plot_det
 from kwstream.keywords.keyword_set import fit_calibration
+from kwstream.extras import require
 from kwstream.model.encoder import Encoder
 from kwstream.stream.pipeline import KeywordPipeline
 
@@ -26,6 +27,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     target = args.target_fa_per_hour
     if target < 0:
         raise KwstreamError("--target-fa-per-hour must not be negative")
+    if args.plot:
+        require("matplotlib")
     labels = read_labels(args.labels)
     transcripts = read_transcripts(args.transcripts) if args.transcripts else None
     paths = [Path(f) for f in args.files]

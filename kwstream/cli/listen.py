@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict
 
 from kwstream.cli import options
-from kwstream.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from kwstream.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
 from kwstream.errors import KwstreamError
 from kwstream.model.encoder import Encoder
 from kwstream.spotter import Spotter, SpotterStats
@@ -112,10 +112,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         interrupted = True
     spotter.stop()
     print(f"kwstream: {summary(spotter.stats)}", file=sys.stderr)
-    status = EXIT_INTERRUPTED if interrupted else EXIT_OK
-    if source.error:
-        print(f"kwstream: error: {source.error}", file=sys.stderr)
-        status = EXIT_FAILED
+    status = options.input_status(source, EXIT_INTERRUPTED if interrupted else EXIT_OK)
     if source.stalled:  # a normal exit would wait for ever on PortAudio's thread, stuck in the device
         sys.stdout.flush()
         sys.stderr.flush()

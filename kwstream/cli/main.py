@@ -18,6 +18,7 @@ from kwstream.cli.options import add_keywords_option, add_model_options, add_win
 from kwstream.errors import KwstreamError
 from kwstream.evaluation.bench import WORDS as BENCH_WORDS
 from kwstream.evaluation.metrics import TARGET_FALSE_ALARMS_PER_HOUR
+from kwstream.extras import missing_extra
 from kwstream.serve.settings import DEFAULT_URI, ServeSettings
 
 COMMANDS = {"listen": "listen", "devices": "devices", "enroll": "enroll", "keywords": "enroll", "eval": "eval",
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen = commands.add_parser("listen", parents=[common, pipeline], help="spot keywords in the microphone or a recording")
     add_keywords_option(listen)
     source = listen.add_mutually_exclusive_group()
-    source.add_argument("--file", metavar="PATH", help="a recording (WAV, FLAC, OGG, any rate) or - for raw 16 kHz s16le stdin")
+    source.add_argument("--file", metavar="PATH", help="a recording (WAV, FLAC, OGG, any rate) or - for stdin (such a recording, else raw 16 kHz s16le)")
     source.add_argument("--input-device", metavar="DEV", help="input device index or name (see `kwstream devices`)")
     listen.add_argument("--fast", action="store_true", help="with --file: run as fast as possible, not in real time")
     listen.add_argument("--json", action="store_true", help="one JSON object per detection on stdout")
@@ -131,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(command, f"cmd_{args.command}")(args)
     except KwstreamError as exc:
         print(f"kwstream: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ModuleNotFoundError as exc:  # a lean install meeting a command of an extra
+        error = missing_extra(exc)
+        if error is None:
+            raise
+        print(f"kwstream: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("kwstream: interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin
+from kwstream.cli.exit_codes import EXIT_FAILED, EXIT_USER_ERROR
 from kwstream.errors import KwstreamError
 from kwstream.keywords.base import KeywordScorer
 from kwstream.keywords.keyword_set import KeywordSet, parse_keywords, split_threshold
@@ -45,7 +46,7 @@ def add_model_options(parser: argparse.ArgumentParser, *, runtime: bool = True,
     (model_group or parser).add_argument("--model", default=AUTO_MODEL,
                                          help="hub id or local save_pretrained directory (default: auto)")
     parser.add_argument("--device", default="cpu", choices=DEVICES, help="where the model runs")
-    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for the model (default: one per physical core, the runtime's own choice)")
     if runtime:
         parser.add_argument("--int8", action="store_true", help="quantise the model's linear layers to int8 (CPU; faster)")
         parser.add_argument("--backend", choices=BACKENDS, default=EncoderSettings.backend,
@@ -152,3 +153,12 @@ def source(args: argparse.Namespace) -> AudioSource:
         found = Microphone(args.input_device)
     found.check()
     return found
+
+
+def input_status(source: AudioSource, status: int) -> int:
+    """The exit status once ``source`` has ended: ``status``, unless its input broke (printed here,
+    once): a recording that cannot be read to its end is bad input, a failing device a failure."""
+    if not source.error:
+        return status
+    print(f"kwstream: error: {source.error}", file=sys.stderr)
+    return EXIT_USER_ERROR if source.recorded else EXIT_FAILED

@@ -87,12 +87,14 @@ class LoadResult:
 
 
 def demo_stream(seconds: float) -> tuple[bytes, list[tuple[str, float]]]:
-    """The demo recording repeated to at least ``seconds``, as 16-bit mono PCM, and each keyword's end."""
+    """The demo recording repeated and cut to ``seconds``, as 16-bit mono PCM, and the end of each
+    keyword spoken whole in it."""
     audio = read_audio(DEMO_AUDIO)
-    repeats = max(1, int(np.ceil(seconds / (len(audio) / SAMPLE_RATE))))
-    pcm = (np.clip(np.tile(audio, repeats), -1, 1 - 1 / 32768) * 32768).astype("<i2").tobytes()
     length_s = len(audio) / SAMPLE_RATE
-    ends = [(word, k * length_s + end) for k in range(repeats) for word, _, end in DEMO_WORDS]
+    repeats = max(1, int(np.ceil(seconds / length_s)))
+    samples = np.tile(audio, repeats)[:round(seconds * SAMPLE_RATE)]
+    pcm = (np.clip(samples, -1, 1 - 1 / 32768) * 32768).astype("<i2").tobytes()
+    ends = [(word, k * length_s + end) for k in range(repeats) for word, _, end in DEMO_WORDS if k * length_s + end <= seconds]
     return pcm, ends
 
 

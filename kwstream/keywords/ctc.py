@@ -74,10 +74,12 @@ def spell(text: str, tokens: Sequence[str], delimiter_id: int | None) -> list[in
             elif ch not in unknown:
                 unknown.append(ch)
     if unknown:
-        spellable = "".join(sorted(t for t in index if index[t] != delimiter_id and t.isprintable()))
+        spellable = sorted(t for t in index if index[t] != delimiter_id and len(t) == 1 and t.isprintable())
+        letters = "".join(t for t in spellable if t.isalpha())
+        others = " ".join(repr(t) for t in spellable if not t.isalpha())
         raise KeywordError(
             f"keyword {text!r} has characters the model cannot spell: {' '.join(map(repr, unknown))} "
-            f"(it spells with: {spellable})"
+            f"(it spells with the letters {letters}{' and ' + others if others else ''})"
         )
     return ids
 

@@ -36,7 +36,7 @@ class EncoderSettings:
     device: str = "cpu"
     """``cpu``, ``cuda`` or ``mps``."""
     threads: int | None = None
-    """Torch intra-op threads; None keeps torch's default (all cores)."""
+    """The runtime's intra-op threads (ONNX Runtime or PyTorch); None keeps its default, one per physical core."""
     int8: bool = False
     """Dynamic int8 quantisation of the linear layers (CPU only): faster, scores change slightly."""
     backend: str = "auto"

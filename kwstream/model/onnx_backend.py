@@ -51,7 +51,7 @@ class OnnxBackend:
 
 def _session(onnxruntime, path: Path, threads: int | None):
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's choice (all cores)
+    options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's choice (one per physical core)
     options.inter_op_num_threads = 1
     # The CNN's and the transformer's sessions run one after the other, each with its own pool:
     # threads left spinning by one take the cores from the other (measured: 1.4x slower with two threads).

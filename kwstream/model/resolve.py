@@ -1,5 +1,5 @@
-"""Which model a spec names: ``auto`` (the public English checkpoint where the hub or cache has it,
-the bundled model otherwise), a hub id, or a local directory.
+"""Which model a spec names: ``auto`` (the public English checkpoint where the hub or cache has it
+and PyTorch is installed to load it, the bundled model otherwise), a hub id, or a local directory.
 
 The hub is only contacted when a model is not cached and a quick connection check succeeds, so an
 offline machine gets a clear error at once instead of minutes of retries.
@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from kwstream.assets import MODEL_DIR
 from kwstream.errors import ModelLoadError
+from kwstream.extras import installed
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,16 @@ def _looks_like_path(spec: str) -> bool:
 def resolve_model(spec: str) -> tuple[str, bool]:
     """Map a model spec to ``(path_or_hub_id, local_only)``, choosing for ``auto``."""
     if spec == AUTO_MODEL:
+        bundled = (BUNDLED_MODEL_DIR / "config.json").is_file()
+        if bundled and not (installed("torch") and installed("transformers")):
+            log.warning("the lean install (no PyTorch) runs the bundled model; pip install 'kwstream[torch]' "
+                        "for %s", DEFAULT_HUB_MODEL)
+            return str(BUNDLED_MODEL_DIR), True
         if _in_hub_cache(DEFAULT_HUB_MODEL):
             return DEFAULT_HUB_MODEL, True
         if hub_reachable():
             return DEFAULT_HUB_MODEL, False
-        if (BUNDLED_MODEL_DIR / "config.json").is_file():
+        if bundled:
             log.warning("%s is not cached and the hub is unreachable: using the bundled model", DEFAULT_HUB_MODEL)
             return str(BUNDLED_MODEL_DIR), True
         raise ModelLoadError(
