@@ -2,6 +2,7 @@
 
 Usage: python -m training.whisper_head --corpus DIR [--run NAME] [--block-lr LR] [--steps N] [--resume]
        python -m training.whisper_head --assemble FRONTEND_DIR [--run NAME] --out MODEL_DIR
+       python -m training.whisper_head --real-cer MODEL_DIR   (any Wav2Vec2ForCTC, from raw audio)
 
 What Whisper tiny.en's encoder learned from real speech is kept: the first three blocks stay
 frozen, and the last block is fine-tuned beside a new linear CTC head with a term that keeps its
@@ -36,7 +37,7 @@ from transformers import Wav2Vec2ForCTC
 from training.augment import add_noise
 from training.corpus import FSDD_EVAL_SPEAKERS, SHARED_DATA_DIR, read_manifest, wwb_dev_clip
 from training.distill import distillation_loss
-from training.evaluate import error_rate
+from training.evaluate import error_rate, transcribe
 from training.frontend import crop, load_audio, noise_files
 from training.texts import DIGITS
 from training.vocab import PAD_ID, VOCAB, build_processor, decode_ctc, encode, normalize_text
@@ -260,6 +261,20 @@ def assemble(frontend_dir: Path, run: Path, out: Path) -> None:
     build_processor(out).save_pretrained(out)
 
 
+def real_cer(model_dir: Path, data: Path) -> dict[str, float]:
+    """Greedy CER of a whole model, from raw audio, on the held-out real clips, per source."""
+    model = Wav2Vec2ForCTC.from_pretrained(model_dir)
+    rows = real_dev(data)
+    hyps = transcribe(model, [load_audio(path) for path, _ in rows])
+    results = {}
+    for name, keep in (("wwb", lambda p: "wwb" in p.parts), ("fsdd_theo", lambda p: "fsdd" in p.parts)):
+        idx = [i for i, (path, _) in enumerate(rows) if keep(path)]
+        results[f"{name}_cer"] = round(error_rate([rows[i][1] for i in idx], [hyps[i] for i in idx]), 4)
+        results[f"{name}_n"] = len(idx)
+    results["all_cer"] = round(error_rate([t for _, t in rows], hyps), 4)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, help="a corpus folder (train.jsonl, eval.jsonl)")
@@ -272,9 +287,13 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--assemble", type=Path, metavar="FRONTEND_DIR", help="write a whole model to --out")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--real-cer", type=Path, metavar="MODEL_DIR", help="print a model's CER on the real clips")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = HeadConfig(steps=args.steps, block_lr=args.block_lr)
+    if args.real_cer:
+        print(json.dumps(real_cer(args.real_cer, args.data)))
+        return
     if args.assemble:
         if not args.out:
             parser.error("--assemble needs --out")
