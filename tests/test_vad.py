@@ -269,7 +269,11 @@ def test_impossible_trigger_and_timing_settings_raise(kwargs):
         VadSettings(**kwargs)
 
 
-def test_valid_settings_are_accepted():
-    for aggressiveness in range(4):
-        for frame_ms in (10, 20, 30):
-            VadSettings(aggressiveness=aggressiveness, frame_ms=frame_ms)
+@pytest.mark.parametrize("aggressiveness", range(4))
+@pytest.mark.parametrize("frame_ms", [10, 20, 30])
+def test_every_valid_mode_and_frame_finds_the_two_words(aggressiveness, frame_ms):
+    audio, words = two_word_stream(*PAIRS[0])
+    found = spans(run(audio, settings=VadSettings(aggressiveness=aggressiveness, frame_ms=frame_ms)))
+    assert len(found) == 2, found
+    for (start, end), (onset, offset) in zip(found, words):
+        assert start <= onset and end >= offset, (found, words)
