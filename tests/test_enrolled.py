@@ -203,7 +203,7 @@ def _spot(encoder: Encoder, keyword: EnrolledKeyword, store_dir: Path, audio_pat
 
 
 @needs_fsdd
-@pytest.mark.parametrize("headless", [False, True])
+@pytest.mark.parametrize("headless", [False, pytest.param(True, marks=pytest.mark.slow)])  # True saves and loads a checkpoint
 def test_an_enrolled_digit_is_spotted_in_the_same_speakers_speech(tmp_path, bundled, headless):
     import soundfile
     from transformers import AutoFeatureExtractor, Wav2Vec2Model

@@ -22,6 +22,7 @@ from conftest import REPO
 PACKAGE = REPO / "kwstream"
 
 
+@pytest.mark.slow
 def test_a_wheel_installed_without_the_source_tree_spots_hey_and_stop_offline(tmp_path):
     wheels = tmp_path / "wheels"
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
