@@ -10,6 +10,7 @@ import soundfile
 import soxr
 import webrtcvad
 
+from kwstream.audio.convert import float_to_pcm16
 from kwstream.stream.vad import SpeechEnd, SpeechStart, VadGate, VadSettings
 
 RATE = 16000
@@ -127,7 +128,7 @@ def frame_decisions(audio: np.ndarray) -> list[bool]:
     """webrtcvad's own per-frame decisions, from a fresh instance, as the gate's frames see them,
     overruled where the frame is quieter than the gate's energy floor."""
     vad = webrtcvad.Vad(SETTINGS.aggressiveness)
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
+    pcm = float_to_pcm16(audio)
     floor = 10 ** (SETTINGS.min_speech_dbfs / 20)
     return [
         vad.is_speech(pcm[i : i + FRAME].tobytes(), RATE) and float(np.sqrt(np.mean(audio[i : i + FRAME] ** 2))) >= floor
