@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ from kwstream.evaluation.bench import speech_stream
 from kwstream.model.resolve import BUNDLED_MODEL_DIR
 
 
+@pytest.mark.slow
 def test_bench_json_reports_speech_and_silence():
     result = subprocess.run(
         [sys.executable, "-m", "kwstream", "bench", "--random", "tiny", "--seconds", "4", "--repeats", "2", "--json"],
@@ -32,6 +34,7 @@ def test_bench_json_reports_speech_and_silence():
     assert 0 < startup["wall_s"] and 0 < startup["cpu_s"] and startup["peak_memory_mb"] > 0
 
 
+@pytest.mark.slow
 def test_bench_table_keeps_every_figure_whole_in_80_columns():
     result = subprocess.run(
         [sys.executable, "-m", "kwstream", "bench", "--random", "tiny", "--seconds", "4", "--repeats", "1"],
@@ -58,13 +61,24 @@ def test_bench_scores_detections_against_the_spoken_words():
     assert (scored.hits, scored.labels, scored.false_alarms) == (2, 3, 2)
 
 
-def test_choose_model_example(tiny_model, speech_stream: SpeechStream, tmp_path):
-    path = speech_stream.write(tmp_path / "talk.wav")
-    result = subprocess.run([sys.executable, str(REPO / "examples" / "choose_model.py"), str(tiny_model), str(path)],
-                            capture_output=True, timeout=120)
-    assert result.returncode == 0, result.stderr.decode()
+@pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file() or shutil.which("flite") is None,
+                    reason="needs the bundled model and flite")
+@pytest.mark.slow
+def test_choose_model_example_spots_its_own_keywords_with_the_model_it_is_given(tmp_path):
+    """The example's keywords ("hey computer" at 0.7, "lights" at the detector's 0.6), said by flite
+    (deterministic): each fires once, where it is said."""
+    path = tmp_path / "talk.wav"
+    subprocess.run(["flite", "-t", "hey computer. please turn on the lights.", "-o", str(path)], check=True, timeout=60)
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "choose_model.py"), str(BUNDLED_MODEL_DIR), str(path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    found = re.findall(r"Detection\(keyword='([a-z ]+)', score=[0-9.]+, start=([0-9.]+), end=([0-9.]+)", result.stdout)
+    assert [keyword for keyword, _, _ in found] == ["hey computer", "lights"], result.stdout
+    (_, _, hey_end), (_, lights_start, _) = found
+    assert float(hey_end) < 1.5 < float(lights_start), result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="needs the bundled model")
 def test_spot_in_file_example(speech_stream: SpeechStream, tmp_path):
     path = speech_stream.write(tmp_path / "talk.wav")
@@ -83,6 +97,7 @@ print(startup(sys.argv[1], "auto", 1).peak_memory_mb)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="needs the bundled model")
 def test_startup_memory_is_the_listeners_own_not_its_parents():
     # a parent of 600 MB: RUSAGE_CHILDREN (and the child's own ru_maxrss) would report at least that
@@ -109,6 +124,7 @@ def test_serve_bench_streams_exactly_the_seconds_asked_for():
     assert [word for word, _ in ends] == ["hey", "stop"] and all(end <= 12.0 for _, end in ends)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", ["spot_in_file.py", "choose_model.py"])
 def test_an_example_without_its_arguments_says_how_to_run_it(example):
     result = subprocess.run([sys.executable, str(REPO / "examples" / example)], capture_output=True, text=True, timeout=60)

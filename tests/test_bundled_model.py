@@ -26,6 +26,7 @@ from training.kws_streams import VOICE_SETS, _streams, _voice, negative, positiv
 from training.texts import PromptGenerator
 
 pytestmark = [
+    pytest.mark.slow,  # synthesises speech (Kokoro too) and runs the real model over it
     pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="no bundled model in kwstream/assets/model"),
     pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None, reason="needs espeak-ng and flite"),
 ]

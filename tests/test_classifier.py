@@ -17,10 +17,10 @@ from kwstream.keywords.classifier.head import (
     load_head, save_head, top_blocks,
 )
 from kwstream.model.random_model import save_random_ctc_model
-from kwstream.keywords.classifier.dataset import DatasetError, read_dataset, speaker_of
-from kwstream.keywords.classifier.features import AugmentSettings, ExampleMaker, FeatureCache
-from kwstream.keywords.classifier.fit import predict
-from kwstream.keywords.classifier.report import background_false_alarms
+from kwstream.train.dataset import DatasetError, read_dataset, speaker_of
+from kwstream.train.features import AugmentSettings, ExampleMaker, FeatureCache
+from kwstream.train.fit import predict
+from kwstream.train.report import background_false_alarms
 
 
 @pytest.fixture(scope="module")

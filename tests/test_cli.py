@@ -19,6 +19,8 @@ import soundfile
 from conftest import REPO, SpeechStream, make_speech_stream
 from kwstream.assets import DEMO_AUDIO, MODEL_DIR
 
+pytestmark = pytest.mark.slow  # every test runs `python -m kwstream`
+
 FIRE = "0.01"
 
 

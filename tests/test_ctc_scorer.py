@@ -16,7 +16,9 @@ import numba
 import numpy as np
 import pytest
 
+from kwstream.compiled import compiled
 from kwstream.errors import KeywordError
+from kwstream.keywords import ctc
 from kwstream.keywords.ctc import END_WEIGHT, CtcKeywordScorer, _viterbi
 from kwstream.model.vocab import ENGLISH_CTC_TOKENS
 
@@ -311,8 +313,17 @@ def test_compiled_pass_equals_the_numpy_reference(keywords, delimiter):
             np.testing.assert_array_equal(g, w)
 
 
-def test_the_pass_is_compiled_when_the_scorer_is_built():
+def test_the_pass_is_compiled_when_the_scorer_is_built_not_in_the_first_window(monkeypatch):
+    """A fresh dispatcher of the same pass (real numba; earlier tests compiled the module's own):
+    building the scorer compiles it (or loads numba's cache), and scoring windows never compiles again."""
     if numba.config.DISABLE_JIT:
         pytest.skip("NUMBA_DISABLE_JIT is set")
-    CtcKeywordScorer(["stop"], TOKENS, BLANK, DELIMITER)
-    assert _viterbi.signatures  # compiled (or loaded from numba's cache), not interpreted
+    fresh = compiled(_viterbi.py_func)
+    monkeypatch.setattr(ctc, "_viterbi", fresh)
+    assert fresh.signatures == []
+    scorer = CtcKeywordScorer(["stop"], TOKENS, BLANK, DELIMITER)
+    built = list(fresh.signatures)
+    assert len(built) == 1
+    for frames in (1, 37):  # a window's log-probabilities as the encoder gives them: float32
+        scorer.score(np.log(np.full((frames, len(TOKENS)), 1 / len(TOKENS), np.float32)))
+    assert fresh.signatures == built

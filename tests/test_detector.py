@@ -169,6 +169,13 @@ def test_invalid_settings_raise(kwargs):
         DetectorSettings(**kwargs)
 
 
-def test_boundary_settings_are_valid():
-    DetectorSettings(threshold=0.0, smoothing_windows=1, refractory_s=0.0)
-    DetectorSettings(threshold=1.0)
+def test_boundary_settings_are_valid_and_do_what_they_say():
+    """Threshold 0, no smoothing, no refractory: every scored window fires, the next occurrence
+    even when it starts where the last one ended. Threshold 1: only perfect scores fire."""
+    d = detector(smoothing=1, threshold=0.0, refractory=0.0)
+    assert [f.score for f in window(d, "stop", 0.01, start=1.0, end=1.5)] == [0.01]
+    assert [(f.start, f.end) for f in window(d, "stop", 0.01, start=1.5, end=2.0)] == [(1.5, 2.0)]
+    top = detector(threshold=1.0)
+    assert window(top, "stop", 1.0) == [] and window(top, "stop", 0.999) == []  # mean 0.9995
+    assert window(top, "stop", 1.0, start=3.0, end=3.5) == []  # mean(0.999, 1.0)
+    assert [f.score for f in window(top, "stop", 1.0, start=3.0, end=3.5)] == [1.0]

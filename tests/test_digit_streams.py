@@ -13,7 +13,8 @@ from kwstream.audio.io import read_audio
 from training.digit_streams import DEFAULT_FSDD_DIR, StreamSettings, build, main, parse_indices
 from training.texts import DIGITS
 
-pytestmark = pytest.mark.skipif(not (DEFAULT_FSDD_DIR / "recordings").is_dir(), reason="needs ../shared/data/fsdd")
+pytestmark = [pytest.mark.slow,  # the training workshop (training/, not installed)
+              pytest.mark.skipif(not (DEFAULT_FSDD_DIR / "recordings").is_dir(), reason="needs ../shared/data/fsdd")]
 
 
 def test_parse_indices():

@@ -15,6 +15,9 @@ from kwstream.errors import ModelLoadError
 from kwstream.model.random_model import SIZES, save_random_ctc_model
 from kwstream.model.vocab import ENGLISH_CTC_TOKENS
 
+EXPORTED = pytest.param("onnx", marks=pytest.mark.slow)
+"""The ONNX backend, which exports the model first (torch.export: seconds per model): the slow tier."""
+
 
 def test_loads_a_local_checkpoint_and_reports_its_vocabulary(tiny_model):
     encoder = Encoder(EncoderSettings(model=str(tiny_model)))
@@ -57,7 +60,7 @@ def test_features_and_log_probs_come_from_one_pass(tiny_model):
     assert len(frames.slice(3, 10)) == 7 and frames.slice(3, 10).features[1].shape == (7, 32)
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", ["torch", EXPORTED])
 @pytest.mark.parametrize("config", [{}, {"conv_bias": True}, {"feat_extract_norm": "layer", "do_stable_layer_norm": True}],
                          ids=["group-norm CNN", "with conv bias", "layer-norm CNN"])
 def test_cnn_and_transformer_stages_give_the_whole_models_numbers(config, backend, tmp_path, monkeypatch):
@@ -93,7 +96,7 @@ def test_reused_cnn_frames_stand_in_for_computing_them(tiny_model):
     assert np.abs(changed.log_probs[:30] - full.log_probs[:30]).max() > 1e-3
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", ["torch", EXPORTED])
 @pytest.mark.parametrize("pre_norm", [True, False], ids=["pre-norm layers", "post-norm layers"])
 def test_reused_states_stand_in_for_the_left_context(pre_norm, backend, tmp_path, monkeypatch):
     # Given the states the whole pass gives the first frames, attending to them instead of
@@ -158,6 +161,7 @@ def test_paths_and_hub_ids_are_told_apart(tiny_model, tmp_path):
         resolve_model("./no/such/dir")
 
 
+@pytest.mark.slow  # exports ONNX
 def test_onnx_backend_gives_the_same_numbers_and_exports_once(tiny_model, tmp_path, monkeypatch):
     import kwstream.model.onnx_export as onnx_export
 
@@ -176,6 +180,7 @@ def test_onnx_backend_gives_the_same_numbers_and_exports_once(tiny_model, tmp_pa
     assert [p.stat().st_mtime_ns for p in exported] == stamps  # the cached export was reused
 
 
+@pytest.mark.slow  # exports ONNX
 def test_an_exported_checkpoint_opens_without_pytorch_and_tells_the_same(tiny_model, tmp_path, monkeypatch):
     import kwstream.model.checkpoint as checkpoint
     import kwstream.model.onnx_export as onnx_export

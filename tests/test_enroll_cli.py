@@ -11,12 +11,15 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile
 import soxr
 
 from conftest import ASSET_AUDIO, load_word, make_speech_stream
 from kwstream.cli.main import main
 from virtual_mic import virtual_mic_env
+
+pytestmark = pytest.mark.slow
 
 
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, SAMPLE_RATE
 from kwstream.audio.sources import AudioFile
 from kwstream.model.encoder import Encoder, EncoderSettings
-from kwstream.keywords.enrolled.enroll import EnrollSettings, check_examples, enroll, pick_threshold, prepare
+from kwstream.enroll.enroll import EnrollSettings, check_examples, enroll, pick_threshold, prepare
 from kwstream.keywords.enrolled.scorer import EnrolledScorer, ExampleSet, _dtw, subsequence_dtw, unit_rows
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
 from kwstream.spotter import Spotter, SpotterSettings
@@ -203,7 +203,7 @@ def _spot(encoder: Encoder, keyword: EnrolledKeyword, store_dir: Path, audio_pat
 
 
 @needs_fsdd
-@pytest.mark.parametrize("headless", [False, True])
+@pytest.mark.parametrize("headless", [False, pytest.param(True, marks=pytest.mark.slow)])  # True saves and loads a checkpoint
 def test_an_enrolled_digit_is_spotted_in_the_same_speakers_speech(tmp_path, bundled, headless):
     import soundfile
     from transformers import AutoFeatureExtractor, Wav2Vec2Model
@@ -229,7 +229,7 @@ def test_an_enrolled_digit_is_spotted_in_the_same_speakers_speech(tmp_path, bund
 def test_calibration_sees_only_the_scores_the_detector_compares():
     """A window whose own score is 0 has no alignment and never fires: smoothing it into its
     neighbour (as np.convolve did) made a score of 0.4 here that no threshold could ever fire on."""
-    from kwstream.evaluation.replay import compared_scores, replay
+    from kwstream.stream.replay import compared_scores, replay
     from kwstream.stream.detector import DetectorSettings
     from kwstream.stream.events import ScoredWindow
 

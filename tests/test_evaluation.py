@@ -139,6 +139,7 @@ def test_read_labels(tmp_path):
     assert read_labels(good) == [Label("x", "stop", 1.0, 1.5)]
 
 
+@pytest.mark.slow
 def test_eval_end_to_end(tiny_model, speech_stream: SpeechStream, tmp_path):
     talk = speech_stream.write(tmp_path / "talk.wav")
     silence = SpeechStream(speech_stream.audio * 0, []).write(tmp_path / "quiet.wav")

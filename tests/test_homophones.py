@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from kwstream.keywords.homophones import (
     TABLE_PATH, WARN_PER_HOUR, homophone_warning, homophones, warn_about_homophones,
 )
@@ -35,6 +37,7 @@ def test_logged_once_per_keyword(caplog):
     assert [r.getMessage() for r in caplog.records] == [homophone_warning("four")]
 
 
+@pytest.mark.slow  # the training workshop's builder (training/homophones.py)
 def test_the_shipped_table_is_what_the_builder_builds():
     from training.homophones import build_table
 

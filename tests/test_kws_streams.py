@@ -11,7 +11,8 @@ import soundfile
 
 from training.kws_streams import EVAL_KEYWORDS, NEAR_MISSES, build, keyword_free
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+pytestmark = [pytest.mark.slow,  # the training workshop (training/, not installed)
+              pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")]
 
 
 def test_keyword_free_matches_whole_words_only():

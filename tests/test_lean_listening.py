@@ -22,8 +22,8 @@ status = main(sys.argv[1:])
 print(json.dumps({"status": status, "imported": [m for m in %r if m in sys.modules]}), file=sys.stderr)
 """ % (HEAVY,)
 
-pytestmark = pytest.mark.skipif(find_export(MODEL_DIR, weights_key(MODEL_DIR)) is None,
-                                reason="no ONNX export of the bundled model (python -m training.export_onnx)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(find_export(MODEL_DIR, weights_key(MODEL_DIR)) is None,
+                                                    reason="no ONNX export of the bundled model (python -m training.export_onnx)")]
 
 
 def listen(*options: str) -> tuple[list[dict], list[str]]:

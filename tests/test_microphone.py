@@ -23,10 +23,10 @@ from kwstream.cli.exit_codes import EXIT_FAILED
 from kwstream.stream.vad import VadSettings
 from virtual_mic import no_input_env, stalled_mic_env, virtual_mic_env
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     subprocess.run([sys.executable, "-c", "import sounddevice"], capture_output=True).returncode != 0,
     reason="PortAudio (Debian: libportaudio2) is not installed",
-)
+)]
 
 
 def pcm16(stream: SpeechStream) -> np.ndarray:

@@ -1,5 +1,8 @@
 """The package as users get it: a wheel that carries the bundled model and its assets, and a module
-graph without import cycles."""
+graph without import cycles whose imports run down DESIGN.md's layers.
+
+``python -c 'import sys; sys.path[:0] = ["tests"]; import test_packaging as t; print(*t.layer_violations(), sep=chr(10))'``
+lists the imports against the layers (for a checkout elsewhere: ``t.layer_violations(Path(...))``)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from conftest import REPO
 PACKAGE = REPO / "kwstream"
 
 
+@pytest.mark.slow
 def test_a_wheel_installed_without_the_source_tree_spots_hey_and_stop_offline(tmp_path):
     wheels = tmp_path / "wheels"
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
@@ -51,8 +55,9 @@ def test_a_wheel_installed_without_the_source_tree_spots_hey_and_stop_offline(tm
     assert "bundled model" in listen.stderr
 
 
-def _modules() -> dict[str, Path]:
-    return {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p for p in PACKAGE.rglob("*.py")}
+def _modules(root: Path = REPO) -> dict[str, Path]:
+    return {".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p
+            for p in (root / "kwstream").rglob("*.py")}
 
 
 def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
@@ -88,18 +93,57 @@ def test_no_import_cycles_in_the_package():
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
-@pytest.mark.parametrize("layer,forbidden", [
-    ("kwstream.stream", ("kwstream.cli", "kwstream.spotter", "kwstream.evaluation")),
-    ("kwstream.model", ("kwstream.cli", "kwstream.spotter", "kwstream.stream", "kwstream.keywords", "kwstream.evaluation")),
-    ("kwstream.keywords", ("kwstream.cli", "kwstream.spotter")),
-    ("kwstream.evaluation", ("kwstream.cli", "kwstream.spotter")),
-])
-def test_library_layers_do_not_reach_up(layer, forbidden):
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("kwstream.errors",),
+    ("kwstream.extras", "kwstream.compiled", "kwstream.assets"),
+    ("kwstream.audio",),
+    ("kwstream.model",),
+    ("kwstream.keywords",),
+    ("kwstream.stream",),
+    ("kwstream.spotter", "kwstream.serve", "kwstream.evaluation", "kwstream.enroll", "kwstream.train"),
+    ("kwstream.cli",),
+    ("kwstream", "kwstream.__main__"),
+)
+"""DESIGN.md's layers, bottom first: a module imports from its own package and from the layers below
+it, never from a layer above nor from a package beside it in its own layer."""
+
+
+def _package(module: str) -> str | None:
+    """The package of LAYERS that holds ``module`` (``kwstream`` itself only for the package root)."""
+    return max((p for layer in LAYERS for p in layer if module == p or (p != "kwstream" and module.startswith(p + "."))),
+               key=len, default=None)
+
+
+def layer_violations(root: Path = REPO) -> list[str]:
+    """Every import in the package that runs against LAYERS, as ``importer -> imported``."""
+    rank = {package: i for i, layer in enumerate(LAYERS) for package in layer}
+    modules = _modules(root)
+    wrong = []
+    for name, path in sorted(modules.items()):
+        for imported in sorted(_imports(name, path, modules)):
+            here, there = _package(name), _package(imported)
+            if here != there and rank[there] >= rank[here]:
+                wrong.append(f"{name} -> {imported}")
+    return wrong
+
+
+def test_every_module_sits_in_a_layer():
+    assert not [m for m in _modules() if _package(m) is None], "add the new package to LAYERS (and DESIGN.md)"
+
+
+def test_imports_run_down_the_layers():
+    wrong = layer_violations()
+    assert not wrong, f"{len(wrong)} imports against the layers:\n" + "\n".join(wrong)
+
+
+def test_keywords_hold_scorers_only_never_a_stream_nor_a_microphone():
+    """Stricter than the layers (``audio.sources`` sits below ``keywords``): opening microphones and
+    running pipelines is for the workflows above the stream (``kwstream.enroll``, ``kwstream.train``)."""
+    forbidden = ("kwstream.stream", "kwstream.evaluation", "kwstream.audio.sources", "kwstream.enroll", "kwstream.train")
     modules = _modules()
-    for name, path in modules.items():
-        if name == layer or name.startswith(layer + "."):
-            wrong = sorted(m for m in _imports(name, path, modules) if m.startswith(forbidden))
-            assert not wrong, f"{name} imports {wrong}"
+    wrong = {name: found for name, path in modules.items() if name.startswith("kwstream.keywords")
+             if (found := sorted(m for m in _imports(name, path, modules) if m.startswith(forbidden)))}
+    assert not wrong, f"keywords imports {wrong}"
 
 
 def test_library_code_never_prints():

@@ -67,7 +67,7 @@ def test_the_spotter_finds_both_words_in_the_demo(spotter_detections):
     assert [k for k, *_ in spotter_detections] == KEYWORDS
 
 
-@pytest.mark.parametrize("chunk", [1, 160, 320, 4000])
+@pytest.mark.parametrize("chunk", [pytest.param(1, marks=pytest.mark.slow), 160, 320, 4000])  # one sample at a time: slow
 def test_pushed_in_any_chunks_the_pipeline_detects_what_the_spotter_detects(encoder, demo, spotter_detections, chunk):
     events = pushed(pipeline(encoder), demo, chunk)
     assert found(events) == spotter_detections

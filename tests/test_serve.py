@@ -220,6 +220,7 @@ def test_a_malformed_event_is_answered_with_an_error_and_the_connection_lives_on
     assert Info.is_type(info.type)
 
 
+@pytest.mark.slow  # real time: stalls and timeouts
 def test_garbage_stalling_and_vanishing_clients_do_not_stop_a_good_one(server):
     host, port = "127.0.0.1", server.port
 
@@ -325,6 +326,7 @@ def test_events_announcing_too_much_are_refused_unread_while_another_client_is_s
                                                 for r in records) >= 3)
 
 
+@pytest.mark.slow  # real time: waits out the idle timeout
 def test_an_idle_connection_is_closed_with_a_log_line(server):
     async def go():
         async with client(server) as c:
@@ -361,6 +363,7 @@ def test_clients_beyond_max_clients_get_an_error(server):
     assert wait_for(server, lambda records: clients_now(records) == 0)
 
 
+@pytest.mark.slow
 def test_the_wyoming_client_example_prints_the_demos_keywords(server):
     example = Path(__file__).resolve().parents[1] / "examples" / "wyoming_client.py"
     run = subprocess.run([sys.executable, str(example), str(DEMO_AUDIO), "--uri", f"tcp://127.0.0.1:{server.port}"],
@@ -370,6 +373,7 @@ def test_the_wyoming_client_example_prints_the_demos_keywords(server):
     assert_demo_detections(found)
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_bad_uri_in_one_line():
     done = subprocess.run([sys.executable, "-m", "kwstream", "serve", "--uri", "localhost:10400", "--keywords", "hey"],
                           capture_output=True, text=True, timeout=120)
@@ -402,6 +406,7 @@ def test_a_unix_socket_service_in_process(encoder, tmp_path: Path):
     assert not path.exists()
 
 
+@pytest.mark.slow  # real time: two clients stream the demo at its own pace
 def test_the_load_test_finds_every_keyword_of_two_streams(server, encoder):
     """Whether the streams keep up depends on the machine's other load; that they are served does not,
     nor that no keyword is served sooner than the pipeline alone finds it in the same chunks."""

@@ -6,11 +6,13 @@ import asyncio
 import io
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from wyoming.audio import AudioChunk
 from wyoming.event import Event, write_event
+from wyoming.server import AsyncServer, AsyncTcpServer, AsyncUnixServer
 
 from kwstream.errors import KwstreamError
 from kwstream.serve.audio import AudioFormatError, ChunkDecoder
@@ -160,9 +162,11 @@ def test_bad_uris_are_the_users_error(uri):
         ServeSettings(uri=uri)
 
 
-def test_good_uris():
-    ServeSettings(uri="tcp://0.0.0.0:10400")
-    ServeSettings(uri="unix:///run/kwstream.sock")
+def test_good_uris_are_kept_and_wyoming_listens_where_they_say():
+    tcp = AsyncServer.from_uri(ServeSettings(uri="tcp://0.0.0.0:10400").uri)
+    assert isinstance(tcp, AsyncTcpServer) and (tcp.host, tcp.port) == ("0.0.0.0", 10400)
+    unix = AsyncServer.from_uri(ServeSettings(uri="unix:///run/kwstream.sock").uri)
+    assert isinstance(unix, AsyncUnixServer) and unix.socket_path == Path("/run/kwstream.sock")
 
 
 def read_from(data: bytes, max_payload_bytes: int = 1000) -> Event | None:

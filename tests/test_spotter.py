@@ -225,6 +225,7 @@ class Slow(Encoder):
         return super().encode(*args, **kwargs)
 
 
+@pytest.mark.slow  # real time
 def test_a_worker_slower_than_real_time_loses_audio_loudly(encoder, tmp_path, caplog):
     from conftest import make_speech_stream
 
@@ -238,6 +239,7 @@ def test_a_worker_slower_than_real_time_loses_audio_loudly(encoder, tmp_path, ca
     assert "audio lost" in caplog.text
 
 
+@pytest.mark.slow  # real time
 def test_stop_returns_even_when_stdin_never_sends_anything(encoder):
     import os
     import threading

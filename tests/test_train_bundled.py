@@ -17,6 +17,7 @@ from transformers import AutoModelForCTC
 from kwstream.model.resolve import BUNDLED_MODEL_DIR
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="no bundled model in kwstream/assets/model"),
     pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None, reason="needs espeak-ng and flite"),
 ]

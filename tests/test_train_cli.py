@@ -13,6 +13,8 @@ from kwstream.model.random_model import save_random_ctc_model
 from test_classifier import write_layout
 from test_cli import assert_user_error, kwstream
 
+pytestmark = pytest.mark.slow  # `kwstream train` in a subprocess: training
+
 
 @pytest.fixture(scope="module")
 def trained(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:

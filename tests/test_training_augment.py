@@ -8,6 +8,8 @@ import pytest
 from training import augment as A
 from training.vocab import SAMPLE_RATE
 
+pytestmark = pytest.mark.slow  # the training workshop (training/, not installed)
+
 
 def _tone(seconds: float = 1.0, freq: float = 440.0) -> np.ndarray:
     t = np.arange(int(SAMPLE_RATE * seconds)) / SAMPLE_RATE

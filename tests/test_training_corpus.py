@@ -15,6 +15,8 @@ from training.kws_streams import NEAR_MISSES
 from training.texts import KEYWORDS, NEAR_MISS_WORDS, PromptGenerator, number_words
 from training.vocab import LETTERS, SAMPLE_RATE, VOCAB, build_processor, decode_ctc, encode, normalize_text
 
+pytestmark = pytest.mark.slow  # the training workshop (training/, not installed)
+
 
 def test_vocab_matches_wav2vec2_base_960h_layout() -> None:
     expected = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]

@@ -146,6 +146,7 @@ def talk(tmp_path_factory) -> Path:
     return make_speech_stream(["3_theo_0", "7_jackson_0", "0_lucas_1"]).write(tmp_path_factory.mktemp("tui") / "talk.wav")
 
 
+@pytest.mark.slow
 def test_piped_stdout_falls_back_to_lines(tiny_model, talk):
     result = kwstream("listen", "--keywords", "stop", "--dashboard", "--file", str(talk), "--fast",
                       "--model", str(tiny_model), "--threshold", FIRE)
@@ -156,6 +157,7 @@ def test_piped_stdout_falls_back_to_lines(tiny_model, talk):
     assert lines and all(" stop " in line and "latency" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_dashboard_with_json_is_a_usage_error(talk):
     result = kwstream("listen", "--keywords", "stop", "--dashboard", "--json", "--file", str(talk))
     stderr = result.stderr.decode()
@@ -165,6 +167,7 @@ def test_dashboard_with_json_is_a_usage_error(talk):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_dashboard_under_tmux(tiny_model, talk, tmp_path):
     socket = f"kwstream-test-{uuid.uuid4().hex[:8]}"

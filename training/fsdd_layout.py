@@ -31,7 +31,7 @@ from kwstream.errors import KwstreamError
 from kwstream.keywords.classifier.head import UNKNOWN_CLASS
 from training.augment import pink_noise, white_noise
 from training.digit_streams import DEFAULT_FSDD_DIR
-from kwstream.keywords.classifier.dataset import BACKGROUND_FOLDER, FSDD_NAME
+from kwstream.train.dataset import BACKGROUND_FOLDER, FSDD_NAME
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 UNKNOWN_WORDS = (

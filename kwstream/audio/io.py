@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from kwstream.audio.convert import to_mono
 from kwstream.errors import AudioInputError
 
 SAMPLE_RATE = 16000
@@ -23,7 +24,7 @@ def read_audio(path: str | Path) -> np.ndarray:
         audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
         raise unreadable(path, exc) from None
-    audio = audio.mean(axis=1)
+    audio = to_mono(audio)
     return soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32) if rate != SAMPLE_RATE else audio
 
 
@@ -40,7 +41,3 @@ def unreadable(path: str | Path, exc: Exception) -> AudioInputError:
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return AudioInputError(f"cannot read {path} as audio: {reason}")
 
-
-def pcm16(audio: np.ndarray) -> bytes:
-    """float32 audio as the raw signed 16-bit little-endian PCM that RawStdin reads."""
-    return (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()

@@ -23,6 +23,7 @@ from typing import BinaryIO, Protocol
 import numpy as np
 import soxr
 
+from kwstream.audio.convert import pcm16_to_float, to_mono
 from kwstream.audio.io import SAMPLE_RATE, check_audio_file, unreadable
 from kwstream.audio.ring import RingBuffer
 from kwstream.errors import AudioInputError
@@ -99,10 +100,6 @@ def list_input_devices() -> list[dict]:
     return [dict(d) for d in sd.query_devices() if d["max_input_channels"] > 0]
 
 
-def _to_mono(block: np.ndarray) -> np.ndarray:
-    return block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
-
-
 class Microphone:
     """Live capture with sounddevice (PortAudio) at 16 kHz, or at the device's rate and resampled."""
 
@@ -173,7 +170,7 @@ class Microphone:
         # PortAudio's thread: copy and go; nothing here may block or raise.
         if status.input_overflow:
             self._dropped += 1
-        mono = _to_mono(indata)
+        mono = to_mono(indata)
         if self._resampler is not None:
             mono = self._resampler.resample_chunk(mono)
         self._ring.write(mono)
@@ -243,7 +240,7 @@ class _ReplaySource:
             for block in blocks:
                 if self._stopping.is_set():
                     break
-                mono = _to_mono(block)
+                mono = to_mono(block)
                 if resampler is not None:
                     mono = resampler.resample_chunk(mono)
                 ring.write(mono, block=not self.live)  # live audio waits for nobody, as a microphone
@@ -342,7 +339,7 @@ class RawStdin(_ReplaySource):
         while chunk := stream.read(block_bytes):
             pending += chunk
             usable = len(pending) - len(pending) % 2
-            samples = np.frombuffer(pending[:usable], dtype="<i2").astype(np.float32) / 32768.0
+            samples = pcm16_to_float(pending[:usable])
             pending = pending[usable:]
             if len(samples):
                 yield samples[:, None]

@@ -10,7 +10,7 @@ import numpy as np
 
 from kwstream.audio.io import read_audio
 from kwstream.cli import options
-from kwstream.keywords.enrolled.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, enroll, record_take
+from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, enroll, record_take
 from kwstream.keywords.enrolled.store import EnrollmentError, KeywordStore, check_name
 from kwstream.model.encoder import Encoder
 

@@ -9,10 +9,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from kwstream.errors import KwstreamError
-from kwstream.keywords.classifier.features import AugmentSettings, default_cache_dir
-from kwstream.keywords.classifier.fit import FitSettings
-from kwstream.keywords.classifier.report import format_report
-from kwstream.keywords.classifier.train import TrainSettings, train
+from kwstream.train.features import AugmentSettings, default_cache_dir
+from kwstream.train.fit import FitSettings
+from kwstream.train.report import format_report
+from kwstream.train.train import TrainSettings, train
 from kwstream.model.encoder import Encoder, EncoderSettings
 
 

@@ -1,2 +1,3 @@
-"""Measuring the spotter: metrics (recall, false alarms, DET sweeps), replay (the one detector
-replay), bench (cost and latency), plots. Library code: it returns results and never prints."""
+"""Measuring the spotter: metrics (recall, false alarms, DET sweeps, through the one detector
+replay, ``kwstream.stream.replay``), bench (cost and latency), plots. Library code: it returns
+results and never prints."""

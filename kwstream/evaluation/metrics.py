@@ -2,7 +2,7 @@
 
 Each recording is pushed once through a KeywordPipeline (the stages ``listen`` runs, without its
 threads), and every window's keyword scores and alignments are recorded. Thresholds are then swept offline by
-replaying those windows through the same Detector the live spotter uses (``replay.py``), so every point of the
+replaying those windows through the same Detector the live spotter uses (``kwstream.stream.replay``), so every point of the
 curve is what ``listen`` would have done at that threshold.
 
 Matching: a detection of a keyword is a hit when it fires between ``HIT_BEFORE_S`` before a label's
@@ -29,7 +29,7 @@ import numpy as np
 
 from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.errors import KwstreamError
-from kwstream.evaluation.replay import replay
+from kwstream.stream.replay import replay
 from kwstream.keywords.homophones import homophones
 from kwstream.stream.detector import Detection, DetectorSettings
 from kwstream.stream.events import ScoredWindow

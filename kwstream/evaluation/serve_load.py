@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from kwstream.assets import DEMO_AUDIO
+from kwstream.audio.convert import float_to_pcm16, pcm16_to_float
 from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.errors import KwstreamError
 from kwstream.keywords.keyword_set import KeywordSet
@@ -93,7 +94,7 @@ def demo_stream(seconds: float) -> tuple[bytes, list[tuple[str, float]]]:
     length_s = len(audio) / SAMPLE_RATE
     repeats = max(1, int(np.ceil(seconds / length_s)))
     samples = np.tile(audio, repeats)[:round(seconds * SAMPLE_RATE)]
-    pcm = (np.clip(samples, -1, 1 - 1 / 32768) * 32768).astype("<i2").tobytes()
+    pcm = float_to_pcm16(samples).tobytes()
     ends = [(word, k * length_s + end) for k in range(repeats) for word, _, end in DEMO_WORDS if k * length_s + end <= seconds]
     return pcm, ends
 
@@ -210,7 +211,7 @@ def pipeline_latencies(encoder: Encoder, seconds: float) -> list[float]:
     context and the smoothed windows)."""
     pipeline = KeywordPipeline(KeywordSet(encoder, [word for word, _, _ in DEMO_WORDS]), encoder, events=False)
     pcm, ends = demo_stream(seconds)
-    audio = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
+    audio = pcm16_to_float(pcm)
     detections = []
     for first in range(0, len(audio), CHUNK_SAMPLES):
         stop = min(len(audio), first + CHUNK_SAMPLES)

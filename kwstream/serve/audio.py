@@ -12,6 +12,7 @@ import numpy as np
 import soxr
 from wyoming.audio import AudioChunk, AudioChunkConverter
 
+from kwstream.audio.convert import pcm16_to_float, to_mono
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.errors import KwstreamError
 
@@ -47,12 +48,11 @@ class ChunkDecoder:
         if len(chunk.audio) % frame_bytes:
             raise AudioFormatError(f"chunk of {len(chunk.audio)} bytes is not whole frames of {frame_bytes} bytes")
         if chunk.width == 2:  # the usual case: no copy through audioop
-            samples = np.frombuffer(chunk.audio, dtype="<i2").astype(np.float32) / 32768.0
+            samples = pcm16_to_float(chunk.audio)
         else:
             wide = self._widen.convert(chunk).audio
             samples = np.frombuffer(wide, dtype="<i4").astype(np.float32) / 2147483648.0
-        if chunk.channels > 1:
-            samples = samples.reshape(-1, chunk.channels).mean(axis=1)
+        samples = to_mono(samples.reshape(-1, chunk.channels))
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples)
         return np.ascontiguousarray(samples, dtype=np.float32)

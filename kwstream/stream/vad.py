@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
+from kwstream.audio.convert import float_to_pcm16
 from kwstream.audio.io import SAMPLE_RATE
 
 
@@ -102,7 +103,7 @@ class VadGate:
         n_frames = len(data) // self._frame
         frames = data[: n_frames * self._frame].reshape(n_frames, self._frame)
         loud = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1)) >= self._min_rms
-        pcm = (np.clip(frames, -1.0, 1.0) * 32767).astype("<i2")
+        pcm = float_to_pcm16(frames)
         for i in range(n_frames):
             frame_start = self._position + i * self._frame
             # webrtcvad must see every frame to adapt, even those whose answer we overrule

@@ -1,2 +1,2 @@
-"""Keywords enrolled from spoken examples: enroll (examples to a calibrated keyword), scorer (DTW
-over features), store (keywords on disk)."""
+"""Keywords enrolled from spoken examples: scorer (DTW over features), store (keywords on disk).
+Enrolling them (examples to a calibrated keyword) is ``kwstream.enroll``."""

@@ -30,7 +30,7 @@ import numpy as np
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import Microphone
-from kwstream.evaluation.replay import compared_scores
+from kwstream.stream.replay import compared_scores
 from kwstream.keywords.base import default_layer
 from kwstream.keywords.enrolled.scorer import EnrolledScorer
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError

@@ -13,10 +13,10 @@ from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
 from kwstream.keywords.base import default_layer
 from kwstream.keywords.classifier.head import DEFAULT_THRESHOLD, ClassifierHead, HeadConfig, save_head, top_blocks
-from kwstream.keywords.classifier.dataset import read_dataset
-from kwstream.keywords.classifier.features import AugmentSettings, ExampleMaker, FeatureCache, default_cache_dir
-from kwstream.keywords.classifier.fit import FitSettings, fit, predict
-from kwstream.keywords.classifier.report import (ClassifierReport, background_false_alarms, confusion_matrix,
+from kwstream.train.dataset import read_dataset
+from kwstream.train.features import AugmentSettings, ExampleMaker, FeatureCache, default_cache_dir
+from kwstream.train.fit import FitSettings, fit, predict
+from kwstream.train.report import (ClassifierReport, background_false_alarms, confusion_matrix,
                                                  plot_confusion)
 
 

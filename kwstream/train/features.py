@@ -24,7 +24,7 @@ from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
 from kwstream.keywords.classifier.head import SILENCE_CLASS
-from kwstream.keywords.classifier.dataset import Clip, Dataset
+from kwstream.train.dataset import Clip, Dataset
 
 DITHER_RMS = 1e-4
 """A quiet room, not digital zero, around clean clips."""

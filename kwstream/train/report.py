@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwstream.evaluation.replay import replay
+from kwstream.stream.replay import replay
 from kwstream.stream.detector import DetectorSettings
 from kwstream.stream.events import ScoredWindow
 
@@ -49,7 +49,7 @@ def background_false_alarms(keyword_probs: np.ndarray, files: Sequence[str], key
                             thresholds: dict[str, float], hop_s: float, clip_s: float) -> int:
     """Detections the live Detector would fire on consecutive clips (``hop_s`` apart, each aligned
     to its whole ``clip_s``) of background, replayed as the windows of one stream per file
-    (``kwstream.evaluation.replay``); ``files`` names each clip's file."""
+    (``kwstream.stream.replay``); ``files`` names each clip's file."""
     streams: dict[str, list[ScoredWindow]] = {}
     for i, (probs, file) in enumerate(zip(keyword_probs, files)):
         t = i * hop_s
