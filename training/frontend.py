@@ -44,6 +44,7 @@ from training.augment import add_noise
 from training.corpus import FSDD_EVAL_SPEAKERS, SHARED_DATA_DIR, wwb_dev_clip
 from training.distill import distillation_loss
 from training.evaluate import normalize_audio
+from training.schedule import warmup_cosine
 from training.vocab import PAD_ID, VOCAB
 from training.whisper_teacher import (SAMPLE_RATE, WhisperTeacher, load_weights, log_mel, block_outputs, transplant,
                                       whisper_wav2vec2_config)
@@ -159,13 +160,6 @@ def noise_files(data: Path) -> list[Path]:
     return [p for p in sorted((data / "esc10").glob("*/*.ogg")) if not p.name.startswith("5-")]
 
 
-def lr_factor(step: int, cfg: RunConfig) -> float:
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1))
-    return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 def crop(audio: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
     """A `samples`-long stretch of `audio`, padded with silence at its end when the clip is shorter."""
     if len(audio) > samples:
@@ -254,7 +248,8 @@ def train(out_dir: Path, data: Path, cfg: RunConfig, front: FrontEndConfig, resu
         print(f"resumed at step {step}, best development cosine {best:.4f}")
     for group in optimizer.param_groups:
         group.setdefault("initial_lr", group["lr"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg), last_epoch=step - 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps, cfg.final_lr_ratio), last_epoch=step - 1)
 
     train_files, dev_files = speech_files(data)
     clips = [load_audio(p) for p in tqdm(train_files, desc="loading speech", leave=False)]
@@ -263,7 +258,8 @@ def train(out_dir: Path, data: Path, cfg: RunConfig, front: FrontEndConfig, resu
     dev = [load_audio(dev_files[i]) for i in sorted(pick)]
     offset = frame_offset(front)
     trainable = sum(p.numel() for p in parameters)
-    print(f"front end {trainable / 1e6:.2f} M trainable parameters of {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M; "
+    total = sum(p.numel() for p in model.parameters())
+    print(f"front end {trainable / 1e6:.2f} M trainable parameters of {total / 1e6:.2f} M; "
           f"{len(clips)} training clips ({sum(map(len, clips)) / SAMPLE_RATE / 3600:.2f} h), {len(noises)} noises, "
           f"{len(dev)} development clips; frame offset {offset}; {torch.get_num_threads()} threads", flush=True)
     log = (out_dir / "log.jsonl").open("a")

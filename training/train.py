@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ from training.distill import PredictionHead, batch_targets, distillation_loss
 from training.evaluate import error_rate, evaluate_rows, normalize_audio, transcribe
 from training.model import ModelConfig, build_model
 from training.teacher import load_features
+from training.schedule import warmup_cosine
 from training.vocab import SAMPLE_RATE, build_processor, encode
 
 DEFAULT_CKPT_DIR = Path.home() / ".cache" / "kwstream" / "checkpoints"
@@ -57,14 +57,6 @@ class TrainConfig:
     seed: int = 0
     distill_weight: float = 0.0  # weight of the teacher-prediction loss beside CTC; 0 = CTC only
     distill_layer: int = 3  # hidden state (0 = the CNN's projection) that predicts the teacher
-
-
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup, then cosine decay to final_lr_ratio at cfg.steps."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1))
-    return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class BucketedData:
@@ -167,7 +159,8 @@ def train(corpus: Path, out: Path, ckpt_dir: Path, cfg: TrainConfig, resume: boo
         print(f"resumed at step {step}, best held-out CER {best_cer:.4f}")
     for group in optimizer.param_groups:
         group.setdefault("initial_lr", cfg.peak_lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg), last_epoch=step - 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps, cfg.final_lr_ratio), last_epoch=step - 1)
 
     data = BucketedData(corpus, read_manifest(corpus / "train.jsonl"), cfg)
     eval_rows = read_manifest(corpus / "eval.jsonl")

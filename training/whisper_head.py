@@ -11,9 +11,10 @@ input of the last block is computed once per clip and cached (float16), clean an
 noise mixed in, so training costs one block per frame.
 
 With --block-lr 0 the block stays Whisper's and only the head trains: a linear probe of what
-Whisper's frames say about our letters. Progress is greedy CER on the corpus's held-out voices and on held-out REAL speakers (the crowd's
-wake-phrase development share, FSDD's theo). ``--assemble`` puts the best top on a front end
-trained by ``training.frontend`` and writes a complete ``Wav2Vec2ForCTC`` with its processor.
+Whisper's frames say about our letters. Progress is greedy CER on the corpus's held-out voices and
+on held-out REAL speakers (the crowd's wake-phrase development share, FSDD's theo). ``--assemble``
+puts the best top on a front end trained by ``training.frontend`` and writes a complete
+``Wav2Vec2ForCTC`` with its processor.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -39,6 +39,7 @@ from training.corpus import FSDD_EVAL_SPEAKERS, SHARED_DATA_DIR, read_manifest, 
 from training.distill import distillation_loss
 from training.evaluate import error_rate, transcribe
 from training.frontend import crop, load_audio, noise_files
+from training.schedule import warmup_cosine
 from training.texts import DIGITS
 from training.vocab import PAD_ID, VOCAB, build_processor, decode_ctc, encode, normalize_text
 from training.whisper_teacher import WIDTH, WhisperTeacher, log_mel
@@ -97,9 +98,9 @@ def real_dev(data: Path) -> list[tuple[Path, str]]:
     """Held-out real speech with transcripts: the wake-phrase development share and FSDD's theo."""
     rows = [(p, normalize_text(p.parent.name.replace("_", " "))) for p in sorted((data / "wwb").glob("*/*.flac"))
             if wwb_dev_clip(p)]
-    rows += [(p, normalize_text(DIGITS[int(p.stem.split("_")[0])]))
-             for p in sorted((data / "fsdd" / "recordings").glob("*.wav")) if p.stem.split("_")[1] in FSDD_EVAL_SPEAKERS]
-    return rows
+    theo = [p for p in sorted((data / "fsdd" / "recordings").glob("*.wav"))
+            if p.stem.split("_")[1] in FSDD_EVAL_SPEAKERS]
+    return rows + [(p, normalize_text(DIGITS[int(p.stem.split("_")[0])])) for p in theo]
 
 
 def build_cache(corpus: Path, data: Path, out: Path, cfg: HeadConfig) -> None:
@@ -199,12 +200,8 @@ def train(cache: Path, run: Path, cfg: HeadConfig, resume: bool) -> None:
     for group in optimizer.param_groups:
         group.setdefault("initial_lr", group["lr"])
 
-    def factor(s: int) -> float:
-        if s < cfg.warmup_steps:
-            return (s + 1) / cfg.warmup_steps
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (s - cfg.warmup_steps) / (cfg.steps - cfg.warmup_steps))))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor, last_epoch=step - 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps, 0.05), last_epoch=step - 1)
     data, held_out, real = (Cached(cache / f"{s}.npz") for s in ("train", "eval", "real"))
     labels = [torch.as_tensor(encode(t)) for t in data.texts]
     batches = data.batches(cfg.batch_frames)
