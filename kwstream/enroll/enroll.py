@@ -16,7 +16,7 @@ can be reached):
 With negatives, the threshold sits halfway between the highest negative and the lowest positive
 when they are apart; when they overlap it goes just above the highest negative (false alarms cost
 more than a repeat). Without negatives it is ``NO_NEGATIVES_MARGIN`` below the lowest positive,
-a margin measured on spoken digits (see README, "Enrolled keywords").
+a margin measured on spoken digits (docs/enrollment.md).
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def default_layer(encoder: Encoder, kind: Literal["enrolled", "classifier"]) -> 
 
     ``enrolled`` (DTW against spoken examples): the layer whose features match a word best across
     speakers: for small models (4 blocks or fewer, like the bundled one) the block below the top,
-    measured on spoken digits (README); for deeper ones the middle block, where word content peaks
+    measured on spoken digits (docs/enrollment.md); for deeper ones the middle block, where word content peaks
     in wav2vec2 models (the top blocks of a CTC model lean to letters, those of a pretrained-only
     model to its training objective).
 
