@@ -33,13 +33,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 import torch
 from torch import nn
 from tqdm import tqdm
 from transformers import Wav2Vec2ForCTC
 
+from kwstream.audio.io import read_audio
 from training.augment import add_noise
 from training.corpus import FSDD_EVAL_SPEAKERS, SHARED_DATA_DIR, wwb_dev_clip
 from training.distill import distillation_loss
@@ -136,12 +135,6 @@ def student_forward(model: Wav2Vec2ForCTC, audio: torch.Tensor) -> list[torch.Te
     hidden, _ = w2v.feature_projection(features)
     hidden = hidden + w2v.encoder.pos_conv_embed(hidden)
     return [hidden, *block_outputs(w2v.encoder, hidden)]
-
-
-def load_audio(path: Path) -> np.ndarray:
-    audio, rate = sf.read(path, dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    return soxr.resample(audio, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else audio
 
 
 def speech_files(data: Path) -> tuple[list[Path], list[Path]]:
@@ -252,10 +245,10 @@ def train(out_dir: Path, data: Path, cfg: RunConfig, front: FrontEndConfig, resu
         optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps, cfg.final_lr_ratio), last_epoch=step - 1)
 
     train_files, dev_files = speech_files(data)
-    clips = [load_audio(p) for p in tqdm(train_files, desc="loading speech", leave=False)]
-    noises = [load_audio(p) for p in tqdm(noise_files(data), desc="loading noise", leave=False)]
+    clips = [read_audio(p) for p in tqdm(train_files, desc="loading speech", leave=False)]
+    noises = [read_audio(p) for p in tqdm(noise_files(data), desc="loading noise", leave=False)]
     pick = np.random.default_rng(cfg.seed + 1).choice(len(dev_files), min(cfg.dev_clips, len(dev_files)), replace=False)
-    dev = [load_audio(dev_files[i]) for i in sorted(pick)]
+    dev = [read_audio(dev_files[i]) for i in sorted(pick)]
     offset = frame_offset(front)
     trainable = sum(p.numel() for p in parameters)
     total = sum(p.numel() for p in model.parameters())

@@ -34,15 +34,16 @@ from torch import nn
 from tqdm import tqdm
 from transformers import Wav2Vec2ForCTC
 
+from kwstream.audio.io import read_audio
 from training.augment import add_noise
-from training.corpus import FSDD_EVAL_SPEAKERS, SHARED_DATA_DIR, read_manifest, wwb_dev_clip
+from training.corpus import SHARED_DATA_DIR, read_manifest
 from training.distill import distillation_loss
 from training.evaluate import error_rate, transcribe
-from training.frontend import crop, load_audio, noise_files
+from training.frontend import crop, noise_files, speech_files
 from training.schedule import warmup_cosine
 from training.texts import DIGITS
 from training.vocab import PAD_ID, VOCAB, build_processor, decode_ctc, encode, normalize_text
-from training.whisper_teacher import WIDTH, WhisperTeacher, log_mel
+from training.whisper_teacher import WIDTH, WhisperTeacher, log_mel, run_layer
 
 DEFAULT_DIR = Path.home() / ".cache" / "kwstream" / "whisper_head"
 TOP = 3
@@ -80,8 +81,7 @@ class Top(nn.Module):
 
 
 def block_and_norm(block: nn.Module, norm: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
-    out = block(hidden)
-    return norm(out[0] if isinstance(out, tuple) else out)
+    return norm(run_layer(block, hidden))
 
 
 @torch.no_grad()
@@ -89,24 +89,26 @@ def below_top(teacher: WhisperTeacher, audio: np.ndarray) -> np.ndarray:
     """(frames, 384) float16: the input of Whisper's last block for one clip, positions from 0."""
     hidden = teacher.stem(log_mel(torch.from_numpy(audio.astype(np.float32))[None], teacher.filters))
     for layer in teacher.encoder.layers[:TOP]:
-        out = layer(hidden)
-        hidden = out[0] if isinstance(out, tuple) else out
+        hidden = run_layer(layer, hidden)
     return hidden[0].numpy().astype(np.float16)
 
 
 def real_dev(data: Path) -> list[tuple[Path, str]]:
-    """Held-out real speech with transcripts: the wake-phrase development share and FSDD's theo."""
-    rows = [(p, normalize_text(p.parent.name.replace("_", " "))) for p in sorted((data / "wwb").glob("*/*.flac"))
-            if wwb_dev_clip(p)]
-    theo = [p for p in sorted((data / "fsdd" / "recordings").glob("*.wav"))
-            if p.stem.split("_")[1] in FSDD_EVAL_SPEAKERS]
-    return rows + [(p, normalize_text(DIGITS[int(p.stem.split("_")[0])])) for p in theo]
+    """Held-out real speech with transcripts: the front end's development recordings less the
+    untranscribed precise ones (the wake-phrase development share and FSDD's theo)."""
+    rows = []
+    for path in speech_files(data)[1]:
+        if "wwb" in path.parts:
+            rows.append((path, normalize_text(path.parent.name.replace("_", " "))))
+        elif "fsdd" in path.parts:
+            rows.append((path, normalize_text(DIGITS[int(path.stem.split("_")[0])])))
+    return rows
 
 
 def build_cache(corpus: Path, data: Path, out: Path, cfg: HeadConfig) -> None:
     """One npz per split: keys, texts, offsets and the frames (float16). Train gets a noisy copy of each clip."""
     teacher = WhisperTeacher()
-    noises = [load_audio(p) for p in noise_files(data)]
+    noises = [read_audio(p) for p in noise_files(data)]
     rng = np.random.default_rng(cfg.seed)
     splits = {
         "train": [(corpus / r.path, r.text) for r in read_manifest(corpus / "train.jsonl")],
@@ -119,7 +121,7 @@ def build_cache(corpus: Path, data: Path, out: Path, cfg: HeadConfig) -> None:
             continue
         keys, texts, frames = [], [], []
         for path, text in tqdm(rows, desc=f"caching {split}"):
-            audio = load_audio(path)
+            audio = read_audio(path)
             versions = [("clean", audio)]
             if split == "train":
                 noise = crop(noises[int(rng.integers(len(noises)))], len(audio), rng)
@@ -180,7 +182,6 @@ def greedy_cer(top: Top, split: Cached) -> float:
 def train(cache: Path, run: Path, cfg: HeadConfig, resume: bool) -> None:
     torch.manual_seed(cfg.seed)
     teacher = WhisperTeacher()
-    frozen = copy.deepcopy(teacher.encoder.layers[TOP])
     top = Top(teacher)
     groups = [{"params": list(top.head.parameters()), "lr": cfg.head_lr}]
     if cfg.block_lr > 0:
@@ -215,7 +216,7 @@ def train(cache: Path, run: Path, cfg: HeadConfig, resume: bool) -> None:
         x, lengths = data.padded(ids)
         out, logits = top(x)
         with torch.no_grad():
-            reference = block_and_norm(frozen, teacher.encoder.layer_norm, x)
+            reference = block_and_norm(teacher.encoder.layers[TOP], teacher.encoder.layer_norm, x)
         mask = torch.arange(x.shape[1])[None] < lengths[:, None]
         targets = [labels[i] for i in ids]
         loss = ctc(logits.log_softmax(-1).transpose(0, 1), torch.cat(targets), lengths,
@@ -262,7 +263,7 @@ def real_cer(model_dir: Path, data: Path) -> dict[str, float]:
     """Greedy CER of a whole model, from raw audio, on the held-out real clips, per source."""
     model = Wav2Vec2ForCTC.from_pretrained(model_dir)
     rows = real_dev(data)
-    hyps = transcribe(model, [load_audio(path) for path, _ in rows])
+    hyps = transcribe(model, [read_audio(path) for path, _ in rows])
     results = {}
     for name, keep in (("wwb", lambda p: "wwb" in p.parts), ("fsdd_theo", lambda p: "fsdd" in p.parts)):
         idx = [i for i, (path, _) in enumerate(rows) if keep(path)]

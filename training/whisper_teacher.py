@@ -113,13 +113,18 @@ def transplant(encoder: nn.Module, weights: dict[str, torch.Tensor]) -> None:
         encoder.layer_norm.bias.copy_(weights["encoder/layer_norm/beta"])
 
 
+def run_layer(layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """One wav2vec2 encoder layer's output (transformers 4 returns a tuple, 5 a tensor)."""
+    out = layer(hidden)
+    return out[0] if isinstance(out, tuple) else out
+
+
 def block_outputs(encoder: nn.Module, hidden: torch.Tensor) -> list[torch.Tensor]:
     """Each block's output on (batch, frames, 384) inputs (no positional conv), the last one through
     the final layer norm: the encoder's output."""
     outputs = []
     for layer in encoder.layers:
-        out = layer(hidden)
-        hidden = out[0] if isinstance(out, tuple) else out  # transformers 4 returns a tuple, 5 a tensor
+        hidden = run_layer(layer, hidden)
         outputs.append(hidden)
     outputs[-1] = encoder.layer_norm(hidden)
     return outputs
