@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
-from transformers import Wav2Vec2ForCTC
+from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
 from kwstream.audio.io import read_audio
 from training.augment import add_noise
@@ -118,7 +118,7 @@ def fourier_basis(channels: int, kernel: int) -> np.ndarray:
     return np.stack(waves).astype(np.float32)
 
 
-def frame_offset(front: FrontEndConfig) -> int:
+def frame_offset(front: FrontEndConfig | Wav2Vec2Config) -> int:
     """Whisper frames between the student's frame 0 and the Whisper frame centred on the same sample."""
     receptive, jump = front.conv_kernel[0], front.conv_stride[0]
     for kernel, stride in zip(front.conv_kernel[1:], front.conv_stride[1:], strict=True):
@@ -180,20 +180,29 @@ def normalised(batch: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.stack([normalize_audio(a) for a in batch]))
 
 
-def losses(model: Wav2Vec2ForCTC, teacher: WhisperTeacher, batch: np.ndarray,
-           offset: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss over the blocks' outputs, loss at the blocks' input, mean cosine of the encoder's output)
-    on one batch."""
-    raw = torch.from_numpy(batch)
+def teacher_targets(teacher: WhisperTeacher, raw: torch.Tensor) -> list[torch.Tensor]:
+    """Whisper's stem output, then each block's output, on raw audio (batch, samples)."""
     with torch.no_grad():
         stem = teacher.stem(log_mel(raw, teacher.filters))
-        targets = [stem, *block_outputs(teacher.encoder, stem)]
-    outputs = student_forward(model, normalised(batch))
+        return [stem, *block_outputs(teacher.encoder, stem)]
+
+
+def distillation_terms(outputs: list[torch.Tensor], targets: list[torch.Tensor],
+                       offset: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss over the blocks' outputs, loss at the blocks' input, mean cosine of the encoder's output),
+    the student's frames aligned to the teacher's by `offset`."""
     frames = min(outputs[0].shape[1], targets[0].shape[1] - offset)
     pairs = [(o[:, :frames], t[:, offset:offset + frames]) for o, t in zip(outputs, targets, strict=True)]
     cosine = nn.functional.cosine_similarity(*pairs[-1], dim=-1).mean()
     blocks = torch.stack([distillation_loss(o, t) for o, t in pairs[1:]]).mean()
     return blocks, distillation_loss(*pairs[0]), cosine
+
+
+def losses(model: Wav2Vec2ForCTC, teacher: WhisperTeacher, batch: np.ndarray,
+           offset: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`distillation_terms` of the student against Whisper on one batch of equal-length raw clips."""
+    targets = teacher_targets(teacher, torch.from_numpy(batch))
+    return distillation_terms(student_forward(model, normalised(batch)), targets, offset)
 
 
 @torch.no_grad()
