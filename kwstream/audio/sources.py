@@ -230,28 +230,32 @@ class _ReplaySource:
         self._thread = threading.Thread(target=self._run, args=(ring,), name="kwstream-replay", daemon=True)
         self._thread.start()
 
+    def samples(self) -> Iterator[np.ndarray]:
+        """The input as 16 kHz mono float32 blocks, read and resampled as they are needed (a long
+        recording is never held whole): what ``start`` writes to the ring, and what offline work
+        (``kwstream scan``) pushes straight into a pipeline."""
+        blocks = self._open()
+        rate = next(blocks)
+        resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE else None
+        for block in blocks:
+            mono = to_mono(block)
+            yield mono if resampler is None else resampler.resample_chunk(mono)
+        if resampler is not None:
+            yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+
     def _run(self, ring: RingBuffer) -> None:
         written = 0
         try:
-            blocks = self._open()
-            rate = next(blocks)
-            resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE else None
             t0 = time.perf_counter()
-            for block in blocks:
+            for mono in self.samples():
                 if self._stopping.is_set():
                     break
-                mono = to_mono(block)
-                if resampler is not None:
-                    mono = resampler.resample_chunk(mono)
                 ring.write(mono, block=not self.live)  # live audio waits for nobody, as a microphone
                 written += len(mono)
                 if self.live:
                     ahead = t0 + written / SAMPLE_RATE - time.perf_counter()
                     if ahead > 0:
                         self._stopping.wait(ahead)
-            else:
-                if resampler is not None:
-                    ring.write(resampler.resample_chunk(np.zeros(0, np.float32), last=True), block=not self.live)
         except Exception as exc:  # a corrupt tail: keep what was read, report the rest (once: the caller prints it)
             self._error = f"{self.name}: read error after {written / SAMPLE_RATE:.2f} s: {exc}"
         finally:

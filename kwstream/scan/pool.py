@@ -1,0 +1,86 @@
+"""Handing files to workers as they finish, and their results back as they come: in this process,
+in worker processes (one model each), or in a pool of Ray actors (one model each)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from kwstream.scan.worker import FileResult, Scanner, ScanJob
+
+_scanner: Scanner | None = None
+"""The worker process's own scanner (set by ``_start_worker``)."""
+
+
+def _start_worker(job: ScanJob) -> None:
+    global _scanner
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it ends the workers
+    _scanner = Scanner(job)
+
+
+def _scan_in_worker(path: str) -> FileResult:
+    assert _scanner is not None
+    return _scanner.scan(path)
+
+
+def scan_local(files: Sequence[Path], job: ScanJob, workers: int, scanner: Scanner | None = None) -> Iterator[FileResult]:
+    """Results of ``files`` in the order they finish. One worker runs here (``scanner`` if given);
+    more are processes (spawned, one model each, one file at a time each), ended when the
+    caller stops reading (Ctrl-C included)."""
+    if workers == 1:
+        scanner = scanner or Scanner(job)
+        for path in files:
+            yield scanner.scan(path)
+        return
+    job = job.with_threads(max(1, (os.cpu_count() or 1) // workers))
+    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker, initargs=(job,))
+    try:
+        yield from pool.imap_unordered(_scan_in_worker, [str(p) for p in files], chunksize=1)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def scan_ray(files: Sequence[Path], job: ScanJob, workers: int | None, address: str | None) -> Iterator[FileResult]:
+    """Results of ``files`` from a pool of Ray actors, each holding the model, in the order they
+    finish. Connects to ``address`` (None: ``ray.init()``'s own choice) unless Ray is already
+    initialised; ``workers`` actors of one CPU each (None: one per CPU of the cluster). A file whose
+    actor dies is retried once on another."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING")
+    try:
+        count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        actor_class = ray.remote(num_cpus=1)(Scanner)
+        actors = [actor_class.remote(job.with_threads(1)) for _ in range(count)]
+        todo = [(str(p), 0) for p in reversed(files)]
+        running: dict = {}
+        while todo or running:
+            if not actors and not running:  # every actor died
+                yield from (FileResult(path, 0.0, error="no Ray worker left") for path, _ in reversed(todo))
+                return
+            while todo and actors:
+                path, tries = todo.pop()
+                actor = actors.pop()
+                running[actor.scan.remote(path)] = (actor, path, tries)
+            [ref], _ = ray.wait(list(running), num_returns=1)
+            actor, path, tries = running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayActorError as exc:  # the actor (or its node) died: the file goes elsewhere once
+                if tries == 0 and (actors or len(running)):
+                    todo.append((path, 1))
+                else:
+                    yield FileResult(path, 0.0, error=f"worker died twice on this file: {exc}")
+                continue
+            actors.append(actor)
+            yield result
+    finally:
+        if started:
+            ray.shutdown()
