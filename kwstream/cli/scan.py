@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -23,7 +22,7 @@ from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder
 from kwstream.scan.inputs import find_files
 from kwstream.scan.manifest import ScanOutput, manifest_path
-from kwstream.scan.pool import scan_local, scan_ray
+from kwstream.scan.pool import cores, scan_local, scan_ray
 from kwstream.scan.worker import FileResult, Scanner, ScanJob
 from kwstream.scan.writers import check_output
 from kwstream.stream.pipeline import PipelineSettings
@@ -82,7 +81,8 @@ class Report:
                              hours=f"{self.done_s / 3600:.2f}/{self.audio_s / 3600:.2f} audio h", rate=f"{per_s:.4f} h/s")
 
 
-def summary(output: ScanOutput, as_json: bool, interrupted: bool) -> None:
+def summary(output: ScanOutput, names: list[str], as_json: bool, interrupted: bool) -> None:
+    """The closing counts per keyword (over the whole output, a resumed run's earlier files included)."""
     results = output.results.values()
     count = Counter(d.keyword for r in results for d in r.detections)
     files = Counter(k for r in results for k in {d.keyword for d in r.detections})
@@ -91,13 +91,14 @@ def summary(output: ScanOutput, as_json: bool, interrupted: bool) -> None:
     if as_json:
         print(json.dumps({"type": "summary", "files": len(output.results), "errors": errors, "audio_h": round(audio_h, 5),
                           "interrupted": interrupted, "out": str(output.out),
-                          "keywords": {k: {"count": count[k], "files": files[k]} for k in sorted(count)}}), flush=True)
+                          "keywords": {k: {"count": count[k], "files": files[k]} for k in names}}), flush=True)
         return
-    table = Table("keyword", "detections", "files", title=f"{len(output.results)} files, {audio_h:.2f} audio hours -> {output.out}")
-    for keyword in sorted(count):
+    table = Table("keyword", "detections", "files")
+    for keyword in names:
         table.add_row(keyword, str(count[keyword]), str(files[keyword]))
     console = Console(stderr=True)
     console.print(table)
+    console.print(f"kwstream: {len(output.results)} files, {audio_h:.2f} audio hours: rows in {output.out}")
     if errors:
         console.print(f"kwstream: {errors} file(s) could not be read: see the rows with an error in {output.out}")
     if interrupted:
@@ -120,7 +121,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.ray is not None:
         results = scan_ray(todo, job, args.workers, args.ray or None)
     else:
-        results = scan_local(todo, job, args.workers or os.cpu_count() or 1, Scanner(job, encoder, keywords))
+        results = scan_local(todo, job, args.workers or cores(), Scanner(job, encoder, keywords))
     interrupted = False
     try:
         with Report(len(todo), sum(map(duration_s, todo)), args.json) as report:
@@ -132,5 +133,5 @@ def cmd_scan(args: argparse.Namespace) -> int:
     finally:
         results.close()
         output.close()
-    summary(output, args.json, interrupted)
+    summary(output, list(keywords.names), args.json, interrupted)
     return EXIT_INTERRUPTED if interrupted else EXIT_OK

@@ -73,7 +73,8 @@ class ScanOutput:
         except (IndexError, ValueError, KeyError, TypeError):
             raise KwstreamError(f"{self.path} is not a kwstream scan manifest: use --overwrite") from None
         if found != header:
-            raise KwstreamError(f"{self.out} was scanned with other options ({found}): use the same or --overwrite")
+            raise KwstreamError(f"{self.out} was scanned for other keywords, thresholds or model: "
+                                "resume it with the same options, or pass --overwrite")
         results = {}
         for line in lines[1:]:
             try:

@@ -15,6 +15,11 @@ _scanner: Scanner | None = None
 """The worker process's own scanner (set by ``_start_worker``)."""
 
 
+def cores() -> int:
+    """The cores this process may run on (its affinity, where the system tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _start_worker(job: ScanJob) -> None:
     global _scanner
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it ends the workers
@@ -35,7 +40,7 @@ def scan_local(files: Sequence[Path], job: ScanJob, workers: int, scanner: Scann
         for path in files:
             yield scanner.scan(path)
         return
-    job = job.with_threads(max(1, (os.cpu_count() or 1) // workers))
+    job = job.with_threads(max(1, cores() // workers))
     pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker, initargs=(job,))
     try:
         yield from pool.imap_unordered(_scan_in_worker, [str(p) for p in files], chunksize=1)
