@@ -18,6 +18,7 @@ from rich.table import Table
 from kwstream.cli import options
 from kwstream.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
 from kwstream.errors import KwstreamError
+from kwstream.extras import require
 from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder
 from kwstream.scan.inputs import find_files
@@ -111,6 +112,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     files = find_files(args.paths, args.from_list)
     if (out.exists() or manifest_path(out).exists()) and not (args.resume or args.overwrite):
         raise KwstreamError(f"{out} exists: pass --resume to go on with it or --overwrite to start again")
+    if args.ray is not None:
+        require("ray")
     settings = options.settings(args)
     encoder = Encoder(settings.encoder)
     keywords = options.keyword_set(args, encoder, settings)  # unknown or unspellable keywords fail here, once
@@ -121,7 +124,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.ray is not None:
         results = scan_ray(todo, job, args.workers, args.ray or None)
     else:
-        results = scan_local(todo, job, args.workers or cores(), Scanner(job, encoder, keywords))
+        workers = args.workers or cores()
+        results = scan_local(todo, job, workers, Scanner(job, encoder, keywords) if workers == 1 else None)
     interrupted = False
     try:
         with Report(len(todo), sum(map(duration_s, todo)), args.json) as report:
