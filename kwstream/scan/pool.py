@@ -3,6 +3,7 @@ in worker processes (one model each), or in a pool of Ray actors (one model each
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
@@ -20,10 +21,27 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _quiet_scanner(job: ScanJob) -> Scanner:
+    """A worker's scanner: the driver has already said what loading the model has to say (which model
+    ``auto`` chose, homophones); a worker logs only errors."""
+    logging.getLogger("kwstream").setLevel(logging.ERROR)
+    return Scanner(job)
+
+
 def _start_worker(job: ScanJob) -> None:
     global _scanner
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it ends the workers
-    _scanner = Scanner(job)
+    _scanner = _quiet_scanner(job)
+
+
+class _RayScanner:
+    """A Ray actor holding a worker's scanner."""
+
+    def __init__(self, job: ScanJob) -> None:
+        self._scanner = _quiet_scanner(job)
+
+    def scan(self, path: str) -> FileResult:
+        return self._scanner.scan(path)
 
 
 def _scan_in_worker(path: str) -> FileResult:
@@ -62,7 +80,7 @@ def scan_ray(files: Sequence[Path], job: ScanJob, workers: int | None, address: 
         ray.init(address=address, include_dashboard=False, logging_level="WARNING")
     try:
         count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        actor_class = ray.remote(num_cpus=1)(Scanner)
+        actor_class = ray.remote(num_cpus=1)(_RayScanner)
         actors = [actor_class.remote(job.with_threads(1)) for _ in range(count)]
         todo = [(str(p), 0) for p in reversed(files)]
         running: dict = {}
