@@ -128,6 +128,22 @@ def test_two_worker_processes_equal_one(folder, one_worker, tmp_path):
     assert rows(out) == rows(one_worker)
 
 
+@pytest.mark.slow
+def test_a_worker_that_dies_has_its_files_retried(folder, one_worker, tmp_path):
+    out = tmp_path / "results.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "kwstream", "scan", str(folder), "--keywords", KEYWORDS, "--out",
+                                str(out), "--workers", "2", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert json.loads(process.stdout.readline())["type"] == "progress"  # the workers are up and scanning
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    workers = [int(pid) for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)  # as the kernel's OOM killer would
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == EXIT_OK, stderr
+    assert json.loads(stdout.splitlines()[-1])["files"] == 22
+    assert rows(out) == rows(one_worker)
+
+
 def test_csv_output_holds_the_same_rows(folder, one_worker, tmp_path):
     import csv
 

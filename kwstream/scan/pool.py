@@ -8,6 +8,8 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from kwstream.scan.worker import FileResult, Scanner, ScanJob
@@ -51,21 +53,59 @@ def _scan_in_worker(path: str) -> FileResult:
 
 def scan_local(files: Sequence[Path], job: ScanJob, workers: int, scanner: Scanner | None = None) -> Iterator[FileResult]:
     """Results of ``files`` in the order they finish. One worker runs here (``scanner`` if given);
-    more are processes (spawned, one model each, one file at a time each), ended when the
-    caller stops reading (Ctrl-C included)."""
+    more are processes (spawned, one model each), handed a file whenever one finishes. When a worker
+    dies (killed, out of memory) the files it and its pool had in hand are retried once in a new pool.
+    The workers end when the caller stops reading (Ctrl-C included)."""
     if workers == 1:
         scanner = scanner or Scanner(job)
         for path in files:
             yield scanner.scan(path)
         return
     job = job.with_threads(max(1, cores() // workers))
-    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker, initargs=(job,))
-    try:
-        yield from pool.imap_unordered(_scan_in_worker, [str(p) for p in files], chunksize=1)
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+    todo = [(str(p), 0) for p in reversed(files)]
+    while todo:
+        executor = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _start_worker, (job,))
+        try:
+            yield from _drain(executor, todo, workers)
+        except BaseException:  # Ctrl-C, or the caller stopped reading
+            _terminate(executor)
+            raise
+        executor.shutdown()
+
+
+def _drain(executor: ProcessPoolExecutor, todo: list[tuple[str, int]], workers: int) -> Iterator[FileResult]:
+    """Results from ``executor`` until ``todo`` (path, tries) is done or the pool breaks (a worker
+    died); then the files it had in hand are back on ``todo`` (once each) and it returns."""
+    running: dict[Future, tuple[str, int]] = {}
+    broken = False
+    while (todo and not broken) or running:
+        while todo and not broken and len(running) < 2 * workers:  # a file in hand and one waiting, per worker
+            path, tries = todo.pop()
+            running[executor.submit(_scan_in_worker, path)] = (path, tries)
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            path, tries = running.pop(future)
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                broken = True
+                if tries == 0:
+                    todo.append((path, 1))
+                    continue
+                result = FileResult(path, 0.0, error="the worker process died twice on this file")
+            yield result
+
+
+def _terminate(executor: ProcessPoolExecutor) -> None:
+    """End the workers now, files in hand or not (Python 3.14 has ``terminate_workers``; before, the
+    executor's own map of processes is the only handle on them)."""
+    terminate = getattr(executor, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.terminate()
+    executor.shutdown(wait=False, cancel_futures=True)
 
 
 def scan_ray(files: Sequence[Path], job: ScanJob, workers: int | None, address: str | None) -> Iterator[FileResult]:
