@@ -50,7 +50,7 @@ def duration_s(path: Path) -> float:
 
 
 class Report:
-    """Progress as a rich bar on stderr or as JSON lines on stdout, then the summary per keyword."""
+    """Progress as a rich bar on stderr (audio hours done, hours per second, ETA) or as JSON lines on stdout."""
 
     def __init__(self, files: int, audio_s: float, as_json: bool) -> None:
         self.files, self.audio_s, self.json = files, audio_s, as_json
