@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, SAMPLE_RATE
 from kwstream.audio.sources import AudioFile
 from kwstream.model.encoder import Encoder, EncoderSettings
-from kwstream.enroll.enroll import EnrollSettings, check_examples, enroll, pick_threshold, prepare
+from kwstream.enroll.enroll import EnrollSettings, check_examples, enroll, odd_take, pick_threshold, prepare
 from kwstream.keywords.enrolled.scorer import EnrolledScorer, ExampleSet, _dtw, subsequence_dtw, unit_rows
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
 from kwstream.spotter import Spotter, SpotterSettings
@@ -107,6 +107,25 @@ def test_threshold_sits_between_positives_and_negatives():
 def test_examples_that_do_not_resemble_each_other_are_refused():
     with pytest.raises(EnrollmentError, match="do not resemble each other"):
         pick_threshold([0.7, 0.02, 0.8], None)
+
+
+def test_the_odd_take_is_the_one_far_below_how_the_others_match_each_other():
+    pairs = np.array([[1.0, 0.8, 0.5], [0.8, 1.0, 0.52], [0.5, 0.52, 1.0]])
+    assert odd_take(pairs).take == 2  # 0.51 against them, 0.8 between them: more than AGREEMENT_GAP apart
+    assert odd_take(np.array([[1.0, 0.8, 0.7], [0.8, 1.0, 0.75], [0.7, 0.75, 1.0]])) is None
+    assert odd_take(np.array([[1.0, 0.3], [0.3, 1.0]])) is not None  # two takes: only the floor can tell
+
+
+@needs_fsdd
+def test_takes_of_different_words_are_refused_naming_the_odd_one(bundled):
+    """Issue 32: a seven, a three and a nine were stored as one keyword that then fired on every word."""
+    def takes(*names):
+        return [(read_audio(RECORDINGS / f"{n}.wav"), f"{n}.wav") for n in names]
+
+    with pytest.raises(EnrollmentError, match=r"take 3_jackson_0.wav does not match the others"):
+        enroll("lumos", takes("7_jackson_0", "3_jackson_0", "9_jackson_0"), bundled, SpotterSettings())
+    with pytest.raises(EnrollmentError, match=r"take 3_jackson_0.wav does not match the others"):
+        enroll("seven", takes("7_jackson_0", "7_jackson_1", "3_jackson_0"), bundled, SpotterSettings())
 
 
 def _keyword(name: str = "hello", fingerprint: str = "abc") -> EnrolledKeyword:

@@ -32,7 +32,7 @@ from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import Microphone
 from kwstream.stream.replay import compared_scores
 from kwstream.keywords.base import default_layer
-from kwstream.keywords.enrolled.scorer import EnrolledScorer
+from kwstream.keywords.enrolled.scorer import EnrolledScorer, ExampleSet
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError
 from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder
@@ -50,6 +50,14 @@ MIN_AGREEMENT = 0.1
 """Lowest leave-one-out score accepted: below it an example does not resemble the others at all
 (another word, a bad take, or a model whose features mean nothing), and any threshold would fire
 on everything."""
+AGREEMENT_FLOOR = 0.45
+"""A take whose mean match score with the other takes is below this is not the same word."""
+AGREEMENT_GAP = 0.2
+"""...nor one that matches the others this much worse than they match each other.
+
+Both measured on jackson's FSDD digits, takes 0-9 (benchmarks/enroll_agreement.py): all 1,200 sets of three
+takes of one digit, 98.6 % pass; of 2,000 sets of two takes of one digit and one of another, 95.5 %
+are refused, naming the odd take in 99.9 % of them (the floor alone, at 0.5: 100 % pass, 86 % refused)."""
 NEGATIVE_MARGIN = 0.01
 """With overlapping negatives: the threshold is this far above the highest negative score."""
 
@@ -131,6 +139,47 @@ def check_examples(examples: Sequence[Example]) -> None:
                                   f"more than {MAX_LENGTH_RATIO}x apart; are they all the same keyword?")
 
 
+def agreement_matrix(features: Sequence[np.ndarray]) -> np.ndarray:
+    """(takes, takes) symmetric match scores: the mean of take i's best match in take j and j's in i."""
+    scores = np.array([[ExampleSet.build([[a]]).match(b)[0].score for b in features] for a in features])
+    return (scores + scores.T) / 2
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    take: int
+    """The take that matches the others worst."""
+    score: float
+    """Its mean match score with the others."""
+    others: float
+    """The median score of the other takes with each other (its own score when there are two takes)."""
+
+
+def odd_take(pairs: np.ndarray) -> Disagreement | None:
+    """The take of ``agreement_matrix`` scores that is not the same word as the others, if any."""
+    n = len(pairs)
+    others = ~np.eye(n, dtype=bool)
+    mean = np.array([pairs[i, others[i]].mean() for i in range(n)])
+    # how well the other takes match each other (without take i): a take far below them is the odd one
+    rest = np.array([np.median(pairs[np.ix_(others[i], others[i])][~np.eye(n - 1, dtype=bool)]) if n > 2 else mean[i]
+                     for i in range(n)])
+    badness = np.maximum(AGREEMENT_FLOOR - mean, rest - mean - AGREEMENT_GAP)
+    worst = int(np.argmax(badness))
+    return Disagreement(worst, float(mean[worst]), float(rest[worst])) if badness[worst] > 0 else None
+
+
+def check_agreement(examples: Sequence[Example], features: Sequence[np.ndarray]) -> None:
+    """Refuse takes that are not all the same word, naming the one that matches the others worst."""
+    odd = odd_take(agreement_matrix(features))
+    if odd is None:
+        return
+    if len(examples) == 2:
+        raise EnrollmentError(f"the takes {examples[0].source} and {examples[1].source} do not match each other "
+                              f"(score {odd.score:.2f}, at least {AGREEMENT_FLOOR} needed): are they the same word?")
+    raise EnrollmentError(f"take {examples[odd.take].source} does not match the others (score {odd.score:.2f} against them, "
+                          f"they score {odd.others:.2f} with each other): is it the same word? Record it again")
+
+
 def example_features(encoder: Encoder, example: Example, layer: int, settings: EnrollSettings) -> np.ndarray:
     """(frames, hidden) features of the example's speech, encoded with its surrounding audio."""
     spf = encoder.samples_per_frame
@@ -208,6 +257,7 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     examples = [prepare(audio, source, enroll_settings, seed=i) for i, (audio, source) in enumerate(recordings)]
     check_examples(examples)
     features = [example_features(encoder, e, layer, enroll_settings) for e in examples]
+    check_agreement(examples, features)
     calibration = calibrate(name, examples, features, layer, encoder, negatives, settings)
     return EnrolledKeyword(name, layer, calibration.threshold, encoder.fingerprint, encoder.name, features,
                            [e.source for e in examples], calibration.as_dict())
