@@ -5,18 +5,12 @@ its speech by the VAD (refused when there is none), and encoded with ``CONTEXT_S
 surrounding audio on each side, as the streaming encoder sees a word inside a window; the frames of
 the trimmed speech on the keyword's layer are kept.
 
-The threshold comes from the examples themselves, scored exactly as ``listen`` scores them (each
-example pushed through a KeywordPipeline: VAD, windows, streaming encoder, and the scores the
-Detector itself compares with a threshold, its smoothing and all, so that the threshold chosen
-can be reached):
-
-* positives: each example, alone in a short stream, against the *other* examples (leave one out);
-* negatives: ``--negatives`` recordings of keyword-free speech against all the examples.
-
-With negatives, the threshold sits halfway between the highest negative and the lowest positive
-when they are apart; when they overlap it goes just above the highest negative (false alarms cost
-more than a repeat). Without negatives it is ``NO_NEGATIVES_MARGIN`` below the lowest positive,
-a margin measured on spoken digits (docs/enrollment.md).
+Takes that are not all the same word are refused, naming the odd one (``odd_take``). The threshold
+comes from keyword-free speech (``kwstream.enroll.calibration``): the bundled speech and the user's
+``--negatives``, scored exactly as ``listen`` scores them (pushed through a KeywordPipeline: VAD,
+windows, streaming encoder, and the scores the Detector itself compares with a threshold), at a
+target rate of false alarms; each take against the others (leave one out) sets a floor under it
+and the expected recall.
 """
 
 from __future__ import annotations
@@ -27,7 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kwstream.audio.io import SAMPLE_RATE
+from kwstream.assets import NEGATIVE_SPEECH
+from kwstream.audio.io import SAMPLE_RATE, read_audio
+from kwstream.enroll.calibration import TARGET_FA_PER_HOUR, Calibration, calibrate_threshold
 from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import Microphone
 from kwstream.stream.replay import compared_scores
@@ -44,12 +40,6 @@ MIN_EXAMPLES = 2
 RECOMMENDED_EXAMPLES = 3
 MAX_LENGTH_RATIO = 2.5
 """An example longer or shorter than this factor times the median example is refused."""
-NO_NEGATIVES_MARGIN = 0.05
-"""Without negative speech: the threshold is this far below the lowest leave-one-out score."""
-MIN_AGREEMENT = 0.1
-"""Lowest leave-one-out score accepted: below it an example does not resemble the others at all
-(another word, a bad take, or a model whose features mean nothing), and any threshold would fire
-on everything."""
 AGREEMENT_FLOOR = 0.45
 """A take whose mean match score with the other takes is below this is not the same word."""
 AGREEMENT_GAP = 0.2
@@ -58,10 +48,6 @@ AGREEMENT_GAP = 0.2
 Both measured on jackson's FSDD digits, takes 0-9 (benchmarks/enroll_agreement.py): all 1,200 sets of three
 takes of one digit, 98.6 % pass; of 2,000 sets of two takes of one digit and one of another, 95.5 %
 are refused, naming the odd take in 99.9 % of them (the floor alone, at 0.5: 100 % pass, 86 % refused)."""
-NEGATIVE_MARGIN = 0.01
-"""With overlapping negatives: the threshold is this far above the highest negative score."""
-
-
 @dataclass(frozen=True)
 class EnrollSettings:
     pad_s: float = 0.5
@@ -74,6 +60,19 @@ class EnrollSettings:
     """VAD for trimming: a short pre-roll and hangover, so the example is the word, not its pauses."""
     max_example_s: float = 3.0
     """A longer example is not a keyword."""
+    join_gap_s: float = 0.3
+    """Speech spans closer than this are one take (the words of a phrase); of those further apart the loudest is."""
+    noisy_within_db: float = 20.0
+    """A take the VAD hears as longer than ``max_example_s`` (a noisy room) is narrowed to its sound within
+    this of its loudest 10 ms before being judged."""
+    min_active_s: float = 0.1
+    """Less sound than this within 30 dB of the take's loudest 10 ms is a click or a cut-off take, not a
+    word (the shortest of 695 FSDD and Precise clips has 0.16 s; a 25-75 ms burst of speech 0.03-0.06 s)."""
+    min_peak_dbfs: float = -50.0
+    """Speech whose loudest sample is below this is too quiet to match reliably."""
+    clip_level: float = 0.99
+    max_clipped: float = 0.002
+    """Share of the speech's samples at ``clip_level`` or above beyond which the take is clipped."""
 
 
 def _noise(n: int, dbfs: float, seed: int) -> np.ndarray:
@@ -87,13 +86,25 @@ def pad(audio: np.ndarray, settings: EnrollSettings, seed: int = 0) -> np.ndarra
     return padded + _noise(len(padded), settings.noise_floor_dbfs, seed)
 
 
-def voiced_span(audio: np.ndarray, vad: VadSettings) -> tuple[int, int] | None:
-    """First sample of the first speech span to the last of the last, or None without speech."""
+def voiced_span(audio: np.ndarray, vad: VadSettings, join_gap_s: float = 0.3) -> tuple[int, int] | None:
+    """The take's word: of the VAD's speech spans, joined where less than ``join_gap_s`` apart (the
+    words of a phrase), the one holding the most energy (not a click, a cough or a voice in the
+    background before or after it); None without speech."""
     gate = VadGate(vad)
     events = gate.push(audio) + gate.flush()
     starts = [e.sample for e in events if isinstance(e, SpeechStart)]
     ends = [e.sample for e in events if isinstance(e, SpeechEnd)]
-    return (starts[0], ends[-1]) if starts and ends else None
+    spans: list[list[int]] = []
+    for start, end in zip(starts, ends):
+        if spans and start - spans[-1][1] < join_gap_s * SAMPLE_RATE:
+            spans[-1][1] = end
+        else:
+            spans.append([start, end])
+    if not spans:
+        return None
+    energy = [float(np.sum(np.square(audio[a:b], dtype=np.float64))) for a, b in spans]
+    start, end = spans[int(np.argmax(energy))]
+    return start, end
 
 
 @dataclass(frozen=True)
@@ -115,16 +126,60 @@ class Example:
 
 
 def prepare(audio: np.ndarray, source: str, settings: EnrollSettings, seed: int = 0) -> Example:
-    """Pad and trim one example; refuse one without speech or too long to be a keyword."""
+    """Pad and trim one example; refuse one without speech or unfit (``check_take``)."""
     padded = pad(audio, settings, seed)
-    span = voiced_span(padded, settings.trim_vad)
+    span = voiced_span(padded, settings.trim_vad, settings.join_gap_s)
     if span is None:
         raise EnrollmentError(f"example {source} holds no speech (the VAD found none); record it again, closer or louder")
+    if (span[1] - span[0]) / SAMPLE_RATE > settings.max_example_s:  # noise the VAD took for speech around the word
+        span = loud_span(padded, *span, settings.noisy_within_db)
     example = Example(padded, *span, source)
-    if example.seconds > settings.max_example_s:
-        raise EnrollmentError(f"example {source} holds {example.seconds:.1f} s of speech; a keyword example must be "
-                              f"at most {settings.max_example_s:.0f} s (one word or short phrase)")
+    check_take(example, settings)
     return example
+
+
+def frame_levels(audio: np.ndarray) -> np.ndarray:
+    """dBFS of each 10 ms frame."""
+    hop = SAMPLE_RATE // 100
+    frames = audio[:len(audio) // hop * hop].reshape(-1, hop).astype(np.float64)
+    return 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+
+
+def loud_span(audio: np.ndarray, start: int, stop: int, within_db: float, margin_s: float = 0.06) -> tuple[int, int]:
+    """The part of [start, stop) from the first to the last 10 ms frame within ``within_db`` of the loudest."""
+    level = frame_levels(audio[start:stop])
+    if len(level) == 0:
+        return start, stop
+    loud = np.flatnonzero(level >= level.max() - within_db)
+    hop, margin = SAMPLE_RATE // 100, int(margin_s * SAMPLE_RATE)
+    return max(start, start + loud[0] * hop - margin), min(stop, start + (loud[-1] + 1) * hop + margin)
+
+
+def active_seconds(audio: np.ndarray, within_db: float = 30.0) -> float:
+    """Seconds of 10 ms frames within ``within_db`` of the loudest one: the sound itself, without
+    the VAD's pre-roll and hangover around it."""
+    level = frame_levels(audio)
+    return float(np.sum(level >= level.max() - within_db)) / 100 if len(level) else 0.0
+
+
+def check_take(example: Example, settings: EnrollSettings) -> None:
+    """Refuse a take too long, too short, too quiet or clipped, with the reason in one line."""
+    speech = example.speech
+    if example.seconds > settings.max_example_s:
+        raise EnrollmentError(f"example {example.source} holds {example.seconds:.1f} s of speech; a keyword example must be "
+                              f"at most {settings.max_example_s:.0f} s (one word or short phrase)")
+    active = active_seconds(speech)
+    if active < settings.min_active_s:
+        raise EnrollmentError(f"example {example.source} is too short ({active:.2f} s of sound, at least "
+                              f"{settings.min_active_s:.2f} s): say the whole word")
+    peak = 20 * math.log10(max(float(np.abs(speech).max()), 1e-10))
+    if peak < settings.min_peak_dbfs:
+        raise EnrollmentError(f"example {example.source} is too quiet (peak {peak:.0f} dBFS, at least "
+                              f"{settings.min_peak_dbfs:.0f} needed): record it closer or louder")
+    clipped = float(np.mean(np.abs(speech) >= settings.clip_level))
+    if clipped > settings.max_clipped:
+        raise EnrollmentError(f"example {example.source} is clipped ({clipped:.1%} of its samples at full scale): "
+                              f"record it further from the microphone or with less gain")
 
 
 def check_examples(examples: Sequence[Example]) -> None:
@@ -199,58 +254,26 @@ def pipeline_scores(audio: np.ndarray, scorer: EnrolledScorer, encoder: Encoder,
     return np.array(compared_scores(windows, scorer.keywords[0], settings.detector), dtype=np.float64)
 
 
-@dataclass(frozen=True)
-class EnrollmentCalibration:
-    threshold: float
-    method: str
-    positives: list[float]
-    """Leave-one-out score of each example."""
-    negatives_max: float | None
-    negative_windows: int
-
-    def as_dict(self) -> dict:
-        return {"method": self.method, "leave_one_out": [round(p, 4) for p in self.positives],
-                "negatives_max": None if self.negatives_max is None else round(self.negatives_max, 4),
-                "negative_windows": self.negative_windows}
-
-
-def pick_threshold(positives: Sequence[float], negatives: np.ndarray | None) -> EnrollmentCalibration:
-    low = min(positives)
-    if low < MIN_AGREEMENT:
-        raise EnrollmentError(
-            f"the examples do not resemble each other (leave-one-out scores {', '.join(f'{p:.2f}' for p in positives)}, "
-            f"each should be at least {MIN_AGREEMENT}): record them again, the same word each time"
-        )
-    if negatives is None or len(negatives) == 0:
-        threshold = low - NO_NEGATIVES_MARGIN
-        return EnrollmentCalibration(round(float(np.clip(threshold, 0.0, 1.0)), 4), f"lowest leave-one-out score - {NO_NEGATIVES_MARGIN}",
-                           list(positives), None, 0)
-    high = float(negatives.max())
-    if high < low:
-        threshold, method = (high + low) / 2, "halfway between the highest negative and the lowest leave-one-out score"
-    else:
-        threshold, method = high + NEGATIVE_MARGIN, f"highest negative + {NEGATIVE_MARGIN} (negatives overlap the examples)"
-    return EnrollmentCalibration(round(float(np.clip(threshold, 0.0, 1.0)), 4), method, list(positives), high, len(negatives))
-
-
 def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndarray], layer: int, encoder: Encoder,
-              negatives: Sequence[np.ndarray], settings: PipelineSettings) -> EnrollmentCalibration:
-    """Leave-one-out scores of the examples and scores of negative speech, through the real pipeline."""
+              negatives: Sequence[np.ndarray], settings: PipelineSettings,
+              target_per_hour: float = TARGET_FA_PER_HOUR) -> Calibration:
+    """Leave-one-out scores of the takes and the scores of keyword-free speech (the bundled
+    speech and ``negatives``), through the real pipeline."""
     positives = []
     for i, example in enumerate(examples):
         others = [f for j, f in enumerate(features) if j != i]
         scores = pipeline_scores(example.audio, EnrolledScorer([name], [layer], [others], [None]), encoder, settings)
         positives.append(float(scores.max()) if len(scores) else 0.0)
-    if not negatives:
-        return pick_threshold(positives, None)
     everyone = EnrolledScorer([name], [layer], [list(features)], [None])
-    negative_scores = np.concatenate([pipeline_scores(audio, everyone, encoder, settings) for audio in negatives])
-    return pick_threshold(positives, negative_scores)
+    speech = [read_audio(NEGATIVE_SPEECH), *negatives]
+    negative_scores = np.concatenate([pipeline_scores(audio, everyone, encoder, settings) for audio in speech])
+    hours = sum(len(audio) for audio in speech) / SAMPLE_RATE / 3600
+    return calibrate_threshold(positives, negative_scores, hours, target_per_hour)
 
 
 def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Encoder, settings: PipelineSettings,
            layer: int | None = None, negatives: Sequence[np.ndarray] = (),
-           enroll_settings: EnrollSettings = EnrollSettings()) -> EnrolledKeyword:
+           enroll_settings: EnrollSettings = EnrollSettings(), target_per_hour: float = TARGET_FA_PER_HOUR) -> EnrolledKeyword:
     """A calibrated keyword from (audio, source) examples; nothing is written here."""
     layer = default_layer(encoder, "enrolled") if layer is None else layer
     encoder.check_layer(layer)
@@ -258,7 +281,7 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     check_examples(examples)
     features = [example_features(encoder, e, layer, enroll_settings) for e in examples]
     check_agreement(examples, features)
-    calibration = calibrate(name, examples, features, layer, encoder, negatives, settings)
+    calibration = calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour)
     return EnrolledKeyword(name, layer, calibration.threshold, encoder.fingerprint, encoder.name, features,
                            [e.source for e in examples], calibration.as_dict())
 
