@@ -29,7 +29,7 @@ from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.enroll.calibration import FLOOR_FRACTION, calibrate_threshold
 from kwstream.keywords.enrolled.store import EnrollmentError
 from kwstream.enroll.enroll import EnrollSettings, prepare
-from kwstream.keywords.enrolled.scorer import subsequence_dtw, unit_rows
+from kwstream.keywords.enrolled.scorer import letter_posteriors, subsequence_dtw, unit_rows
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.assets import MODEL_DIR
 
@@ -43,7 +43,7 @@ class Clip:
     embedding: np.ndarray
     posteriors: np.ndarray
     letters: np.ndarray
-    """``posteriors`` without the blank."""
+    """``posteriors`` without the blank (``letter_posteriors``: what enrollment matches by default)."""
     speech: slice
     """Frames of the trimmed speech inside the encoded stretch (templates keep only these)."""
     seconds: float
@@ -56,20 +56,12 @@ def encode_clip(encoder: Encoder, audio: np.ndarray, layer: int, settings: Enrol
     frames = encoder.encode(example.audio[first:example.stop_sample + context], (layer,))
     start = (example.start_sample - first) // spf
     stop = max(start + 1, min(len(frames), math.ceil((example.stop_sample - first) / spf)))
-    posteriors = np.exp(frames.log_probs)
-    return Clip(frames.features[layer], posteriors, without_blank(posteriors, encoder.blank_id), slice(start, stop),
+    return Clip(frames.features[layer], np.exp(frames.log_probs), letter_posteriors(frames.log_probs, encoder.blank_id), slice(start, stop),
                 len(audio) / SAMPLE_RATE)
 
 
 def cosine_distance(template: np.ndarray, window: np.ndarray) -> np.ndarray:
     return 1.0 - unit_rows(template) @ unit_rows(window).T
-
-
-def without_blank(posteriors: np.ndarray, blank: int) -> np.ndarray:
-    """The letters' probabilities renormalised without the blank, which dominates CTC frames and matches
-    any word's pauses as well as its letters."""
-    letters = np.delete(posteriors, blank, axis=1)
-    return letters / np.maximum(letters.sum(axis=1, keepdims=True), 1e-8)
 
 
 def posteriorgram_distance(template: np.ndarray, window: np.ndarray) -> np.ndarray:
@@ -92,6 +84,7 @@ METHODS = {
     "CTC posteriorgram, best template": ("posteriors", posteriorgram_distance, np.min),
     "CTC posteriorgram, mean of templates": ("posteriors", posteriorgram_distance, np.mean),
     "CTC posteriorgram without blank, best template": ("letters", posteriorgram_distance, np.min),
+    "CTC posteriorgram without blank, mean of templates": ("letters", posteriorgram_distance, np.mean),
 }
 
 
@@ -105,8 +98,7 @@ def window_frames(kind: str, frames, layer: int, blank: int) -> np.ndarray:
     """A negative window's frames for ``kind``."""
     if kind == "embedding":
         return frames.features[layer]
-    posteriors = np.exp(frames.log_probs)
-    return posteriors if kind == "posteriors" else without_blank(posteriors, blank)
+    return np.exp(frames.log_probs) if kind == "posteriors" else letter_posteriors(frames.log_probs, blank)
 
 
 def recall_at(pos: np.ndarray, neg: np.ndarray, hours: float, rate: float) -> float:

@@ -3,6 +3,7 @@ refusals, and spotting an enrolled digit in real speech with the bundled model (
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from pathlib import Path
@@ -16,7 +17,7 @@ from kwstream.audio.sources import AudioFile
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.enroll.enroll import EnrollSettings, check_examples, enroll, odd_take, pipeline_scores, prepare
 from kwstream.enroll.calibration import calibrate_threshold, false_alarms_per_hour, threshold_for_rate
-from kwstream.keywords.enrolled.scorer import EnrolledScorer, ExampleSet, _dtw, subsequence_dtw, unit_rows
+from kwstream.keywords.enrolled.scorer import HIDDEN, LETTERS, letter_posteriors, EnrolledScorer, ExampleSet, _dtw, subsequence_dtw, unit_rows
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
 from kwstream.spotter import Spotter, SpotterSettings
 from kwstream.audio.io import read_audio
@@ -93,6 +94,21 @@ def test_a_stretched_copy_is_found_where_it_lies_and_a_short_window_scores_zero(
     assert example_set.match(window[:0])[0].score == 0.0
 
 
+def test_letter_posteriors_find_a_template_inside_a_longer_sequence_at_the_right_frames():
+    rng = np.random.default_rng(4)
+    letters = lambda n: rng.dirichlet(np.full(30, 0.05), size=n).astype(np.float32)  # peaky, as CTC frames are
+    template = letters(12)
+    slower = np.repeat(template, 3, axis=0)[::2]  # 1.5 times slower: 18 frames
+    window = np.concatenate([letters(20), slower * 0.9 + 0.1 / 30, letters(15)])
+    [match] = ExampleSet.build([[template]], LETTERS).match(window)
+    [elsewhere] = ExampleSet.build([[letters(12)]], LETTERS).match(window)
+    assert match.start_frame in (20, 21) and match.end_frame == 38, match  # its first frame is there twice
+    # a perfect match scores the geometric mean of its frames' own p.p (under 1 unless one-hot); another word far less
+    assert match.score > 5 * elsewhere.score, (match, elsewhere)
+    log_probs = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32))
+    np.testing.assert_allclose(letter_posteriors(log_probs, blank=0), [[2 / 3, 1 / 3], [1 / 9, 8 / 9]], rtol=1e-5)
+
+
 def test_unit_rows_survive_silence():
     rows = unit_rows(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(rows, [[0.6, 0.8], [0.0, 0.0]])
@@ -164,6 +180,8 @@ def test_store_round_trip_in_plain_files(tmp_path):
     store.save(_keyword(fingerprint="def"), replace=True)
     assert store.load("hello").fingerprint == "def" and store.names() == ["hello"]
     assert not [p for p in store.root.iterdir() if p.name.startswith(".")]  # no staging left behind
+    store.save(dataclasses.replace(_keyword(), kind=LETTERS), replace=True)
+    assert store.load("hello").kind == LETTERS
     store.remove("hello")
     assert store.names() == []
 
@@ -246,6 +264,7 @@ def test_a_spanish_word_enrolls_and_round_trips_through_the_store(tmp_path, bund
     takes = [take(p) for p in ("1ddbebac", "27b00122", "3d272ba2")]
     assert {transcripts[Path(name).with_suffix(".wav").name] for _, name in takes} == {"aspirador"}
     keyword = enroll("aspirador", takes, bundled, SpotterSettings())
+    assert keyword.kind == HIDDEN  # the takes do not match in the English model's letters: its hidden states serve
     store = KeywordStore(tmp_path)
     store.save(keyword)
     loaded = store.load("aspirador")
@@ -256,7 +275,7 @@ def test_a_spanish_word_enrolls_and_round_trips_through_the_store(tmp_path, bund
     held_out = take("2ab80fc2")
     settings = SpotterSettings()
     stored = pipeline_scores(prepare(*held_out, EnrollSettings()).audio, load_scorer(["aspirador"], store, bundled), bundled, settings)
-    fresh = EnrolledScorer([keyword.name], [keyword.layer], [keyword.examples], [keyword.threshold])
+    fresh = EnrolledScorer([keyword.name], [keyword.layer], [keyword.examples], [keyword.threshold], [keyword.kind], bundled.blank_id)
     np.testing.assert_array_equal(stored, pipeline_scores(prepare(*held_out, EnrollSettings()).audio, fresh, bundled, settings))
     assert stored.max() > 0
 
@@ -337,7 +356,7 @@ def test_the_threshold_enrollment_picks_is_reached_by_listens_pipeline_on_every_
     for i, (audio, source) in enumerate(recordings):
         example = prepare(audio, source, EnrollSettings(), seed=i)  # as enroll() prepared it
         others = [f for j, f in enumerate(keyword.examples) if j != i]  # leave one out, as calibration does
-        scorer = EnrolledScorer([keyword.name], [keyword.layer], [others], [keyword.threshold])
+        scorer = EnrolledScorer([keyword.name], [keyword.layer], [others], [keyword.threshold], [keyword.kind], bundled.blank_id)
         pipeline = KeywordPipeline(KeywordSet(bundled, scorers=[scorer]), bundled, settings, events=False)
         fired = [d for d in run(pipeline, example.audio) if isinstance(d, Detection)]
         assert fired and fired[0].score >= keyword.threshold, (source, keyword.threshold, keyword.calibration)

@@ -13,6 +13,7 @@ import numpy as np
 from kwstream.audio.io import read_audio
 from kwstream.cli import options
 from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, EnrollSettings, enroll, prepare, record_take
+from kwstream.keywords.enrolled.scorer import HIDDEN
 from kwstream.keywords.enrolled.store import EnrollmentError, KeywordStore, check_name
 from kwstream.model.encoder import Encoder
 
@@ -97,7 +98,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     keyword = enroll(args.name, recordings, encoder, settings, args.layer, negatives, target_per_hour=args.target_fa)
     path = store.save(keyword, replace=args.replace)
     calibration = keyword.calibration
-    print(f"kwstream: enrolled {keyword.name!r} from {len(keyword.examples)} examples (layer {keyword.layer}, "
+    matched = f"layer {keyword.layer}" if keyword.kind == HIDDEN else "letter posteriors"
+    print(f"kwstream: enrolled {keyword.name!r} from {len(keyword.examples)} examples ({matched}, "
           f"threshold {keyword.threshold:.2f}: {calibration['method']}) in {path}", file=sys.stderr)
     print(f"kwstream: expected at this threshold: recall {calibration['expected_recall']:.2f} (takes found by the others), "
           f"{calibration['expected_fa_per_hour']:.2g} false alarms/h on keyword-free speech", file=sys.stderr)
@@ -118,5 +120,6 @@ def cmd_keywords(args: argparse.Namespace) -> int:
     for name in names:
         k = store.load(name)
         frames = "/".join(str(len(e)) for e in k.examples)
-        print(f"{k.name:<16} threshold {k.threshold:.2f}  layer {k.layer:>2}  examples {len(k.examples)} ({frames} frames)  model {k.model}")
+        matched = f"layer {k.layer:>2}" if k.kind == HIDDEN else "letters "
+        print(f"{k.name:<16} threshold {k.threshold:.2f}  {matched}  examples {len(k.examples)} ({frames} frames)  model {k.model}")
     return 0

@@ -80,15 +80,23 @@ class Calibration:
                 "expected_recall": round(self.expected_recall, 3), "expected_fa_per_hour": round(self.expected_fa_per_hour, 3)}
 
 
+class TakesDisagree(EnrollmentError):
+    """The takes' leave-one-out scores are below ``MIN_AGREEMENT``."""
+
+
+def check_positives(positives: list[float]) -> None:
+    if min(positives) < MIN_AGREEMENT:
+        raise TakesDisagree(
+            f"the takes do not resemble each other (leave-one-out scores {', '.join(f'{p:.2f}' for p in positives)}, "
+            f"each should be at least {MIN_AGREEMENT}): record them again, the same word each time")
+
+
 def calibrate_threshold(positives: list[float], negatives: np.ndarray, hours: float,
                         target_per_hour: float = TARGET_FA_PER_HOUR, floor_fraction: float = FLOOR_FRACTION) -> Calibration:
     """The threshold for ``target_per_hour`` false alarms on ``negatives`` (scores heard over
     ``hours``), never below ``floor_fraction`` of the lowest of ``positives``."""
+    check_positives(positives)
     low = min(positives)
-    if low < MIN_AGREEMENT:
-        raise EnrollmentError(
-            f"the takes do not resemble each other (leave-one-out scores {', '.join(f'{p:.2f}' for p in positives)}, "
-            f"each should be at least {MIN_AGREEMENT}): record them again, the same word each time")
     from_negatives = threshold_for_rate(negatives, hours, target_per_hour)
     floor = floor_fraction * low
     if from_negatives >= floor:
