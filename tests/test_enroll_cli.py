@@ -5,6 +5,7 @@ the virtual microphone for --record."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -59,9 +60,11 @@ def test_enroll_list_listen_and_remove(tmp_path, tiny_model):
     enrolled = kwstream("enroll", "word", "--from", *WORDS, "--model", BUNDLED, "--store", store,
                         "--negatives", str(negatives))
     assert enrolled.returncode == 0, enrolled.stderr.decode()
-    assert "enrolled 'word' from 3 examples (layer 3, threshold" in enrolled.stderr.decode()  # the bundled model's default
+    assert "enrolled 'word' from 3 examples (letter posteriors, threshold" in enrolled.stderr.decode()  # the bundled model's default
     metadata = json.loads((tmp_path / "store" / "word" / "keyword.json").read_text())
-    assert metadata["calibration"]["negative_windows"] > 0 and len(metadata["calibration"]["leave_one_out"]) == 3
+    calibration = metadata["calibration"]
+    assert calibration["negative_hours"] > 0.05 and len(calibration["leave_one_out"]) == 3  # the bundled speech and the user's
+    assert "expected at this threshold: recall" in enrolled.stderr.decode()
 
     listed = kwstream("keywords", "--store", store)
     assert listed.returncode == 0 and listed.stdout.decode().startswith("word ")
@@ -96,6 +99,10 @@ def test_user_mistakes_are_one_line_and_write_nothing(tmp_path, tiny_model, caps
     assert_error(["enroll", "word", "--from", WORDS[0], *model], "at least 2")
     assert_error(["enroll", "word", "--record", "1", *model], "at least 2")
     assert_error(["enroll", "word", "--from", WORDS[0], str(tmp_path / "missing.wav"), *model], "no such audio file")
+    os.mkfifo(tmp_path / "take.fifo")  # nothing writes to it: reading it would hang
+    assert_error(["enroll", "word", "--from", WORDS[0], WORDS[1], str(tmp_path / "take.fifo"), *model], "take.fifo is not a regular file")
+    assert_error(["enroll", "word", "--from", *WORDS, "--negatives", str(tmp_path / "take.fifo"), *model], "not a regular file")
+    assert_error(["enroll", "word", "--from", *WORDS, "--negatives", str(tmp_path / "missing"), *model], "no such audio file")
     silence = tmp_path / "silence.wav"
     soundfile.write(silence, np.zeros(16000, np.float32), 16000)
     assert_error(["enroll", "word", "--from", WORDS[0], WORDS[1], str(silence), *model], "holds no speech")
@@ -120,3 +127,10 @@ def test_record_from_the_microphone(tmp_path, tiny_model):
     assert "take 1/2" in stderr and "take 2/2" in stderr and "dBFS" in stderr
     metadata = json.loads((tmp_path / "store" / "word" / "keyword.json").read_text())
     assert metadata["sources"] == ["microphone take 1", "microphone take 2"]
+
+
+def test_a_silent_microphone_take_is_refused_with_its_reason(tmp_path, tiny_model):
+    env = virtual_mic_env(tmp_path, np.zeros(3 * 16000, np.int16))
+    result = kwstream("enroll", "word", "--record", "2", "--model", str(tiny_model), "--store", str(tmp_path / "store"), env=env)
+    assert_user_error(result, "microphone take 1 holds no speech")
+    assert result.stderr.decode().count("take 1/2") == 3  # asked again after each refusal, then given up

@@ -3,6 +3,7 @@ refusals, and spotting an enrolled digit in real speech with the bundled model (
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from pathlib import Path
@@ -14,8 +15,9 @@ import pytest
 from conftest import REPO, SAMPLE_RATE
 from kwstream.audio.sources import AudioFile
 from kwstream.model.encoder import Encoder, EncoderSettings
-from kwstream.enroll.enroll import EnrollSettings, check_examples, enroll, pick_threshold, prepare
-from kwstream.keywords.enrolled.scorer import EnrolledScorer, ExampleSet, _dtw, subsequence_dtw, unit_rows
+from kwstream.enroll.enroll import EnrollSettings, check_examples, enroll, odd_take, pipeline_scores, prepare
+from kwstream.enroll.calibration import calibrate_threshold, false_alarms_per_hour, threshold_for_rate
+from kwstream.keywords.enrolled.scorer import HIDDEN, LETTERS, letter_posteriors, EnrolledScorer, ExampleSet, _dtw, subsequence_dtw, unit_rows
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
 from kwstream.spotter import Spotter, SpotterSettings
 from kwstream.audio.io import read_audio
@@ -92,21 +94,69 @@ def test_a_stretched_copy_is_found_where_it_lies_and_a_short_window_scores_zero(
     assert example_set.match(window[:0])[0].score == 0.0
 
 
+def test_letter_posteriors_find_a_template_inside_a_longer_sequence_at_the_right_frames():
+    rng = np.random.default_rng(4)
+    letters = lambda n: rng.dirichlet(np.full(30, 0.05), size=n).astype(np.float32)  # peaky, as CTC frames are
+    template = letters(12)
+    slower = np.repeat(template, 3, axis=0)[::2]  # 1.5 times slower: 18 frames
+    window = np.concatenate([letters(20), slower * 0.9 + 0.1 / 30, letters(15)])
+    [match] = ExampleSet.build([[template]], LETTERS).match(window)
+    [elsewhere] = ExampleSet.build([[letters(12)]], LETTERS).match(window)
+    assert match.start_frame in (20, 21) and match.end_frame == 38, match  # its first frame is there twice
+    # a perfect match scores the geometric mean of its frames' own p.p (under 1 unless one-hot); another word far less
+    assert match.score > 5 * elsewhere.score, (match, elsewhere)
+    log_probs = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32))
+    np.testing.assert_allclose(letter_posteriors(log_probs, blank=0), [[2 / 3, 1 / 3], [1 / 9, 8 / 9]], rtol=1e-5)
+
+
 def test_unit_rows_survive_silence():
     rows = unit_rows(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(rows, [[0.6, 0.8], [0.0, 0.0]])
 
 
-def test_threshold_sits_between_positives_and_negatives():
-    assert pick_threshold([0.8, 0.9], np.array([0.3, 0.6])).threshold == pytest.approx(0.7)
-    overlapping = pick_threshold([0.5, 0.9], np.array([0.3, 0.6]))
-    assert overlapping.threshold == pytest.approx(0.61) and "overlap" in overlapping.method
-    assert pick_threshold([0.8, 0.9], None).threshold == pytest.approx(0.75)
+def test_calibration_on_a_known_score_distribution_gives_the_threshold_for_the_target_rate():
+    rng = np.random.default_rng(0)
+    scores = np.clip(rng.normal(0.3, 0.1, 200_000), 1e-3, 1)  # 200,000 possible firings in 10 hours
+    # 0.5 an hour of 20,000 an hour: the normal's upper 1/40,000 quantile, 0.3 + 0.1 * 4.056
+    assert threshold_for_rate(scores, 10.0, 0.5) == pytest.approx(0.706, abs=0.01)
+    assert false_alarms_per_hour(scores, 10.0, 0.706) == pytest.approx(0.5, abs=0.25)
+    # over few minutes the count cannot show 0.5/h: the fitted tail extrapolates above every score seen
+    few = scores[:1000]
+    assert threshold_for_rate(few, 0.05, 0.5) > few.max()
+    # where the negatives are long enough to count, the threshold lets through exactly the allowed firings
+    assert (scores >= threshold_for_rate(scores, 10.0, 1000.0)).sum() == 10_000
 
 
-def test_examples_that_do_not_resemble_each_other_are_refused():
+def test_the_takes_set_a_floor_not_the_threshold():
+    quiet = calibrate_threshold([0.8, 0.9, 0.85], np.full(100, 0.01), 0.05)  # negatives that never score
+    assert quiet.threshold == pytest.approx(0.72) and "floor" in quiet.method
+    loud = calibrate_threshold([0.8, 0.9, 0.85], np.random.default_rng(1).normal(0.62, 0.05, 1000), 0.05)
+    assert 0.8 < loud.threshold < 0.85 and "false alarms/h" in loud.method
+    assert loud.expected_recall == pytest.approx(2 / 3) and loud.expected_fa_per_hour <= 0.5
+
+
+def test_takes_that_do_not_resemble_each_other_are_refused():
     with pytest.raises(EnrollmentError, match="do not resemble each other"):
-        pick_threshold([0.7, 0.02, 0.8], None)
+        calibrate_threshold([0.7, 0.02, 0.8], np.full(10, 0.1), 0.05)
+
+
+def test_the_odd_take_is_the_one_far_below_how_the_others_match_each_other():
+    pairs = np.array([[1.0, 0.8, 0.5], [0.8, 1.0, 0.52], [0.5, 0.52, 1.0]])
+    assert odd_take(pairs).take == 2  # 0.51 against them, 0.8 between them: more than AGREEMENT_GAP apart
+    assert odd_take(np.array([[1.0, 0.8, 0.7], [0.8, 1.0, 0.75], [0.7, 0.75, 1.0]])) is None
+    assert odd_take(np.array([[1.0, 0.3], [0.3, 1.0]])) is not None  # two takes: only the floor can tell
+
+
+@needs_fsdd
+def test_takes_of_different_words_are_refused_naming_the_odd_one(bundled):
+    """Issue 32: a seven, a three and a nine were stored as one keyword that then fired on every word."""
+    def takes(*names):
+        return [(read_audio(RECORDINGS / f"{n}.wav"), f"{n}.wav") for n in names]
+
+    with pytest.raises(EnrollmentError, match=r"take 3_jackson_0.wav does not match the others"):
+        enroll("lumos", takes("7_jackson_0", "3_jackson_0", "9_jackson_0"), bundled, SpotterSettings())
+    with pytest.raises(EnrollmentError, match=r"take 3_jackson_0.wav does not match the others"):
+        enroll("seven", takes("7_jackson_0", "7_jackson_1", "3_jackson_0"), bundled, SpotterSettings())
 
 
 def _keyword(name: str = "hello", fingerprint: str = "abc") -> EnrolledKeyword:
@@ -130,6 +180,8 @@ def test_store_round_trip_in_plain_files(tmp_path):
     store.save(_keyword(fingerprint="def"), replace=True)
     assert store.load("hello").fingerprint == "def" and store.names() == ["hello"]
     assert not [p for p in store.root.iterdir() if p.name.startswith(".")]  # no staging left behind
+    store.save(dataclasses.replace(_keyword(), kind=LETTERS), replace=True)
+    assert store.load("hello").kind == LETTERS
     store.remove("hello")
     assert store.names() == []
 
@@ -177,6 +229,55 @@ def test_enrollment_refuses_too_few_empty_and_mismatched_examples(bundled):
     examples = [prepare(word, "a.wav", settings), prepare(word, "b.wav", settings), prepare(three_words, "c.wav", settings)]
     with pytest.raises(EnrollmentError, match="c.wav is .* more than 2.5x apart"):
         check_examples(examples)
+
+
+@needs_fsdd
+def test_a_silent_clipped_or_too_short_take_is_refused_with_a_one_line_reason():
+    settings = EnrollSettings()
+    word = read_audio(RECORDINGS / "7_jackson_0.wav")
+    loudest = int(np.argmax(np.abs(word)))
+    takes = {
+        "silent.wav": (np.zeros(SAMPLE_RATE, np.float32), "holds no speech"),
+        "clipped.wav": (np.clip(word * 20, -1, 1), r"is clipped \(1\d\.\d% of its samples at full scale\)"),
+        "burst.wav": (word[loudest - 400:loudest + 400], r"is too short \(0\.0\d s of sound"),
+    }
+    for source, (audio, reason) in takes.items():
+        with pytest.raises(EnrollmentError, match=f"example {source} {reason}") as refused:
+            prepare(audio, source, settings)
+        assert "\n" not in str(refused.value)
+    assert prepare(word, "word.wav", settings).seconds > 0.3  # the take these were made of passes
+
+
+SPANISH = REPO.parent / "shared" / "data" / "precise" / "not-wake-words" / "es"
+
+
+@pytest.mark.skipif(not SPANISH.is_dir(), reason="needs ../shared/data/precise")
+def test_a_spanish_word_enrolls_and_round_trips_through_the_store(tmp_path, bundled):
+    """Real home-microphone takes of "aspirador" (metadata.csv: its transcript); no spelling is
+    involved, so the path is the one English words take. The takes are noisy (the VAD hears
+    speech through most of them), so enrollment narrows them to their loud part."""
+    def take(prefix: str) -> tuple[np.ndarray, str]:
+        [path] = SPANISH.glob(f"not-wakeword-es-{prefix}-*.flac")
+        return read_audio(path), path.name
+
+    transcripts = dict(line.split(",")[:2] for line in (SPANISH / "metadata.csv").read_text().splitlines() if line)
+    takes = [take(p) for p in ("1ddbebac", "27b00122", "3d272ba2")]
+    assert {transcripts[Path(name).with_suffix(".wav").name] for _, name in takes} == {"aspirador"}
+    keyword = enroll("aspirador", takes, bundled, SpotterSettings())
+    assert keyword.kind == HIDDEN  # the takes do not match in the English model's letters: its hidden states serve
+    store = KeywordStore(tmp_path)
+    store.save(keyword)
+    loaded = store.load("aspirador")
+    assert (loaded.threshold, loaded.sources, loaded.calibration) == (keyword.threshold, keyword.sources, keyword.calibration)
+    for got, want in zip(loaded.examples, keyword.examples):
+        np.testing.assert_array_equal(got, want)
+    # the stored keyword scores a held-out take exactly as the one enrolled in memory does
+    held_out = take("2ab80fc2")
+    settings = SpotterSettings()
+    stored = pipeline_scores(prepare(*held_out, EnrollSettings()).audio, load_scorer(["aspirador"], store, bundled), bundled, settings)
+    fresh = EnrolledScorer([keyword.name], [keyword.layer], [keyword.examples], [keyword.threshold], [keyword.kind], bundled.blank_id)
+    np.testing.assert_array_equal(stored, pipeline_scores(prepare(*held_out, EnrollSettings()).audio, fresh, bundled, settings))
+    assert stored.max() > 0
 
 
 def _stream(names: list[str]) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
@@ -255,7 +356,7 @@ def test_the_threshold_enrollment_picks_is_reached_by_listens_pipeline_on_every_
     for i, (audio, source) in enumerate(recordings):
         example = prepare(audio, source, EnrollSettings(), seed=i)  # as enroll() prepared it
         others = [f for j, f in enumerate(keyword.examples) if j != i]  # leave one out, as calibration does
-        scorer = EnrolledScorer([keyword.name], [keyword.layer], [others], [keyword.threshold])
+        scorer = EnrolledScorer([keyword.name], [keyword.layer], [others], [keyword.threshold], [keyword.kind], bundled.blank_id)
         pipeline = KeywordPipeline(KeywordSet(bundled, scorers=[scorer]), bundled, settings, events=False)
         fired = [d for d in run(pipeline, example.audio) if isinstance(d, Detection)]
         assert fired and fired[0].score >= keyword.threshold, (source, keyword.threshold, keyword.calibration)

@@ -1,5 +1,5 @@
 """Package data: the bundled model (``model/``, with ``MODEL_CARD.md``), the homophone table
-(``homophones.json``) and the demo and test recordings (``audio/``, with their licence), found
+(``homophones.json``), keyword-free speech for calibrating enrolled keywords (``negatives/``) and the demo and test recordings (``audio/``, with their licence), found
 through importlib.resources so that an installed wheel carries them too."""
 
 from __future__ import annotations
@@ -18,3 +18,5 @@ MODEL_DIR = asset_path("model")
 AUDIO_DIR = asset_path("audio")
 HOMOPHONES_FILE = asset_path("homophones.json")
 DEMO_AUDIO = AUDIO_DIR / "demo_hey_stop.flac"
+NEGATIVE_SPEECH = asset_path("negatives", "speech.ogg")
+"""Synthesised keyword-free speech (see negatives/README.md): where enrolled keywords' thresholds come from."""

@@ -4,13 +4,16 @@ level meter) and ``kwstream keywords`` (list or remove them)."""
 from __future__ import annotations
 
 import argparse
+import stat
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from kwstream.audio.io import read_audio
 from kwstream.cli import options
-from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, enroll, record_take
+from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, EnrollSettings, enroll, prepare, record_take
+from kwstream.keywords.enrolled.scorer import HIDDEN
 from kwstream.keywords.enrolled.store import EnrollmentError, KeywordStore, check_name
 from kwstream.model.encoder import Encoder
 
@@ -20,15 +23,59 @@ def level_bar(dbfs: float, width: int = 30, floor_dbfs: float = -60.0) -> str:
     return "█" * filled + "░" * (width - filled) + f" {dbfs:6.1f} dBFS"
 
 
+TRIES_PER_TAKE = 3
+
+
 def record_examples(name: str, count: int, device: int | str | None, seconds: float = 4.0) -> list[tuple[np.ndarray, str]]:
-    """Prompt for and record ``count`` takes of ``name``, with a level meter on stderr."""
+    """Prompt for and record ``count`` takes of ``name``, with a level meter on stderr; a take that
+    is silent, too short, too long or clipped is refused with its reason and recorded again."""
     takes = []
     for i in range(count):
-        print(f"kwstream: take {i + 1}/{count}: say {name!r} once now", file=sys.stderr, flush=True)
-        takes.append((record_take(seconds, device, lambda db: print(f"\r  {level_bar(db)}", end="", file=sys.stderr, flush=True)),
-                       f"microphone take {i + 1}"))
-        print(file=sys.stderr)
+        source = f"microphone take {i + 1}"
+        for attempt in range(1, TRIES_PER_TAKE + 1):
+            print(f"kwstream: take {i + 1}/{count}: say {name!r} once now", file=sys.stderr, flush=True)
+            audio = record_take(seconds, device, lambda db: print(f"\r  {level_bar(db)}", end="", file=sys.stderr, flush=True))
+            print(file=sys.stderr)
+            try:
+                prepare(audio, source, EnrollSettings())
+            except EnrollmentError as exc:
+                if attempt == TRIES_PER_TAKE:
+                    raise
+                print(f"kwstream: {exc}", file=sys.stderr, flush=True)
+                continue
+            takes.append((audio, source))
+            break
     return takes
+
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def read_take(path: str) -> np.ndarray:
+    """A whole recording; a pipe or device is refused with one line (enrollment needs whole files)."""
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        mode = 0
+    if mode and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise EnrollmentError(f"{path} is not a regular file (a pipe or device?): enrollment reads whole recordings; "
+                              f"save the take to a file first")
+    return read_audio(path)
+
+
+def negative_files(paths: list[str]) -> list[str]:
+    """Files as given, folders as the audio files in them (sorted)."""
+    files = []
+    for path in paths:
+        folder = Path(path)
+        if folder.is_dir():
+            found = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            if not found:
+                raise EnrollmentError(f"--negatives {path}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder")
+            files += found
+        else:
+            files.append(path)
+    return files
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -40,16 +87,22 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         store.check_free(args.name)
     if args.record is not None and args.record < MIN_EXAMPLES:
         raise EnrollmentError(f"--record {args.record}: enrollment needs at least {MIN_EXAMPLES} takes ({RECOMMENDED_EXAMPLES} or more recommended)")
-    recordings = [(read_audio(p), p) for p in args.files] if args.files else None
-    negatives = [read_audio(p) for p in args.negatives]
+    if args.target_fa <= 0:
+        raise EnrollmentError(f"--target-fa {args.target_fa}: the false alarms per hour must be above 0")
+    recordings = [(read_take(p), p) for p in args.files] if args.files else None
+    negatives = [read_take(p) for p in negative_files(args.negatives)]
     encoder = Encoder(settings.encoder)
     if recordings is None:
         device = int(args.input_device) if args.input_device and args.input_device.isdigit() else args.input_device
         recordings = record_examples(args.name, args.record, device)
-    keyword = enroll(args.name, recordings, encoder, settings, args.layer, negatives)
+    keyword = enroll(args.name, recordings, encoder, settings, args.layer, negatives, target_per_hour=args.target_fa)
     path = store.save(keyword, replace=args.replace)
-    print(f"kwstream: enrolled {keyword.name!r} from {len(keyword.examples)} examples (layer {keyword.layer}, "
-          f"threshold {keyword.threshold:.2f}: {keyword.calibration['method']}) in {path}", file=sys.stderr)
+    calibration = keyword.calibration
+    matched = f"layer {keyword.layer}" if keyword.kind == HIDDEN else "letter posteriors"
+    print(f"kwstream: enrolled {keyword.name!r} from {len(keyword.examples)} examples ({matched}, "
+          f"threshold {keyword.threshold:.2f}: {calibration['method']}) in {path}", file=sys.stderr)
+    print(f"kwstream: expected at this threshold: recall {calibration['expected_recall']:.2f} (takes found by the others), "
+          f"{calibration['expected_fa_per_hour']:.2g} false alarms/h on keyword-free speech", file=sys.stderr)
     return 0
 
 
@@ -67,5 +120,6 @@ def cmd_keywords(args: argparse.Namespace) -> int:
     for name in names:
         k = store.load(name)
         frames = "/".join(str(len(e)) for e in k.examples)
-        print(f"{k.name:<16} threshold {k.threshold:.2f}  layer {k.layer:>2}  examples {len(k.examples)} ({frames} frames)  model {k.model}")
+        matched = f"layer {k.layer:>2}" if k.kind == HIDDEN else "letters "
+        print(f"{k.name:<16} threshold {k.threshold:.2f}  {matched}  examples {len(k.examples)} ({frames} frames)  model {k.model}")
     return 0

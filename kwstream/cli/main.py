@@ -16,6 +16,7 @@ import sys
 from kwstream.cli.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from kwstream.cli.options import add_keywords_option, add_model_options, add_window_options, pipeline_options, positive_int
 from kwstream.errors import KwstreamError
+from kwstream.enroll.calibration import TARGET_FA_PER_HOUR
 from kwstream.evaluation.bench import WORDS as BENCH_WORDS
 from kwstream.evaluation.metrics import TARGET_FALSE_ALARMS_PER_HOUR
 from kwstream.extras import missing_extra
@@ -85,8 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     examples.add_argument("--from", dest="files", nargs="+", metavar="FILE", help="recordings of the keyword, one example each (3+)")
     examples.add_argument("--record", type=int, metavar="N", help="record N examples from the microphone (3+)")
     enroll.add_argument("--input-device", metavar="DEV", help="with --record: input device index or name")
-    enroll.add_argument("--negatives", nargs="+", default=[], metavar="FILE",
-                        help="keyword-free speech to calibrate the threshold against")
+    enroll.add_argument("--negatives", nargs="+", default=[], metavar="FILE_OR_DIR",
+                        help="your own keyword-free speech (files, or folders of .wav/.flac/.ogg) to calibrate the "
+                             "threshold against, besides the bundled speech")
+    enroll.add_argument("--target-fa", type=float, default=TARGET_FA_PER_HOUR, metavar="PER_HOUR",
+                        help=f"false alarms per hour the threshold aims at on keyword-free speech (default {TARGET_FA_PER_HOUR:g})")
     enroll.add_argument("--layer", type=int, help="encoder layer of the features (default: chosen for the model)")
     enroll.add_argument("--replace", action="store_true", help="overwrite a keyword of the same name")
 

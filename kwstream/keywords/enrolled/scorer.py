@@ -32,6 +32,22 @@ from kwstream.model.encoder import EncodedFrames
 from kwstream.keywords.base import KeywordMatch
 
 
+HIDDEN, LETTERS = "hidden", "letters"
+"""What an enrolled keyword's examples are: one layer's hidden states (cosine distance), or the CTC
+head's per-frame letter probabilities without the blank (``letter_posteriors``; distance
+``-log p.q``, the classic posteriorgram query-by-example). Letters find the word in a new speaker's
+voice better (docs/enrollment.md); models without a CTC head have only hidden states."""
+MIN_SAME_LETTER = 1e-5
+"""Floor of the probability that two frames hold the same letter, so one frame cannot cost infinity."""
+
+
+def letter_posteriors(log_probs: np.ndarray, blank: int) -> np.ndarray:
+    """(frames, letters) probabilities renormalised without the blank: the blank dominates CTC frames
+    and would match any word's pauses and edges as well as its letters."""
+    letters = np.exp(np.delete(np.asarray(log_probs, dtype=np.float32), blank, axis=1))
+    return letters / np.maximum(letters.sum(axis=1, keepdims=True), 1e-8)
+
+
 def unit_rows(features: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (float32), so that a dot product is a cosine."""
     features = np.asarray(features, dtype=np.float32)
@@ -105,22 +121,27 @@ class ExampleSet:
     """(examples,) frames of each example."""
     owner: np.ndarray
     """(examples,) index of the keyword each example belongs to."""
+    kind: str = HIDDEN
 
     @classmethod
-    def build(cls, keyword_examples: Sequence[Sequence[np.ndarray]]) -> ExampleSet:
-        examples = [unit_rows(e) for group in keyword_examples for e in group]
+    def build(cls, keyword_examples: Sequence[Sequence[np.ndarray]], kind: str = HIDDEN) -> ExampleSet:
+        prepare = unit_rows if kind == HIDDEN else (lambda e: np.asarray(e, dtype=np.float32))
+        examples = [prepare(e) for group in keyword_examples for e in group]
         lengths = np.array([len(e) for e in examples])
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         steps = np.minimum(np.arange(lengths.max())[None], lengths[:, None] - 1)
         owner = np.repeat(np.arange(len(keyword_examples)), [len(g) for g in keyword_examples])
-        return cls(np.concatenate(examples), offsets[:, None] + steps, lengths, owner)
+        return cls(np.concatenate(examples), offsets[:, None] + steps, lengths, owner, kind)
 
     def match(self, window: np.ndarray) -> list[KeywordMatch]:
         """Each keyword's best example match in ``window`` (frames, hidden)."""
         keywords = int(self.owner.max()) + 1
         if len(window) == 0:
             return [KeywordMatch(0.0, 0, 0)] * keywords
-        distances = (1.0 - self.frames @ unit_rows(window).T)[self.rows]
+        if self.kind == HIDDEN:
+            distances = (1.0 - self.frames @ unit_rows(window).T)[self.rows]
+        else:
+            distances = -np.log(np.maximum(self.frames @ np.asarray(window, dtype=np.float32).T, MIN_SAME_LETTER))[self.rows]
         cost, start = subsequence_dtw(distances, self.lengths)
         end = np.argmin(cost, axis=1)
         best_cost = cost[np.arange(len(end)), end]
@@ -131,7 +152,8 @@ class ExampleSet:
             if not np.isfinite(best_cost[e]):
                 matches.append(KeywordMatch(0.0, 0, 0))
                 continue
-            score = float(np.clip(1.0 - 2.0 * best_cost[e], 0.0, 1.0))
+            # hidden: 1 - 2 x mean cosine distance; letters: exp(-cost), the geometric mean of p.q along the path
+            score = float(np.clip(1.0 - 2.0 * best_cost[e], 0.0, 1.0) if self.kind == HIDDEN else np.exp(-best_cost[e]))
             matches.append(KeywordMatch(score, int(start[e, end[e]]), int(end[e]) + 1))
         return matches
 
@@ -139,25 +161,29 @@ class ExampleSet:
 class EnrolledScorer:
     """Scores enrolled keywords in each window: the KeywordScorer for examples of speech.
 
-    Keywords may use different layers; those on one layer are matched together.
+    Keywords may use different layers or letters; those on one layer, and those of letters, are matched together.
     """
 
     def __init__(self, names: Sequence[str], layers: Sequence[int], examples: Sequence[Sequence[np.ndarray]],
-                 thresholds: Sequence[float | None]) -> None:
-        """One entry per keyword: its name, layer, example features (frames, hidden) and threshold."""
+                 thresholds: Sequence[float | None], kinds: Sequence[str] | None = None, blank: int = 0) -> None:
+        """One entry per keyword: its name, layer, example features (frames, hidden or letters), threshold
+        and kind (``HIDDEN`` by default); ``blank``: the CTC blank's index, for letter keywords."""
         self.keywords = list(names)
-        self.layers = tuple(sorted(set(layers)))
+        kinds = list(kinds) if kinds is not None else [HIDDEN] * len(self.keywords)
+        self.layers = tuple(sorted({layer for layer, kind in zip(layers, kinds) if kind == HIDDEN}))
         self.thresholds: dict[str, float | None] = dict(zip(self.keywords, thresholds))
+        self._blank = blank
         self._groups = []
-        for layer in self.layers:
-            members = [i for i, x in enumerate(layers) if x == layer]
-            self._groups.append((layer, members, ExampleSet.build([examples[i] for i in members])))
+        for key in sorted({(kind, layer if kind == HIDDEN else -1) for kind, layer in zip(kinds, layers)}):
+            members = [i for i, (kind, layer) in enumerate(zip(kinds, layers)) if (kind, layer if kind == HIDDEN else -1) == key]
+            self._groups.append((key, members, ExampleSet.build([examples[i] for i in members], key[0])))
         for _, _, example_set in self._groups:  # compile (or load from the cache) now, not in the first window
             example_set.match(example_set.frames[:1])
 
     def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
         matches: list[KeywordMatch | None] = [None] * len(self.keywords)
-        for layer, members, example_set in self._groups:
-            for i, match in zip(members, example_set.match(frames.features[layer])):
+        for (kind, layer), members, example_set in self._groups:
+            window = frames.features[layer] if kind == HIDDEN else letter_posteriors(frames.log_probs, self._blank)
+            for i, match in zip(members, example_set.match(window)):
                 matches[i] = match
         return matches  # type: ignore[return-value]

@@ -24,7 +24,7 @@ import numpy as np
 from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
 from kwstream.keywords.keyword_set import split_threshold
-from kwstream.keywords.enrolled.scorer import EnrolledScorer
+from kwstream.keywords.enrolled.scorer import HIDDEN, LETTERS, EnrolledScorer
 
 FORMAT = "kwstream-enrolled-1"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -58,6 +58,8 @@ class EnrolledKeyword:
     """Where each example came from (file path or "microphone")."""
     calibration: dict = field(default_factory=dict)
     """How the threshold was chosen: method, leave-one-out scores, negative scores."""
+    kind: str = HIDDEN
+    """``HIDDEN``: the examples are ``layer``'s hidden states; ``LETTERS``: the CTC head's letter posteriors."""
 
 
 def check_name(name: str) -> str:
@@ -122,7 +124,10 @@ class KeywordStore:
                 examples = [npz[f"example_{i}"].astype(np.float32) for i in range(len(metadata["example_frames"]))]
             keyword = EnrolledKeyword(metadata["name"], int(metadata["layer"]), float(metadata["threshold"]),
                                       metadata["fingerprint"], metadata["model"], examples,
-                                      list(metadata.get("sources", [])), dict(metadata.get("calibration", {})))
+                                      list(metadata.get("sources", [])), dict(metadata.get("calibration", {})),
+                                      metadata.get("kind", HIDDEN))
+            if keyword.kind not in (HIDDEN, LETTERS):
+                raise ValueError(f"unknown kind {keyword.kind!r}")
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise EnrollmentError(f"enrolled keyword {name!r} in {folder} is unreadable ({exc}); enroll it again") from None
         if any(e.ndim != 2 or len(e) == 0 for e in examples):
@@ -141,7 +146,8 @@ def check_model(keyword: EnrolledKeyword, encoder: Encoder) -> None:
         raise EnrollmentError(
             f"keyword {keyword.name!r} was enrolled with model {keyword.model} (fingerprint {keyword.fingerprint}), "
             f"not with {encoder.name} ({encoder.fingerprint}): listen with that model or enroll it again with this one")
-    encoder.check_layer(keyword.layer)
+    if keyword.kind == HIDDEN:
+        encoder.check_layer(keyword.layer)
 
 
 def parse_enrolled(spec: str) -> tuple[str, float | None]:
@@ -161,4 +167,5 @@ def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder) -> Enro
         check_model(keyword, encoder)
         keywords.append(keyword)
         thresholds.append(keyword.threshold)
-    return EnrolledScorer([k.name for k in keywords], [k.layer for k in keywords], [k.examples for k in keywords], thresholds)
+    return EnrolledScorer([k.name for k in keywords], [k.layer for k in keywords], [k.examples for k in keywords], thresholds,
+                          [k.kind for k in keywords], encoder.blank_id if encoder.has_ctc_head else 0)
