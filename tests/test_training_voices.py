@@ -22,7 +22,7 @@ from training.wwb_streams import speech_bounds
 
 pytestmark = pytest.mark.slow  # the training workshop (training/, not installed): speech synthesis
 
-ENGINE_VOICES = [("espeak", "en-us+m3"), ("flite", "slt"), ("festival", "kal_diphone"), ("festival", "ked_diphone"),
+ENGINE_VOICES = [("espeak", "en-us+m3"), ("flite", "awb"), ("festival", "kal_diphone"), ("festival", "ked_diphone"),
                  ("hibari", "heart"), ("kokoro", "jf_alpha:0.6+jm_kumo:0.4")]
 
 

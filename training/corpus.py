@@ -37,7 +37,8 @@ ESPEAK_TRAIN_VARIANTS = (
     "john", "linda", "max", "michel", "norbert", "paul", "quincy", "rob", "robert", "steph", "travis", "victor",
 )
 ESPEAK_EVAL_VARIANTS = ("m7", "f4", "whisperf", "Andy", "grandma", "shelby", "klatt4", "marcelo")
-FLITE_TRAIN_VOICES = ("kal", "kal16", "awb", "slt")
+FLITE_TRAIN_VOICES = ("kal", "kal16", "awb")
+"""Not slt: the CMU ARCTIC speaker behind festival's festvox-us-slt-hts, a voice reserved for independent evaluation."""
 FLITE_EVAL_VOICES = ("rms",)
 # Relative speaking rate (1.0 = engine default); the evaluation band is disjoint from training.
 TRAIN_RATE_BANDS = ((0.65, 0.86), (1.06, 1.35))

@@ -43,7 +43,7 @@ UNKNOWN_WORDS = (
 """Words that are not digits, with a few number words that share sounds with them (seventeen, ninety)."""
 ESPEAK_VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
 ESPEAK_VARIANTS = ["", "+f2", "+m3", "+f4"]
-FLITE_VOICES = ["kal", "awb", "rms", "slt"]
+FLITE_VOICES = ["kal", "awb", "rms"]  # not slt: festvox-us-slt-hts's speaker, reserved for evaluation
 NOISE_S = 60.0
 
 
