@@ -53,7 +53,7 @@ def found(events: list) -> list[tuple[str, float, float, float]]:
 
 
 def scored(events: list) -> list[tuple[float, float, dict]]:
-    return [(w.start_s, w.end_s, {k: round(v, 6) for k, v in w.scores.items()}) for w in events if isinstance(w, ScoredWindow)]
+    return [(w.start_s, w.end_s, {k: round(v.score, 6) for k, v in w.scores.items()}) for w in events if isinstance(w, ScoredWindow)]
 
 
 @pytest.fixture(scope="module")

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.errors import KeywordError
-from kwstream.keywords.base import KeywordScorer
+from kwstream.keywords.base import KeywordMatch, KeywordScorer
 from kwstream.keywords.ctc import CtcKeywordScorer, normalize_keyword
 from kwstream.keywords.homophones import homophone_warning
-from kwstream.model.encoder import Encoder
+from kwstream.model.encoder import EncodedFrames, Encoder
 
 CALIBRATION_FILE = "kwstream.json"
 FALLBACK_THRESHOLD = 0.5
@@ -198,7 +198,7 @@ class KeywordSet:
             ))
         self.scorers += scorers
         self.names: list[str] = [k for scorer in self.scorers for k in scorer.keywords]
-        """Every keyword, in the order the scorers give their matches."""
+        """Every keyword, scorer by scorer."""
         if len({k.lower() for k in self.names}) != len(self.names):
             raise KeywordError(f"duplicate keywords in {self.names}")
         self.layers: tuple[int, ...] = tuple(sorted({layer for scorer in self.scorers for layer in scorer.layers}))
@@ -210,6 +210,11 @@ class KeywordSet:
         self.calibration = model_calibration(encoder)
         self.thresholds: dict[str, float] = keyword_thresholds(self.typed, scorers, thresholds, threshold, self.calibration)
         """The one threshold map: the detector and the dashboard read it, ``set_threshold`` changes it."""
+
+    def score_frames(self, frames: EncodedFrames) -> dict[str, KeywordMatch]:
+        """Every keyword's best match in one window of frames, by name (one encoder pass serves
+        every scorer; a scorer that gives too few or too many matches raises)."""
+        return {k: m for scorer in self.scorers for k, m in zip(scorer.keywords, scorer.score_frames(frames), strict=True)}
 
     def set_threshold(self, keyword: str, threshold: float) -> None:
         """Change one keyword's threshold (takes effect at the next window)."""

@@ -64,6 +64,13 @@ class WindowScore:
     end: float
 
 
+def as_if_live(window_end_s: float, compute_s: float) -> float:
+    """When a detection on a window replayed as fast as possible (eval, bench, enrollment) would
+    have fired had the audio come live and only the compute taken time: the window's end plus its
+    compute."""
+    return window_end_s + compute_s
+
+
 class Detector:
     """Fed each window's scores in stream order; returns the detections they complete."""
 

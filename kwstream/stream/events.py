@@ -6,9 +6,11 @@ the Detections themselves. Times are stream seconds. Nothing here knows who list
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from kwstream.stream.detector import WindowScore
 
 SILENCE_DBFS = -120.0
 """Level reported for digital silence (log of zero)."""
@@ -73,10 +75,9 @@ class ScoredWindow:
 
     start_s: float
     end_s: float
-    scores: dict[str, float]
+    scores: dict[str, WindowScore]
+    """Per keyword, its score and the stream seconds of its best alignment in the window."""
     compute_s: float
     """Encoder + scoring time for this window."""
-    alignments: dict[str, tuple[float, float]] = field(default_factory=dict)
-    """Per keyword, the stream seconds (start, end) of its best alignment in the window."""
     span: int = 0
     """The VAD speech span the window belongs to (the detector smooths within a span)."""

@@ -31,7 +31,7 @@ from kwstream.audio.ring import RingBuffer
 from kwstream.keywords.keyword_set import PAUSE_MS, KeywordSet
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.stream.chunked import ChunkedEncoder
-from kwstream.stream.detector import Detection, Detector, DetectorSettings, WindowScore
+from kwstream.stream.detector import Detection, Detector, DetectorSettings, WindowScore, as_if_live
 from kwstream.stream.events import Level, LevelMeter, ScoredWindow, VoiceActivity
 from kwstream.stream.vad import SpeechStart, VadGate, VadSettings
 from kwstream.stream.windows import Window, Windower
@@ -214,7 +214,7 @@ class KeywordPipeline:
         t0 = time.perf_counter()
         try:
             first_sample, frames = self._chunker.frames(self._read, window.start_sample, window.stop_sample)
-            matches = [m for scorer in self.keywords.scorers for m in scorer.score_frames(frames)]
+            matches = self.keywords.score_frames(frames)
         except Exception as exc:  # one bad window must not end a long-running listener
             self.stats.window_errors += 1
             log.error("window %.2f-%.2f s failed: %s", window.start_sample / SAMPLE_RATE, window.stop_sample / SAMPLE_RATE, exc)
@@ -224,26 +224,20 @@ class KeywordPipeline:
         self.stats.compute_s += compute_s
         self.stats.encoded_s = self._chunker.encoded_samples / SAMPLE_RATE
         spf = self.encoder.samples_per_frame
-        scores = [
-            WindowScore(
-                keyword,
-                m.score,
-                (first_sample + m.start_frame * spf) / SAMPLE_RATE,
-                (first_sample + m.end_frame * spf) / SAMPLE_RATE,
-            )
-            for keyword, m in zip(self.keywords.names, matches)
-        ]
+        scores = {
+            keyword: WindowScore(keyword, m.score, (first_sample + m.start_frame * spf) / SAMPLE_RATE,
+                                 (first_sample + m.end_frame * spf) / SAMPLE_RATE)
+            for keyword, m in matches.items()
+        }
         events: list[Event] = []
         if self.events:
-            events.append(ScoredWindow(
-                window.start_sample / SAMPLE_RATE, window.stop_sample / SAMPLE_RATE, {s.keyword: s.score for s in scores},
-                compute_s, {s.keyword: (s.start, s.end) for s in scores}, window.span,
-            ))
+            events.append(ScoredWindow(window.start_sample / SAMPLE_RATE, window.stop_sample / SAMPLE_RATE, scores,
+                                       compute_s, window.span))
         if self.captured is not None:
             detected_at = self.captured() / SAMPLE_RATE
-        else:  # replay as fast as possible: when it would have fired had the audio come live
-            detected_at = window.stop_sample / SAMPLE_RATE + compute_s
-        detections = self.detector.push(scores, detected_at, time.time())
+        else:
+            detected_at = as_if_live(window.stop_sample / SAMPLE_RATE, compute_s)
+        detections = self.detector.push(list(scores.values()), detected_at, time.time())
         self.stats.detections += len(detections)
         return events + detections
 
