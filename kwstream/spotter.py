@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,8 +22,7 @@ from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import AudioSource, Microphone
 from kwstream.errors import KeywordError
 from kwstream.keywords.base import KeywordScorer
-from kwstream.keywords.homophones import warn_about_homophones
-from kwstream.keywords.keyword_set import Keyword, KeywordSet
+from kwstream.keywords.keyword_set import Keyword, KeywordSet, KeywordSettings
 from kwstream.model.encoder import Encoder
 from kwstream.stream.detector import Detection
 from kwstream.stream.pipeline import KeywordPipeline, PipelineSettings, PipelineStats
@@ -33,8 +32,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SpotterSettings(PipelineSettings):
-    """Every knob of the pipeline (see PipelineSettings), and of the threads around it."""
+    """Every knob of the pipeline (see PipelineSettings), of the keywords the Spotter builds from
+    names, and of the threads around it."""
 
+    keywords: KeywordSettings = field(default_factory=KeywordSettings)
+    """The threshold of every keyword without its own, and the pause between words (not for a KeywordSet passed in)."""
     ring_s: float = 30.0
     """Audio the ring holds; the worker may fall this far behind before audio is lost."""
     read_block_ms: int = 30
@@ -103,10 +105,9 @@ class Spotter:
                 raise ValueError("a KeywordSet brings its own scorers and thresholds: build it with them")
             self.keyword_set = keywords
         else:
-            self.keyword_set = KeywordSet(self.encoder, keywords, scorers, thresholds=thresholds,
-                                          threshold=self.settings.detector.threshold, pause_ms=self.settings.pause_ms)
-            for k in self.keyword_set.typed:
-                warn_about_homophones(k.text)
+            self.keyword_set = KeywordSet(self.encoder, keywords, scorers, thresholds=thresholds, settings=self.settings.keywords)
+            for warning in self.keyword_set.homophone_warnings:  # the CLI shows its own set's, so it passes the set
+                log.warning(warning)
         self.keywords = self.keyword_set.names
         self.source = source if source is not None else Microphone()
         self.on_detect = on_detect

@@ -28,7 +28,7 @@ import numpy as np
 
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.audio.ring import RingBuffer
-from kwstream.keywords.keyword_set import PAUSE_MS, KeywordSet
+from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.stream.chunked import ChunkedEncoder
 from kwstream.stream.detector import Detection, Detector, DetectorSettings, WindowScore, as_if_live
@@ -60,10 +60,6 @@ class PipelineSettings:
     """Audio before the newest frames that they attend to at each step (see chunked.py)."""
     right_context_s: float = 0.25
     """Audio after a frame that must arrive before its encoding is final (see chunked.py)."""
-    pause_ms: int = PAUSE_MS
-    """Blank time that counts as a word boundary when the model emits no delimiter (a CTC model
-    leaves blanks inside words too; on the development streams 160 ms beat 100 ms and 60 ms, and
-    matched 240 ms: mean recall at 1 false alarm per hour 0.39, against 0.35, 0.31 and 0.38)."""
     level_block_ms: int = 50
     """Audio measured by each Level event (20 per second suits a dashboard)."""
 
