@@ -1,9 +1,10 @@
 """The streaming spotter: the threads around one KeywordPipeline.
 
 Threads: the source's own (PortAudio callback or file reader) only writes into the ring; one worker
-thread reads the ring and pushes what is new into the pipeline (VAD, windows, encoder, scorers,
-detector: ``kwstream.stream.pipeline``); one dispatcher thread runs the user's callbacks, so a slow
-or raising callback never stalls or kills the audio path.
+thread runs what is new in it through the pipeline, which reads that same ring and releases what no
+window needs (VAD, windows, encoder, scorers, detector: ``kwstream.stream.pipeline``); one
+dispatcher thread runs the user's callbacks, so a slow or raising callback never stalls or kills
+the audio path.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.audio.ring import RingBuffer
@@ -115,7 +114,8 @@ class Spotter:
         self.stats = SpotterStats()
         self._ring = RingBuffer(int(self.settings.ring_s * SAMPLE_RATE))
         self.pipeline = KeywordPipeline(self.keyword_set, self.encoder, self.settings, events=on_event is not None,
-                                        captured=self._captured if self.source.live else None, stats=self.stats)
+                                        captured=self._captured if self.source.live else None, stats=self.stats,
+                                        ring=self._ring)
         self._finished = threading.Event()
         self._callbacks: queue.Queue = queue.Queue()
         self._results: queue.Queue = queue.Queue(MAX_UNREAD_DETECTIONS)
@@ -179,18 +179,12 @@ class Spotter:
 
     def _work(self) -> None:
         block = SAMPLE_RATE * self.settings.read_block_ms // 1000
-        cursor = 0
         try:
             while True:
-                self._ring.wait_for(cursor + block, timeout=0.5)
+                self._ring.wait_for(self.pipeline.position + block, timeout=0.5)
                 available = self._ring.write_index
                 end_of_stream = self._ring.closed and available == self._ring.write_index
-                events = []
-                if available > cursor:
-                    events = self.pipeline.push(self._read(cursor, available))
-                    cursor = available
-                    # the pipeline keeps its own copy; the ring keeps as much, so it overruns as soon as that could
-                    self._ring.release(self.pipeline.oldest_needed)
+                events = self.pipeline.advance(available)
                 if end_of_stream:
                     events += self.pipeline.flush()
                 for event in events:
@@ -205,12 +199,6 @@ class Spotter:
 
     def _captured(self) -> int:
         return self._ring.write_index
-
-    def _read(self, start: int, stop: int) -> np.ndarray:
-        """Samples [start, stop) from the ring; audio lost to an overrun reads as silence, so that
-        sample indices stay true."""
-        first, audio = self._ring.read(start, stop)
-        return audio if first == start else np.concatenate((np.zeros(first - start, np.float32), audio))
 
     def _update_stats(self) -> None:
         overrun, dropped = self._ring.overrun_samples, self.source.dropped_frames
