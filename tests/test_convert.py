@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kwstream.audio.convert import float_to_pcm16, pcm16_to_float, to_mono
+from kwstream.audio.convert import BlockFramer, StreamResampler, float_to_pcm16, pcm16_to_float, to_mono
 
 
 def test_to_mono_keeps_one_channel_as_it_is_and_averages_several():
@@ -28,3 +28,25 @@ def test_float_to_pcm16_clips_and_every_16_bit_sample_survives_the_round_trip():
     assert got.dtype == np.dtype("<i2") and got.tolist() == [0, 16384, -16384, 32767, -32768, 32767, -32768]
     every = np.arange(-32768, 32768).astype("<i2")
     assert np.array_equal(float_to_pcm16(pcm16_to_float(every)), every)
+
+
+def test_the_stream_resampler_gives_the_same_audio_whatever_the_chunks():
+    audio = np.sin(np.arange(8000) * 2 * np.pi * 440 / 8000).astype(np.float32)
+    whole = StreamResampler(8000, 16000)
+    once = np.concatenate((whole.push(audio), whole.finish()))
+    chunked = StreamResampler(8000, 16000)
+    pieces = [chunked.push(audio[i:i + 333]) for i in range(0, len(audio), 333)] + [chunked.finish()]
+    assert len(once) == 16000 and np.allclose(np.concatenate(pieces), once, atol=1e-6)
+    same = StreamResampler(16000, 16000)
+    assert same.push(audio) is audio and len(same.finish()) == 0
+
+
+def test_the_block_framer_cuts_any_chunks_into_the_same_whole_blocks():
+    stream = np.arange(23, dtype=np.float32)
+    framer = BlockFramer(4)
+    got = []
+    for size in (3, 0, 7, 1, 12):
+        first, blocks = framer.push(stream[framer.received:framer.received + size])
+        assert blocks.shape[1:] == (4,) and first == 4 * len(got)
+        got += list(blocks)
+    assert np.array_equal(np.stack(got), stream[:20].reshape(5, 4)) and framer.received == 23
