@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kwstream.audio.convert import BlockFramer, StreamResampler, float_to_pcm16, pcm16_to_float, to_mono
+from kwstream.audio.convert import BlockFramer, StreamResampler, float_to_pcm16, pcm16_to_float, pcm32_to_float, to_mono
 
 
 def test_to_mono_keeps_one_channel_as_it_is_and_averages_several():
@@ -21,6 +21,11 @@ def test_pcm16_to_float_scales_by_32768_from_bytes_or_samples():
     for given in (samples, samples.tobytes()):
         got = pcm16_to_float(given)
         assert got.dtype == np.float32 and np.array_equal(got, want)
+
+
+def test_pcm32_to_float_scales_by_2_to_the_31():
+    samples = np.array([0, 1 << 30, -(1 << 31), (1 << 31) - 1], "<i4")
+    assert pcm32_to_float(samples.tobytes()).tolist() == [0.0, 0.5, -1.0, np.float32((2**31 - 1) / 2**31)]
 
 
 def test_float_to_pcm16_clips_and_every_16_bit_sample_survives_the_round_trip():

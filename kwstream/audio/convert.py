@@ -1,5 +1,6 @@
-"""Sample conversions, written once: mixing to mono, signed 16-bit PCM to and from float32, a
-streaming resampler, and the framer that cuts chunks of any size into whole blocks.
+"""Sample conversions, written once: mixing to mono, signed 16-bit PCM to and from float32 (and
+32-bit PCM to float32), a streaming resampler, and the framer that cuts chunks of any size into
+whole blocks.
 
 16-bit PCM has one scale both ways (``PCM16_SCALE``): a sample ``k`` is the float ``k / 32768``, so
 16-bit audio survives float and back exactly; floats are clipped to what 16 bits hold, [-1, 1 - 2**-15].
@@ -23,6 +24,11 @@ def to_mono(block: np.ndarray) -> np.ndarray:
 def pcm16_to_float(data: bytes | np.ndarray) -> np.ndarray:
     """Signed 16-bit little-endian PCM (bytes, or the int16 samples) as float32 in [-1, 1)."""
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / PCM16_SCALE
+
+
+def pcm32_to_float(data: bytes) -> np.ndarray:
+    """Signed 32-bit little-endian PCM as float32 in [-1, 1)."""
+    return np.frombuffer(data, dtype="<i4").astype(np.float32) / 2147483648.0
 
 
 def float_to_pcm16(audio: np.ndarray) -> np.ndarray:

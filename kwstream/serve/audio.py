@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from wyoming.audio import AudioChunk, AudioChunkConverter
 
-from kwstream.audio.convert import StreamResampler, pcm16_to_float, to_mono
+from kwstream.audio.convert import StreamResampler, pcm16_to_float, pcm32_to_float, to_mono
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.errors import KwstreamError
 
@@ -49,7 +49,7 @@ class ChunkDecoder:
             samples = pcm16_to_float(chunk.audio)
         else:
             wide = self._widen.convert(chunk).audio
-            samples = np.frombuffer(wide, dtype="<i4").astype(np.float32) / 2147483648.0
+            samples = pcm32_to_float(wide)
         samples = to_mono(samples.reshape(-1, chunk.channels))
         samples = self._resampler.push(samples)
         return np.ascontiguousarray(samples, dtype=np.float32)
