@@ -15,6 +15,7 @@ from kwstream.errors import AudioInputError, KeywordError, KwstreamError, ModelL
 from kwstream.keywords.keyword_set import Keyword, KeywordSettings
 from kwstream.spotter import Spotter, SpotterSettings, SpotterStats
 from kwstream.stream.vad import VadSettings
+from kwstream.scan import scan  # noqa: E402  after the package: the function is what ``kwstream.scan`` names
 
 __all__ = [
     "AudioFile",
@@ -35,4 +36,5 @@ __all__ = [
     "SpotterSettings",
     "SpotterStats",
     "VadSettings",
+    "scan",
 ]

@@ -100,7 +100,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("kwstream.model",),
     ("kwstream.keywords",),
     ("kwstream.stream",),
-    ("kwstream.spotter", "kwstream.serve", "kwstream.evaluation", "kwstream.enroll", "kwstream.train"),
+    ("kwstream.spotter", "kwstream.serve", "kwstream.evaluation", "kwstream.enroll", "kwstream.train",
+     "kwstream.scan"),
     ("kwstream.cli",),
     ("kwstream", "kwstream.__main__"),
 )

@@ -100,8 +100,9 @@ def list_input_devices() -> list[dict]:
 
 
 class _Source:
-    """What every source does with a block it read: mix it to mono, resample it to 16 kHz, write it
-    into the ring (a live source waits for nobody; a fast replay waits for room)."""
+    """What every source shares: its name, the ring it writes, the error that ended it early, and
+    nothing to check before it starts (each reads its blocks, mixes them to mono and resamples them
+    with ``kwstream.audio.convert``)."""
 
     live: bool
     recorded: bool
@@ -110,7 +111,6 @@ class _Source:
     def __init__(self, name: str) -> None:
         self.name = name
         self._ring: RingBuffer | None = None
-        self._resampler = StreamResampler(SAMPLE_RATE, SAMPLE_RATE)
         self._error: str | None = None
 
     @property
@@ -123,12 +123,6 @@ class _Source:
 
     def check(self) -> None:
         """Nothing to check by default: a stream shows its problems when read."""
-
-    def _write(self, block: np.ndarray) -> int:
-        """Write a (frames, channels) block at the input's rate; returns the samples written."""
-        mono = self._resampler.push(to_mono(block))
-        self._ring.write(mono, block=not self.live)
-        return len(mono)
 
 
 class Microphone(_Source):
@@ -150,6 +144,7 @@ class Microphone(_Source):
         self.capture_rate = capture_rate
         self.sample_rate = SAMPLE_RATE
         self._stream = None
+        self._resampler = StreamResampler(SAMPLE_RATE, SAMPLE_RATE)
         self._dropped = 0
 
     @property
@@ -192,7 +187,7 @@ class Microphone(_Source):
         # PortAudio's thread: copy and go; nothing here may block or raise.
         if status.input_overflow:
             self._dropped += 1
-        self._write(indata)
+        self._ring.write(self._resampler.push(to_mono(indata)))
 
     def stop(self) -> None:
         """Abort the stream (a stop would wait for a callback that a stalled device never ends),
@@ -236,22 +231,30 @@ class _ReplaySource(_Source):
         self._thread = threading.Thread(target=self._run, args=(ring,), name="kwstream-replay", daemon=True)
         self._thread.start()
 
+    def samples(self) -> Iterator[np.ndarray]:
+        """The input as 16 kHz mono float32 blocks, read and resampled as they are needed (a long
+        recording is never held whole): what ``start`` writes to the ring, and what offline work
+        (``kwstream scan``) pushes straight into a pipeline."""
+        blocks = self._open()
+        resampler = StreamResampler(next(blocks), SAMPLE_RATE)
+        for block in blocks:
+            yield resampler.push(to_mono(block))
+        if len(tail := resampler.finish()):
+            yield tail
+
     def _run(self, ring: RingBuffer) -> None:
         written = 0
         try:
-            blocks = self._open()
-            self._resampler = StreamResampler(next(blocks), SAMPLE_RATE)
             t0 = time.perf_counter()
-            for block in blocks:
+            for mono in self.samples():
                 if self._stopping.is_set():
                     break
-                written += self._write(block)
+                ring.write(mono, block=not self.live)  # live audio waits for nobody, as a microphone
+                written += len(mono)
                 if self.live:
                     ahead = t0 + written / SAMPLE_RATE - time.perf_counter()
                     if ahead > 0:
                         self._stopping.wait(ahead)
-            else:
-                ring.write(self._resampler.finish(), block=not self.live)
         except Exception as exc:  # a corrupt tail: keep what was read, report the rest (once: the caller prints it)
             self._error = f"{self.name}: read error after {written / SAMPLE_RATE:.2f} s: {exc}"
         finally:

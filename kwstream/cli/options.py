@@ -121,16 +121,17 @@ def scorers(args: argparse.Namespace, encoder: Encoder) -> list[KeywordScorer]:
     return found
 
 
-def keyword_set(args: argparse.Namespace, encoder: Encoder, pipeline: SpotterSettings) -> KeywordSet:
+def keyword_set(args: argparse.Namespace, encoder: Encoder, pipeline: SpotterSettings, *, quiet: bool = False) -> KeywordSet:
     """The keywords the options name (--keywords, --enrolled NAME[:T], --classifier), with their
-    thresholds; the homophone warnings are printed here, once."""
+    thresholds; the homophone warnings are printed here, once (not at all if ``quiet``)."""
     typed = parse_keywords(args.keywords)
     others = scorers(args, encoder)
     if not typed and not others:
         raise KwstreamError("no keywords given: pass e.g. --keywords hey,stop")
     own = {name: t for name, t in map(split_threshold, args.enrolled) if t is not None}  # they outrank every default
     keywords = KeywordSet(encoder, typed, others, thresholds=own, settings=pipeline.keywords)
-    warn(keywords.homophone_warnings)
+    if not quiet:
+        warn(keywords.homophone_warnings)
     return keywords
 
 

@@ -1,0 +1,149 @@
+"""Handing files to workers as they finish, and their results back as they come: in this process,
+in worker processes (one model each), or in a pool of Ray actors (one model each)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from kwstream.scan.worker import FileResult, Scanner, ScanJob
+
+_scanner: Scanner | None = None
+"""The worker process's own scanner (set by ``_start_worker``)."""
+
+
+def cores() -> int:
+    """The cores this process may run on (its affinity, where the system tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _quiet_scanner(job: ScanJob) -> Scanner:
+    """A worker's scanner: the driver has already said what loading the model has to say (which model
+    ``auto`` chose, homophones); a worker logs only errors."""
+    logging.getLogger("kwstream").setLevel(logging.ERROR)
+    return Scanner(job)
+
+
+def _start_worker(job: ScanJob) -> None:
+    global _scanner
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it ends the workers
+    _scanner = _quiet_scanner(job)
+
+
+class _RayScanner:
+    """A Ray actor holding a worker's scanner."""
+
+    def __init__(self, job: ScanJob) -> None:
+        self._scanner = _quiet_scanner(job)
+
+    def scan(self, path: str) -> FileResult:
+        return self._scanner.scan(path)
+
+
+def _scan_in_worker(path: str) -> FileResult:
+    assert _scanner is not None
+    return _scanner.scan(path)
+
+
+def scan_local(files: Sequence[Path], job: ScanJob, workers: int, scanner: Scanner | None = None) -> Iterator[FileResult]:
+    """Results of ``files`` in the order they finish. One worker runs here (``scanner`` if given);
+    more are processes (spawned, one model each), handed a file whenever one finishes. When a worker
+    dies (killed, out of memory) the files it and its pool had in hand are retried once in a new pool.
+    The workers end when the caller stops reading (Ctrl-C included)."""
+    if workers == 1:
+        scanner = scanner or Scanner(job)
+        for path in files:
+            yield scanner.scan(path)
+        return
+    job = job.with_threads(max(1, cores() // workers))
+    todo = [(str(p), 0) for p in reversed(files)]
+    while todo:
+        executor = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _start_worker, (job,))
+        try:
+            yield from _drain(executor, todo, workers)
+        except BaseException:  # Ctrl-C, or the caller stopped reading
+            _terminate(executor)
+            raise
+        executor.shutdown()
+
+
+def _drain(executor: ProcessPoolExecutor, todo: list[tuple[str, int]], workers: int) -> Iterator[FileResult]:
+    """Results from ``executor`` until ``todo`` (path, tries) is done or the pool breaks (a worker
+    died); then the files it had in hand are back on ``todo`` (once each) and it returns."""
+    running: dict[Future, tuple[str, int]] = {}
+    broken = False
+    while (todo and not broken) or running:
+        while todo and not broken and len(running) < 2 * workers:  # a file in hand and one waiting, per worker
+            path, tries = todo.pop()
+            running[executor.submit(_scan_in_worker, path)] = (path, tries)
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            path, tries = running.pop(future)
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                broken = True
+                if tries == 0:
+                    todo.append((path, 1))
+                    continue
+                result = FileResult(path, 0.0, error="the worker process died twice on this file")
+            yield result
+
+
+def _terminate(executor: ProcessPoolExecutor) -> None:
+    """End the workers now, files in hand or not (Python 3.14 has ``terminate_workers``; before, the
+    executor's own map of processes is the only handle on them)."""
+    terminate = getattr(executor, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.terminate()
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
+def scan_ray(files: Sequence[Path], job: ScanJob, workers: int | None, address: str | None) -> Iterator[FileResult]:
+    """Results of ``files`` from a pool of Ray actors, each holding the model, in the order they
+    finish. Connects to ``address`` (None: ``ray.init()``'s own choice) unless Ray is already
+    initialised; ``workers`` actors of one CPU each (None: one per CPU of the cluster). A file whose
+    actor dies is retried once on another."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING")
+    try:
+        count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        actor_class = ray.remote(num_cpus=1)(_RayScanner)
+        actors = [actor_class.remote(job.with_threads(1)) for _ in range(count)]
+        todo = [(str(p), 0) for p in reversed(files)]
+        running: dict = {}
+        while todo or running:
+            if not actors and not running:  # every actor died
+                yield from (FileResult(path, 0.0, error="no Ray worker left") for path, _ in reversed(todo))
+                return
+            while todo and actors:
+                path, tries = todo.pop()
+                actor = actors.pop()
+                running[actor.scan.remote(path)] = (actor, path, tries)
+            [ref], _ = ray.wait(list(running), num_returns=1)
+            actor, path, tries = running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayActorError as exc:  # the actor (or its node) died: the file goes elsewhere once
+                if tries == 0 and (actors or len(running)):
+                    todo.append((path, 1))
+                else:
+                    yield FileResult(path, 0.0, error=f"worker died twice on this file: {exc}")
+                continue
+            actors.append(actor)
+            yield result
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,211 @@
+"""``kwstream scan`` on real speech with the bundled model: a folder of 21 short recordings (pieces of
+the demo, FSDD digits of several speakers; WAV, FLAC and OGG at several rates and channel counts)
+and one corrupt file.
+
+Each file's detections are those of the Spotter on an AudioFile (what ``listen --file`` runs), plus
+one error row; worker processes, a resumed interrupted scan and a local Ray cluster give the same
+rows as one worker; bad input ends with one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import soxr
+
+from kwstream.assets import DEMO_AUDIO
+from kwstream.audio.io import SAMPLE_RATE, read_audio
+from kwstream.audio.sources import AudioFile
+from kwstream.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR
+from kwstream.cli.main import main
+from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.model.resolve import BUNDLED_MODEL_DIR
+from kwstream.scan.manifest import manifest_path
+from kwstream.spotter import Spotter
+
+REPO = Path(__file__).resolve().parent.parent
+FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
+
+pytestmark = [
+    pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="needs the bundled model"),
+    pytest.mark.skipif(not FSDD.is_dir(), reason="needs the development material (../shared/data/fsdd)"),
+]
+KEYWORDS = "hey,stop,three,seven"
+FORMATS = [("wav", 16000, 1), ("flac", 44100, 2), ("ogg", 22050, 1), ("wav", 8000, 1)]
+
+
+def _fsdd(name: str) -> np.ndarray:
+    return read_audio(FSDD / f"{name}.wav")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """21 readable recordings in nested folders, a corrupt .wav, and a text file the walk skips."""
+    root = tmp_path_factory.mktemp("archive")
+    demo = read_audio(DEMO_AUDIO)
+    pieces = [demo[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)] for a, b in [(0, 4.5), (3.5, 8.0), (7.5, 11.4)]] + [demo] * 3
+    speakers = ["theo", "jackson", "lucas", "nicolas"]
+    for i in range(15):
+        digits = [_fsdd(f"{d}_{speakers[i % 4]}_{i % 3}") for d in ((3, 7, 1), (7, 0, 3), (9, 3, 7))[i % 3]]
+        gap = np.zeros(int(0.6 * SAMPLE_RATE), np.float32)
+        pieces.append(np.concatenate([gap] + [x for d in digits for x in (d, gap)]))
+    for i, audio in enumerate(pieces):
+        suffix, rate, channels = FORMATS[i % len(FORMATS)]
+        sub = root / f"part{i % 3}"
+        sub.mkdir(exist_ok=True)
+        resampled = soxr.resample(audio, SAMPLE_RATE, rate) if rate != SAMPLE_RATE else audio
+        soundfile.write(sub / f"rec{i:02d}.{suffix}", np.repeat(resampled[:, None], channels, axis=1), rate)
+    (root / "part1" / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 10)
+    (root / "notes.txt").write_text("not audio")
+    return root
+
+
+@pytest.fixture(scope="module")
+def listened(folder: Path) -> dict[str, list]:
+    """Each readable file's detections from the Spotter reading it as `listen --file` does."""
+    encoder = Encoder(EncoderSettings(model=str(BUNDLED_MODEL_DIR)))
+    found = {}
+    for path in sorted(folder.rglob("rec*")):
+        with Spotter(KEYWORDS.split(","), encoder=encoder, source=AudioFile(path, realtime=False)) as spotter:
+            found[str(path)] = [(d.keyword, round(d.score, 4), round(d.start, 3), round(d.end, 3)) for d in spotter.detections()]
+    return found
+
+
+def scan(folder: Path, out: Path, *extra: str) -> int:
+    return main(["scan", str(folder), "--keywords", KEYWORDS, "--out", str(out), *extra])
+
+
+def rows(out: Path) -> list[tuple]:
+    """The output's rows, in a fixed order (files finish in any order)."""
+    return sorted(tuple(sorted(json.loads(line).items())) for line in out.read_text().splitlines())
+
+
+@pytest.fixture(scope="module")
+def one_worker(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("one") / "results.jsonl"
+    assert scan(folder, out, "--workers", "1") == EXIT_OK
+    return out
+
+
+def test_each_file_gives_the_detections_of_listen_file_and_the_corrupt_one_an_error_row(one_worker, listened):
+    found: dict[str, list] = {}
+    errors = []
+    for line in one_worker.read_text().splitlines():
+        row = json.loads(line)
+        if "error" in row:
+            errors.append(row)
+        else:
+            found.setdefault(row["file"], []).append((row["keyword"], row["score"], row["start"], row["end"]))
+    assert [Path(e["file"]).name for e in errors] == ["broken.wav"] and "cannot read" in errors[0]["error"]
+    assert sum(map(len, listened.values())) >= 15, "the material must hold detections to compare"
+    assert {f: d for f, d in found.items()} == {f: d for f, d in listened.items() if d}
+    manifest = manifest_path(one_worker).read_text().splitlines()
+    assert len(manifest) == 1 + 22  # the header, 21 recordings and the corrupt file
+
+
+def test_the_library_yields_the_same_detections(folder, one_worker):
+    import kwstream
+
+    hits = sorted((h.file, h.keyword, h.score, h.start, h.end) for h in kwstream.scan(folder, keywords=KEYWORDS.split(",")))
+    expected = sorted((r["file"], r["keyword"], r["score"], r["start"], r["end"])
+                      for r in map(json.loads, one_worker.read_text().splitlines()) if "error" not in r)
+    assert hits == expected
+
+
+@pytest.mark.slow
+def test_two_worker_processes_equal_one(folder, one_worker, tmp_path):
+    out = tmp_path / "results.jsonl"
+    assert scan(folder, out, "--workers", "2") == EXIT_OK
+    assert rows(out) == rows(one_worker)
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_has_its_files_retried(folder, one_worker, tmp_path):
+    out = tmp_path / "results.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "kwstream", "scan", str(folder), "--keywords", KEYWORDS, "--out",
+                                str(out), "--workers", "2", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert json.loads(process.stdout.readline())["type"] == "progress"  # the workers are up and scanning
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    workers = [int(pid) for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)  # as the kernel's OOM killer would
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == EXIT_OK, stderr
+    assert json.loads(stdout.splitlines()[-1])["files"] == 22
+    assert rows(out) == rows(one_worker)
+
+
+def test_csv_output_holds_the_same_rows(folder, one_worker, tmp_path):
+    import csv
+
+    out = tmp_path / "results.csv"
+    assert scan(folder, out, "--workers", "1", "--json") == EXIT_OK
+    with out.open() as f:
+        got = sorted((r["file"], r["keyword"], r["error"]) for r in csv.DictReader(f))
+    assert got == sorted((r["file"], r.get("keyword", ""), r.get("error", "")) for r in map(json.loads, one_worker.read_text().splitlines()))
+
+
+@pytest.mark.slow
+def test_an_interrupted_scan_resumed_equals_an_uninterrupted_one(folder, one_worker, tmp_path):
+    out = tmp_path / "results.jsonl"
+    command = [sys.executable, "-m", "kwstream", "scan", str(folder), "--keywords", KEYWORDS, "--out", str(out),
+               "--workers", "1", "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(5):  # Ctrl-C once five files are done
+        assert json.loads(process.stdout.readline())["type"] == "progress"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == EXIT_INTERRUPTED, stderr
+    assert "Traceback" not in stderr
+    done = json.loads(stdout.splitlines()[-1])
+    assert done["type"] == "summary" and done["interrupted"] and 5 <= done["files"] < 22
+    first = {json.loads(line)["file"] for line in out.read_text().splitlines()}
+    assert first <= {json.loads(line)["file"] for line in manifest_path(out).read_text().splitlines()[1:]}
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == EXIT_OK, resumed.stderr
+    progress = [json.loads(line) for line in resumed.stdout.splitlines()][:-1]
+    assert len(progress) == 22 - done["files"], "a rerun skips the finished files"
+    assert rows(out) == rows(one_worker)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("nothing", "no audio files found"),
+    ("exists", "exists: pass --resume"),
+    ("unspellable", "keyword"),
+    ("format", "name it .jsonl, .csv or .parquet"),
+])
+def test_bad_input_fails_with_one_line(folder, one_worker, tmp_path, capsys, case, message):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no audio here")
+    args = {
+        "nothing": ["scan", str(empty), "--keywords", "hey", "--out", str(tmp_path / "r.jsonl")],
+        "exists": ["scan", str(folder), "--keywords", "hey", "--out", str(one_worker)],
+        "unspellable": ["scan", str(folder), "--keywords", "h€y", "--out", str(tmp_path / "r.jsonl")],
+        "format": ["scan", str(folder), "--keywords", "hey", "--out", str(tmp_path / "r.txt")],
+    }[case]
+    assert main(args) == EXIT_USER_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kwstream: error:") and message in err[0], err
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_a_local_ray_cluster_gives_the_detections_of_one_worker(folder, one_worker, tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
+    try:
+        out = tmp_path / "results.jsonl"
+        assert scan(folder, out, "--ray", "--workers", "2") == EXIT_OK  # Ray already initialised: the scan uses it
+    finally:
+        ray.shutdown()
+    assert rows(out) == rows(one_worker)
