@@ -9,7 +9,8 @@ The model is a hub id or a directory saved with `save_pretrained`; any wav2vec2 
 import sys
 from dataclasses import replace
 
-from kwstream import AudioFile, DetectorSettings, EncoderSettings, Keyword, Spotter, SpotterSettings, VadSettings
+from kwstream import (AudioFile, DetectorSettings, EncoderSettings, Keyword, KeywordSettings, Spotter, SpotterSettings,
+                      VadSettings)
 
 if len(sys.argv) != 3:
     sys.exit(f"usage: python {sys.argv[0]} MODEL RECORDING")
@@ -17,7 +18,8 @@ model, path = sys.argv[1:]
 settings = SpotterSettings(
     encoder=EncoderSettings(model=model, device="cpu", threads=2),
     vad=VadSettings(aggressiveness=3),
-    detector=DetectorSettings(threshold=0.6, refractory_s=0.5),
+    detector=DetectorSettings(refractory_s=0.5),
+    keywords=KeywordSettings(threshold=0.6),
 )
 settings = replace(settings, window_s=2.0, hop_s=0.2)
 keywords = [Keyword("hey computer", threshold=0.7), Keyword("lights")]

@@ -12,7 +12,7 @@ from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin
 from kwstream.stream.detector import Detection, DetectorSettings
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.errors import AudioInputError, KeywordError, KwstreamError, ModelLoadError
-from kwstream.keywords.keyword_set import Keyword
+from kwstream.keywords.keyword_set import Keyword, KeywordSettings
 from kwstream.spotter import Spotter, SpotterSettings, SpotterStats
 from kwstream.stream.vad import VadSettings
 from kwstream.scan import scan  # noqa: E402  after the package: the function is what ``kwstream.scan`` names
@@ -27,6 +27,7 @@ __all__ = [
     "EncoderSettings",
     "Keyword",
     "KeywordError",
+    "KeywordSettings",
     "KwstreamError",
     "Microphone",
     "ModelLoadError",

@@ -1,9 +1,10 @@
 """The streaming spotter: the threads around one KeywordPipeline.
 
 Threads: the source's own (PortAudio callback or file reader) only writes into the ring; one worker
-thread reads the ring and pushes what is new into the pipeline (VAD, windows, encoder, scorers,
-detector: ``kwstream.stream.pipeline``); one dispatcher thread runs the user's callbacks, so a slow
-or raising callback never stalls or kills the audio path.
+thread runs what is new in it through the pipeline, which reads that same ring and releases what no
+window needs (VAD, windows, encoder, scorers, detector: ``kwstream.stream.pipeline``); one
+dispatcher thread runs the user's callbacks, so a slow or raising callback never stalls or kills
+the audio path.
 """
 
 from __future__ import annotations
@@ -13,17 +14,14 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-
-import numpy as np
+from dataclasses import dataclass, field
 
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import AudioSource, Microphone
 from kwstream.errors import KeywordError
 from kwstream.keywords.base import KeywordScorer
-from kwstream.keywords.homophones import warn_about_homophones
-from kwstream.keywords.keyword_set import Keyword, KeywordSet
+from kwstream.keywords.keyword_set import Keyword, KeywordSet, KeywordSettings
 from kwstream.model.encoder import Encoder
 from kwstream.stream.detector import Detection
 from kwstream.stream.pipeline import KeywordPipeline, PipelineSettings, PipelineStats
@@ -33,8 +31,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SpotterSettings(PipelineSettings):
-    """Every knob of the pipeline (see PipelineSettings), and of the threads around it."""
+    """Every knob of the pipeline (see PipelineSettings), of the keywords the Spotter builds from
+    names, and of the threads around it."""
 
+    keywords: KeywordSettings = field(default_factory=KeywordSettings)
+    """The threshold of every keyword without its own, and the pause between words (not for a KeywordSet passed in)."""
     ring_s: float = 30.0
     """Audio the ring holds; the worker may fall this far behind before audio is lost."""
     read_block_ms: int = 30
@@ -103,10 +104,9 @@ class Spotter:
                 raise ValueError("a KeywordSet brings its own scorers and thresholds: build it with them")
             self.keyword_set = keywords
         else:
-            self.keyword_set = KeywordSet(self.encoder, keywords, scorers, thresholds=thresholds,
-                                          threshold=self.settings.detector.threshold, pause_ms=self.settings.pause_ms)
-            for k in self.keyword_set.typed:
-                warn_about_homophones(k.text)
+            self.keyword_set = KeywordSet(self.encoder, keywords, scorers, thresholds=thresholds, settings=self.settings.keywords)
+            for warning in self.keyword_set.homophone_warnings:  # the CLI shows its own set's, so it passes the set
+                log.warning(warning)
         self.keywords = self.keyword_set.names
         self.source = source if source is not None else Microphone()
         self.on_detect = on_detect
@@ -114,7 +114,8 @@ class Spotter:
         self.stats = SpotterStats()
         self._ring = RingBuffer(int(self.settings.ring_s * SAMPLE_RATE))
         self.pipeline = KeywordPipeline(self.keyword_set, self.encoder, self.settings, events=on_event is not None,
-                                        captured=self._captured if self.source.live else None, stats=self.stats)
+                                        captured=self._captured if self.source.live else None, stats=self.stats,
+                                        ring=self._ring)
         self._finished = threading.Event()
         self._callbacks: queue.Queue = queue.Queue()
         self._results: queue.Queue = queue.Queue(MAX_UNREAD_DETECTIONS)
@@ -178,18 +179,12 @@ class Spotter:
 
     def _work(self) -> None:
         block = SAMPLE_RATE * self.settings.read_block_ms // 1000
-        cursor = 0
         try:
             while True:
-                self._ring.wait_for(cursor + block, timeout=0.5)
+                self._ring.wait_for(self.pipeline.position + block, timeout=0.5)
                 available = self._ring.write_index
                 end_of_stream = self._ring.closed and available == self._ring.write_index
-                events = []
-                if available > cursor:
-                    events = self.pipeline.push(self._read(cursor, available))
-                    cursor = available
-                    # the pipeline keeps its own copy; the ring keeps as much, so it overruns as soon as that could
-                    self._ring.release(self.pipeline.oldest_needed)
+                events = self.pipeline.advance(available)
                 if end_of_stream:
                     events += self.pipeline.flush()
                 for event in events:
@@ -204,12 +199,6 @@ class Spotter:
 
     def _captured(self) -> int:
         return self._ring.write_index
-
-    def _read(self, start: int, stop: int) -> np.ndarray:
-        """Samples [start, stop) from the ring; audio lost to an overrun reads as silence, so that
-        sample indices stay true."""
-        first, audio = self._ring.read(start, stop)
-        return audio if first == start else np.concatenate((np.zeros(first - start, np.float32), audio))
 
     def _update_stats(self) -> None:
         overrun, dropped = self._ring.overrun_samples, self.source.dropped_frames

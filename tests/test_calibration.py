@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from kwstream import Encoder, DetectorSettings, EncoderSettings, Keyword, Spotter, SpotterSettings
+from kwstream import Encoder, EncoderSettings, Keyword, KeywordSettings, Spotter, SpotterSettings
 from kwstream.keywords.keyword_set import (
     CALIBRATION_FILE, FALLBACK_THRESHOLD, UNREACHABLE_THRESHOLD, Calibration, fit_calibration, load_calibration,
 )
@@ -40,14 +40,15 @@ def test_spotter_thresholds_keyword_then_global_then_model_then_fallback(tiny_mo
     Calibration({3: 0.8, 4: 0.7}, 0.5, "test").save(calibrated_dir / CALIBRATION_FILE)
     calibrated = Encoder(EncoderSettings(model=str(calibrated_dir)))
     assert Spotter(["hey", "stop"], encoder=calibrated).thresholds == {"hey": 0.8, "stop": 0.7}
-    everyone = SpotterSettings(detector=DetectorSettings(threshold=0.3))
+    everyone = SpotterSettings(keywords=KeywordSettings(threshold=0.3))
     spotter = Spotter([Keyword("hey"), Keyword("stop", 0.9)], encoder=calibrated, settings=everyone)
     assert spotter.thresholds == {"hey": 0.3, "stop": 0.9}
 
 
-def test_invalid_global_threshold_is_refused():
+@pytest.mark.parametrize("threshold", [-0.01, 1.01, 1.5, float("nan")])
+def test_invalid_global_threshold_is_refused(threshold):
     with pytest.raises(ValueError):
-        DetectorSettings(threshold=1.5)
+        KeywordSettings(threshold=threshold)
 
 
 def test_threshold_priority_own_then_everyone_then_measured_then_calibrated():

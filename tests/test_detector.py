@@ -13,7 +13,7 @@ def window(detector: Detector, keyword: str, score: float, start: float = 1.0, e
 
 
 def detector(smoothing: int = 2, threshold: float = 0.5, refractory: float = 0.25, keywords=("stop",)) -> Detector:
-    settings = DetectorSettings(threshold=threshold, smoothing_windows=smoothing, refractory_s=refractory)
+    settings = DetectorSettings(smoothing_windows=smoothing, refractory_s=refractory)
     return Detector({k: threshold for k in keywords}, settings)
 
 
@@ -74,7 +74,7 @@ def test_zero_score_never_fires_even_at_threshold_zero():
 
 
 def test_each_keyword_uses_its_own_threshold_and_history():
-    settings = DetectorSettings(threshold=0.5, smoothing_windows=1, refractory_s=0.25)
+    settings = DetectorSettings(smoothing_windows=1, refractory_s=0.25)
     d = Detector({"stop": 0.3, "go": 0.8}, settings)
     fired = d.push(
         [WindowScore("stop", 0.4, 1.0, 1.5), WindowScore("go", 0.7, 1.0, 1.5)], detected_at=2.0, wall_time=0.0
@@ -156,9 +156,6 @@ def test_detection_latency_is_detection_time_minus_keyword_end():
 @pytest.mark.parametrize(
     "kwargs",
     [
-        dict(threshold=-0.01),
-        dict(threshold=1.01),
-        dict(threshold=float("nan")),
         dict(smoothing_windows=0),
         dict(smoothing_windows=-1),
         dict(refractory_s=-0.1),

@@ -332,10 +332,12 @@ def test_calibration_sees_only_the_scores_the_detector_compares():
     neighbour (as np.convolve did) made a score of 0.4 here that no threshold could ever fire on."""
     from kwstream.stream.replay import compared_scores, replay
     from kwstream.stream.detector import DetectorSettings
+    from kwstream.stream.detector import WindowScore
     from kwstream.stream.events import ScoredWindow
 
     def windows(scores):
-        return [ScoredWindow(i * 0.25, i * 0.25 + 1.5, {"kw": s}, 0.0, {"kw": (i * 0.25, i * 0.25 + 0.5)}) for i, s in enumerate(scores)]
+        return [ScoredWindow(i * 0.25, i * 0.25 + 1.5, {"kw": WindowScore("kw", s, i * 0.25, i * 0.25 + 0.5)}, 0.0)
+                for i, s in enumerate(scores)]
 
     settings = DetectorSettings()
     assert compared_scores(windows([0.8, 0.0]), "kw", settings) == []

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from kwstream.stream.detector import Detection, DetectorSettings
+from kwstream.stream.detector import Detection, DetectorSettings, WindowScore
 from kwstream.errors import KwstreamError
 from kwstream.evaluation.metrics import (FalseAlarm, Label, StreamRecord, evaluate, match, negative_hours, read_labels,
                                  read_transcripts, replay, said_at)
@@ -46,7 +46,7 @@ def test_a_miss_and_an_early_hit():
 
 def window(end_s: float, score: float, span: int = 0, start: float | None = None) -> ScoredWindow:
     start = end_s - 0.6 if start is None else start
-    return ScoredWindow(end_s - 1.5, end_s, {"stop": score}, 0.0, {"stop": (start, start + 0.4)}, span)
+    return ScoredWindow(end_s - 1.5, end_s, {"stop": WindowScore("stop", score, start, start + 0.4)}, 0.0, span)
 
 
 def test_replay_applies_the_live_detector_logic():
@@ -92,7 +92,7 @@ def test_false_alarms_carry_what_was_said_there(tmp_path):
 def test_false_alarms_on_a_homophone_are_named_and_left_out_only_of_the_second_recall(tmp_path):
     # "hey" is hit once (10.0-10.4); it fires falsely on "hay" (99.4) and on "they" (200.4), one hour in all.
     def hey(end_s: float, score: float, span: int, start: float) -> ScoredWindow:
-        return ScoredWindow(end_s - 1.5, end_s, {"hey": score}, 0.0, {"hey": (start, start + 0.4)}, span)
+        return ScoredWindow(end_s - 1.5, end_s, {"hey": WindowScore("hey", score, start, start + 0.4)}, 0.0, span)
 
     record = StreamRecord("s", 3600.0, [hey(10.5, 0.9, 0, 10.0), hey(100.0, 0.8, 1, 99.4), hey(201.0, 0.6, 2, 200.4)])
     labels = [Label("s", "hey", 10.0, 10.4)]

@@ -7,9 +7,12 @@ import logging
 
 import pytest
 
-from kwstream.keywords.homophones import (
-    TABLE_PATH, WARN_PER_HOUR, homophone_warning, homophones, warn_about_homophones,
-)
+from kwstream.assets import DEMO_AUDIO
+from kwstream.audio.sources import AudioFile
+from kwstream.keywords.homophones import TABLE_PATH, WARN_PER_HOUR, homophone_warning, homophones
+from kwstream.keywords.keyword_set import KeywordSet
+from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.spotter import Spotter
 
 
 def test_shipped_table_knows_the_digits_that_sound_like_function_words():
@@ -28,13 +31,15 @@ def test_warning_only_where_the_homophones_are_said_often():
         assert homophone_warning(quiet) is None, quiet
 
 
-def test_logged_once_per_keyword(caplog):
-    warn_about_homophones.cache_clear()
+def test_a_spotter_logs_the_warnings_of_keywords_it_was_given_by_name_once(tiny_model, caplog):
+    encoder = Encoder(EncoderSettings(model=str(tiny_model)))
+    source = AudioFile(DEMO_AUDIO, realtime=False)
     with caplog.at_level(logging.WARNING, logger="kwstream"):
-        for _ in range(3):
-            warn_about_homophones("four")
-            warn_about_homophones("stop")
-    assert [r.getMessage() for r in caplog.records] == [homophone_warning("four")]
+        Spotter(["four", "stop"], encoder=encoder, source=source)
+        assert [r.getMessage() for r in caplog.records] == [homophone_warning("four")]
+        caplog.clear()
+        Spotter(KeywordSet(encoder, ["four", "stop"]), encoder=encoder, source=source)  # the caller shows the set's own
+    assert not caplog.records
 
 
 @pytest.mark.slow  # the training workshop's builder (training/homophones.py)

@@ -8,7 +8,7 @@ import pytest
 
 from kwstream.errors import KeywordError, ModelLoadError
 from kwstream.keywords.homophones import homophone_warning
-from kwstream.keywords.keyword_set import CALIBRATION_FILE, FALLBACK_THRESHOLD, Keyword, KeywordSet, parse_keywords
+from kwstream.keywords.keyword_set import CALIBRATION_FILE, FALLBACK_THRESHOLD, Keyword, KeywordSet, KeywordSettings, parse_keywords
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.stream.detector import Detector
 
@@ -47,7 +47,7 @@ def test_the_models_calibration_and_the_threshold_for_every_keyword(encoder, tin
                                                       "target_false_alarms_per_hour": 0.5}))
     calibrated = Encoder(EncoderSettings(model=str(model), backend="torch"))
     assert KeywordSet(calibrated, ["hey", "stop", "computer"]).thresholds == {"hey": 0.7, "stop": 0.6, "computer": 0.6}
-    assert KeywordSet(calibrated, ["hey", "stop:0.9"], threshold=0.4).thresholds == {"hey": 0.4, "stop": 0.9}
+    assert KeywordSet(calibrated, ["hey", "stop:0.9"], settings=KeywordSettings(threshold=0.4)).thresholds == {"hey": 0.4, "stop": 0.9}
 
 
 def test_homophone_warnings_are_data(encoder, caplog):

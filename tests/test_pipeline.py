@@ -12,6 +12,7 @@ import pytest
 
 from kwstream.assets import DEMO_AUDIO
 from kwstream.audio.io import SAMPLE_RATE, read_audio
+from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import AudioFile
 from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder, EncoderSettings
@@ -53,7 +54,7 @@ def found(events: list) -> list[tuple[str, float, float, float]]:
 
 
 def scored(events: list) -> list[tuple[float, float, dict]]:
-    return [(w.start_s, w.end_s, {k: round(v, 6) for k, v in w.scores.items()}) for w in events if isinstance(w, ScoredWindow)]
+    return [(w.start_s, w.end_s, {k: round(v.score, 6) for k, v in w.scores.items()}) for w in events if isinstance(w, ScoredWindow)]
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +75,19 @@ def test_pushed_in_any_chunks_the_pipeline_detects_what_the_spotter_detects(enco
     whole = run(pipeline(encoder), demo)
     assert scored(events) == scored(whole)  # every window's scores, not only the detections
     assert [e for e in events if isinstance(e, VoiceActivity)] == [e for e in whole if isinstance(e, VoiceActivity)]
+
+
+def test_on_a_captures_ring_the_pipeline_detects_the_same_and_releases_what_it_has_run(encoder, demo, spotter_detections):
+    ring = RingBuffer(int(2.5 * SpotterSettings().history_s * SAMPLE_RATE))  # a fifth of the demo
+    p = KeywordPipeline(KeywordSet(encoder, KEYWORDS), encoder, SpotterSettings(), ring=ring)
+    events = []
+    for start in range(0, len(demo), 1000):  # a capture thread's writes, never blocked
+        ring.write(demo[start:start + 1000])
+        events += p.advance(ring.write_index)
+    assert found(events + p.flush()) == spotter_detections
+    assert ring.overrun_samples == 0  # the pipeline released each sample once no window needed it
+    with pytest.raises(RuntimeError):
+        p.push(demo[:100])  # the capture writes this ring, not the pipeline
 
 
 def test_events_come_in_stream_order_and_stats_add_up(encoder, demo):

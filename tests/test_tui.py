@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from conftest import REPO, make_speech_stream
-from kwstream.stream.detector import Detection
+from kwstream.stream.detector import Detection, WindowScore
 from kwstream.stream.events import Level, ScoredWindow, VoiceActivity
 from kwstream.spotter import SpotterSettings, SpotterStats
 from kwstream.cli.dashboard import (
@@ -52,7 +52,8 @@ def recorded_events() -> list[object]:
     events.append(Level(2.0, -6.0, -0.5, True))
     for i in range(6):
         end = 1.5 + 0.25 * i
-        events.append(ScoredWindow(end - 1.5, end, {"hey": 0.1 + 0.064 * i, "stop": 0.8}, 0.004))
+        scores = {"hey": 0.1 + 0.064 * i, "stop": 0.8}
+        events.append(ScoredWindow(end - 1.5, end, {k: WindowScore(k, s, end - 1, end - 0.5) for k, s in scores.items()}, 0.004))
     events += [
         Detection("stop", 0.81, 1.0, 1.4, 1.7, WALL),  # latency 0.30 s
         Detection("hey", 0.55, 2.0, 2.25, 2.75, WALL + 1),  # latency 0.50 s

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import numpy as np
-import soxr
 
-from kwstream.audio.convert import pcm16_to_float, to_mono
+from kwstream.audio.convert import StreamResampler, pcm16_to_float, to_mono
 from kwstream.audio.io import SAMPLE_RATE, check_audio_file, unreadable
 from kwstream.audio.ring import RingBuffer
 from kwstream.errors import AudioInputError
@@ -100,7 +99,33 @@ def list_input_devices() -> list[dict]:
     return [dict(d) for d in sd.query_devices() if d["max_input_channels"] > 0]
 
 
-class Microphone:
+class _Source:
+    """What every source shares: its name, the ring it writes, the error that ended it early, and
+    nothing to check before it starts (each reads its blocks, mixes them to mono and resamples them
+    with ``kwstream.audio.convert``)."""
+
+    live: bool
+    recorded: bool
+    stalled = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._ring: RingBuffer | None = None
+        self._error: str | None = None
+
+    @property
+    def dropped_frames(self) -> int:
+        return 0
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def check(self) -> None:
+        """Nothing to check by default: a stream shows its problems when read."""
+
+
+class Microphone(_Source):
     """Live capture with sounddevice (PortAudio) at 16 kHz, or at the device's rate and resampled."""
 
     live = True
@@ -113,25 +138,18 @@ class Microphone:
             block_ms: audio per PortAudio callback.
             capture_rate: the rate to open the device at; None tries 16 kHz, then the device's own.
         """
+        super().__init__("microphone")
         self.device = device
         self.block_ms = block_ms
         self.capture_rate = capture_rate
-        self.name = "microphone"
         self.sample_rate = SAMPLE_RATE
         self._stream = None
-        self._ring: RingBuffer | None = None
-        self._resampler: soxr.ResampleStream | None = None
+        self._resampler = StreamResampler(SAMPLE_RATE, SAMPLE_RATE)
         self._dropped = 0
-        self._error: str | None = None
-        self.stalled = False
 
     @property
     def dropped_frames(self) -> int:
         return self._dropped
-
-    @property
-    def error(self) -> str | None:
-        return self._error
 
     def check(self) -> None:
         resolve_input_device(self.device)
@@ -150,8 +168,7 @@ class Microphone:
             rate = int(info["default_samplerate"])
             channels = min(2, info["max_input_channels"])
         self.sample_rate = rate
-        if rate != SAMPLE_RATE:
-            self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
+        self._resampler = StreamResampler(rate, SAMPLE_RATE)
         self._ring = ring
         try:
             self._stream = sd.InputStream(
@@ -170,10 +187,7 @@ class Microphone:
         # PortAudio's thread: copy and go; nothing here may block or raise.
         if status.input_overflow:
             self._dropped += 1
-        mono = to_mono(indata)
-        if self._resampler is not None:
-            mono = self._resampler.resample_chunk(mono)
-        self._ring.write(mono)
+        self._ring.write(self._resampler.push(to_mono(indata)))
 
     def stop(self) -> None:
         """Abort the stream (a stop would wait for a callback that a stalled device never ends),
@@ -195,30 +209,17 @@ def _abort_and_close(stream) -> None:
     stream.close()
 
 
-class _ReplaySource:
+class _ReplaySource(_Source):
     """Reads blocks at some native rate in its own thread; resamples, paces, writes to the ring."""
 
     block_s = 0.02
     recorded = True
-    stalled = False
 
-    def __init__(self, realtime: bool) -> None:
+    def __init__(self, realtime: bool, name: str) -> None:
+        super().__init__(name)
         self.live = realtime
-        self.name = ""
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._error: str | None = None
-
-    @property
-    def dropped_frames(self) -> int:
-        return 0
-
-    @property
-    def error(self) -> str | None:
-        return self._error
-
-    def check(self) -> None:
-        """Nothing to check by default: a stream shows its problems when read."""
 
     def _open(self) -> Iterator[int | np.ndarray]:
         """Open the input (in the reader's thread: it may wait for its first bytes); yield its rate,
@@ -235,13 +236,11 @@ class _ReplaySource:
         recording is never held whole): what ``start`` writes to the ring, and what offline work
         (``kwstream scan``) pushes straight into a pipeline."""
         blocks = self._open()
-        rate = next(blocks)
-        resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE else None
+        resampler = StreamResampler(next(blocks), SAMPLE_RATE)
         for block in blocks:
-            mono = to_mono(block)
-            yield mono if resampler is None else resampler.resample_chunk(mono)
-        if resampler is not None:
-            yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            yield resampler.push(to_mono(block))
+        if len(tail := resampler.finish()):
+            yield tail
 
     def _run(self, ring: RingBuffer) -> None:
         written = 0
@@ -274,9 +273,8 @@ class AudioFile(_ReplaySource):
     """A recording (WAV, FLAC, OGG, ...: whatever libsndfile reads), any rate and channel count."""
 
     def __init__(self, path: str | Path, realtime: bool = True) -> None:
-        super().__init__(realtime)
+        super().__init__(realtime, str(path))
         self.path = Path(path)
-        self.name = str(path)
 
     def check(self) -> None:
         self._info()
@@ -316,9 +314,8 @@ class RawStdin(_ReplaySource):
     first four bytes, else raw 16 kHz mono signed 16-bit little-endian PCM."""
 
     def __init__(self, stream: BinaryIO | None = None, realtime: bool = True) -> None:
-        super().__init__(realtime)
+        super().__init__(realtime, "<stdin>")
         self._stream = stream
-        self.name = "<stdin>"
 
     def _open(self) -> Iterator[int | np.ndarray]:
         import soundfile

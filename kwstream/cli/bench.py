@@ -13,8 +13,7 @@ from kwstream.cli import options
 from kwstream.cli.tables import figure, print_table
 from kwstream.errors import KwstreamError
 from kwstream.evaluation.bench import bench, random_model, startup
-from kwstream.keywords.homophones import homophone_warning
-from kwstream.keywords.keyword_set import parse_keywords
+from kwstream.keywords.keyword_set import KeywordSet, parse_keywords
 from kwstream.model.encoder import Encoder
 from kwstream.stream.vad import VadSettings
 
@@ -29,17 +28,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     args.model = random_model(args.random) if args.random else args.model
     args.no_vad, args.vad_aggressiveness, args.threshold = False, VadSettings.aggressiveness, None
     settings = options.settings(args)
-    typed = parse_keywords(args.keywords)
-    options.warn([w for k in typed if (w := homophone_warning(k.text))])
-    keywords = [k.text for k in typed]
     encoder = Encoder(settings.encoder)
+    keywords = KeywordSet(encoder, parse_keywords(args.keywords), settings=settings.keywords)
+    options.warn(keywords.homophone_warnings)
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("benchmarking", total=3 * args.repeats)
         results = bench(encoder, keywords, settings, args.seconds, args.repeats, lambda: progress.advance(task))
         started = startup(args.model, args.backend, args.repeats, lambda: progress.advance(task))
     about = {"model": encoder.name, "parameters_m": round(encoder.parameters / 1e6, 2), "device": args.device,
-             "threads": args.threads, "int8": args.int8, "backend": args.backend, "keywords": keywords, "window_s": settings.window_s, "hop_s": settings.hop_s,
+             "threads": args.threads, "int8": args.int8, "backend": args.backend, "keywords": keywords.names, "window_s": settings.window_s, "hop_s": settings.hop_s,
              "left_context_s": settings.left_context_s, "right_context_s": settings.right_context_s}
     if args.json:
         print(json.dumps({**about, "results": [asdict(r) for r in results], "startup": asdict(started)}))

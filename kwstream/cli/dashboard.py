@@ -163,7 +163,7 @@ class DashboardState:
     def _window(self, window: ScoredWindow) -> None:
         self.compute_s.append(window.compute_s)
         for keyword, score in window.scores.items():
-            self.history[keyword].append((window.end_s, score))
+            self.history[keyword].append((window.end_s, score.score))
 
     def score(self, keyword: str) -> float:
         """The keyword's score in the newest window, or 0 once no window was scored for a while

@@ -46,6 +46,9 @@ def event_json(event: object) -> str:
     record = {"type": EVENT_TYPES[type(event)], **asdict(event)}
     if isinstance(event, Detection):
         record["latency"] = event.latency
+    if isinstance(event, ScoredWindow):  # the documented line: scores and alignments by keyword
+        record["scores"] = {k: s.score for k, s in event.scores.items()}
+        record["alignments"] = {k: (s.start, s.end) for k, s in event.scores.items()}
     return json.dumps(_rounded(record))
 
 

@@ -10,10 +10,9 @@ from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin
 from kwstream.cli.exit_codes import EXIT_FAILED, EXIT_USER_ERROR
 from kwstream.errors import KwstreamError
 from kwstream.keywords.base import KeywordScorer
-from kwstream.keywords.keyword_set import KeywordSet, parse_keywords, split_threshold
+from kwstream.keywords.keyword_set import KeywordSet, KeywordSettings, parse_keywords, split_threshold
 from kwstream.model.encoder import AUTO_MODEL, BACKENDS, Encoder, EncoderSettings
 from kwstream.spotter import SpotterSettings
-from kwstream.stream.detector import DetectorSettings
 from kwstream.stream.vad import VadSettings
 
 DEVICES = ["cpu", "cuda", "mps"]
@@ -97,7 +96,7 @@ def settings(args: argparse.Namespace) -> SpotterSettings:
         return SpotterSettings(
             encoder=encoder_settings(args),
             vad=VadSettings(enabled=not args.no_vad, aggressiveness=args.vad_aggressiveness),
-            detector=DetectorSettings(threshold=args.threshold),
+            keywords=KeywordSettings(threshold=args.threshold),
             window_s=args.window_ms / 1000,
             hop_s=args.hop_ms / 1000,
             left_context_s=args.left_context_ms / 1000,
@@ -130,8 +129,7 @@ def keyword_set(args: argparse.Namespace, encoder: Encoder, pipeline: SpotterSet
     if not typed and not others:
         raise KwstreamError("no keywords given: pass e.g. --keywords hey,stop")
     own = {name: t for name, t in map(split_threshold, args.enrolled) if t is not None}  # they outrank every default
-    keywords = KeywordSet(encoder, typed, others, thresholds=own, threshold=pipeline.detector.threshold,
-                          pause_ms=pipeline.pause_ms)
+    keywords = KeywordSet(encoder, typed, others, thresholds=own, settings=pipeline.keywords)
     if not quiet:
         warn(keywords.homophone_warnings)
     return keywords

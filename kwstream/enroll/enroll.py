@@ -256,7 +256,7 @@ def example_features(encoder: Encoder, example: Example, layer: int, settings: E
 def pipeline_scores(audio: np.ndarray, scorer: EnrolledScorer, encoder: Encoder, settings: PipelineSettings) -> np.ndarray:
     """Every score the detector would compare with the threshold when ``audio`` is heard: the
     scorer's (one) keyword's smoothed scores, from the Detector itself (``compared_scores``)."""
-    pipeline = KeywordPipeline(KeywordSet(encoder, scorers=[scorer], pause_ms=settings.pause_ms), encoder, settings)
+    pipeline = KeywordPipeline(KeywordSet(encoder, scorers=[scorer]), encoder, settings)
     windows = [e for e in run(pipeline, audio) if isinstance(e, ScoredWindow)]
     return np.array(compared_scores(windows, scorer.keywords[0], settings.detector), dtype=np.float64)
 

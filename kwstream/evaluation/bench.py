@@ -90,11 +90,10 @@ def silence_stream(duration_s: float, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(0, ROOM_NOISE_RMS, int(duration_s * SAMPLE_RATE)).astype(np.float32)
 
 
-def run_once(encoder: Encoder, keywords: list[str], settings: PipelineSettings,
+def run_once(encoder: Encoder, keywords: KeywordSet, settings: PipelineSettings,
              audio: np.ndarray) -> tuple[float, float, PipelineStats, list[Detection]]:
-    """One pass of the pipeline over ``audio``: (cpu_s, wall_s, stats, detections)."""
-    pipeline = KeywordPipeline(KeywordSet(encoder, keywords, threshold=settings.detector.threshold, pause_ms=settings.pause_ms),
-                               encoder, settings, events=False)
+    """One pass of a new pipeline over ``audio``: (cpu_s, wall_s, stats, detections)."""
+    pipeline = KeywordPipeline(keywords, encoder, settings, events=False)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     detections = [e for e in run(pipeline, audio) if isinstance(e, Detection)]
     return time.process_time() - cpu0, time.perf_counter() - wall0, pipeline.stats, detections
@@ -107,12 +106,12 @@ def outcome(detections: list[Detection], words: list[SpokenWord]) -> Outcome:
                 for keyword in sorted({w.word for w in words} | {d.keyword for d in detections})), NO_OUTCOME)
 
 
-def bench(encoder: Encoder, keywords: list[str], settings: PipelineSettings, duration_s: float, repeats: int,
+def bench(encoder: Encoder, keywords: KeywordSet, settings: PipelineSettings, duration_s: float, repeats: int,
           progress=None) -> list[BenchResult]:
     speech, spoken = speech_stream(duration_s)
     results = []
     for name, audio, words in (("speech", speech, spoken), ("silence", silence_stream(duration_s), [])):
-        words = [w for w in words if w.word in keywords]
+        words = [w for w in words if w.word in keywords.names]
         cpu, wall, window_ms, windows, encoded, found, false_alarms = [], [], [], 0, 0.0, [], 0
         for _ in range(repeats):
             cpu_s, wall_s, stats, detections = run_once(encoder, keywords, settings, audio)

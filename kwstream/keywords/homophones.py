@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 from dataclasses import dataclass
 
 from kwstream.assets import HOMOPHONES_FILE
-
-log = logging.getLogger("kwstream")
 
 TABLE_PATH = HOMOPHONES_FILE
 WORDS_PER_HOUR = 9_000
@@ -56,11 +53,3 @@ def homophone_warning(keyword: str) -> str | None:
         f'"{keyword}" sounds like {words} (about {rate} times an hour in everyday English); a spotter hears '
         "sounds, not spellings, so expect false alarms on them: a longer keyword avoids this"
     )
-
-
-@functools.cache
-def warn_about_homophones(keyword: str) -> None:
-    """Log ``homophone_warning`` once per keyword and process (an evaluation builds many spotters)."""
-    warning = homophone_warning(keyword)
-    if warning:
-        log.warning(warning)

@@ -72,17 +72,23 @@ class TorchBackend:
         return [o.float().cpu().numpy() for o in out] if isinstance(out, tuple) else out.float().cpu().numpy()
 
 
+def runs_onnx(backend: str, device: str) -> bool:
+    """The one choice of runtime: ONNX Runtime when asked for by name (on the CPU only) or under
+    ``auto`` on the CPU; PyTorch otherwise."""
+    if backend == "onnx" and device != "cpu":
+        raise ModelLoadError("the onnx backend runs on the CPU; use --backend torch for other devices")
+    return backend == "onnx" or (backend == "auto" and device == "cpu")
+
+
 def make_backend(name: str, device, cnn, transformer, export, int8: bool, threads: int | None) -> StageBackend:
     """The backend ``name`` (``auto``, ``onnx``, ``torch``) for the stages; under ``auto``, ONNX
     Runtime on the CPU, falling back to PyTorch with a notice when the model cannot be exported.
     ``export``: the ``onnx_export.OnnxExport`` found for the checkpoint, or the one to make of the
     stages (into the cache) where none has been made."""
-    if name == "onnx" or (name == "auto" and device.type == "cpu"):
+    if runs_onnx(name, device.type):
         from kwstream.model.onnx_backend import OnnxBackend
         from kwstream.model.onnx_export import OnnxExport, export_stages
 
-        if device.type != "cpu":
-            raise ModelLoadError("the onnx backend runs on the CPU; use --backend torch for other devices")
         try:
             made = OnnxExport.load(export.directory)
             if made is None or made.weights_key != export.weights_key:

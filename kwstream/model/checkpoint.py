@@ -4,28 +4,9 @@ classifier heads to it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from kwstream.errors import ModelLoadError
+from kwstream.model.checkpoint_files import Checkpoint, checkpoint_directory
 from kwstream.model.resolve import quiet_transformers, resolve_model
-
-
-@dataclass
-class Checkpoint:
-    """What loading a model spec gives, before the model is split into stages."""
-
-    name: str
-    """The path or hub id it was loaded from."""
-    model: object
-    """The ``transformers`` model (``AutoModelForCTC``), in eval mode."""
-    has_ctc_head: bool
-    """False for a pretrained-only checkpoint, whose CTC head is random: its features are good, its letters noise."""
-    tokens: list[str]
-    """Each token id's text (empty without a CTC head)."""
-    blank_id: int
-    delimiter_id: int | None
-    normalize: bool
-    """Whether the model expects each input scaled to zero mean and unit variance."""
 
 
 def load_checkpoint(spec: str, resolved: tuple[str, bool] | None = None) -> Checkpoint:
@@ -63,7 +44,10 @@ def load_checkpoint(spec: str, resolved: tuple[str, bool] | None = None) -> Chec
         normalize = bool(getattr(extractor, "do_normalize", True))
     except (OSError, ValueError):
         normalize = True
-    return Checkpoint(source, model.eval(), has_ctc_head, tokens, blank_id, delimiter_id, normalize)
+    config = model.config
+    return Checkpoint(source, checkpoint_directory(source, True), tokens, blank_id, delimiter_id, normalize,
+                      int(config.num_hidden_layers), int(config.hidden_size), tuple(config.conv_kernel),
+                      tuple(config.conv_stride), int(config.conv_dim[-1]), model.eval(), has_ctc_head)
 
 
 def torch_device(name: str):

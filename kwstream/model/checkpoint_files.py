@@ -1,10 +1,11 @@
-"""What a checkpoint directory's own files say, read without torch or transformers: its spelling
-(vocab.json, tokenizer_config.json), its input normalisation (preprocessor or processor config),
-its shape (config.json), and a key of its weights that names its ONNX export.
+"""The one checkpoint record, and what a checkpoint directory's own files say, read without torch
+or transformers: its spelling (vocab.json, tokenizer_config.json), its input normalisation
+(preprocessor or processor config), its shape (config.json), and a key of its weights that names
+its ONNX export.
 
 The ONNX path needs no more than this and the export itself, so listening never imports torch.
-``checkpoint.load_checkpoint`` reads the same facts through ``from_pretrained`` for PyTorch; a test
-checks that the two agree.
+``checkpoint.load_checkpoint`` fills the same record through ``from_pretrained`` for PyTorch, with
+the model itself.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
 @dataclass(frozen=True)
-class CheckpointFiles:
+class Checkpoint:
+    """What a checkpoint says of itself, before the model is split into stages."""
+
+    name: str
+    """The path or hub id it was loaded from."""
     directory: Path | None
     """None for a hub checkpoint that is not in the cache's usual layout."""
     tokens: list[str]
-    """Each token id's text."""
+    """Each token id's text (empty without a CTC head)."""
     blank_id: int
     delimiter_id: int | None
     normalize: bool
@@ -33,6 +38,12 @@ class CheckpointFiles:
     conv_stride: tuple[int, ...]
     cnn_channels: int
     """The CNN's output channels, the transformer stage's input."""
+    model: object = None
+    """The ``transformers`` model (``AutoModelForCTC``) in eval mode, where PyTorch loaded it; None
+    where only the files were read."""
+    has_ctc_head: bool | None = None
+    """False for a pretrained-only checkpoint, whose CTC head is random: its features are good, its
+    letters noise; None where only the files were read (the ONNX export says)."""
 
 
 def checkpoint_directory(source: str, local_only: bool) -> Path | None:
@@ -49,7 +60,7 @@ def checkpoint_directory(source: str, local_only: bool) -> Path | None:
     return None if config is None else config.parent
 
 
-def read_checkpoint_files(directory: Path) -> CheckpointFiles | None:
+def read_checkpoint_files(name: str, directory: Path) -> Checkpoint | None:
     """The facts the ONNX path needs, or None when the files do not give them plainly (no
     tokenizer, a per-language vocabulary): ``from_pretrained`` then reads the checkpoint."""
     try:
@@ -68,7 +79,7 @@ def read_checkpoint_files(directory: Path) -> CheckpointFiles | None:
     pad = config.get("pad_token_id")
     blank_id = int(pad if pad is not None else vocab[_content(tokenizer.get("pad_token", "<pad>"))])
     delimiter = tokenizer.get("word_delimiter_token") or "|"
-    return CheckpointFiles(directory, tokens, blank_id, vocab.get(_content(delimiter)), _normalize(directory),
+    return Checkpoint(name, directory, tokens, blank_id, vocab.get(_content(delimiter)), _normalize(directory),
                            int(config["num_hidden_layers"]), int(config["hidden_size"]), tuple(config["conv_kernel"]),
                            tuple(config["conv_stride"]), int(config["conv_dim"][-1]))
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from kwstream.errors import ModelLoadError
-from kwstream.model.backends import make_backend
-from kwstream.model.checkpoint import Checkpoint, digest, load_checkpoint, torch_device
-from kwstream.model.checkpoint_files import CheckpointFiles, checkpoint_directory, read_checkpoint_files, weights_key
+from kwstream.model.backends import make_backend, runs_onnx
+from kwstream.model.checkpoint import digest, load_checkpoint, torch_device
+from kwstream.model.checkpoint_files import Checkpoint, checkpoint_directory, read_checkpoint_files, weights_key
 from kwstream.model.onnx_export import OnnxExport, cached_export_dir, find_export
 from kwstream.model.resolve import AUTO_MODEL, resolve_model
 
@@ -105,20 +105,20 @@ class Encoder:
         """Where the model runs ("cpu", "cuda", "mps"), for status lines."""
         resolved = resolve_model(settings.model)
         directory = checkpoint_directory(*resolved)
-        files = read_checkpoint_files(directory) if directory else None
+        files = read_checkpoint_files(resolved[0], directory) if directory else None
         export = None
-        if files and settings.backend != "torch" and settings.device == "cpu":
+        if files and runs_onnx(settings.backend, settings.device):
             export = find_export(directory, weights_key(directory))
         if export:
-            self._open_export(resolved[0], files, export, settings)
+            self._open_export(files, export, settings)
         else:
             self._load_checkpoint(resolved, settings)
 
-    def _open_export(self, name: str, files: CheckpointFiles, export: OnnxExport, settings: EncoderSettings) -> None:
+    def _open_export(self, files: Checkpoint, export: OnnxExport, settings: EncoderSettings) -> None:
         from kwstream.model.onnx_backend import OnnxBackend
 
         self._model = None
-        self._describe(name, files, export)
+        self._describe(files, export)
         self._backend = OnnxBackend(export, settings.int8, settings.threads)
 
     def _load_checkpoint(self, resolved: tuple[str, bool], settings: EncoderSettings) -> None:
@@ -131,21 +131,16 @@ class Encoder:
             torch.set_num_threads(settings.threads)
         checkpoint = load_checkpoint(settings.model, resolved)
         model = checkpoint.model
-        config = model.config
-        directory = checkpoint_directory(checkpoint.name, True)
-        files = CheckpointFiles(directory, checkpoint.tokens, checkpoint.blank_id, checkpoint.delimiter_id,
-                                checkpoint.normalize, int(config.num_hidden_layers), int(config.hidden_size),
-                                tuple(config.conv_kernel), tuple(config.conv_stride), int(config.conv_dim[-1]))
         # outside a directory (a hub download elsewhere), a digest of all the weights names the export
-        key = weights_key(directory) if directory else digest(model)
+        key = weights_key(checkpoint.directory) if checkpoint.directory else digest(model)
         cnn, transformer, export = torch_stages(checkpoint, cached_export_dir(key), key)
-        self._describe(checkpoint.name, files, export)
+        self._describe(checkpoint, export)
         self._backend = make_backend(settings.backend, device, cnn, transformer, export, settings.int8, settings.threads)
         self._model = None if isinstance(self._backend, OnnxBackend) else model
 
-    def _describe(self, name: str, files: CheckpointFiles, export: OnnxExport) -> None:
-        """What every pass needs to know of the checkpoint, from its files and its export (made or to be made)."""
-        self.name = name
+    def _describe(self, files: Checkpoint, export: OnnxExport) -> None:
+        """What every pass needs to know of the checkpoint, from its record and its export (made or to be made)."""
+        self.name = files.name
         self.has_ctc_head = export.has_ctc_head
         self.tokens = files.tokens
         self.blank_id = files.blank_id

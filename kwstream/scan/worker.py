@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.audio.sources import AudioFile
-from kwstream.keywords.keyword_set import KeywordSet, parse_keywords
+from kwstream.keywords.keyword_set import KeywordSet, KeywordSettings, parse_keywords
 from kwstream.model.encoder import Encoder
 from kwstream.stream.detector import Detection
 from kwstream.stream.pipeline import KeywordPipeline, PipelineSettings
@@ -24,7 +24,7 @@ class TypedKeywords:
 
     def __call__(self, encoder: Encoder, settings: PipelineSettings) -> KeywordSet:
         typed = [k for spec in self.keywords for k in parse_keywords(spec)]
-        return KeywordSet(encoder, typed, threshold=self.threshold, pause_ms=settings.pause_ms)
+        return KeywordSet(encoder, typed, settings=KeywordSettings(threshold=self.threshold))
 
 
 KeywordRecipe = Callable[[Encoder, PipelineSettings], KeywordSet]

@@ -2,17 +2,16 @@
 
 A client says each chunk's rate, sample width and channel count. Sample widths (1-4 bytes, 8-bit unsigned)
 go through wyoming's own ``AudioChunkConverter`` (audioop's rules) to 32-bit; channels are
-averaged; other rates are resampled by a streaming soxr resampler, the one that ``listen`` uses
-for recordings, so a 16 kHz chunk reaches the pipeline bit for bit as ``listen --file`` reads it.
+averaged; other rates are resampled by the streaming resampler (``kwstream.audio.convert``) that
+``listen`` uses for recordings, so a 16 kHz chunk reaches the pipeline bit for bit as ``listen --file`` reads it.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import soxr
 from wyoming.audio import AudioChunk, AudioChunkConverter
 
-from kwstream.audio.convert import pcm16_to_float, to_mono
+from kwstream.audio.convert import StreamResampler, pcm16_to_float, pcm32_to_float, to_mono
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.errors import KwstreamError
 
@@ -32,7 +31,7 @@ class ChunkDecoder:
     def __init__(self) -> None:
         self._format: tuple[int, int, int] | None = None
         self._widen = AudioChunkConverter(width=4)
-        self._resampler: soxr.ResampleStream | None = None
+        self._resampler: StreamResampler | None = None
 
     def decode(self, chunk: AudioChunk) -> np.ndarray:
         """The chunk's samples at 16 kHz mono (a resampler may hold a few back until the next chunk)."""
@@ -40,8 +39,7 @@ class ChunkDecoder:
         if self._format is None:
             check_format(*fmt)
             self._format = fmt
-            if chunk.rate != SAMPLE_RATE:
-                self._resampler = soxr.ResampleStream(chunk.rate, SAMPLE_RATE, 1, dtype="float32")
+            self._resampler = StreamResampler(chunk.rate, SAMPLE_RATE)
         elif fmt != self._format:
             raise AudioFormatError(f"audio format changed mid-stream from {self._format} to {fmt} (rate, width, channels)")
         frame_bytes = chunk.width * chunk.channels
@@ -51,17 +49,14 @@ class ChunkDecoder:
             samples = pcm16_to_float(chunk.audio)
         else:
             wide = self._widen.convert(chunk).audio
-            samples = np.frombuffer(wide, dtype="<i4").astype(np.float32) / 2147483648.0
+            samples = pcm32_to_float(wide)
         samples = to_mono(samples.reshape(-1, chunk.channels))
-        if self._resampler is not None:
-            samples = self._resampler.resample_chunk(samples)
+        samples = self._resampler.push(samples)
         return np.ascontiguousarray(samples, dtype=np.float32)
 
     def finish(self) -> np.ndarray:
         """The samples a resampler still holds at the end of the stream."""
-        if self._resampler is None:
-            return np.zeros(0, np.float32)
-        return self._resampler.resample_chunk(np.zeros(0, np.float32), last=True).astype(np.float32)
+        return np.zeros(0, np.float32) if self._resampler is None else self._resampler.finish()
 
 
 def check_format(rate: object, width: object, channels: object) -> None:

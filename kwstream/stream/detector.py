@@ -15,17 +15,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    threshold: float | None = None
-    """Score in [0, 1] at which every keyword fires unless it sets its own; None takes the model's
-    calibrated threshold for the keyword's length (see kwstream/keywords/keyword_set.py)."""
+    """How scores become detections; each keyword's threshold is its KeywordSet's (KeywordSettings)."""
+
     smoothing_windows: int = 2
     """How many consecutive windows of a speech span are averaged (1 = no smoothing)."""
     refractory_s: float = 0.3
     """Quiet time after a keyword's end before the same keyword may fire again."""
 
     def __post_init__(self) -> None:
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
         if self.smoothing_windows < 1:
             raise ValueError("smoothing_windows must be at least 1")
         if self.refractory_s < 0:
@@ -62,6 +59,13 @@ class WindowScore:
     score: float
     start: float
     end: float
+
+
+def as_if_live(window_end_s: float, compute_s: float) -> float:
+    """When a detection on a window replayed as fast as possible (eval, bench, enrollment) would
+    have fired had the audio come live and only the compute taken time: the window's end plus its
+    compute."""
+    return window_end_s + compute_s
 
 
 class Detector:

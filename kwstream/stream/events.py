@@ -6,9 +6,12 @@ the Detections themselves. Times are stream seconds. Nothing here knows who list
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from kwstream.audio.convert import BlockFramer
+from kwstream.stream.detector import WindowScore
 
 SILENCE_DBFS = -120.0
 """Level reported for digital silence (log of zero)."""
@@ -40,23 +43,18 @@ class LevelMeter:
     def __init__(self, block_samples: int, sample_rate: int) -> None:
         self.block_samples = block_samples
         self.sample_rate = sample_rate
-        self._pending = np.zeros(0, np.float32)
-        self._position = 0  # absolute index of the first pending sample
+        self._framer = BlockFramer(block_samples)
 
     def push(self, audio: np.ndarray) -> list[Level]:
-        data = np.concatenate((self._pending, audio))
-        n = len(data) // self.block_samples
-        blocks = data[: n * self.block_samples].reshape(n, self.block_samples)
+        first, blocks = self._framer.push(audio)
+        n = len(blocks)
         peak = np.abs(blocks).max(axis=1) if n else np.zeros(0)
         rms = np.sqrt(np.mean(np.square(blocks, dtype=np.float64), axis=1)) if n else np.zeros(0)
-        ends = self._position + self.block_samples * np.arange(1, n + 1)
-        levels = [
+        ends = first + self.block_samples * np.arange(1, n + 1)
+        return [
             Level(float(end / self.sample_rate), float(r), float(p), bool(c))
             for end, r, p, c in zip(ends, _dbfs(rms), _dbfs(peak), peak >= CLIP_LEVEL)
         ]
-        self._pending = data[n * self.block_samples :]
-        self._position += n * self.block_samples
-        return levels
 
 
 @dataclass(frozen=True)
@@ -73,10 +71,9 @@ class ScoredWindow:
 
     start_s: float
     end_s: float
-    scores: dict[str, float]
+    scores: dict[str, WindowScore]
+    """Per keyword, its score and the stream seconds of its best alignment in the window."""
     compute_s: float
     """Encoder + scoring time for this window."""
-    alignments: dict[str, tuple[float, float]] = field(default_factory=dict)
-    """Per keyword, the stream seconds (start, end) of its best alignment in the window."""
     span: int = 0
     """The VAD speech span the window belongs to (the detector smooths within a span)."""

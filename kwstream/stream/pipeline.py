@@ -11,10 +11,12 @@ events = pipeline.flush()                 # end of stream: the open speech span 
 Each push runs the stages in stream order: levels, the VAD gate, the windower, the chunked
 encoder, every keyword scorer on one encoder pass, and the detector. State lives inside
 (``reset()`` forgets it all); time is in samples, counted from the first sample pushed, and in
-stream seconds only on the events. The pipeline keeps the little audio that later windows and
-encoder chunks still need in a ring of its own, so the audio may arrive in chunks of any size:
-the events do not depend on them. ``Spotter`` is the threads around one pipeline; offline work
-(eval, bench, enrollment) pushes arrays into one of its own, so every path scores alike.
+stream seconds only on the events. The audio lives in one ring: the pipeline's own, which ``push``
+writes, or a capture's (``ring=``), which a source's thread writes and ``advance`` runs; either way
+the pipeline reads windows and encoder chunks from it and alone decides what it may release, so
+the audio may arrive in chunks of any size: the events do not depend on them. ``Spotter`` is the
+threads around one pipeline on its capture's ring; offline work (eval, bench, enrollment) pushes
+arrays into one of its own, so every path scores alike.
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ import numpy as np
 
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.audio.ring import RingBuffer
-from kwstream.keywords.keyword_set import PAUSE_MS, KeywordSet
+from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.stream.chunked import ChunkedEncoder
-from kwstream.stream.detector import Detection, Detector, DetectorSettings, WindowScore
+from kwstream.stream.detector import Detection, Detector, DetectorSettings, WindowScore, as_if_live
 from kwstream.stream.events import Level, LevelMeter, ScoredWindow, VoiceActivity
 from kwstream.stream.vad import SpeechStart, VadGate, VadSettings
 from kwstream.stream.windows import Window, Windower
@@ -39,7 +41,7 @@ from kwstream.stream.windows import Window, Windower
 log = logging.getLogger(__name__)
 
 PUSH_BLOCK_S = 0.5
-"""A longer push is run in pieces of this length, so the pipeline's own ring stays small."""
+"""Audio is run in pieces of at most this length, so the pipeline's own ring stays small."""
 
 Event = Level | VoiceActivity | ScoredWindow | Detection
 """What ``push`` and ``flush`` return, in stream order."""
@@ -60,10 +62,6 @@ class PipelineSettings:
     """Audio before the newest frames that they attend to at each step (see chunked.py)."""
     right_context_s: float = 0.25
     """Audio after a frame that must arrive before its encoding is final (see chunked.py)."""
-    pause_ms: int = PAUSE_MS
-    """Blank time that counts as a word boundary when the model emits no delimiter (a CTC model
-    leaves blanks inside words too; on the development streams 160 ms beat 100 ms and 60 ms, and
-    matched 240 ms: mean recall at 1 false alarm per hour 0.39, against 0.35, 0.31 and 0.38)."""
     level_block_ms: int = 50
     """Audio measured by each Level event (20 per second suits a dashboard)."""
 
@@ -113,6 +111,7 @@ class KeywordPipeline:
         events: bool = True,
         captured: Callable[[], int] | None = None,
         stats: PipelineStats | None = None,
+        ring: RingBuffer | None = None,
     ) -> None:
         """
         Args:
@@ -125,6 +124,8 @@ class KeywordPipeline:
                 times each detection; None (replay) times it as if the audio had arrived live and
                 only the compute had taken time: the window's end plus its compute.
             stats: the totals to keep up to date (a Spotter shares its own); default a new one.
+            ring: a capture's ring, from sample 0 of the stream, to read (``advance``) instead of
+                keeping one of its own (``push``); it must hold ``settings.history_s`` twice over.
         """
         self.keywords = keywords
         self.encoder = encoder
@@ -138,40 +139,50 @@ class KeywordPipeline:
         self.detector = Detector(keywords.thresholds, s.detector)
         self._block = int(PUSH_BLOCK_S * SAMPLE_RATE)
         self._history_capacity = 2 * int(s.history_s * SAMPLE_RATE) + 2 * self._block
+        self._capture = ring
         self.reset()
 
     def reset(self) -> None:
-        """Forget all audio: the next sample pushed is sample 0 of a new stream."""
+        """Forget all audio: the next sample pushed is sample 0 of a new stream (not for a
+        capture's ring, which goes on)."""
+        if self._capture is not None and self._capture.write_index:
+            raise RuntimeError("a pipeline that reads a capture's ring cannot forget its audio")
         s = self.settings
         self._vad = VadGate(s.vad)
         self._windower = Windower(int(s.window_s * SAMPLE_RATE), int(s.hop_s * SAMPLE_RATE))
         self._meter = LevelMeter(SAMPLE_RATE * s.level_block_ms // 1000, SAMPLE_RATE)
         self._chunker = ChunkedEncoder(self.encoder, self.keywords.layers, int(s.left_context_s * SAMPLE_RATE),
                                        int(s.right_context_s * SAMPLE_RATE), self._windower.window_samples)
-        self._history = RingBuffer(self._history_capacity)
+        self.ring = self._capture or RingBuffer(self._history_capacity)
+        self._position = 0
         self._span = -1
-        self._oldest_needed = 0
         self.detector.reset()
 
     @property
     def position(self) -> int:
-        """Samples pushed so far (the absolute index of the next one)."""
-        return self._history.write_index
-
-    @property
-    def oldest_needed(self) -> int:
-        """The earliest sample a later window or encoder chunk may still read (what a ring in
-        front of the pipeline must keep for it to be the same as the pipeline's own)."""
-        return self._oldest_needed
+        """Samples run so far (the absolute index of the next one)."""
+        return self._position
 
     def push(self, samples: np.ndarray) -> list[Event]:
-        """Feed the next samples of the stream (16 kHz mono float32 in [-1, 1]); returns the events
-        they complete, in stream order."""
+        """Feed the next samples of the stream (16 kHz mono float32 in [-1, 1]) into the
+        pipeline's own ring; returns the events they complete, in stream order."""
+        if self._capture is not None:
+            raise RuntimeError("a pipeline that reads a capture's ring is fed by the capture: call advance()")
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         events: list[Event] = []
         for first in range(0, len(samples), self._block):
-            piece = samples[first:first + self._block]
-            self._history.write(piece)
+            self.ring.write(samples[first:first + self._block])
+            events += self.advance(self.ring.write_index)
+        return events
+
+    def advance(self, stop: int) -> list[Event]:
+        """Run the ring's samples from ``position`` up to ``stop`` (at most its write index);
+        returns the events they complete, in stream order."""
+        events: list[Event] = []
+        while self._position < stop:
+            end = min(stop, self._position + self._block)
+            piece = self._read(self._position, end)
+            self._position = end
             if self.events:
                 events += self._meter.push(piece)
             events += self._step(self._vad.push(piece))
@@ -183,7 +194,7 @@ class KeywordPipeline:
 
     def _step(self, vad_events: list) -> list[Event]:
         events: list[Event] = []
-        cursor = self._history.write_index
+        cursor = self._position
         if self.events:
             events += [VoiceActivity(e.sample / SAMPLE_RATE, isinstance(e, SpeechStart)) for e in vad_events]
         for window in self._windower.push(vad_events, cursor):
@@ -200,21 +211,20 @@ class KeywordPipeline:
         keep = cursor - self._windower.window_samples
         if self._windower.oldest_needed is not None:
             keep = min(keep, self._windower.oldest_needed, self._chunker.oldest_needed)
-        self._oldest_needed = keep
-        self._history.release(keep)
+        self.ring.release(keep)  # the one place that decides what the ring may overwrite
         return events
 
     def _read(self, start: int, stop: int) -> np.ndarray:
-        first, audio = self._history.read(start, stop)
-        if first != start:  # cannot happen while the ring holds history_s: say so rather than misalign
-            raise RuntimeError(f"audio {start}-{first} left the pipeline's ring before it was encoded")
-        return audio
+        """Samples [start, stop) of the ring; audio a capture overwrote before the pipeline ran it
+        (an overrun, counted by the ring) reads as silence, so that sample indices stay true."""
+        first, audio = self.ring.read(start, stop)
+        return audio if first == start else np.concatenate((np.zeros(first - start, np.float32), audio))
 
     def _process(self, window: Window) -> list[Event]:
         t0 = time.perf_counter()
         try:
             first_sample, frames = self._chunker.frames(self._read, window.start_sample, window.stop_sample)
-            matches = [m for scorer in self.keywords.scorers for m in scorer.score_frames(frames)]
+            matches = self.keywords.score_frames(frames)
         except Exception as exc:  # one bad window must not end a long-running listener
             self.stats.window_errors += 1
             log.error("window %.2f-%.2f s failed: %s", window.start_sample / SAMPLE_RATE, window.stop_sample / SAMPLE_RATE, exc)
@@ -224,26 +234,20 @@ class KeywordPipeline:
         self.stats.compute_s += compute_s
         self.stats.encoded_s = self._chunker.encoded_samples / SAMPLE_RATE
         spf = self.encoder.samples_per_frame
-        scores = [
-            WindowScore(
-                keyword,
-                m.score,
-                (first_sample + m.start_frame * spf) / SAMPLE_RATE,
-                (first_sample + m.end_frame * spf) / SAMPLE_RATE,
-            )
-            for keyword, m in zip(self.keywords.names, matches)
-        ]
+        scores = {
+            keyword: WindowScore(keyword, m.score, (first_sample + m.start_frame * spf) / SAMPLE_RATE,
+                                 (first_sample + m.end_frame * spf) / SAMPLE_RATE)
+            for keyword, m in matches.items()
+        }
         events: list[Event] = []
         if self.events:
-            events.append(ScoredWindow(
-                window.start_sample / SAMPLE_RATE, window.stop_sample / SAMPLE_RATE, {s.keyword: s.score for s in scores},
-                compute_s, {s.keyword: (s.start, s.end) for s in scores}, window.span,
-            ))
+            events.append(ScoredWindow(window.start_sample / SAMPLE_RATE, window.stop_sample / SAMPLE_RATE, scores,
+                                       compute_s, window.span))
         if self.captured is not None:
             detected_at = self.captured() / SAMPLE_RATE
-        else:  # replay as fast as possible: when it would have fired had the audio come live
-            detected_at = window.stop_sample / SAMPLE_RATE + compute_s
-        detections = self.detector.push(scores, detected_at, time.time())
+        else:
+            detected_at = as_if_live(window.stop_sample / SAMPLE_RATE, compute_s)
+        detections = self.detector.push(list(scores.values()), detected_at, time.time())
         self.stats.detections += len(detections)
         return events + detections
 

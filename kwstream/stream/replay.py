@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from kwstream.stream.detector import Detection, Detector, DetectorSettings, WindowScore
+from kwstream.stream.detector import Detection, Detector, DetectorSettings, WindowScore, as_if_live
 from kwstream.stream.events import ScoredWindow
 
 
@@ -21,8 +21,7 @@ def _window_scores(windows: Sequence[ScoredWindow], keyword: str, detector: Dete
         if w.span != span:
             span = w.span
             detector.new_span()
-        start, end = w.alignments[keyword]
-        yield w, WindowScore(keyword, w.scores[keyword], start, end)
+        yield w, w.scores[keyword]
 
 
 def replay(windows: Sequence[ScoredWindow], keyword: str, threshold: float, settings: DetectorSettings) -> list[Detection]:
@@ -30,7 +29,7 @@ def replay(windows: Sequence[ScoredWindow], keyword: str, threshold: float, sett
     detector = Detector({keyword: threshold}, settings)
     detections: list[Detection] = []
     for w, score in _window_scores(windows, keyword, detector):
-        detections += detector.push([score], detected_at=w.end_s + w.compute_s, wall_time=0.0)
+        detections += detector.push([score], detected_at=as_if_live(w.end_s, w.compute_s), wall_time=0.0)
     return detections
 
 

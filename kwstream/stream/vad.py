@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
-from kwstream.audio.convert import float_to_pcm16
+from kwstream.audio.convert import BlockFramer, float_to_pcm16
 from kwstream.audio.io import SAMPLE_RATE
 
 
@@ -77,8 +77,7 @@ class VadGate:
     def reset(self) -> None:
         """Forget all audio seen so far (webrtcvad's adaptive state included)."""
         self._vad = webrtcvad.Vad(self.settings.aggressiveness)
-        self._pending = np.zeros(0, dtype=np.float32)
-        self._position = 0  # absolute index of the first pending sample
+        self._framer = BlockFramer(self._frame)
         self._recent: deque[bool] = deque(maxlen=self.settings.trigger_window_frames)
         self._in_speech = not self.settings.enabled
         self._started = False
@@ -93,19 +92,18 @@ class VadGate:
     def push(self, samples: np.ndarray) -> list[VadEvent]:
         """Feed the next samples of the stream (float32 in [-1, 1])."""
         if not self.settings.enabled:
-            events: list[VadEvent] = [] if self._started else [SpeechStart(self._position)]
+            events: list[VadEvent] = [] if self._started else [SpeechStart(self._framer.received)]
             self._started = True
-            self._position += len(samples)
+            self._framer.push(samples)  # only counted: every sample is speech
             self.voiced_samples += len(samples)
             return events
         events = []
-        data = np.concatenate((self._pending, samples)) if len(self._pending) else samples
-        n_frames = len(data) // self._frame
-        frames = data[: n_frames * self._frame].reshape(n_frames, self._frame)
+        position, frames = self._framer.push(samples)
+        n_frames = len(frames)
         loud = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1)) >= self._min_rms
         pcm = float_to_pcm16(frames)
         for i in range(n_frames):
-            frame_start = self._position + i * self._frame
+            frame_start = position + i * self._frame
             # webrtcvad must see every frame to adapt, even those whose answer we overrule
             voiced = self._vad.is_speech(pcm[i].tobytes(), SAMPLE_RATE)
             voiced = voiced and bool(loud[i]) and frame_start >= self._warmup_samples
@@ -128,8 +126,6 @@ class VadGate:
                     self._recent.clear()
             if self._in_speech:
                 self.voiced_samples += self._frame
-        self._pending = data[n_frames * self._frame :].copy()
-        self._position += n_frames * self._frame
         return events
 
     def flush(self) -> list[VadEvent]:
@@ -138,4 +134,4 @@ class VadGate:
         if not span_open:
             return []
         self._in_speech = self._started = False
-        return [SpeechEnd(self._position + len(self._pending))]
+        return [SpeechEnd(self._framer.received)]

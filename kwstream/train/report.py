@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from kwstream.stream.replay import replay
-from kwstream.stream.detector import DetectorSettings
+from kwstream.stream.detector import DetectorSettings, WindowScore
 from kwstream.stream.events import ScoredWindow
 
 
@@ -54,7 +54,7 @@ def background_false_alarms(keyword_probs: np.ndarray, files: Sequence[str], key
     for i, (probs, file) in enumerate(zip(keyword_probs, files)):
         t = i * hop_s
         streams.setdefault(file, []).append(ScoredWindow(
-            t, t + clip_s, {k: float(p) for k, p in zip(keywords, probs)}, 0.0, {k: (t, t + clip_s) for k in keywords}))
+            t, t + clip_s, {k: WindowScore(k, float(p), t, t + clip_s) for k, p in zip(keywords, probs)}, 0.0))
     return sum(len(replay(windows, k, thresholds[k], DetectorSettings())) for windows in streams.values() for k in keywords)
 
 
