@@ -227,6 +227,6 @@ def test_an_unspellable_keyword_names_what_the_model_spells():
     assert_user_error(result, "'€'", "(it spells with the letters ABCDEFGHIJKLMNOPQRSTUVWXYZ and \"'\")")
 
 
-def test_threads_default_is_the_same_in_help_and_readme():
+def test_threads_default_is_the_same_in_help_and_usage_doc():
     assert "(default: one per physical core" in " ".join(kwstream("listen", "--help").stdout.decode().split())
-    assert "| `--threads` | one per physical core |" in (REPO / "README.md").read_text()
+    assert "| `--threads` | one per physical core |" in (REPO / "docs" / "usage.md").read_text()
