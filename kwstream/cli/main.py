@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--workers", type=positive_int, help="worker processes, or Ray actors (default: the cores, or the cluster's CPUs)")
     scan.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                       help="run on a Ray cluster (ADDRESS as for ray.init, e.g. auto or ray://head:10001; none: Ray's default)")
+    scan.add_argument("--channels", choices=("mix", "each"), default="mix",
+                      help="mix: a file's channels mixed to mono (default); each: every channel scanned on its own, a channel column in the rows")
     scan.add_argument("--json", action="store_true", help="a JSON line per finished file and a summary line on stdout")
 
     commands.add_parser("devices", parents=[common], help="list audio input devices")
