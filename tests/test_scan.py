@@ -154,6 +154,31 @@ def test_csv_output_holds_the_same_rows(folder, one_worker, tmp_path):
     assert got == sorted((r["file"], r.get("keyword", ""), r.get("error", "")) for r in map(json.loads, one_worker.read_text().splitlines()))
 
 
+def test_a_file_list_scans_what_it_names_and_a_missing_file_becomes_an_error_row(folder, one_worker, tmp_path):
+    """A list is made before the scan, of an archive that may change: a file gone since is an error
+    row and the scan goes on (a missing path on the command line, a typo, stops it: see bad input)."""
+    chosen = sorted(str(p) for p in folder.rglob("rec*"))[::5]
+    gone = str(folder / "part0" / "deleted.wav")
+    (tmp_path / "list.txt").write_text("\n".join(chosen[:2] + ["", gone] + chosen[2:]) + "\n")
+    out = tmp_path / "results.jsonl"
+    assert main(["scan", "--from-list", str(tmp_path / "list.txt"), "--keywords", KEYWORDS, "--out", str(out), "--workers", "1"]) == EXIT_OK
+    expected = [r for r in rows(one_worker) if dict(r)["file"] in chosen]
+    assert [r for r in rows(out) if "error" not in dict(r)] == expected and expected
+    errors = [dict(r) for r in rows(out) if "error" in dict(r)]
+    assert errors == [{"file": gone, "error": f"no such audio file: {gone}"}]
+
+
+def test_parquet_output_holds_the_same_rows(folder, one_worker, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / "results.parquet"
+    assert scan(folder, out, "--workers", "1") == EXIT_OK
+    table = pq.read_table(out)
+    assert table.column_names == ["file", "channel", "keyword", "score", "start", "end", "error"]
+    assert str(table.schema.field("channel").type) == "int32" and table.column("channel").null_count == table.num_rows
+    got = sorted(tuple(sorted((k, v) for k, v in r.items() if v is not None)) for r in table.to_pylist())
+    assert got == rows(one_worker)
+
+
 def _digits(names: list[str]) -> np.ndarray:
     gap = np.zeros(int(0.6 * SAMPLE_RATE), np.float32)
     return np.concatenate([gap] + [x for name in names for x in (_fsdd(name), gap)])
@@ -220,6 +245,8 @@ def test_an_interrupted_scan_resumed_equals_an_uninterrupted_one(folder, one_wor
     ("exists", "exists: pass --resume"),
     ("unspellable", "keyword"),
     ("format", "name it .jsonl, .csv or .parquet"),
+    ("missing", "no such file or folder"),
+    ("no list", "cannot read the file list"),
 ])
 def test_bad_input_fails_with_one_line(folder, one_worker, tmp_path, capsys, case, message):
     empty = tmp_path / "empty"
@@ -230,6 +257,8 @@ def test_bad_input_fails_with_one_line(folder, one_worker, tmp_path, capsys, cas
         "exists": ["scan", str(folder), "--keywords", "hey", "--out", str(one_worker)],
         "unspellable": ["scan", str(folder), "--keywords", "h€y", "--out", str(tmp_path / "r.jsonl")],
         "format": ["scan", str(folder), "--keywords", "hey", "--out", str(tmp_path / "r.txt")],
+        "missing": ["scan", str(folder), str(tmp_path / "typo"), "--keywords", "hey", "--out", str(tmp_path / "r.jsonl")],
+        "no list": ["scan", "--from-list", str(tmp_path / "list.txt"), "--keywords", "hey", "--out", str(tmp_path / "r.jsonl")],
     }[case]
     assert main(args) == EXIT_USER_ERROR
     err = capsys.readouterr().err.strip().splitlines()

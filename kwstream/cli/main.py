@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan = commands.add_parser("scan", parents=[common, pipeline], help="find keywords in recorded archives, on every core or a Ray cluster")
     add_keywords_option(scan)
     scan.add_argument("paths", nargs="*", metavar="PATH", help="recordings, folders (walked recursively) or glob patterns")
-    scan.add_argument("--from-list", metavar="FILE", help="also the recordings named in FILE, one a line")
+    scan.add_argument("--from-list", metavar="FILE", help="also the recordings named in FILE, one a line (a missing one becomes an error row)")
     scan.add_argument("--out", required=True, metavar="FILE", help="results: .jsonl, .csv or .parquet (with pyarrow); FILE.manifest beside it")
     again = scan.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="go on with an earlier scan into --out, skipping its finished files")
