@@ -144,7 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="FLAC streams and labels.csv (python -m training.digit_streams)")
     parser.add_argument("--systems", default="kwstream,int8,pocketsphinx,whisper")
-    parser.add_argument("--ps-thresholds", default="1e-20,1e-5", help="PocketSphinx keyword thresholds, a row each")
+    parser.add_argument("--ps-thresholds", default="1e-20,1e-1,1e+5", help="PocketSphinx keyword thresholds, a row each")
     args = parser.parse_args()
     labels = [x for x in read_labels(args.folder / "labels.csv") if x.keyword in DIGITS]
     streams = {p.stem: read_audio(p) for p in sorted(args.folder.glob("*.flac"))}
