@@ -154,6 +154,69 @@ def test_csv_output_holds_the_same_rows(folder, one_worker, tmp_path):
     assert got == sorted((r["file"], r.get("keyword", ""), r.get("error", "")) for r in map(json.loads, one_worker.read_text().splitlines()))
 
 
+def test_a_file_list_scans_what_it_names_and_a_missing_file_becomes_an_error_row(folder, one_worker, tmp_path):
+    """A list is made before the scan, of an archive that may change: a file gone since is an error
+    row and the scan goes on (a missing path on the command line, a typo, stops it: see bad input)."""
+    chosen = sorted(str(p) for p in folder.rglob("rec*"))[::5]
+    gone = str(folder / "part0" / "deleted.wav")
+    (tmp_path / "list.txt").write_text("\n".join(chosen[:2] + ["", gone] + chosen[2:]) + "\n")
+    out = tmp_path / "results.jsonl"
+    assert main(["scan", "--from-list", str(tmp_path / "list.txt"), "--keywords", KEYWORDS, "--out", str(out), "--workers", "1"]) == EXIT_OK
+    expected = [r for r in rows(one_worker) if dict(r)["file"] in chosen]
+    assert [r for r in rows(out) if "error" not in dict(r)] == expected and expected
+    errors = [dict(r) for r in rows(out) if "error" in dict(r)]
+    assert errors == [{"file": gone, "error": f"no such audio file: {gone}"}]
+
+
+def test_parquet_output_holds_the_same_rows(folder, one_worker, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / "results.parquet"
+    assert scan(folder, out, "--workers", "1") == EXIT_OK
+    table = pq.read_table(out)
+    assert table.column_names == ["file", "channel", "keyword", "score", "start", "end", "error"]
+    assert str(table.schema.field("channel").type) == "int32" and table.column("channel").null_count == table.num_rows
+    got = sorted(tuple(sorted((k, v) for k, v in r.items() if v is not None)) for r in table.to_pylist())
+    assert got == rows(one_worker)
+
+
+def _digits(names: list[str]) -> np.ndarray:
+    gap = np.zeros(int(0.6 * SAMPLE_RATE), np.float32)
+    return np.concatenate([gap] + [x for name in names for x in (_fsdd(name), gap)])
+
+
+def _found(out: Path) -> dict[tuple, list[tuple]]:
+    """(file, channel) -> the detections' (keyword, score, start, end), in the output's order."""
+    found: dict[tuple, list[tuple]] = {}
+    for row in map(json.loads, out.read_text().splitlines()):
+        found.setdefault((Path(row["file"]).stem, row.get("channel")), []).append((row["keyword"], row["score"], row["start"], row["end"]))
+    return found
+
+
+def test_channels_each_scans_every_channel_on_its_own(tmp_path):
+    """A stereo file with "three" on its left channel and "seven" on its right, said at the same
+    times by other speakers: each channel's rows are those of its channel alone as a mono file."""
+    left = _digits(["3_theo_0", "3_jackson_1", "3_lucas_2"])
+    right = _digits(["7_jackson_0", "7_nicolas_1", "7_lucas_3"])
+    length = max(len(left), len(right))
+    left, right = (np.pad(x, (0, length - len(x))) for x in (left, right))
+    (tmp_path / "mono").mkdir()
+    soundfile.write(tmp_path / "stereo.wav", np.stack([left, right], axis=1), SAMPLE_RATE)
+    soundfile.write(tmp_path / "mono" / "left.wav", left, SAMPLE_RATE)
+    soundfile.write(tmp_path / "mono" / "right.wav", right, SAMPLE_RATE)
+    each, mixed, mono = tmp_path / "each.jsonl", tmp_path / "mixed.jsonl", tmp_path / "mono.jsonl"
+    assert scan(tmp_path / "stereo.wav", each, "--workers", "1", "--channels", "each") == EXIT_OK
+    assert scan(tmp_path / "stereo.wav", mixed, "--workers", "1") == EXIT_OK
+    assert scan(tmp_path / "mono", mono, "--workers", "1") == EXIT_OK
+    found, alone = _found(each), _found(mono)
+    assert {k for k, *_ in found[("stereo", 0)]} == {"three"} and {k for k, *_ in found[("stereo", 1)]} == {"seven"}
+    assert found == {("stereo", 0): alone[("left", None)], ("stereo", 1): alone[("right", None)]}
+    assert set(_found(mixed)) == {("stereo", None)}, "the default mixes the channels: no channel column"
+    record = json.loads(manifest_path(each).read_text().splitlines()[1])
+    assert sorted({d[4] for d in record["detections"]}) == [0, 1]
+    # a resume must keep the channels as they were
+    assert scan(tmp_path / "stereo.wav", each, "--workers", "1", "--resume") == EXIT_USER_ERROR
+
+
 @pytest.mark.slow
 def test_an_interrupted_scan_resumed_equals_an_uninterrupted_one(folder, one_worker, tmp_path):
     out = tmp_path / "results.jsonl"
@@ -182,6 +245,8 @@ def test_an_interrupted_scan_resumed_equals_an_uninterrupted_one(folder, one_wor
     ("exists", "exists: pass --resume"),
     ("unspellable", "keyword"),
     ("format", "name it .jsonl, .csv or .parquet"),
+    ("missing", "no such file or folder"),
+    ("no list", "cannot read the file list"),
 ])
 def test_bad_input_fails_with_one_line(folder, one_worker, tmp_path, capsys, case, message):
     empty = tmp_path / "empty"
@@ -192,6 +257,8 @@ def test_bad_input_fails_with_one_line(folder, one_worker, tmp_path, capsys, cas
         "exists": ["scan", str(folder), "--keywords", "hey", "--out", str(one_worker)],
         "unspellable": ["scan", str(folder), "--keywords", "h€y", "--out", str(tmp_path / "r.jsonl")],
         "format": ["scan", str(folder), "--keywords", "hey", "--out", str(tmp_path / "r.txt")],
+        "missing": ["scan", str(folder), str(tmp_path / "typo"), "--keywords", "hey", "--out", str(tmp_path / "r.jsonl")],
+        "no list": ["scan", "--from-list", str(tmp_path / "list.txt"), "--keywords", "hey", "--out", str(tmp_path / "r.jsonl")],
     }[case]
     assert main(args) == EXIT_USER_ERROR
     err = capsys.readouterr().err.strip().splitlines()

@@ -231,14 +231,15 @@ class _ReplaySource(_Source):
         self._thread = threading.Thread(target=self._run, args=(ring,), name="kwstream-replay", daemon=True)
         self._thread.start()
 
-    def samples(self) -> Iterator[np.ndarray]:
+    def samples(self, channel: int | None = None) -> Iterator[np.ndarray]:
         """The input as 16 kHz mono float32 blocks, read and resampled as they are needed (a long
         recording is never held whole): what ``start`` writes to the ring, and what offline work
-        (``kwstream scan``) pushes straight into a pipeline."""
+        (``kwstream scan``) pushes straight into a pipeline. ``channel``: that channel alone (from
+        0) instead of the channels' mean (``scan --channels each``: two speakers on two channels)."""
         blocks = self._open()
         resampler = StreamResampler(next(blocks), SAMPLE_RATE)
         for block in blocks:
-            yield resampler.push(to_mono(block))
+            yield resampler.push(to_mono(block) if channel is None else np.ascontiguousarray(block[:, channel]))
         if len(tail := resampler.finish()):
             yield tail
 
@@ -278,6 +279,10 @@ class AudioFile(_ReplaySource):
 
     def check(self) -> None:
         self._info()
+
+    def channels(self) -> int:
+        """The recording's channel count (from its header)."""
+        return self._info().channels
 
     def _info(self):
         import soundfile

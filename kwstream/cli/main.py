@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan = commands.add_parser("scan", parents=[common, pipeline], help="find keywords in recorded archives, on every core or a Ray cluster")
     add_keywords_option(scan)
     scan.add_argument("paths", nargs="*", metavar="PATH", help="recordings, folders (walked recursively) or glob patterns")
-    scan.add_argument("--from-list", metavar="FILE", help="also the recordings named in FILE, one a line")
+    scan.add_argument("--from-list", metavar="FILE", help="also the recordings named in FILE, one a line (a missing one becomes an error row)")
     scan.add_argument("--out", required=True, metavar="FILE", help="results: .jsonl, .csv or .parquet (with pyarrow); FILE.manifest beside it")
     again = scan.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="go on with an earlier scan into --out, skipping its finished files")
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--workers", type=positive_int, help="worker processes, or Ray actors (default: the cores, or the cluster's CPUs)")
     scan.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                       help="run on a Ray cluster (ADDRESS as for ray.init, e.g. auto or ray://head:10001; none: Ray's default)")
+    scan.add_argument("--channels", choices=("mix", "each"), default="mix",
+                      help="mix: a file's channels mixed to mono (default); each: every channel scanned on its own, a channel column in the rows")
     scan.add_argument("--json", action="store_true", help="a JSON line per finished file and a summary line on stdout")
 
     commands.add_parser("devices", parents=[common], help="list audio input devices")

@@ -117,8 +117,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     settings = options.settings(args)
     encoder = Encoder(settings.encoder)
     keywords = options.keyword_set(args, encoder, settings)  # unknown or unspellable keywords fail here, once
-    job = ScanJob(CommandLineKeywords(args), settings)
+    job = ScanJob(CommandLineKeywords(args), settings, each_channel=args.channels == "each")
     header = {"keywords": list(keywords.names), "thresholds": dict(keywords.thresholds), "model": args.model}
+    if job.each_channel:  # mixed scans keep the header they had before --channels existed
+        header["channels"] = "each"
     output = ScanOutput(out, header, resume=args.resume)
     todo = [f for f in files if str(f) not in output.results]
     if args.ray is not None:

@@ -22,6 +22,7 @@ def scan(
     settings: PipelineSettings | None = None,
     ray: bool = False,
     ray_address: str | None = None,
+    each_channel: bool = False,
 ) -> Iterator[ScanDetection]:
     """Every detection in the recordings (files, folders walked recursively, glob patterns), yielded
     as each file finishes; a file that cannot be read is logged as a warning and skipped.
@@ -32,10 +33,11 @@ def scan(
     ```
     ``workers`` > 1 runs worker processes (one model each); ``ray`` runs ``workers`` Ray actors
     (default one per CPU of the cluster at ``ray_address``, or of the one Ray is already connected to).
+    ``each_channel`` scans every channel of a file on its own (each detection's ``channel`` says which).
     """
     files = find_files([paths] if isinstance(paths, (str, Path)) else paths)
     names = (keywords,) if isinstance(keywords, str) else tuple(keywords)
-    job = ScanJob(TypedKeywords(names), settings or PipelineSettings())
+    job = ScanJob(TypedKeywords(names), settings or PipelineSettings(), each_channel)
     results = scan_ray(files, job, workers if workers > 1 else None, ray_address) if ray else scan_local(files, job, workers)
     for result in results:
         if result.error:

@@ -21,7 +21,7 @@ def manifest_path(out: Path) -> Path:
 
 
 def _record(result: FileResult) -> str:
-    detections = [[d.keyword, d.score, d.start, d.end] for d in result.detections]
+    detections = [[d.keyword, d.score, d.start, d.end] + ([] if d.channel is None else [d.channel]) for d in result.detections]
     return json.dumps({"file": result.file, "audio_s": round(result.audio_s, 3), "cpu_s": round(result.cpu_s, 3),
                        "error": result.error, "detections": detections}) + "\n"
 
@@ -73,7 +73,7 @@ class ScanOutput:
         except (IndexError, ValueError, KeyError, TypeError):
             raise KwstreamError(f"{self.path} is not a kwstream scan manifest: use --overwrite") from None
         if found != header:
-            raise KwstreamError(f"{self.out} was scanned for other keywords, thresholds or model: "
+            raise KwstreamError(f"{self.out} was scanned for other keywords, thresholds, model or channels: "
                                 "resume it with the same options, or pass --overwrite")
         results = {}
         for line in lines[1:]:

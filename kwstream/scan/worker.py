@@ -37,6 +37,8 @@ class ScanJob:
 
     keywords: KeywordRecipe
     settings: PipelineSettings = field(default_factory=PipelineSettings)
+    each_channel: bool = False
+    """Scan every channel of a file on its own (``--channels each``) instead of their mean."""
 
     def with_threads(self, threads: int) -> ScanJob:
         """The job with ``threads`` model threads per worker, unless the settings name a number."""
@@ -54,10 +56,12 @@ class ScanDetection:
     score: float
     start: float
     end: float
+    channel: int | None = None
+    """The channel it was heard on (from 0) with ``--channels each``; None where the channels were mixed."""
 
     @classmethod
-    def of(cls, file: str, d: Detection) -> ScanDetection:
-        return cls(file, d.keyword, round(d.score, 4), round(d.start, 3), round(d.end, 3))
+    def of(cls, file: str, d: Detection, channel: int | None = None) -> ScanDetection:
+        return cls(file, d.keyword, round(d.score, 4), round(d.start, 3), round(d.end, 3), channel)
 
 
 @dataclass(frozen=True)
@@ -80,23 +84,32 @@ class Scanner:
         self.encoder = encoder or Encoder(job.settings.encoder)
         self.keywords = keywords or job.keywords(self.encoder, job.settings)
         self.pipeline = KeywordPipeline(self.keywords, self.encoder, job.settings, events=False)
+        self.each_channel = job.each_channel
 
     def scan(self, path: str | Path) -> FileResult:
-        """The file's detections, its blocks streamed through the pipeline as ``listen --file`` reads them."""
+        """The file's detections, its blocks streamed through the pipeline as ``listen --file`` reads
+        them; with ``each_channel``, one pass per channel (the file is read again for each: memory
+        stays one block, and decoding costs little next to the model)."""
         name = str(path)
         cpu0 = time.process_time()
-        self.pipeline.reset()
-        found: list[Detection] = []
+        found: list[ScanDetection] = []
+        audio_s = 0.0
         error = None
         recording = AudioFile(path, realtime=False)
+        channel = None
+        self.pipeline.reset()  # a file that fails its check reads as 0 s, not as the last file's length
         try:
             recording.check()
-            for block in recording.samples():
-                found += self.pipeline.push(block)
-            found += self.pipeline.flush()
+            for channel in range(recording.channels()) if self.each_channel else [None]:
+                self.pipeline.reset()
+                for block in recording.samples(channel):
+                    found += (ScanDetection.of(name, d, channel) for d in self.pipeline.push(block))
+                found += (ScanDetection.of(name, d, channel) for d in self.pipeline.flush())
+                audio_s = self.pipeline.position / SAMPLE_RATE
         except Exception as exc:  # noqa: BLE001  a bad file is a row of the results, never the end of the scan
             read_s = self.pipeline.position / SAMPLE_RATE
-            error = str(exc) if read_s == 0 else f"read error after {read_s:.2f} s: {exc}"
-        return FileResult(name, self.pipeline.position / SAMPLE_RATE, tuple(ScanDetection.of(name, d) for d in found),
-                          error, time.process_time() - cpu0)
+            audio_s = max(audio_s, read_s)
+            where = "" if channel is None else f"channel {channel}: "
+            error = str(exc) if read_s == 0 else f"{where}read error after {read_s:.2f} s: {exc}"
+        return FileResult(name, audio_s, tuple(found), error, time.process_time() - cpu0)
 

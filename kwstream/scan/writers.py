@@ -12,12 +12,13 @@ from typing import Protocol
 from kwstream.errors import KwstreamError
 from kwstream.scan.worker import FileResult
 
-COLUMNS = ("file", "keyword", "score", "start", "end", "error")
+COLUMNS = ("file", "channel", "keyword", "score", "start", "end", "error")
 
 
 def rows(result: FileResult) -> list[dict]:
-    """The file's rows: its detections, and an error row if it failed."""
-    found = [asdict(d) for d in result.detections]
+    """The file's rows: its detections (``channel`` only where the scan kept channels apart), and an
+    error row if it failed."""
+    found = [{k: v for k, v in asdict(d).items() if k != "channel" or v is not None} for d in result.detections]
     return found + ([{"file": result.file, "error": result.error}] if result.error else [])
 
 
@@ -70,8 +71,8 @@ class ParquetWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        types = {"file": pa.string(), "keyword": pa.string(), "score": pa.float64(), "start": pa.float64(),
-                 "end": pa.float64(), "error": pa.string()}
+        types = {"file": pa.string(), "channel": pa.int32(), "keyword": pa.string(), "score": pa.float64(),
+                 "start": pa.float64(), "end": pa.float64(), "error": pa.string()}
         table = pa.table({c: pa.array([r.get(c) for r in self._rows], types[c]) for c in COLUMNS})
         pq.write_table(table, self._path)
 
