@@ -10,7 +10,7 @@ from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin
 from kwstream.cli.exit_codes import EXIT_FAILED, EXIT_USER_ERROR
 from kwstream.errors import KwstreamError
 from kwstream.keywords.base import KeywordScorer
-from kwstream.keywords.keyword_set import KeywordSet, parse_keywords, split_threshold
+from kwstream.keywords.keyword_set import Keyword, KeywordSet, parse_keywords, split_threshold
 from kwstream.model.encoder import AUTO_MODEL, BACKENDS, Encoder, EncoderSettings
 from kwstream.spotter import SpotterSettings
 from kwstream.stream.detector import DetectorSettings
@@ -82,7 +82,11 @@ def pipeline_options() -> argparse.ArgumentParser:
                           help="a head from `kwstream train` (for the same --model); spots its keywords; repeatable")
     pipeline.add_argument("--enrolled", action="append", default=[], metavar="NAME[:T]",
                           help="a keyword from `kwstream enroll` (same --model), optionally with a threshold; repeatable")
-    pipeline.add_argument("--store", metavar="DIR", help="enrolled keywords' directory (default: the user data dir, see `kwstream keywords`)")
+    pipeline.add_argument("--trained", metavar="NAME", help="keywords from `kwstream train --keywords` (a name in the "
+                          "store or a folder; same --model): they confirm or reject the CTC candidates of --keywords "
+                          "(all of the model's keywords when --keywords is empty)")
+    pipeline.add_argument("--trained-alone", action="store_true", help="with --trained: spot its keywords with the trained model alone, no CTC")
+    pipeline.add_argument("--store", metavar="DIR", help="enrolled and trained keywords' directory (default: the user data dir, see `kwstream keywords`)")
     return pipeline
 
 
@@ -122,14 +126,35 @@ def scorers(args: argparse.Namespace, encoder: Encoder) -> list[KeywordScorer]:
     return found
 
 
+def trained(args: argparse.Namespace, typed: list[Keyword], encoder: Encoder,
+            pipeline: SpotterSettings) -> tuple[list[Keyword], KeywordScorer]:
+    """The scorer of ``--trained NAME`` and the typed keywords it leaves to plain CTC: those the
+    trained model does not know (in ``--trained-alone`` mode it spots all of its own keywords)."""
+    from kwstream.keywords.classifier.trained import load_trained, trained_folder, trained_scorer
+
+    head = load_trained(trained_folder(args.trained, args.store), encoder)
+    known = head.config.keywords
+    confirmed = [k.text for k in typed if k.text in known]
+    if typed and not confirmed and not args.trained_alone:
+        raise KwstreamError(f"{args.trained} was trained on {', '.join(known)}, none of --keywords")
+    scorer = trained_scorer(head, encoder, confirmed, alone=args.trained_alone, pause_ms=pipeline.pause_ms)
+    return [k for k in typed if k.text not in known], scorer
+
+
 def keyword_set(args: argparse.Namespace, encoder: Encoder, pipeline: SpotterSettings, *, quiet: bool = False) -> KeywordSet:
     """The keywords the options name (--keywords, --enrolled NAME[:T], --classifier), with their
     thresholds; the homophone warnings are printed here, once (not at all if ``quiet``)."""
     typed = parse_keywords(args.keywords)
     others = scorers(args, encoder)
+    if args.trained:
+        typed, scorer = trained(args, typed, encoder, pipeline)
+        others.append(scorer)
+    elif args.trained_alone:
+        raise KwstreamError("--trained-alone needs --trained NAME")
     if not typed and not others:
         raise KwstreamError("no keywords given: pass e.g. --keywords hey,stop")
     own = {name: t for name, t in map(split_threshold, args.enrolled) if t is not None}  # they outrank every default
+    own |= {k.text: k.threshold for k in parse_keywords(args.keywords) if k.threshold is not None}  # confirmed ones too
     keywords = KeywordSet(encoder, typed, others, thresholds=own, threshold=pipeline.detector.threshold,
                           pause_ms=pipeline.pause_ms)
     if not quiet:

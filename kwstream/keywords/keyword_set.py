@@ -153,6 +153,14 @@ PAUSE_MS = 160
 """Blank time that counts as a word boundary when the model emits no delimiter (see SpotterSettings.pause_ms)."""
 
 
+def typed_scorer(encoder: Encoder, texts: Sequence[str], pause_ms: int = PAUSE_MS) -> CtcKeywordScorer:
+    """The CTC scorer of typed keywords on ``encoder``'s head; ``pause_ms`` of blank counts as a word boundary."""
+    encoder.require_ctc_head()
+    frame_s = encoder.samples_per_frame / SAMPLE_RATE
+    return CtcKeywordScorer(list(texts), encoder.tokens, encoder.blank_id, encoder.delimiter_id,
+                            pause_frames=max(1, round(pause_ms / 1000 / frame_s)))
+
+
 class KeywordSet:
     """Typed keywords and other scorers on one encoder, with their names, layers and thresholds.
 
@@ -187,15 +195,7 @@ class KeywordSet:
             raise KeywordError("no keywords given")
         self.scorers: list[KeywordScorer] = []
         if self.typed:
-            encoder.require_ctc_head()
-            frame_s = encoder.samples_per_frame / SAMPLE_RATE
-            self.scorers.append(CtcKeywordScorer(
-                [k.text for k in self.typed],
-                encoder.tokens,
-                encoder.blank_id,
-                encoder.delimiter_id,
-                pause_frames=max(1, round(pause_ms / 1000 / frame_s)),
-            ))
+            self.scorers.append(typed_scorer(encoder, [k.text for k in self.typed], pause_ms))
         self.scorers += scorers
         self.names: list[str] = [k for scorer in self.scorers for k in scorer.keywords]
         """Every keyword, in the order the scorers give their matches."""
