@@ -82,9 +82,10 @@ def pipeline_options() -> argparse.ArgumentParser:
                           help="a head from `kwstream train` (for the same --model); spots its keywords; repeatable")
     pipeline.add_argument("--enrolled", action="append", default=[], metavar="NAME[:T]",
                           help="a keyword from `kwstream enroll` (same --model), optionally with a threshold; repeatable")
-    pipeline.add_argument("--trained", metavar="NAME", help="keywords from `kwstream train --keywords` (a name in the "
-                          "store or a folder; same --model): they confirm or reject the CTC candidates of --keywords "
-                          "(all of the model's keywords when --keywords is empty)")
+    pipeline.add_argument("--trained", action="append", default=[], metavar="NAME",
+                          help="keywords from `kwstream train --keywords` (a name in the store or a folder; same --model): "
+                          "they confirm or reject the CTC candidates of --keywords (all of the model's keywords when "
+                          "--keywords is empty); repeatable")
     pipeline.add_argument("--trained-alone", action="store_true", help="with --trained: spot its keywords with the trained model alone, no CTC")
     pipeline.add_argument("--store", metavar="DIR", help="enrolled and trained keywords' directory (default: the user data dir, see `kwstream keywords`)")
     return pipeline
@@ -127,18 +128,21 @@ def scorers(args: argparse.Namespace, encoder: Encoder) -> list[KeywordScorer]:
 
 
 def trained(args: argparse.Namespace, typed: list[Keyword], encoder: Encoder,
-            pipeline: SpotterSettings) -> tuple[list[Keyword], KeywordScorer]:
-    """The scorer of ``--trained NAME`` and the typed keywords it leaves to plain CTC: those the
-    trained model does not know (in ``--trained-alone`` mode it spots all of its own keywords)."""
+            pipeline: SpotterSettings) -> tuple[list[Keyword], list[KeywordScorer]]:
+    """The scorers of ``--trained NAME`` options and the typed keywords they leave to plain CTC:
+    those no trained model knows (in ``--trained-alone`` mode each model spots all of its own keywords)."""
     from kwstream.keywords.classifier.trained import load_trained, trained_folder, trained_scorer
 
-    head = load_trained(trained_folder(args.trained, args.store), encoder)
-    known = head.config.keywords
-    confirmed = [k.text for k in typed if k.text in known]
-    if typed and not confirmed and not args.trained_alone:
-        raise KwstreamError(f"{args.trained} was trained on {', '.join(known)}, none of --keywords")
-    scorer = trained_scorer(head, encoder, confirmed, alone=args.trained_alone, pause_ms=pipeline.pause_ms)
-    return [k for k in typed if k.text not in known], scorer
+    found: list[KeywordScorer] = []
+    known: set[str] = set()
+    for spec in args.trained:
+        head = load_trained(trained_folder(spec, args.store), encoder)
+        confirmed = [k.text for k in typed if k.text in head.config.keywords]
+        if typed and not confirmed and not args.trained_alone:
+            raise KwstreamError(f"{spec} was trained on {', '.join(head.config.keywords)}, none of --keywords")
+        found.append(trained_scorer(head, encoder, confirmed, alone=args.trained_alone, pause_ms=pipeline.pause_ms))
+        known |= set(head.config.keywords)
+    return [k for k in typed if k.text not in known], found
 
 
 def keyword_set(args: argparse.Namespace, encoder: Encoder, pipeline: SpotterSettings, *, quiet: bool = False) -> KeywordSet:
@@ -147,8 +151,8 @@ def keyword_set(args: argparse.Namespace, encoder: Encoder, pipeline: SpotterSet
     typed = parse_keywords(args.keywords)
     others = scorers(args, encoder)
     if args.trained:
-        typed, scorer = trained(args, typed, encoder, pipeline)
-        others.append(scorer)
+        typed, found = trained(args, typed, encoder, pipeline)
+        others += found
     elif args.trained_alone:
         raise KwstreamError("--trained-alone needs --trained NAME")
     if not typed and not others:

@@ -10,6 +10,7 @@ By default a trained head is a second stage: ``ConfirmedScorer`` runs the CTC sc
 keyword's best alignment in a window asks the head for that keyword's posterior on the clip
 centred there (training clips were centred the same way); below the head's threshold the match
 scores 0, so the candidate cannot fire, otherwise it keeps the CTC score and the alignment's frames.
+CTC matches below ``CANDIDATE_FLOOR`` are no candidates and score 0 too.
 The head can also spot alone (``ClassifierScorer``).
 """
 
@@ -38,6 +39,9 @@ from kwstream.model.encoder import EncodedFrames, Encoder
 FORMAT = "kwstream-trained-1"
 METADATA_FILE = "trained.json"
 WEIGHTS_FILE = "weights.npz"
+CANDIDATE_FLOOR = 0.3
+"""CTC scores below this are no candidates (they score 0 without asking the head): far below any
+default threshold, and it spares the head most windows."""
 
 
 def trained_folder(spec: str, store: str | Path | None = None) -> Path:
@@ -119,27 +123,30 @@ class ConfirmedScorer:
         self.confirm_thresholds = {k: config.thresholds.get(k, DEFAULT_THRESHOLD) for k in self.keywords}
         self._classes = [config.classes.index(k) for k in self.keywords]
 
-    def posterior(self, features: np.ndarray, keyword: int, match: KeywordMatch) -> float:
-        """The head's posterior of ``keyword`` on clips centred on ``match`` (and one stride either side)."""
+    def posteriors(self, features: np.ndarray, candidates: list[tuple[int, KeywordMatch]]) -> list[float]:
+        """The head's posterior of each candidate's keyword, the best of the clips centred on its
+        match and one stride either side; one batch for all of them."""
         clip, stride = self.head.config.clip_frames, self.head.config.stride_frames
-        centre = (match.start_frame + match.end_frame) // 2
         top = max(0, len(features) - clip)
-        starts = sorted({min(top, max(0, centre - clip // 2 + shift)) for shift in (-stride, 0, stride)})
+        starts = [sorted({min(top, max(0, (m.start_frame + m.end_frame) // 2 - clip // 2 + shift)) for shift in (-stride, 0, stride)})
+                  for _, m in candidates]
         with torch.inference_mode():
             x = self.head.run_blocks(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))[None])[0]
-            batch = torch.stack([x[s:s + clip] for s in starts])
-            probs = torch.softmax(self.head.pool(batch)[0], -1)[:, self._classes[keyword]]
-        return float(probs.max())
+            batch = torch.stack([x[s:s + clip] for group in starts for s in group])
+            probs = torch.softmax(self.head.pool(batch)[0], -1).numpy()
+        found, row = [], 0
+        for (k, _), group in zip(candidates, starts):
+            found.append(float(probs[row:row + len(group), self._classes[k]].max()))
+            row += len(group)
+        return found
 
     def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
         matches = self.ctc.score_frames(frames)
         features = frames.features[self.head.config.input_layer]
-        confirmed = []
-        for k, (keyword, match) in enumerate(zip(self.keywords, matches)):
-            if match.score > 0 and len(features) and self.posterior(features, k, match) < self.confirm_thresholds[keyword]:
-                match = KeywordMatch(0.0, match.start_frame, match.end_frame)
-            confirmed.append(match)
-        return confirmed
+        candidates = [(k, m) for k, m in enumerate(matches) if m.score >= CANDIDATE_FLOOR]
+        accepted = {k for (k, _), p in zip(candidates, self.posteriors(features, candidates) if candidates and len(features) else [])
+                    if p >= self.confirm_thresholds[self.keywords[k]]}
+        return [m if k in accepted else KeywordMatch(0.0, m.start_frame, m.end_frame) for k, m in enumerate(matches)]
 
 
 def trained_scorer(head: ClassifierHead, encoder: Encoder, keywords: Sequence[str] = (), *, alone: bool = False,
