@@ -20,7 +20,6 @@ from kwstream.evaluation.bench import WORDS as BENCH_WORDS
 from kwstream.evaluation.metrics import TARGET_FALSE_ALARMS_PER_HOUR
 from kwstream.extras import missing_extra
 from kwstream.serve.settings import DEFAULT_URI, ServeSettings
-from kwstream.train.synth import SynthSettings
 
 COMMANDS = {"listen": "listen", "devices": "devices", "enroll": "enroll", "keywords": "enroll", "eval": "eval",
             "bench": "bench", "train": "train", "serve": "serve", "scan": "scan"}
@@ -137,9 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--unfreeze", type=int, default=0, metavar="N", help="also train the top N encoder blocks (default 0)")
     train.add_argument("--epochs", type=positive_int, help="training epochs (default 30; 20 with --keywords)")
     train.add_argument("--copies", type=int, help="noisy, time-shifted copies per training clip (default 2; 1 with --keywords)")
-    train.add_argument("--examples", type=positive_int, default=SynthSettings.positives, metavar="N",
-                       help=f"with --keywords: synthesised utterances of each keyword (default {SynthSettings.positives}; "
-                       "near misses and other speech in proportion)")
+    train.add_argument("--examples", type=positive_int, metavar="N", help="with --keywords: synthesised utterances of "
+                       "each keyword (default 120; near misses 3/4 and other speech 1/2 as many)")
     train.add_argument("--val-percent", type=float, help="share of speakers (voices) held out by name hash (default 10; 15 with --keywords)")
     train.add_argument("--val-speakers", default="", metavar="S,...", help="hold out exactly these speakers instead")
     train.add_argument("--cache", metavar="DIR", help="feature cache (default: ~/.cache/kwstream/classifier-features)")

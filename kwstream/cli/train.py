@@ -53,7 +53,7 @@ def train_from_text(args: argparse.Namespace) -> int:
         raise KwstreamError("--unfreeze, --val-speakers and --plot are for --data")
     out = trained_folder(args.name, args.store) if args.name else Path(args.out)
     check_free(out)
-    examples = args.examples
+    examples = args.examples or SynthSettings.positives
     synth = SynthSettings(positives=examples, near_misses=examples * 3 // 4, general=examples // 2)
     defaults = KeywordTrainSettings((), out)
     settings = KeywordTrainSettings(
