@@ -215,4 +215,4 @@ class SpeechCache:
         partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.flac")
         sf.write(partial, audio, SAMPLE_RATE)
         partial.replace(path)
-        return audio
+        return sf.read(path, dtype="float32")[0]  # as 16-bit FLAC holds it, so a cached read gives the same
