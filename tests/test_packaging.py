@@ -156,7 +156,7 @@ def test_library_code_never_prints():
         assert not calls, f"{name} prints (line {calls[0].lineno}); return the text and let kwstream.cli print it"
 
 
-DISTRIBUTION_OF_MODULE = {"webrtcvad": "webrtcvad-wheels", "huggingface_hub": "huggingface-hub"}
+DISTRIBUTION_OF_MODULE = {"webrtcvad": "webrtcvad-wheels", "huggingface_hub": "huggingface-hub", "hibari": "hibari-tts"}
 """Import names whose distribution on PyPI is named otherwise."""
 HEAVY = {"torch", "transformers", "onnx", "onnxscript", "matplotlib"}
 

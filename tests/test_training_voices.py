@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from training import corpus as C
-from training import voices
+from kwstream.train import voices
 from training.augment import room_impulse_responses
 from training.kws_streams import VOICE_SETS, Voice, positive
 from training.texts import PromptGenerator

@@ -24,22 +24,12 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from training import voices
+from kwstream.train import voices
+from kwstream.train.voices import (ESPEAK_EVAL_BASES, ESPEAK_EVAL_VARIANTS, ESPEAK_TRAIN_BASES, ESPEAK_TRAIN_VARIANTS,
+                                   FLITE_EVAL_VOICES, FLITE_TRAIN_VOICES)
 from training.texts import DIGITS, PromptGenerator
 from training.vocab import SAMPLE_RATE, normalize_text
 
-ESPEAK_TRAIN_BASES = ("en-us", "en", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-us-nyc")
-ESPEAK_EVAL_BASES = ("en-029", "en-gb-x-gbcwmd")
-ESPEAK_TRAIN_VARIANTS = (
-    "", "m1", "m2", "m3", "m4", "m5", "m6", "f1", "f2", "f3", "f5", "croak", "whisper", "klatt", "klatt2",
-    "klatt3", "Alex", "Andrea", "Annie", "Denis", "Gene", "Hugo", "Jacky", "Lee", "Mike", "adam", "anika",
-    "antonio", "aunty", "belinda", "benjamin", "boris", "caleb", "david", "edward", "grandpa", "iven",
-    "john", "linda", "max", "michel", "norbert", "paul", "quincy", "rob", "robert", "steph", "travis", "victor",
-)
-ESPEAK_EVAL_VARIANTS = ("m7", "f4", "whisperf", "Andy", "grandma", "shelby", "klatt4", "marcelo")
-FLITE_TRAIN_VOICES = ("kal", "kal16", "awb")
-"""Not slt: the CMU ARCTIC speaker behind festival's festvox-us-slt-hts, a voice reserved for independent evaluation."""
-FLITE_EVAL_VOICES = ("rms",)
 # Relative speaking rate (1.0 = engine default); the evaluation band is disjoint from training.
 TRAIN_RATE_BANDS = ((0.65, 0.86), (1.06, 1.35))
 NEURAL_TRAIN_RATE_BANDS = ((0.8, 0.86), (1.06, 1.25))
@@ -126,15 +116,6 @@ def draw_rate(rng: np.random.Generator, engine: str, split: str) -> float:
     return round(float(rng.uniform(low, high)), 3)
 
 
-def _trim(audio: np.ndarray, rng_seed: int, threshold: float = 0.01) -> np.ndarray:
-    """Cut the engines' long trailing silence but keep a random 50-250 ms margin either side."""
-    loud = np.flatnonzero(np.abs(audio) > threshold * max(float(np.abs(audio).max()), 1e-6))
-    if loud.size == 0:
-        return audio
-    margin = np.random.default_rng(rng_seed).integers(800, 4000, size=2)
-    return audio[max(0, loud[0] - margin[0]): loud[-1] + margin[1]]
-
-
 def render(job: SynthJob) -> Utterance:
     """Synthesise, resample to 16 kHz mono, trim and write one utterance.
 
@@ -149,7 +130,7 @@ def render(job: SynthJob) -> Utterance:
         audio, rate = voices.synthesise(job.engine, job.voice, job.text, job.rate, job.pitch, job.word_gap)
         if rate != SAMPLE_RATE:
             audio = soxr.resample(audio, rate, SAMPLE_RATE)
-        audio = _trim(audio, zlib.crc32(job.rel_path.encode()))
+        audio = voices.trim(audio, zlib.crc32(job.rel_path.encode()))
         peak = float(np.abs(audio).max()) or 1.0
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial.wav")

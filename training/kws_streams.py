@@ -33,7 +33,7 @@ import soxr
 from tqdm import tqdm
 
 from training.augment import add_noise, babble_noise, pink_noise
-from training import voices
+from kwstream.train import voices
 from training.corpus import EVAL_SOURCE_SHARES, _draw_voice, draw_rate
 from training.texts import DIGITS, PromptGenerator
 from training.vocab import SAMPLE_RATE

@@ -13,6 +13,8 @@ import numpy as np
 from kwstream.audio.io import read_audio
 from kwstream.cli import options
 from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, EnrollSettings, enroll, prepare, record_take
+from kwstream.keywords.classifier.head import HeadConfig
+from kwstream.keywords.classifier.trained import read_metadata, remove_trained, trained_names
 from kwstream.keywords.enrolled.scorer import HIDDEN
 from kwstream.keywords.enrolled.store import EnrollmentError, KeywordStore, check_name
 from kwstream.model.encoder import Encoder
@@ -107,19 +109,26 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_keywords(args: argparse.Namespace) -> int:
-    """``kwstream keywords [--remove NAME] [--store DIR]``: list or remove enrolled keywords."""
+    """``kwstream keywords [--remove NAME] [--store DIR]``: list or remove enrolled keywords and
+    keywords trained from their text (which share the store)."""
     store = KeywordStore(args.store)
     if args.remove:
-        store.remove(args.remove)
+        if args.remove in trained_names(store.root):
+            remove_trained(store.root / args.remove)
+        else:
+            store.remove(args.remove)
         print(f"kwstream: removed {args.remove!r} from {store.root}", file=sys.stderr)
         return 0
-    names = store.names()
-    if not names:
-        print(f"kwstream: no enrolled keywords in {store.root}", file=sys.stderr)
+    names, trained = store.names(), trained_names(store.root)
+    if not names and not trained:
+        print(f"kwstream: no enrolled or trained keywords in {store.root}", file=sys.stderr)
         return 0
     for name in names:
         k = store.load(name)
         frames = "/".join(str(len(e)) for e in k.examples)
         matched = f"layer {k.layer:>2}" if k.kind == HIDDEN else "letters "
         print(f"{k.name:<16} threshold {k.threshold:.2f}  {matched}  examples {len(k.examples)} ({frames} frames)  model {k.model}")
+    for name in trained:
+        config = HeadConfig(**read_metadata(store.root / name)["config"])
+        print(f"{name:<16} trained  keywords {','.join(config.keywords)}  layer {config.layer:>2}  model {config.model_name}")
     return 0

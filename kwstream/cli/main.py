@@ -96,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--layer", type=int, help="encoder layer of the features (default: chosen for the model)")
     enroll.add_argument("--replace", action="store_true", help="overwrite a keyword of the same name")
 
-    keywords_cmd = commands.add_parser("keywords", parents=[common], help="list or remove enrolled keywords")
-    keywords_cmd.add_argument("--remove", metavar="NAME", help="delete this enrolled keyword")
+    keywords_cmd = commands.add_parser("keywords", parents=[common], help="list or remove enrolled and trained keywords")
+    keywords_cmd.add_argument("--remove", metavar="NAME", help="delete this enrolled keyword or trained model")
     keywords_cmd.add_argument("--store", metavar="DIR", help="enrolled keywords' directory (default: the user data dir)")
 
     evaluate = commands.add_parser("eval", parents=[common, pipeline], help="recall, false alarms per hour and DET curves on labelled recordings")
@@ -127,15 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
                        "clients on loopback for each count given (e.g. 1,4,8,16), each streaming --seconds of the demo (hey, stop)")
     bench.add_argument("--workers", type=positive_int, default=ServeSettings.workers, help="with --serve: the server's model threads")
 
-    train = commands.add_parser("train", parents=[common], help="train a keyword classifier head on a Speech Commands layout")
-    train.add_argument("--data", required=True, metavar="DIR", help="one folder per keyword, _unknown_ and _background_noise_")
-    train.add_argument("--out", required=True, metavar="HEAD", help="head file to write (e.g. head.pt)")
+    train = commands.add_parser("train", parents=[common], help="train a keyword classifier head on a Speech Commands "
+                                "layout, or on speech synthesised from typed keywords")
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", metavar="DIR", help="one folder per keyword, _unknown_ and _background_noise_")
+    source.add_argument("--keywords", metavar="KW,...", help="train these typed keywords on synthesised speech "
+                        "(confirms their CTC candidates in listen/eval --trained)")
+    train.add_argument("--out", metavar="PATH", help="with --data: the head file to write (e.g. head.pt); "
+                       "with --keywords: a new folder for the trained keywords")
+    train.add_argument("--name", help="with --keywords: store them under this name in the keyword store (see `kwstream keywords`)")
+    train.add_argument("--store", metavar="DIR", help="with --name: the keyword store (default: the user data dir)")
     add_model_options(train, runtime=False)
     train.add_argument("--layer", type=int, help="encoder layer the head reads (default: top for CTC models, 2/3 up otherwise)")
     train.add_argument("--unfreeze", type=int, default=0, metavar="N", help="also train the top N encoder blocks (default 0)")
-    train.add_argument("--epochs", type=positive_int, default=30)
-    train.add_argument("--copies", type=int, default=2, help="noisy, time-shifted copies per training clip (default 2)")
-    train.add_argument("--val-percent", type=float, default=10.0, help="share of speakers held out by name hash (default 10)")
+    train.add_argument("--epochs", type=positive_int, help="training epochs (default 30; 20 with --keywords)")
+    train.add_argument("--copies", type=int, help="noisy, time-shifted copies per training clip (default 2; 1 with --keywords)")
+    train.add_argument("--examples", type=positive_int, metavar="N", help="with --keywords: synthesised utterances of "
+                       "each keyword (default 120; near misses 3/4 and other speech 1/2 as many)")
+    train.add_argument("--val-percent", type=float, help="share of speakers (voices) held out by name hash (default 10; 15 with --keywords)")
     train.add_argument("--val-speakers", default="", metavar="S,...", help="hold out exactly these speakers instead")
     train.add_argument("--cache", metavar="DIR", help="feature cache (default: ~/.cache/kwstream/classifier-features)")
     train.add_argument("--plot", metavar="PNG", help="confusion matrix image (default: HEAD.confusion.png)")

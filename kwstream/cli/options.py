@@ -10,7 +10,7 @@ from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin
 from kwstream.cli.exit_codes import EXIT_FAILED, EXIT_USER_ERROR
 from kwstream.errors import KwstreamError
 from kwstream.keywords.base import KeywordScorer
-from kwstream.keywords.keyword_set import KeywordSet, KeywordSettings, parse_keywords, split_threshold
+from kwstream.keywords.keyword_set import Keyword, KeywordSet, KeywordSettings, parse_keywords, split_threshold
 from kwstream.model.encoder import AUTO_MODEL, BACKENDS, Encoder, EncoderSettings
 from kwstream.spotter import SpotterSettings
 from kwstream.stream.vad import VadSettings
@@ -81,7 +81,12 @@ def pipeline_options() -> argparse.ArgumentParser:
                           help="a head from `kwstream train` (for the same --model); spots its keywords; repeatable")
     pipeline.add_argument("--enrolled", action="append", default=[], metavar="NAME[:T]",
                           help="a keyword from `kwstream enroll` (same --model), optionally with a threshold; repeatable")
-    pipeline.add_argument("--store", metavar="DIR", help="enrolled keywords' directory (default: the user data dir, see `kwstream keywords`)")
+    pipeline.add_argument("--trained", action="append", default=[], metavar="NAME",
+                          help="keywords from `kwstream train --keywords` (a name in the store or a folder; same --model): "
+                          "they confirm or reject the CTC candidates of --keywords (all of the model's keywords when "
+                          "--keywords is empty); repeatable")
+    pipeline.add_argument("--trained-alone", action="store_true", help="with --trained: spot its keywords with the trained model alone, no CTC")
+    pipeline.add_argument("--store", metavar="DIR", help="enrolled and trained keywords' directory (default: the user data dir, see `kwstream keywords`)")
     return pipeline
 
 
@@ -121,14 +126,38 @@ def scorers(args: argparse.Namespace, encoder: Encoder) -> list[KeywordScorer]:
     return found
 
 
+def trained(args: argparse.Namespace, typed: list[Keyword], encoder: Encoder,
+            pipeline: SpotterSettings) -> tuple[list[Keyword], list[KeywordScorer]]:
+    """The scorers of ``--trained NAME`` options and the typed keywords they leave to plain CTC:
+    those no trained model knows (in ``--trained-alone`` mode each model spots all of its own keywords)."""
+    from kwstream.keywords.classifier.trained import load_trained, trained_folder, trained_scorer
+
+    found: list[KeywordScorer] = []
+    known: set[str] = set()
+    for spec in args.trained:
+        head = load_trained(trained_folder(spec, args.store), encoder)
+        confirmed = [k.text for k in typed if k.text in head.config.keywords]
+        if typed and not confirmed and not args.trained_alone:
+            raise KwstreamError(f"{spec} was trained on {', '.join(head.config.keywords)}, none of --keywords")
+        found.append(trained_scorer(head, encoder, confirmed, alone=args.trained_alone, pause_ms=pipeline.keywords.pause_ms))
+        known |= set(head.config.keywords)
+    return [k for k in typed if k.text not in known], found
+
+
 def keyword_set(args: argparse.Namespace, encoder: Encoder, pipeline: SpotterSettings, *, quiet: bool = False) -> KeywordSet:
     """The keywords the options name (--keywords, --enrolled NAME[:T], --classifier), with their
     thresholds; the homophone warnings are printed here, once (not at all if ``quiet``)."""
     typed = parse_keywords(args.keywords)
     others = scorers(args, encoder)
+    if args.trained:
+        typed, found = trained(args, typed, encoder, pipeline)
+        others += found
+    elif args.trained_alone:
+        raise KwstreamError("--trained-alone needs --trained NAME")
     if not typed and not others:
         raise KwstreamError("no keywords given: pass e.g. --keywords hey,stop")
     own = {name: t for name, t in map(split_threshold, args.enrolled) if t is not None}  # they outrank every default
+    own |= {k.text: k.threshold for k in parse_keywords(args.keywords) if k.threshold is not None}  # confirmed ones too
     keywords = KeywordSet(encoder, typed, others, thresholds=own, settings=pipeline.keywords)
     if not quiet:
         warn(keywords.homophone_warnings)

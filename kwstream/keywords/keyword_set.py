@@ -166,6 +166,14 @@ class KeywordSettings:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
 
 
+def typed_scorer(encoder: Encoder, texts: Sequence[str], pause_ms: int = KeywordSettings.pause_ms) -> CtcKeywordScorer:
+    """The CTC scorer of typed keywords on ``encoder``'s head; ``pause_ms`` of blank counts as a word boundary."""
+    encoder.require_ctc_head()
+    frame_s = encoder.samples_per_frame / SAMPLE_RATE
+    return CtcKeywordScorer(list(texts), encoder.tokens, encoder.blank_id, encoder.delimiter_id,
+                            pause_frames=max(1, round(pause_ms / 1000 / frame_s)))
+
+
 class KeywordSet:
     """Typed keywords and other scorers on one encoder, with their names, layers and thresholds.
 
@@ -198,15 +206,7 @@ class KeywordSet:
             raise KeywordError("no keywords given")
         self.scorers: list[KeywordScorer] = []
         if self.typed:
-            encoder.require_ctc_head()
-            frame_s = encoder.samples_per_frame / SAMPLE_RATE
-            self.scorers.append(CtcKeywordScorer(
-                [k.text for k in self.typed],
-                encoder.tokens,
-                encoder.blank_id,
-                encoder.delimiter_id,
-                pause_frames=max(1, round(settings.pause_ms / 1000 / frame_s)),
-            ))
+            self.scorers.append(typed_scorer(encoder, [k.text for k in self.typed], settings.pause_ms))
         self.scorers += scorers
         self.names: list[str] = [k for scorer in self.scorers for k in scorer.keywords]
         """Every keyword, scorer by scorer."""

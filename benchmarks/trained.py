@@ -1,0 +1,66 @@
+"""Keywords trained from their text (``kwstream train --keywords``) on the natural-voice development
+streams: recall at 0.5, 1 and 5 false alarms per hour for the CTC scorer alone, the trained model
+alone, and CTC confirmed by it, read off ``kwstream eval --json``'s DET sweep (the threshold chosen
+on the set itself, as ``training.dev_report`` does), with each mode's default-threshold recall and
+false alarms per hour. The streams' voices (Kokoro blends holding the held-out style) are never
+used to synthesise training examples.
+
+Usage: python -m benchmarks.trained --model kwstream/assets/model --trained DIR [--trained DIR2 ...]
+(the keywords are those of the trained models)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from kwstream.keywords.classifier.head import HeadConfig
+from kwstream.keywords.classifier.trained import read_metadata
+from training.dev_report import CACHE, RATES, summarise
+
+SETS = {"natural_clean": "dev_natural/clean", "natural_noisy": "dev_natural/noisy"}
+MODES = {"CTC": [], "trained": ["--trained-alone"], "CTC+trained": []}
+
+
+def run(model: str, folder: Path, keywords: list[str], mode: str, trained: list[str], threads: int) -> dict:
+    extra = [a for t in trained for a in ("--trained", t)] + MODES[mode] if mode != "CTC" else []
+    cmd = [sys.executable, "-m", "kwstream", "eval", "--model", model, "--threads", str(threads), "--json",
+           "--keywords", ",".join(keywords), *extra, "--labels", str(folder / "labels.csv"), *map(str, sorted(folder.glob("*.flac")))]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{folder} {mode}: kwstream eval failed:\n{done.stderr}")
+    return summarise(json.loads(done.stdout))["keywords"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trained", action="append", required=True, help="a trained model's folder; repeatable")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, help="all results as JSON")
+    args = parser.parse_args()
+    keywords = [k for t in args.trained for k in HeadConfig(**read_metadata(Path(t))["config"]).keywords]
+    results = {name: {mode: run(args.model, CACHE / folder, keywords, mode, args.trained, args.threads) for mode in MODES}
+               for name, folder in SETS.items()}
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+    rates = "/".join(f"{r:g}" for r in RATES)
+    print("| set | keyword | " + " | ".join(f"{m}: recall @{rates} FA/h | default recall, FA/h" for m in MODES) + " |")
+    print("| --- | --- |" + " --- | --- |" * len(MODES))
+    for name, by_mode in results.items():
+        for keyword in [*by_mode["CTC"], "mean"]:
+            cells = []
+            for mode in MODES:
+                rows = by_mode[mode]
+                r = ({f: sum(row[f] for row in rows.values()) / len(rows) for f in next(iter(rows.values())) if f != "labels"}
+                     if keyword == "mean" else rows[keyword])
+                cells.append(" / ".join(f"{r[f'recall_at_{rate:g}']:.2f}" for rate in RATES))
+                cells.append(f"{r['default_recall']:.2f}, {r['default_fa_per_hour']:.1f}")
+            print(f"| {name} | {keyword} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
