@@ -4,7 +4,7 @@ Per keyword, the scores of the last few windows of the current speech span are a
 a single-window spike does not fire, and a detection takes the start and end of the current
 window's alignment. Averaging costs a hop, though: when a keyword is first complete in a window,
 the window before held only part of it (a low score), so the mean mostly stays under the threshold
-until the next window. A speech engineer's fix is a two-level trigger: the mean of the last windows
+until the next window. The usual fix is a two-level trigger: the mean of the last windows
 at the keyword's threshold, or the current window alone at a higher bar (the threshold plus
 ``lone_window_margin``). A clear occurrence then fires as soon as one window holds all of it; a
 marginal one still needs its windows to agree. Both tests are one number, the larger of the mean
@@ -113,11 +113,11 @@ class Detector:
         score, which has no alignment to report."""
         history = self._history[score.keyword]
         history.append(score.score)
-        lone = score.score - self.settings.lone_window_margin
-        if score.score <= 0.0 or (len(history) < history.maxlen and math.isinf(lone)):
+        if score.score <= 0.0:
             return None
+        lone = score.score - self.settings.lone_window_margin
         if len(history) < history.maxlen:
-            return lone
+            return None if math.isinf(lone) else lone
         return max(sum(history) / len(history), lone)
 
     def push(self, scores: Sequence[WindowScore], detected_at: float, wall_time: float) -> list[Detection]:
