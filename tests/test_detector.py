@@ -1,6 +1,9 @@
-"""Detector: smoothing over a span's windows, per-keyword thresholds, refractory period."""
+"""Detector: smoothing over a span's windows, a lone window at a higher bar, per-keyword
+thresholds, refractory period."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
@@ -12,8 +15,10 @@ def window(detector: Detector, keyword: str, score: float, start: float = 1.0, e
     return detector.push([WindowScore(keyword, score, start, end)], detected_at=at, wall_time=1000.0 + at)
 
 
-def detector(smoothing: int = 2, threshold: float = 0.5, refractory: float = 0.25, keywords=("stop",)) -> Detector:
-    settings = DetectorSettings(smoothing_windows=smoothing, refractory_s=refractory)
+def detector(smoothing: int = 2, threshold: float = 0.5, refractory: float = 0.25, keywords=("stop",),
+             margin: float = math.inf) -> Detector:
+    """Without a margin unless asked: the smoothing alone."""
+    settings = DetectorSettings(smoothing_windows=smoothing, refractory_s=refractory, lone_window_margin=margin)
     return Detector({k: threshold for k in keywords}, settings)
 
 
@@ -58,6 +63,35 @@ def test_smoothing_averages_only_the_last_n_windows():
     assert [f.score for f in fired] == [pytest.approx(0.6)]
 
 
+def test_lone_window_at_threshold_plus_margin_fires_at_once():
+    """The keyword's first complete window after a window that held part of it: the mean is low,
+    the window alone clears the higher bar, and fires with its score less the margin."""
+    d = detector(margin=0.2)
+    assert window(d, "stop", 0.1) == []
+    fired = window(d, "stop", 0.75, start=1.25, end=1.75, at=2.5)  # mean 0.425, alone 0.55
+    assert [(f.score, f.start, f.end, f.detected_at) for f in fired] == [(pytest.approx(0.55), 1.25, 1.75, 2.5)]
+
+
+def test_lone_window_below_threshold_plus_margin_waits_for_the_mean():
+    d = detector(margin=0.2, refractory=0.0)
+    assert window(d, "stop", 0.1) == []
+    assert window(d, "stop", 0.69) == []  # mean 0.395, alone 0.49
+    assert [f.score for f in window(d, "stop", 0.69)] == [pytest.approx(0.69)]  # the mean is the larger
+
+
+def test_lone_window_fires_in_the_first_window_of_a_span():
+    d = detector(margin=0.2)
+    assert window(d, "stop", 0.69) == []
+    d.new_span()
+    assert [f.score for f in window(d, "stop", 0.75)] == [pytest.approx(0.55)]
+
+
+def test_zero_margin_fires_on_every_window_that_reaches_the_threshold():
+    d = detector(margin=0.0, refractory=0.0)
+    assert window(d, "stop", 0.1) == []
+    assert [f.score for f in window(d, "stop", 0.5)] == [0.5]
+
+
 def test_smoothing_one_fires_on_a_single_window():
     d = detector(smoothing=1)
     assert [f.score for f in window(d, "stop", 0.51)] == [0.51]
@@ -87,7 +121,7 @@ def test_each_keyword_uses_its_own_threshold_and_history():
 
 
 def test_keywords_are_smoothed_independently():
-    settings = DetectorSettings(smoothing_windows=2, refractory_s=0.0)
+    settings = DetectorSettings(smoothing_windows=2, refractory_s=0.0, lone_window_margin=math.inf)
     d = Detector({"stop": 0.5, "go": 0.5}, settings)
     fired = d.push([WindowScore("stop", 0.9, 1.0, 1.5), WindowScore("go", 0.0, 0.0, 0.0)], 2.0, 0.0)
     fired += d.push([WindowScore("stop", 0.9, 1.0, 1.5), WindowScore("go", 0.9, 1.0, 1.5)], 2.25, 0.0)
@@ -159,6 +193,8 @@ def test_detection_latency_is_detection_time_minus_keyword_end():
         dict(smoothing_windows=0),
         dict(smoothing_windows=-1),
         dict(refractory_s=-0.1),
+        dict(lone_window_margin=-0.01),
+        dict(lone_window_margin=math.nan),
     ],
 )
 def test_invalid_settings_raise(kwargs):
@@ -172,7 +208,7 @@ def test_boundary_settings_are_valid_and_do_what_they_say():
     d = detector(smoothing=1, threshold=0.0, refractory=0.0)
     assert [f.score for f in window(d, "stop", 0.01, start=1.0, end=1.5)] == [0.01]
     assert [(f.start, f.end) for f in window(d, "stop", 0.01, start=1.5, end=2.0)] == [(1.5, 2.0)]
-    top = detector(threshold=1.0)
+    top = detector(threshold=1.0)  # no margin
     assert window(top, "stop", 1.0) == [] and window(top, "stop", 0.999) == []  # mean 0.9995
     assert window(top, "stop", 1.0, start=3.0, end=3.5) == []  # mean(0.999, 1.0)
     assert [f.score for f in window(top, "stop", 1.0, start=3.0, end=3.5)] == [1.0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 from pathlib import Path
 
 import numba
@@ -339,7 +340,7 @@ def test_calibration_sees_only_the_scores_the_detector_compares():
         return [ScoredWindow(i * 0.25, i * 0.25 + 1.5, {"kw": WindowScore("kw", s, i * 0.25, i * 0.25 + 0.5)}, 0.0)
                 for i, s in enumerate(scores)]
 
-    settings = DetectorSettings()
+    settings = DetectorSettings(lone_window_margin=math.inf)  # the mean alone, for round numbers
     assert compared_scores(windows([0.8, 0.0]), "kw", settings) == []
     assert replay(windows([0.8, 0.0]), "kw", 0.35, settings) == []
     assert compared_scores(windows([0.0, 0.8, 0.6]), "kw", settings) == pytest.approx([0.4, 0.7])

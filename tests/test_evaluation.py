@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from kwstream.errors import KwstreamError
 from kwstream.evaluation.metrics import (FalseAlarm, Label, StreamRecord, evaluate, match, negative_hours, read_labels,
                                  read_transcripts, replay, said_at)
 from kwstream.stream.events import ScoredWindow
+from kwstream.stream.replay import compared_scores
 
 from conftest import SAMPLE_RATE, SpeechStream
 
@@ -49,14 +51,24 @@ def window(end_s: float, score: float, span: int = 0, start: float | None = None
     return ScoredWindow(end_s - 1.5, end_s, {"stop": WindowScore("stop", score, start, start + 0.4)}, 0.0, span)
 
 
+REPLAYED = [window(1.0, 0.2), window(1.25, 0.9, start=0.5), window(1.5, 0.9, start=0.5),
+            window(4.0, 0.95, span=1, start=3.5), window(4.25, 0.95, span=1, start=3.5)]
+
+
 def test_replay_applies_the_live_detector_logic():
-    settings = DetectorSettings(smoothing_windows=2, refractory_s=0.3)
-    windows = [window(1.0, 0.2), window(1.25, 0.9, start=0.5), window(1.5, 0.9, start=0.5),
-               window(4.0, 0.95, span=1, start=3.5), window(4.25, 0.95, span=1, start=3.5)]
+    settings = DetectorSettings(smoothing_windows=2, refractory_s=0.3, lone_window_margin=math.inf)
     # smoothed: (one window only), 0.55, 0.9 (same occurrence) | new span: (one window only), 0.95
-    assert [d.detected_at for d in replay(windows, "stop", 0.5, settings)] == [1.25, 4.25]
-    assert [d.detected_at for d in replay(windows, "stop", 0.6, settings)] == [1.5, 4.25]
-    assert [d.detected_at for d in replay(windows, "stop", 0.92, settings)] == [4.25]
+    assert [d.detected_at for d in replay(REPLAYED, "stop", 0.5, settings)] == [1.25, 4.25]
+    assert [d.detected_at for d in replay(REPLAYED, "stop", 0.6, settings)] == [1.5, 4.25]
+    assert [d.detected_at for d in replay(REPLAYED, "stop", 0.92, settings)] == [4.25]
+
+
+def test_replay_applies_the_lone_window_margin():
+    settings = DetectorSettings(smoothing_windows=2, refractory_s=0.3, lone_window_margin=0.2)
+    # compared: 0.0, max(0.55, 0.7), 0.9 | new span: 0.75 (alone), max(0.95, 0.75)
+    assert compared_scores(REPLAYED, "stop", settings) == pytest.approx([0.0, 0.7, 0.9, 0.75, 0.95])
+    assert [d.detected_at for d in replay(REPLAYED, "stop", 0.6, settings)] == [1.25, 4.0]
+    assert [d.detected_at for d in replay(REPLAYED, "stop", 0.8, settings)] == [1.5, 4.25]
 
 
 def test_det_sweep_points_and_target_threshold():
