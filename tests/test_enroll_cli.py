@@ -81,7 +81,7 @@ def test_enroll_list_listen_and_remove(tmp_path, tiny_model):
     assert both.returncode == 0 and "for stop, word" in both.stderr.decode()
 
     assert kwstream("keywords", "--store", store, "--remove", "word").returncode == 0
-    assert "no enrolled keywords" in kwstream("keywords", "--store", store).stderr.decode()
+    assert "no enrolled or trained keywords" in kwstream("keywords", "--store", store).stderr.decode()
     assert_user_error(kwstream("keywords", "--store", store, "--remove", "word"), "no enrolled keyword 'word'")
 
 
