@@ -127,14 +127,11 @@ def render(job: SynthJob) -> Utterance:
     if path.exists():
         seconds = sf.info(path).duration
     else:
-        audio, rate = voices.synthesise(job.engine, job.voice, job.text, job.rate, job.pitch, job.word_gap)
-        if rate != SAMPLE_RATE:
-            audio = soxr.resample(audio, rate, SAMPLE_RATE)
-        audio = voices.trim(audio, zlib.crc32(job.rel_path.encode()))
-        peak = float(np.abs(audio).max()) or 1.0
+        audio = voices.clip(job.engine, job.voice, job.text, job.rate, job.pitch, job.word_gap,
+                            trim_seed=zlib.crc32(job.rel_path.encode()))
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial.wav")
-        sf.write(partial, audio * (0.9 / peak), SAMPLE_RATE, subtype="PCM_16")
+        sf.write(partial, audio, SAMPLE_RATE, subtype="PCM_16")
         partial.rename(path)
         seconds = len(audio) / SAMPLE_RATE
     return Utterance(job.rel_path, normalize_text(job.text), f"{job.engine}:{job.voice}", job.rate,

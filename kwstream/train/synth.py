@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 from kwstream.assets import HOMOPHONES_FILE
 from kwstream.audio.io import SAMPLE_RATE
@@ -206,11 +205,8 @@ class SpeechCache:
         path = self.path(utterance)
         if path.is_file():
             return sf.read(path, dtype="float32")[0]
-        audio, rate = voices.synthesise(utterance.engine, utterance.voice, utterance.text, utterance.rate, utterance.pitch)
-        if rate != SAMPLE_RATE:
-            audio = soxr.resample(audio, rate, SAMPLE_RATE)
-        audio = voices.trim(np.asarray(audio, np.float32), int(path.stem[:8], 16))
-        audio = (audio * (0.9 / (float(np.abs(audio).max()) or 1.0))).astype(np.float32)
+        audio = voices.clip(utterance.engine, utterance.voice, utterance.text, utterance.rate, utterance.pitch,
+                            word_gap=0, trim_seed=int(path.stem[:8], 16))
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.flac")
         sf.write(partial, audio, SAMPLE_RATE)

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
+
+from kwstream.audio.io import SAMPLE_RATE
 
 ESPEAK_DEFAULT_WPM = 175
 KOKORO_STYLES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
@@ -177,3 +180,13 @@ def trim(audio: np.ndarray, rng_seed: int, threshold: float = 0.01) -> np.ndarra
         return audio
     margin = np.random.default_rng(rng_seed).integers(800, 4000, size=2)
     return audio[max(0, loud[0] - margin[0]): loud[-1] + margin[1]]
+
+
+def clip(engine: str, voice: str, text: str, rate: float, pitch: int, word_gap: int, trim_seed: int) -> np.ndarray:
+    """One utterance as training uses it: 16 kHz float32, its engine's silence trimmed (`trim`), its peak
+    at 0.9 of full scale."""
+    audio, sample_rate = synthesise(engine, voice, text, rate, pitch, word_gap)
+    if sample_rate != SAMPLE_RATE:
+        audio = soxr.resample(audio, sample_rate, SAMPLE_RATE)
+    audio = trim(np.asarray(audio, np.float32), trim_seed)
+    return (audio * (0.9 / (float(np.abs(audio).max()) or 1.0))).astype(np.float32)
