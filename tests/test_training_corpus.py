@@ -130,3 +130,22 @@ def test_error_rates() -> None:
     assert edit_distance("KITTEN", "SITTING") == 3
     assert error_rate(["AB", "CD"], ["AB", "XD"]) == pytest.approx(0.25)
     assert error_rate(["HEY COMPUTER"], ["HEY"], words=True) == pytest.approx(0.5)
+
+
+def test_manifests_drop_voices_reserved_for_evaluation_and_finetune_takes_real_clips_once(tmp_path: Path) -> None:
+    """A corpus built before slt was reserved still holds it: no reader may train on it. Fine-tuning on
+    two corpora takes the second one's synthetic clips only, since both copy the same real recordings."""
+    from training.finetune import training_rows
+
+    def row(name: str, voice: str, source: str) -> C.Utterance:
+        return C.Utterance(f"train/{name}.flac", "stop", voice, 1.0, source, 0.5)
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder in (first, second):
+        folder.mkdir()
+        C.write_manifest(folder / "train.jsonl", [row("kal", "flite:kal", "flite"), row("slt", "flite:slt", "flite"),
+                                                  row("real", "wwb:x", "wwb")])
+    assert [r.voice for r in C.read_manifest(first / "train.jsonl")] == ["flite:kal", "wwb:x"]
+    rows = training_rows([first, second])
+    assert [(Path(r.path).parent.parent.name, r.voice) for r in rows] == [("a", "flite:kal"), ("a", "wwb:x"), ("b", "flite:kal")]
+    assert all(Path(r.path).is_absolute() for r in rows)

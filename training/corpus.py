@@ -197,8 +197,10 @@ def write_manifest(path: Path, rows: list[Utterance]) -> None:
 
 
 def read_manifest(path: Path) -> list[Utterance]:
+    """The manifest's rows less any voice reserved for independent evaluation (`voices.RESERVED_VOICES`)."""
     with path.open() as f:
-        return [Utterance(**json.loads(line)) for line in f if line.strip()]
+        rows = [Utterance(**json.loads(line)) for line in f if line.strip()]
+    return [r for r in rows if r.voice not in voices.RESERVED_VOICES]
 
 
 def build(out_dir: Path, hours: float, eval_hours: float, seed: int, fsdd_dir: Path | None, wwb_dir: Path | None,

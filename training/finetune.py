@@ -1,6 +1,6 @@
 """Fine-tune a whole v10 student end to end: CTC on the corpus, with Whisper tiny.en still its teacher.
 
-Usage: python -m training.finetune --corpus DIR --init MODEL_DIR [--steps N] [--resume] [--threads 1]
+Usage: python -m training.finetune --corpus DIR [--corpus DIR2 ...] --init MODEL_DIR [--steps N] [--resume] [--threads 1]
 
 The assembled candidate (front end from ``training.frontend``, top from ``training.whisper_head``)
 reads Whisper's own frames at CER 0.21 but the student's at 0.48: its head never saw the frames the
@@ -22,7 +22,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +33,11 @@ from transformers import Wav2Vec2ForCTC
 
 from kwstream.audio.io import read_audio
 from training.augment import AugmentConfig, Augmenter
-from training.corpus import SHARED_DATA_DIR, read_manifest
+from training.corpus import SHARED_DATA_DIR, Utterance, read_manifest
 from training.evaluate import error_rate, evaluate_rows, transcribe
 from training.frontend import distillation_terms, frame_offset, student_forward, teacher_targets
 from training.schedule import warmup_cosine
-from training.train import BucketedData, TrainConfig, collate, select_rows
+from training.train import REAL_SOURCES, BucketedData, TrainConfig, collate, select_rows
 from training.vocab import PAD_ID, build_processor
 from training.whisper_head import real_dev
 from training.whisper_teacher import WhisperTeacher
@@ -99,7 +99,19 @@ def save_state(path: Path, model: Wav2Vec2ForCTC, optimizer: torch.optim.Optimiz
     os.replace(tmp, path)
 
 
-def train(corpus: Path, init: Path, out: Path, data: Path, cfg: FinetuneConfig, resume: bool) -> None:
+def training_rows(corpora: list[Path]) -> list[Utterance]:
+    """Every corpus's synthetic clips and the first corpus's real ones (each corpus copies the same
+    real recordings), paths made absolute."""
+    rows = []
+    for n, corpus in enumerate(corpora):
+        rows += [replace(r, path=str(corpus.resolve() / r.path)) for r in read_manifest(corpus / "train.jsonl")
+                 if n == 0 or r.source not in REAL_SOURCES]
+    return rows
+
+
+def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneConfig, resume: bool) -> None:
+    """Fine-tune on ``corpora`` (development clips from the first one's eval.jsonl)."""
+    corpus = corpora[0]
     torch.manual_seed(cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
     model = Wav2Vec2ForCTC.from_pretrained(init)
@@ -123,7 +135,7 @@ def train(corpus: Path, init: Path, out: Path, data: Path, cfg: FinetuneConfig, 
         optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps, cfg.final_lr_ratio), last_epoch=step - 1)
 
     batching = TrainConfig(batch_seconds=cfg.batch_seconds, real_repeat=cfg.real_repeat, seed=cfg.seed)
-    dataset = BucketedData(corpus, read_manifest(corpus / "train.jsonl"), batching)
+    dataset = BucketedData(corpus, training_rows(corpora), batching)
     synthetic = [r for r in select_rows(read_manifest(corpus / "eval.jsonl"), cfg.select_synthetic, cfg.seed + 2)
                  if r.source != "fsdd"]
     rows = real_dev(data)
@@ -180,7 +192,8 @@ def train(corpus: Path, init: Path, out: Path, data: Path, cfg: FinetuneConfig, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, required=True, help="a corpus folder (train.jsonl, eval.jsonl)")
+    parser.add_argument("--corpus", type=Path, action="append", required=True,
+                        help="a corpus folder (train.jsonl, eval.jsonl); repeat to add another's synthetic clips")
     parser.add_argument("--init", type=Path, required=True, help="the assembled student to start from")
     parser.add_argument("--out", type=Path, default=DEFAULT_DIR, help="checkpoints, log.jsonl and best/")
     parser.add_argument("--data", type=Path, default=SHARED_DATA_DIR, help="the shared recordings folder")

@@ -47,6 +47,9 @@ ESPEAK_EVAL_VARIANTS = ("m7", "f4", "whisperf", "Andy", "grandma", "shelby", "kl
 FLITE_TRAIN_VOICES = ("kal", "kal16", "awb")
 """Not slt: the CMU ARCTIC speaker behind festival's festvox-us-slt-hts, a voice reserved for independent evaluation."""
 FLITE_EVAL_VOICES = ("rms",)
+RESERVED_VOICES = frozenset({"flite:slt"})
+"""Voices of speakers reserved for independent evaluation, as manifests name them; corpora built
+before the rule may hold them, so manifest readers drop them."""
 
 
 class VoiceUnavailable(RuntimeError):
