@@ -149,8 +149,6 @@ class ModelScheduler:
             raise ValueError("need at least one worker")
         self.turn_samples = int(turn_s * SAMPLE_RATE)
         self._ready: queue.SimpleQueue[Lane | None] = queue.SimpleQueue()
-        self.busy_s = 0.0
-        """Seconds the workers spent running turns."""
         self._threads = [threading.Thread(target=self._work, name=f"kwstream-model-{i}", daemon=True)
                          for i in range(workers)]
         for thread in self._threads:
@@ -173,6 +171,4 @@ class ModelScheduler:
 
     def _work(self) -> None:
         while (lane := self._ready.get()) is not None:
-            t0 = time.perf_counter()
             lane.run_turn(self.turn_samples)
-            self.busy_s += time.perf_counter() - t0
