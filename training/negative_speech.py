@@ -1,10 +1,13 @@
 """Keyword-free speech for calibrating enrolled keywords: ``kwstream/assets/negatives/speech.ogg``.
 
 Enrollment sets each keyword's threshold from how it scores on speech that does not hold it
-(``kwstream.enroll.calibration``), so the package ships a few minutes of such speech, synthesised
-here with espeak-ng and flite from the sentences below (everyday talk and names; no digits, since the
-development measurements enroll digits), each sentence in the next voice of ``VOICES``, with pauses between them.
-No reserved voice is used (see DESIGN.md). Rebuild: ``python -m training.negative_speech``.
+(``kwstream.enroll.calibration``), so the package ships a few minutes of such speech: sentences
+synthesised here with espeak-ng and flite (everyday talk and names; no digits, since the development
+measurements enroll digits), each in the next voice of ``VOICES``, then real people's words and short
+phrases on home microphones (``REAL``: English and Spanish, redistributable, each clip trimmed to its
+speech by the VAD). Synthetic speech alone scores far lower than real speech does, so thresholds
+calibrated on it alone land low (docs/enrollment.md). No FSDD speaker and no reserved voice or data
+set is in it (see DESIGN.md). Rebuild: ``python -m training.negative_speech [--data ../shared/data]``.
 """
 
 from __future__ import annotations
@@ -19,9 +22,19 @@ import soundfile
 import soxr
 
 from kwstream.assets import asset_path
+from kwstream.audio.io import read_audio
+from kwstream.enroll.enroll import EnrollSettings, voiced_span
 
 SAMPLE_RATE = 16000
 PAUSE_S = 0.7
+REAL_PAUSE_S = 0.4
+COMPRESSION = 0.6
+"""Vorbis compression level (0-1): about 300 KB for 5 minutes; what the encoder hears of it does not change the scores much."""
+REAL = [("precise/not-wake-words/en", 40), ("precise/not-wake-words/es", 50), ("precise/athena", 8), ("precise/amelia", 8),
+        ("precise/android", 8), ("precise/heychatterbox", 8)] + [
+    (f"speech_commands/{word}", 4) for word in "bed bird cat dog down go happy house left marvin no off on right sheila stop tree up wow yes".split()]
+"""(folder under the shared data, clips taken in name order): Mycroft's Precise community recordings
+(public domain) and Google's Speech Commands (CC BY 4.0), every word but the digits."""
 VOICES = [("espeak-ng", "en-us"), ("flite", "kal16"), ("espeak-ng", "en+f3"), ("flite", "awb"),
           ("espeak-ng", "en-gb-x-rp+m3"), ("flite", "rms"), ("espeak-ng", "en-us+f2"), ("espeak-ng", "en-gb-scotland+m5")]
 SENTENCES = """\
@@ -72,8 +85,7 @@ def synthesise(engine: str, voice: str, text: str, folder: Path) -> np.ndarray:
     return soxr.resample(audio, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else audio
 
 
-def build(out: Path) -> float:
-    """Write the speech to ``out``; returns its length in seconds."""
+def synthetic_parts() -> list[np.ndarray]:
     pause = np.zeros(int(PAUSE_S * SAMPLE_RATE), np.float32)
     parts = [pause]
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,9 +93,28 @@ def build(out: Path) -> float:
             engine, voice = VOICES[i % len(VOICES)]
             audio = synthesise(engine, voice, sentence, Path(tmp))
             parts += [0.5 * audio / max(1e-6, float(np.abs(audio).max())), pause]
-    audio = np.concatenate(parts)
+    return parts
+
+
+def real_parts(data: Path) -> list[np.ndarray]:
+    """The ``REAL`` clips, each trimmed to its speech (with 0.1 s around it) at its own level, with pauses between."""
+    pause, margin = np.zeros(int(REAL_PAUSE_S * SAMPLE_RATE), np.float32), int(0.1 * SAMPLE_RATE)
+    settings = EnrollSettings()
+    parts = []
+    for folder, count in REAL:
+        for path in sorted(p for p in (data / folder).iterdir() if p.suffix in (".wav", ".flac"))[:count]:
+            audio = read_audio(path)
+            span = voiced_span(audio, settings.trim_vad, settings.join_gap_s)
+            if span is not None:
+                parts += [audio[max(0, span[0] - margin):span[1] + margin], pause]
+    return parts
+
+
+def build(out: Path, data: Path | None) -> float:
+    """Write the speech to ``out`` (the real clips too where ``data`` is given); returns its length in seconds."""
+    audio = np.concatenate(synthetic_parts() + (real_parts(data) if data else []))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with soundfile.SoundFile(out, "w", SAMPLE_RATE, 1, format="OGG", subtype="VORBIS") as f:
+    with soundfile.SoundFile(out, "w", SAMPLE_RATE, 1, format="OGG", subtype="VORBIS", compression_level=COMPRESSION) as f:
         for start in range(0, len(audio), SAMPLE_RATE):  # libsndfile's Vorbis encoder crashes on one large write
             f.write(audio[start:start + SAMPLE_RATE])
     return len(audio) / SAMPLE_RATE
@@ -92,7 +123,11 @@ def build(out: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=asset_path("negatives", "speech.ogg"))
-    seconds = build(parser.parse_args().out)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data",
+                        help="the shared data holding REAL's folders")
+    parser.add_argument("--synthetic-only", action="store_true", help="leave the real clips out")
+    args = parser.parse_args()
+    seconds = build(args.out, None if args.synthetic_only else args.data)
     print(f"wrote {seconds:.0f} s of keyword-free speech")
 
 
