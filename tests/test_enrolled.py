@@ -8,6 +8,7 @@ import functools
 import json
 import math
 from pathlib import Path
+from statistics import NormalDist
 
 import numba
 import numpy as np
@@ -124,6 +125,11 @@ def test_calibration_on_a_known_score_distribution_gives_the_threshold_for_the_t
     # over few minutes the count cannot show 0.5/h: the fitted tail extrapolates above every score seen
     few = scores[:1000]
     assert threshold_for_rate(few, 0.05, 0.5) > few.max()
+    # a longer tail than the normal's (real speech): the fit alone would sit below scores the negatives reach
+    long_tail = np.concatenate([few, [0.95, 0.9, 0.85]])
+    assert NormalDist(long_tail.mean(), long_tail.std()).inv_cdf(1 - 0.5 * 0.05 / len(long_tail)) < 0.85
+    assert threshold_for_rate(long_tail, 0.05, 0.5) > 0.95  # 0.5/h over 3 minutes: not one of them may fire
+    assert threshold_for_rate(long_tail, 4.0, 0.5) == pytest.approx(0.85, abs=1e-5)  # over 4 hours two may: just above the third
     # where the negatives are long enough to count, the threshold lets through exactly the allowed firings
     assert (scores >= threshold_for_rate(scores, 10.0, 1000.0)).sum() == 10_000
 
@@ -363,3 +369,17 @@ def test_the_threshold_enrollment_picks_is_reached_by_listens_pipeline_on_every_
         pipeline = KeywordPipeline(KeywordSet(bundled, scorers=[scorer]), bundled, settings, events=False)
         fired = [d for d in run(pipeline, example.audio) if isinstance(d, Detection)]
         assert fired and fired[0].score >= keyword.threshold, (source, keyword.threshold, keyword.calibration)
+
+
+def test_the_bundled_negatives_are_a_few_minutes_of_real_keyword_free_speech_in_a_small_file():
+    """What enrollment calibrates on (training/negative_speech.py): real speech, not synthetic; none of
+    the development measurements' digits or speakers, no wake-word benchmark clip; small enough to ship."""
+    from kwstream.assets import NEGATIVE_SPEECH
+    from training.negative_speech import REAL
+
+    minutes = len(read_audio(NEGATIVE_SPEECH)) / SAMPLE_RATE / 60
+    assert 3 <= minutes <= 5 and NEGATIVE_SPEECH.stat().st_size < 600_000, (minutes, NEGATIVE_SPEECH.stat().st_size)
+    digits = "zero one two three four five six seven eight nine".split()
+    folders = [folder for folder, _ in REAL]
+    assert all(folder.split("/")[0] in ("precise", "speech_commands") for folder in folders), folders
+    assert not [f for f in folders if f.split("/")[-1] in digits], folders
