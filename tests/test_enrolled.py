@@ -354,7 +354,8 @@ def test_calibration_sees_only_the_scores_the_detector_compares():
 
 
 @needs_fsdd
-def test_the_threshold_enrollment_picks_is_reached_by_listens_pipeline_on_every_example(bundled):
+def test_listens_pipeline_fires_on_exactly_the_examples_whose_leave_one_out_score_reaches_the_threshold(bundled):
+    """Calibration scores the takes as listen does: the expected recall is what listen finds among them."""
     from kwstream.keywords.keyword_set import KeywordSet
     from kwstream.stream.detector import Detection
     from kwstream.stream.pipeline import KeywordPipeline, run
@@ -368,7 +369,11 @@ def test_the_threshold_enrollment_picks_is_reached_by_listens_pipeline_on_every_
         scorer = EnrolledScorer([keyword.name], [keyword.layer], [others], [keyword.threshold], [keyword.kind], bundled.blank_id)
         pipeline = KeywordPipeline(KeywordSet(bundled, scorers=[scorer]), bundled, settings, events=False)
         fired = [d for d in run(pipeline, example.audio) if isinstance(d, Detection)]
-        assert fired and fired[0].score >= keyword.threshold, (source, keyword.threshold, keyword.calibration)
+        reaches = keyword.calibration["leave_one_out"][i] >= keyword.threshold
+        assert bool(fired) == reaches, (source, keyword.threshold, keyword.calibration)
+        assert not fired or fired[0].score >= keyword.threshold
+    found = np.mean([p >= keyword.threshold for p in keyword.calibration["leave_one_out"]])
+    assert 0 < found == pytest.approx(keyword.calibration["expected_recall"], abs=1e-3)
 
 
 def test_the_bundled_negatives_are_a_few_minutes_of_real_keyword_free_speech_in_a_small_file():
