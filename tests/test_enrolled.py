@@ -19,7 +19,7 @@ from kwstream.audio.sources import AudioFile
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.enroll.enroll import EnrollSettings, check_examples, enroll, odd_take, pipeline_scores, prepare
 from kwstream.enroll.calibration import calibrate_threshold, false_alarms_per_hour, threshold_for_rate
-from kwstream.keywords.enrolled.scorer import HIDDEN, LETTERS, letter_posteriors, EnrolledScorer, ExampleSet, _dtw, subsequence_dtw, unit_rows
+from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, letter_posteriors, EnrolledScorer, ExampleSet, _dtw, letter_count, subsequence_dtw, unit_rows
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
 from kwstream.spotter import Spotter, SpotterSettings
 from kwstream.audio.io import read_audio
@@ -109,6 +109,21 @@ def test_letter_posteriors_find_a_template_inside_a_longer_sequence_at_the_right
     assert match.score > 5 * elsewhere.score, (match, elsewhere)
     log_probs = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32))
     np.testing.assert_allclose(letter_posteriors(log_probs, blank=0), [[2 / 3, 1 / 3], [1 / 9, 8 / 9]], rtol=1e-5)
+
+
+def test_fused_examples_let_the_hidden_states_decide_between_two_stretches_of_the_same_letters():
+    """Both stretches spell the template's letters; only the second sounds like it (its hidden states)."""
+    rng = np.random.default_rng(5)
+    letters = rng.dirichlet(np.full(30, 0.05), size=10).astype(np.float32)
+    hidden = rng.standard_normal((10, 16)).astype(np.float32)
+    fuse = lambda ls, hs: np.hstack([ls, unit_rows(hs)])  # noqa: E731  (fused_frames' layout, from posteriors already made)
+    noise = lambda n: fuse(rng.dirichlet(np.full(30, 0.05), size=n).astype(np.float32), rng.standard_normal((n, 16)))  # noqa: E731
+    window = np.concatenate([noise(8), fuse(letters, -hidden), noise(6), fuse(letters, hidden), noise(5)])
+    [match] = ExampleSet.build([[fuse(letters, hidden)]], FUSED, letters=30).match(window)
+    assert (match.start_frame, match.end_frame) == (24, 34), match
+    [letters_only] = ExampleSet.build([[letters]], LETTERS).match(window[:, :30])
+    assert letters_only.start_frame == 8, letters_only  # letters alone: the first of two equal matches wins
+    assert match.score == pytest.approx(letters_only.score, rel=1e-4)  # cosine distance 0 on the right stretch: exp(-0) = 1
 
 
 def test_unit_rows_survive_silence():
@@ -282,7 +297,7 @@ def test_a_spanish_word_enrolls_and_round_trips_through_the_store(tmp_path, bund
     held_out = take("2ab80fc2")
     settings = SpotterSettings()
     stored = pipeline_scores(prepare(*held_out, EnrollSettings()).audio, load_scorer(["aspirador"], store, bundled), bundled, settings)
-    fresh = EnrolledScorer([keyword.name], [keyword.layer], [keyword.examples], [keyword.threshold], [keyword.kind], bundled.blank_id)
+    fresh = EnrolledScorer([keyword.name], [keyword.layer], [keyword.examples], [keyword.threshold], [keyword.kind], bundled.blank_id, letter_count(bundled))
     np.testing.assert_array_equal(stored, pipeline_scores(prepare(*held_out, EnrollSettings()).audio, fresh, bundled, settings))
     assert stored.max() > 0
 
@@ -366,7 +381,7 @@ def test_listens_pipeline_fires_on_exactly_the_examples_whose_leave_one_out_scor
     for i, (audio, source) in enumerate(recordings):
         example = prepare(audio, source, EnrollSettings(), seed=i)  # as enroll() prepared it
         others = [f for j, f in enumerate(keyword.examples) if j != i]  # leave one out, as calibration does
-        scorer = EnrolledScorer([keyword.name], [keyword.layer], [others], [keyword.threshold], [keyword.kind], bundled.blank_id)
+        scorer = EnrolledScorer([keyword.name], [keyword.layer], [others], [keyword.threshold], [keyword.kind], bundled.blank_id, letter_count(bundled))
         pipeline = KeywordPipeline(KeywordSet(bundled, scorers=[scorer]), bundled, settings, events=False)
         fired = [d for d in run(pipeline, example.audio) if isinstance(d, Detection)]
         reaches = keyword.calibration["leave_one_out"][i] >= keyword.threshold
