@@ -292,8 +292,8 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     """A calibrated keyword from (audio, source) examples; nothing is written here.
 
     ``kind``: what is matched; by default the letter posteriors and hidden states together where the
-    model has a CTC head and no ``layer`` is asked for (they find the word best, in the same voice and
-    in a new one, docs/enrollment.md), else hidden states, which it falls back to where the takes do
+    model has a CTC head and no ``layer`` is asked for (they rank the word best on the development
+    speakers, docs/enrollment.md), else hidden states, which it falls back to where the takes do
     not match in letters (a word the model's alphabet cannot spell). The takes' agreement is judged on hidden states either way (where it was measured)."""
     defaulted = kind is None
     if kind is None:

@@ -37,7 +37,7 @@ HIDDEN, LETTERS, FUSED = "hidden", "letters", "letters+hidden"
 head's per-frame letter probabilities without the blank (``letter_posteriors``; distance
 ``-log p.q``, the classic posteriorgram query-by-example); or both side by side (``fused_frames``;
 the sum of the two distances). Letters find the word in a new speaker's voice better than hidden
-states, both together better still (docs/enrollment.md); models without a CTC head have only hidden states."""
+states, both together rank it best (docs/enrollment.md); models without a CTC head have only hidden states."""
 MIN_SAME_LETTER = 1e-5
 """Floor of the probability that two frames hold the same letter, so one frame cannot cost infinity."""
 
