@@ -1,17 +1,20 @@
 """Which matching finds an enrolled word: layer embeddings or CTC posteriorgrams, one template or several.
 
-Development material only (FSDD): each digit is enrolled from recordings 0-2 of one speaker and
+Development material only. FSDD: each digit is enrolled from recordings 0-2 of one speaker and
 looked for in the listening speaker's recordings 3-49 of all ten digits (theo -> theo: the same
-speaker; jackson -> lucas, nicolas: other speakers). Every recording is encoded once as enrollment
+speaker; jackson -> lucas, nicolas: other speakers). wwb: "jarvis" from 3 clips, looked for among 100
+more and 100 of each other phrase (no speaker ids: the takes' speakers may or may not recur). Every recording is encoded once as enrollment
 encodes a take (padded, VAD-trimmed, with 0.4 s of context); a test recording's score is its
 templates' best subsequence-DTW match over its speech and context, as one scoring window sees a
-word. One threshold is shared by the ten digits; false alarms per hour are counted over the other
-digits' recordings taken as a stream with a 1 s pause after each word, per keyword. The calibrated
-columns use each keyword's threshold from the bundled keyword-free speech (``kwstream.enroll.calibration``),
-with and without the enrolling speaker's own (the other nine digits, takes 0-2, as ``--negatives``),
-scored in 1.5 s windows every 0.25 s, as listen's windows are, and the leave-one-out scores of the takes.
+word. One threshold is shared by a case's keywords; false alarms per hour are counted over the other
+words' recordings taken as a stream with a 1 s pause after each word, per keyword. The calibrated
+columns use each keyword's threshold from keyword-free speech (``kwstream.enroll.calibration``; the
+bundled asset, or each of ``--negatives``), with and without the enrolling speaker's own (the other
+nine digits, takes 0-2, as ``--negatives``), scored in 1.5 s windows every 0.25 s, as listen's windows
+are, and the leave-one-out scores of the takes.
 
-    python -m benchmarks.enroll_methods [--fsdd ../shared/data/fsdd]
+    python -m benchmarks.enroll_methods [--fsdd ../shared/data/fsdd] [--wwb ../shared/data/wwb] [--cases fsdd,wwb]
+        [--methods "without blank, best;summed"] [--negatives A.ogg B.ogg] [--floors 0.5,0.9]
 """
 
 from __future__ import annotations
@@ -35,7 +38,41 @@ from kwstream.assets import MODEL_DIR
 
 PAUSE_S = 1.0
 RATES = (0.5, 1.0, 2.0)
-CASES = [("theo -> theo (same speaker)", "theo", ("theo",)), ("jackson -> lucas, nicolas", "jackson", ("lucas", "nicolas"))]
+FSDD_CASES = [("theo -> theo (same speaker)", "theo", ("theo",)), ("jackson -> lucas, nicolas", "jackson", ("lucas", "nicolas"))]
+WWB_PHRASES = ("jarvis", "alexa", "smart_mirror", "snowboy", "view_glass")
+WWB_PER_PHRASE = 100
+
+
+@dataclass(frozen=True)
+class Keyword:
+    label: str
+    takes: list[Path]
+    own: list[Path]
+    """The enrolling speaker's keyword-free speech (``--negatives`` of their own), never tested."""
+
+
+@dataclass(frozen=True)
+class Case:
+    title: str
+    keywords: list[Keyword]
+    tests: list[tuple[str, Path]]
+    """(label, recording): a keyword's positives where the label is its own, false alarms elsewhere."""
+
+
+def fsdd_case(title: str, enroller: str, listeners: tuple[str, ...], recordings: Path, lo: int, hi: int) -> Case:
+    """Each digit from ``enroller``'s takes 0-2, the others' (own) as their own negatives; tests: ``listeners``' takes lo-hi."""
+    take = lambda d, s, i: recordings / f"{d}_{s}_{i}.wav"  # noqa: E731
+    keywords = [Keyword(str(d), [take(d, enroller, i) for i in range(3)],
+                        [take(o, enroller, i) for o in range(10) if o != d for i in range(3)]) for d in range(10)]
+    return Case(title, keywords, [(str(d), take(d, s, i)) for s in listeners for d in range(10) for i in range(lo, hi + 1)])
+
+
+def wwb_case(wwb: Path) -> Case:
+    """"jarvis" from the first 3 of its clips (by name; no speaker ids, so whose voices is unknown), looked for
+    among its next ``WWB_PER_PHRASE`` and as many of each other phrase's."""
+    clips = {phrase: sorted((wwb / phrase).glob("*.flac")) for phrase in WWB_PHRASES}
+    tests = [(phrase, path) for phrase in WWB_PHRASES for path in clips[phrase][3:3 + WWB_PER_PHRASE]]
+    return Case("wwb jarvis (speakers unknown)", [Keyword("jarvis", clips["jarvis"][:3], [])], tests)
 
 
 @dataclass(frozen=True)
@@ -47,6 +84,11 @@ class Clip:
     speech: slice
     """Frames of the trimmed speech inside the encoded stretch (templates keep only these)."""
     seconds: float
+
+    @property
+    def fused(self) -> np.ndarray:
+        """Letters and unit hidden states side by side (``fused_distance`` splits them again)."""
+        return np.hstack([self.letters, unit_rows(self.embedding)])
 
 
 def encode_clip(encoder: Encoder, audio: np.ndarray, layer: int, settings: EnrollSettings) -> Clip:
@@ -69,6 +111,13 @@ def posteriorgram_distance(template: np.ndarray, window: np.ndarray) -> np.ndarr
     return -np.log(np.clip(template @ window.T, 1e-5, 1.0))
 
 
+def fused_distance(template: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Letter-posteriorgram distance plus cosine distance of the hidden states (``Clip.fused`` rows)."""
+    letters = len(template[0]) - HIDDEN_SIZE
+    return (posteriorgram_distance(template[:, :letters], window[:, :letters])
+            + cosine_distance(template[:, letters:], window[:, letters:]))
+
+
 def match_costs(templates: list[np.ndarray], window: np.ndarray, distance: Callable) -> np.ndarray:
     """Each template's best mean-distance subsequence-DTW path through the window (inf where none fits)."""
     costs = []
@@ -85,7 +134,10 @@ METHODS = {
     "CTC posteriorgram, mean of templates": ("posteriors", posteriorgram_distance, np.mean),
     "CTC posteriorgram without blank, best template": ("letters", posteriorgram_distance, np.min),
     "CTC posteriorgram without blank, mean of templates": ("letters", posteriorgram_distance, np.mean),
+    "letters + hidden states (summed distances), best template": ("fused", fused_distance, np.min),
 }
+HIDDEN_SIZE = 0
+"""The encoder's hidden size, set in ``main`` (``fused_distance`` needs it)."""
 
 
 def score(kind: str, distance: Callable, pool: Callable, templates: list[Clip], window: np.ndarray) -> float:
@@ -98,6 +150,8 @@ def window_frames(kind: str, frames, layer: int, blank: int) -> np.ndarray:
     """A negative window's frames for ``kind``."""
     if kind == "embedding":
         return frames.features[layer]
+    if kind == "fused":
+        return np.hstack([letter_posteriors(frames.log_probs, blank), unit_rows(frames.features[layer])])
     return np.exp(frames.log_probs) if kind == "posteriors" else letter_posteriors(frames.log_probs, blank)
 
 
@@ -113,61 +167,81 @@ def recall_at(pos: np.ndarray, neg: np.ndarray, hours: float, rate: float) -> fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fsdd", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd")
+    parser.add_argument("--wwb", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "wwb")
+    parser.add_argument("--cases", default="fsdd,wwb", help="fsdd (theo -> theo, jackson -> lucas, nicolas), wwb (jarvis), or both")
     parser.add_argument("--test-indices", default="3-49")
     parser.add_argument("--floors", default=f"{FLOOR_FRACTION}", help="comma-separated floor fractions, one calibrated column each")
+    parser.add_argument("--methods", default="", help="';'-separated parts of methods' names: the methods holding one (default: all)")
+    parser.add_argument("--negatives", type=Path, nargs="+", default=[NEGATIVE_SPEECH],
+                        help="keyword-free speech to calibrate on, one set of calibrated columns each (default: the bundled asset)")
     args = parser.parse_args()
     lo, hi = map(int, args.test_indices.split("-"))
-    columns = [(float(f), own) for own in (False, True) for f in args.floors.split(",")]
+    columns = [(n, float(f), own) for n in range(len(args.negatives)) for own in (False, True) for f in args.floors.split(",")]
+    methods = {m: v for m, v in METHODS.items() if not args.methods or any(w in m for w in args.methods.split(";"))}
     encoder = Encoder(EncoderSettings(model=str(MODEL_DIR), threads=1))
     layer, settings = encoder.layers - 1, EnrollSettings()
-    recordings = args.fsdd / "recordings"
-    cache: dict[str, Clip] = {}
+    global HIDDEN_SIZE
+    cases = [fsdd_case(*c, args.fsdd / "recordings", lo, hi) for c in FSDD_CASES] if "fsdd" in args.cases else []
+    cases += [wwb_case(args.wwb)] if "wwb" in args.cases else []
+    cache: dict[Path, Clip] = {}
 
-    def clip(name: str) -> Clip:
-        if name not in cache:
-            cache[name] = encode_clip(encoder, read_audio(recordings / f"{name}.wav"), layer, settings)
-        return cache[name]
+    def clip(path: Path) -> Clip:
+        if path not in cache:
+            cache[path] = encode_clip(encoder, read_audio(path), layer, settings)
+        return cache[path]
 
-    negative_audio = read_audio(NEGATIVE_SPEECH)
+    def takes_well(path: Path) -> bool:
+        """Whether ``path`` passes enrollment's take checks (encoding prepares it as a take)."""
+        try:
+            clip(path)
+        except EnrollmentError:
+            return False
+        return True
+
     hop, width = SAMPLE_RATE // 4, int(1.5 * SAMPLE_RATE)
-    negative_windows = [encoder.encode(negative_audio[s:s + width], (layer,)) for s in range(0, len(negative_audio) - width, hop)]
-    negative_hours = len(negative_audio) / SAMPLE_RATE / 3600
-    calibrated = " | ".join(f"calibrated{' + own negatives' if own else ''}, floor {f:g} (recall, FA/h)" for f, own in columns)
+    negative_windows, negative_hours = [], []
+    for path in args.negatives:
+        negative_audio = read_audio(path)
+        negative_windows.append([encoder.encode(negative_audio[s:s + width], (layer,)) for s in range(0, len(negative_audio) - width, hop)])
+        negative_hours.append(len(negative_audio) / SAMPLE_RATE / 3600)
+    HIDDEN_SIZE = negative_windows[0][0].features[layer].shape[1]
+    calibrated = " | ".join(f"calibrated on {args.negatives[n].name}{' + own negatives' if own else ''}, floor {f:g} (recall, FA/h)"
+                            for n, f, own in columns)
     print(f"| case | method | recall at 0.5 FA/h | at 1 FA/h | at 2 FA/h | {calibrated} |")
     print("| --- | --- | --- | --- | --- |" + " --- |" * len(columns))
-    for case, enroller, listeners in CASES:
-        tests = [(d, f"{d}_{s}_{i}") for s in listeners for d in range(10) for i in range(lo, hi + 1)]
-        for method, (kind, distance, pool) in METHODS.items():
+    for case in cases:
+        usable = [(label, p) for label, p in case.tests if takes_well(p)]
+        if len(usable) < len(case.tests):  # wwb: a few clipped recordings
+            case = Case(f"{case.title}, {len(case.tests) - len(usable)} of {len(case.tests)} clips left out (clipped or silent)",
+                        case.keywords, usable)
+        for method, (kind, distance, pool) in methods.items():
             pos, neg, hours = [], [], 0.0
             calibrated_hits, calibrated_fas = [[] for _ in columns], [0] * len(columns)
-            for digit in range(10):
-                templates = [clip(f"{digit}_{enroller}_{i}") for i in range(3)]
-                scores = np.array([score(kind, distance, pool, templates, getattr(clip(n), kind)) for _, n in tests])
-                is_digit = np.array([d == digit for d, _ in tests])
-                pos.append(scores[is_digit])
-                neg.append(scores[~is_digit])
-                hours += sum(clip(n).seconds + PAUSE_S for d, n in tests if d != digit) / 3600
-                window_scores = np.array([score(kind, distance, pool, templates, window_frames(kind, w, layer, encoder.blank_id))
-                                          for w in negative_windows])
-                # "your own keyword-free speech" (--negatives): the enrolling speaker's other nine digits, takes 0-2 (never tested)
-                own = np.array([score(kind, distance, pool, templates, getattr(clip(f"{d}_{enroller}_{i}"), kind))
-                                for d in range(10) if d != digit for i in range(3)])
-                own_hours = negative_hours + sum(clip(f"{d}_{enroller}_{i}").seconds + PAUSE_S
-                                                 for d in range(10) if d != digit for i in range(3)) / 3600
+            for keyword in case.keywords:
+                templates = [clip(p) for p in keyword.takes]
+                scores = np.array([score(kind, distance, pool, templates, getattr(clip(p), kind)) for _, p in case.tests])
+                is_keyword = np.array([label == keyword.label for label, _ in case.tests])
+                pos.append(scores[is_keyword])
+                neg.append(scores[~is_keyword])
+                hours += sum(clip(p).seconds + PAUSE_S for label, p in case.tests if label != keyword.label) / 3600
+                window_scores = [np.array([score(kind, distance, pool, templates, window_frames(kind, w, layer, encoder.blank_id))
+                                           for w in windows]) for windows in negative_windows]
+                own = np.array([score(kind, distance, pool, templates, getattr(clip(p), kind)) for p in keyword.own])
+                own_hours = sum(clip(p).seconds + PAUSE_S for p in keyword.own) / 3600
                 loo = [score(kind, distance, pool, templates[:i] + templates[i + 1:], getattr(t, kind)) for i, t in enumerate(templates)]
-                for f, (floor, with_own) in enumerate(columns):
-                    negatives = np.concatenate([window_scores, own]) if with_own else window_scores
+                for f, (n, floor, with_own) in enumerate(columns):
+                    negatives = np.concatenate([window_scores[n], own]) if with_own else window_scores[n]
                     try:
-                        threshold = calibrate_threshold(loo, negatives, own_hours if with_own else negative_hours,
+                        threshold = calibrate_threshold(loo, negatives, negative_hours[n] + (own_hours if with_own else 0.0),
                                                         floor_fraction=floor).threshold
                     except EnrollmentError:  # enrollment would refuse these takes: nothing is spotted
                         threshold = np.inf
-                    calibrated_hits[f].append(scores[is_digit] >= threshold)
-                    calibrated_fas[f] += int((scores[~is_digit] >= threshold).sum())
+                    calibrated_hits[f].append(scores[is_keyword] >= threshold)
+                    calibrated_fas[f] += int((scores[~is_keyword] >= threshold).sum())
             pos_all, neg_all = np.concatenate(pos), np.concatenate(neg)
             cells = [f"{recall_at(pos_all, neg_all, hours, r):.2f}" for r in RATES]
             cells += [f"{np.concatenate(hits).mean():.2f}, {fas / hours:.1f}" for hits, fas in zip(calibrated_hits, calibrated_fas)]
-            print(f"| {case} | {method} | {' | '.join(cells)} |", flush=True)
+            print(f"| {case.title} | {method} | {' | '.join(cells)} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def test_enroll_list_listen_and_remove(tmp_path, tiny_model):
     enrolled = kwstream("enroll", "word", "--from", *WORDS, "--model", BUNDLED, "--store", store,
                         "--negatives", str(negatives))
     assert enrolled.returncode == 0, enrolled.stderr.decode()
-    assert "enrolled 'word' from 3 examples (letter posteriors, threshold" in enrolled.stderr.decode()  # the bundled model's default
+    assert "enrolled 'word' from 3 examples (letter posteriors + layer 3, threshold" in enrolled.stderr.decode()  # the bundled model's default
     metadata = json.loads((tmp_path / "store" / "word" / "keyword.json").read_text())
     calibration = metadata["calibration"]
     assert calibration["negative_hours"] > 0.05 and len(calibration["leave_one_out"]) == 3  # the bundled speech and the user's

@@ -8,6 +8,7 @@ import functools
 import json
 import math
 from pathlib import Path
+from statistics import NormalDist
 
 import numba
 import numpy as np
@@ -18,7 +19,7 @@ from kwstream.audio.sources import AudioFile
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.enroll.enroll import EnrollSettings, check_examples, enroll, odd_take, pipeline_scores, prepare
 from kwstream.enroll.calibration import calibrate_threshold, false_alarms_per_hour, threshold_for_rate
-from kwstream.keywords.enrolled.scorer import HIDDEN, LETTERS, letter_posteriors, EnrolledScorer, ExampleSet, _dtw, subsequence_dtw, unit_rows
+from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, letter_posteriors, EnrolledScorer, ExampleSet, _dtw, letter_count, subsequence_dtw, unit_rows
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
 from kwstream.spotter import Spotter, SpotterSettings
 from kwstream.audio.io import read_audio
@@ -110,6 +111,21 @@ def test_letter_posteriors_find_a_template_inside_a_longer_sequence_at_the_right
     np.testing.assert_allclose(letter_posteriors(log_probs, blank=0), [[2 / 3, 1 / 3], [1 / 9, 8 / 9]], rtol=1e-5)
 
 
+def test_fused_examples_let_the_hidden_states_decide_between_two_stretches_of_the_same_letters():
+    """Both stretches spell the template's letters; only the second sounds like it (its hidden states)."""
+    rng = np.random.default_rng(5)
+    letters = rng.dirichlet(np.full(30, 0.05), size=10).astype(np.float32)
+    hidden = rng.standard_normal((10, 16)).astype(np.float32)
+    fuse = lambda ls, hs: np.hstack([ls, unit_rows(hs)])  # noqa: E731  (fused_frames' layout, from posteriors already made)
+    noise = lambda n: fuse(rng.dirichlet(np.full(30, 0.05), size=n).astype(np.float32), rng.standard_normal((n, 16)))  # noqa: E731
+    window = np.concatenate([noise(8), fuse(letters, -hidden), noise(6), fuse(letters, hidden), noise(5)])
+    [match] = ExampleSet.build([[fuse(letters, hidden)]], FUSED, letters=30).match(window)
+    assert (match.start_frame, match.end_frame) == (24, 34), match
+    [letters_only] = ExampleSet.build([[letters]], LETTERS).match(window[:, :30])
+    assert letters_only.start_frame == 8, letters_only  # letters alone: the first of two equal matches wins
+    assert match.score == pytest.approx(letters_only.score, rel=1e-4)  # cosine distance 0 on the right stretch: exp(-0) = 1
+
+
 def test_unit_rows_survive_silence():
     rows = unit_rows(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(rows, [[0.6, 0.8], [0.0, 0.0]])
@@ -124,6 +140,11 @@ def test_calibration_on_a_known_score_distribution_gives_the_threshold_for_the_t
     # over few minutes the count cannot show 0.5/h: the fitted tail extrapolates above every score seen
     few = scores[:1000]
     assert threshold_for_rate(few, 0.05, 0.5) > few.max()
+    # a longer tail than the normal's (real speech): the fit alone would sit below scores the negatives reach
+    long_tail = np.concatenate([few, [0.95, 0.9, 0.85]])
+    assert NormalDist(long_tail.mean(), long_tail.std()).inv_cdf(1 - 0.5 * 0.05 / len(long_tail)) < 0.85
+    assert threshold_for_rate(long_tail, 0.05, 0.5) > 0.95  # 0.5/h over 3 minutes: not one of them may fire
+    assert threshold_for_rate(long_tail, 4.0, 0.5) == pytest.approx(0.85, abs=1e-5)  # over 4 hours two may: just above the third
     # where the negatives are long enough to count, the threshold lets through exactly the allowed firings
     assert (scores >= threshold_for_rate(scores, 10.0, 1000.0)).sum() == 10_000
 
@@ -276,7 +297,7 @@ def test_a_spanish_word_enrolls_and_round_trips_through_the_store(tmp_path, bund
     held_out = take("2ab80fc2")
     settings = SpotterSettings()
     stored = pipeline_scores(prepare(*held_out, EnrollSettings()).audio, load_scorer(["aspirador"], store, bundled), bundled, settings)
-    fresh = EnrolledScorer([keyword.name], [keyword.layer], [keyword.examples], [keyword.threshold], [keyword.kind], bundled.blank_id)
+    fresh = EnrolledScorer([keyword.name], [keyword.layer], [keyword.examples], [keyword.threshold], [keyword.kind], bundled.blank_id, letter_count(bundled))
     np.testing.assert_array_equal(stored, pipeline_scores(prepare(*held_out, EnrollSettings()).audio, fresh, bundled, settings))
     assert stored.max() > 0
 
@@ -348,7 +369,8 @@ def test_calibration_sees_only_the_scores_the_detector_compares():
 
 
 @needs_fsdd
-def test_the_threshold_enrollment_picks_is_reached_by_listens_pipeline_on_every_example(bundled):
+def test_listens_pipeline_fires_on_exactly_the_examples_whose_leave_one_out_score_reaches_the_threshold(bundled):
+    """Calibration scores the takes as listen does: the expected recall is what listen finds among them."""
     from kwstream.keywords.keyword_set import KeywordSet
     from kwstream.stream.detector import Detection
     from kwstream.stream.pipeline import KeywordPipeline, run
@@ -359,7 +381,25 @@ def test_the_threshold_enrollment_picks_is_reached_by_listens_pipeline_on_every_
     for i, (audio, source) in enumerate(recordings):
         example = prepare(audio, source, EnrollSettings(), seed=i)  # as enroll() prepared it
         others = [f for j, f in enumerate(keyword.examples) if j != i]  # leave one out, as calibration does
-        scorer = EnrolledScorer([keyword.name], [keyword.layer], [others], [keyword.threshold], [keyword.kind], bundled.blank_id)
+        scorer = EnrolledScorer([keyword.name], [keyword.layer], [others], [keyword.threshold], [keyword.kind], bundled.blank_id, letter_count(bundled))
         pipeline = KeywordPipeline(KeywordSet(bundled, scorers=[scorer]), bundled, settings, events=False)
         fired = [d for d in run(pipeline, example.audio) if isinstance(d, Detection)]
-        assert fired and fired[0].score >= keyword.threshold, (source, keyword.threshold, keyword.calibration)
+        reaches = keyword.calibration["leave_one_out"][i] >= keyword.threshold
+        assert bool(fired) == reaches, (source, keyword.threshold, keyword.calibration)
+        assert not fired or fired[0].score >= keyword.threshold
+    found = np.mean([p >= keyword.threshold for p in keyword.calibration["leave_one_out"]])
+    assert 0 < found == pytest.approx(keyword.calibration["expected_recall"], abs=1e-3)
+
+
+def test_the_bundled_negatives_are_a_few_minutes_of_real_keyword_free_speech_in_a_small_file():
+    """What enrollment calibrates on (training/negative_speech.py): real speech, not synthetic; none of
+    the development measurements' digits or speakers, no wake-word benchmark clip; small enough to ship."""
+    from kwstream.assets import NEGATIVE_SPEECH
+    from training.negative_speech import REAL
+
+    minutes = len(read_audio(NEGATIVE_SPEECH)) / SAMPLE_RATE / 60
+    assert 3 <= minutes <= 5 and NEGATIVE_SPEECH.stat().st_size < 600_000, (minutes, NEGATIVE_SPEECH.stat().st_size)
+    digits = "zero one two three four five six seven eight nine".split()
+    folders = [folder for folder, _ in REAL]
+    assert all(folder.split("/")[0] in ("precise", "speech_commands") for folder in folders), folders
+    assert not [f for f in folders if f.split("/")[-1] in digits], folders

@@ -19,4 +19,4 @@ AUDIO_DIR = asset_path("audio")
 HOMOPHONES_FILE = asset_path("homophones.json")
 DEMO_AUDIO = AUDIO_DIR / "demo_hey_stop.flac"
 NEGATIVE_SPEECH = asset_path("negatives", "speech.ogg")
-"""Synthesised keyword-free speech (see negatives/README.md): where enrolled keywords' thresholds come from."""
+"""Real keyword-free speech (see negatives/README.md): where enrolled keywords' thresholds come from."""

@@ -15,7 +15,7 @@ from kwstream.cli import options
 from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, EnrollSettings, enroll, prepare, record_take
 from kwstream.keywords.classifier.head import HeadConfig
 from kwstream.keywords.classifier.trained import read_metadata, remove_trained, trained_names
-from kwstream.keywords.enrolled.scorer import HIDDEN
+from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS
 from kwstream.keywords.enrolled.store import EnrollmentError, KeywordStore, check_name
 from kwstream.model.encoder import Encoder
 
@@ -100,12 +100,16 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     keyword = enroll(args.name, recordings, encoder, settings, args.layer, negatives, target_per_hour=args.target_fa)
     path = store.save(keyword, replace=args.replace)
     calibration = keyword.calibration
-    matched = f"layer {keyword.layer}" if keyword.kind == HIDDEN else "letter posteriors"
-    print(f"kwstream: enrolled {keyword.name!r} from {len(keyword.examples)} examples ({matched}, "
+    print(f"kwstream: enrolled {keyword.name!r} from {len(keyword.examples)} examples ({matched(keyword.kind, keyword.layer)}, "
           f"threshold {keyword.threshold:.2f}: {calibration['method']}) in {path}", file=sys.stderr)
     print(f"kwstream: expected at this threshold: recall {calibration['expected_recall']:.2f} (takes found by the others), "
           f"{calibration['expected_fa_per_hour']:.2g} false alarms/h on keyword-free speech", file=sys.stderr)
     return 0
+
+
+def matched(kind: str, layer: int) -> str:
+    """What an enrolled keyword matches, in words."""
+    return {HIDDEN: f"layer {layer}", LETTERS: "letter posteriors", FUSED: f"letter posteriors + layer {layer}"}[kind]
 
 
 def cmd_keywords(args: argparse.Namespace) -> int:
@@ -126,8 +130,7 @@ def cmd_keywords(args: argparse.Namespace) -> int:
     for name in names:
         k = store.load(name)
         frames = "/".join(str(len(e)) for e in k.examples)
-        matched = f"layer {k.layer:>2}" if k.kind == HIDDEN else "letters "
-        print(f"{k.name:<16} threshold {k.threshold:.2f}  {matched}  examples {len(k.examples)} ({frames} frames)  model {k.model}")
+        print(f"{k.name:<16} threshold {k.threshold:.2f}  {matched(k.kind, k.layer)}  examples {len(k.examples)} ({frames} frames)  model {k.model}")
     for name in trained:
         config = HeadConfig(**read_metadata(store.root / name)["config"])
         print(f"{name:<16} trained  keywords {','.join(config.keywords)}  layer {config.layer:>2}  model {config.model_name}")

@@ -28,7 +28,7 @@ from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import Microphone
 from kwstream.stream.replay import compared_scores
 from kwstream.keywords.base import default_layer
-from kwstream.keywords.enrolled.scorer import HIDDEN, LETTERS, EnrolledScorer, ExampleSet, letter_posteriors
+from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, EnrolledScorer, ExampleSet, fused_frames, letter_count, letter_posteriors
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError
 from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder
@@ -241,13 +241,18 @@ def check_agreement(examples: Sequence[Example], features: Sequence[np.ndarray])
 
 
 def example_features(encoder: Encoder, example: Example, layer: int, settings: EnrollSettings, kind: str = HIDDEN) -> np.ndarray:
-    """(frames, hidden) features of the example's speech on ``layer``, or (frames, letters) letter
-    posteriors for ``LETTERS``, encoded with its surrounding audio."""
+    """(frames, hidden) features of the example's speech on ``layer``, (frames, letters) letter
+    posteriors for ``LETTERS`` or both side by side for ``FUSED``, encoded with its surrounding audio."""
     spf = encoder.samples_per_frame
     context = int(settings.context_s * SAMPLE_RATE)
     first = max(0, example.start_sample - context)
     encoded = encoder.encode(example.audio[first:example.stop_sample + context], (layer,))
-    features = encoded.features[layer] if kind == HIDDEN else letter_posteriors(encoded.log_probs, encoder.blank_id)
+    if kind == HIDDEN:
+        features = encoded.features[layer]
+    elif kind == LETTERS:
+        features = letter_posteriors(encoded.log_probs, encoder.blank_id)
+    else:
+        features = fused_frames(encoded.log_probs, encoded.features[layer], encoder.blank_id)
     start = (example.start_sample - first) // spf
     stop = min(len(features), math.ceil((example.stop_sample - first) / spf))
     return features[start:max(stop, start + 1)]
@@ -269,11 +274,11 @@ def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndar
     positives = []
     for i, example in enumerate(examples):
         others = [f for j, f in enumerate(features) if j != i]
-        scores = pipeline_scores(example.audio, EnrolledScorer([name], [layer], [others], [None], [kind], encoder.blank_id),
-                                 encoder, settings)
+        scores = pipeline_scores(example.audio, EnrolledScorer([name], [layer], [others], [None], [kind], encoder.blank_id,
+                                                               letter_count(encoder)), encoder, settings)
         positives.append(float(scores.max()) if len(scores) else 0.0)
     check_positives(positives)  # before the slower negatives
-    everyone = EnrolledScorer([name], [layer], [list(features)], [None], [kind], encoder.blank_id)
+    everyone = EnrolledScorer([name], [layer], [list(features)], [None], [kind], encoder.blank_id, letter_count(encoder))
     speech = [read_audio(NEGATIVE_SPEECH), *negatives]
     negative_scores = np.concatenate([pipeline_scores(audio, everyone, encoder, settings) for audio in speech])
     hours = sum(len(audio) for audio in speech) / SAMPLE_RATE / 3600
@@ -286,14 +291,14 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
            kind: str | None = None) -> EnrolledKeyword:
     """A calibrated keyword from (audio, source) examples; nothing is written here.
 
-    ``kind``: what is matched; by default the letter posteriors where the model has a CTC head and no
-    ``layer`` is asked for (they find the word in a new voice best, docs/enrollment.md), else hidden
-    states, which it falls back to where the takes do not match in letters (a word the model's
-    alphabet cannot spell). The takes' agreement is judged on hidden states either way (where it was measured)."""
+    ``kind``: what is matched; by default the letter posteriors and hidden states together where the
+    model has a CTC head and no ``layer`` is asked for (they rank the word best on the development
+    speakers, docs/enrollment.md), else hidden states, which it falls back to where the takes do
+    not match in letters (a word the model's alphabet cannot spell). The takes' agreement is judged on hidden states either way (where it was measured)."""
     defaulted = kind is None
     if kind is None:
-        kind = LETTERS if encoder.has_ctc_head and layer is None else HIDDEN
-    if kind == LETTERS and not encoder.has_ctc_head:
+        kind = FUSED if encoder.has_ctc_head and layer is None else HIDDEN
+    if kind != HIDDEN and not encoder.has_ctc_head:
         raise EnrollmentError(f"model {encoder.name} has no CTC head: enroll with its hidden states (--layer)")
     layer = default_layer(encoder, "enrolled") if layer is None else layer
     encoder.check_layer(layer)

@@ -28,15 +28,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwstream.compiled import compiled
-from kwstream.model.encoder import EncodedFrames
+from kwstream.model.encoder import EncodedFrames, Encoder
 from kwstream.keywords.base import KeywordMatch
 
 
-HIDDEN, LETTERS = "hidden", "letters"
-"""What an enrolled keyword's examples are: one layer's hidden states (cosine distance), or the CTC
+HIDDEN, LETTERS, FUSED = "hidden", "letters", "letters+hidden"
+"""What an enrolled keyword's examples are: one layer's hidden states (cosine distance); the CTC
 head's per-frame letter probabilities without the blank (``letter_posteriors``; distance
-``-log p.q``, the classic posteriorgram query-by-example). Letters find the word in a new speaker's
-voice better (docs/enrollment.md); models without a CTC head have only hidden states."""
+``-log p.q``, the classic posteriorgram query-by-example); or both side by side (``fused_frames``;
+the sum of the two distances). Letters find the word in a new speaker's voice better than hidden
+states, both together rank it best (docs/enrollment.md); models without a CTC head have only hidden states."""
 MIN_SAME_LETTER = 1e-5
 """Floor of the probability that two frames hold the same letter, so one frame cannot cost infinity."""
 
@@ -52,6 +53,16 @@ def unit_rows(features: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (float32), so that a dot product is a cosine."""
     features = np.asarray(features, dtype=np.float32)
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-8)
+
+
+def letter_count(encoder: Encoder) -> int:
+    """Columns of ``letter_posteriors`` for ``encoder``'s CTC head (0 without one)."""
+    return len(encoder.tokens) - 1 if encoder.has_ctc_head else 0
+
+
+def fused_frames(log_probs: np.ndarray, hidden: np.ndarray, blank: int) -> np.ndarray:
+    """(frames, letters + hidden): the letter posteriors, then the unit hidden states (a ``FUSED`` example or window)."""
+    return np.hstack([letter_posteriors(log_probs, blank), unit_rows(hidden)])
 
 
 @compiled
@@ -122,16 +133,18 @@ class ExampleSet:
     owner: np.ndarray
     """(examples,) index of the keyword each example belongs to."""
     kind: str = HIDDEN
+    letters: int = 0
+    """``FUSED``: how many of the columns, the first, are letter posteriors."""
 
     @classmethod
-    def build(cls, keyword_examples: Sequence[Sequence[np.ndarray]], kind: str = HIDDEN) -> ExampleSet:
+    def build(cls, keyword_examples: Sequence[Sequence[np.ndarray]], kind: str = HIDDEN, letters: int = 0) -> ExampleSet:
         prepare = unit_rows if kind == HIDDEN else (lambda e: np.asarray(e, dtype=np.float32))
         examples = [prepare(e) for group in keyword_examples for e in group]
         lengths = np.array([len(e) for e in examples])
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         steps = np.minimum(np.arange(lengths.max())[None], lengths[:, None] - 1)
         owner = np.repeat(np.arange(len(keyword_examples)), [len(g) for g in keyword_examples])
-        return cls(np.concatenate(examples), offsets[:, None] + steps, lengths, owner, kind)
+        return cls(np.concatenate(examples), offsets[:, None] + steps, lengths, owner, kind, letters)
 
     def match(self, window: np.ndarray) -> list[KeywordMatch]:
         """Each keyword's best example match in ``window`` (frames, hidden)."""
@@ -141,7 +154,11 @@ class ExampleSet:
         if self.kind == HIDDEN:
             distances = (1.0 - self.frames @ unit_rows(window).T)[self.rows]
         else:
-            distances = -np.log(np.maximum(self.frames @ np.asarray(window, dtype=np.float32).T, MIN_SAME_LETTER))[self.rows]
+            window, n = np.asarray(window, dtype=np.float32), self.letters if self.kind == FUSED else self.frames.shape[1]
+            distances = -np.log(np.maximum(self.frames[:, :n] @ window[:, :n].T, MIN_SAME_LETTER))
+            if self.kind == FUSED:
+                distances += 1.0 - self.frames[:, n:] @ window[:, n:].T
+            distances = distances[self.rows]
         cost, start = subsequence_dtw(distances, self.lengths)
         end = np.argmin(cost, axis=1)
         best_cost = cost[np.arange(len(end)), end]
@@ -153,6 +170,7 @@ class ExampleSet:
                 matches.append(KeywordMatch(0.0, 0, 0))
                 continue
             # hidden: 1 - 2 x mean cosine distance; letters: exp(-cost), the geometric mean of p.q along the path
+            # (fused: times exp(-mean cosine distance))
             score = float(np.clip(1.0 - 2.0 * best_cost[e], 0.0, 1.0) if self.kind == HIDDEN else np.exp(-best_cost[e]))
             matches.append(KeywordMatch(score, int(start[e, end[e]]), int(end[e]) + 1))
         return matches
@@ -161,29 +179,36 @@ class ExampleSet:
 class EnrolledScorer:
     """Scores enrolled keywords in each window: the KeywordScorer for examples of speech.
 
-    Keywords may use different layers or letters; those on one layer, and those of letters, are matched together.
+    Keywords may use different layers or letters; those of one kind on one layer are matched together.
     """
 
     def __init__(self, names: Sequence[str], layers: Sequence[int], examples: Sequence[Sequence[np.ndarray]],
-                 thresholds: Sequence[float | None], kinds: Sequence[str] | None = None, blank: int = 0) -> None:
-        """One entry per keyword: its name, layer, example features (frames, hidden or letters), threshold
-        and kind (``HIDDEN`` by default); ``blank``: the CTC blank's index, for letter keywords."""
+                 thresholds: Sequence[float | None], kinds: Sequence[str] | None = None, blank: int = 0, letters: int = 0) -> None:
+        """One entry per keyword: its name, layer, example features (frames, hidden, letters or both), threshold
+        and kind (``HIDDEN`` by default); ``blank``: the CTC blank's index, ``letters``: the letters without it
+        (the CTC head's outputs less one), for letter and fused keywords."""
         self.keywords = list(names)
         kinds = list(kinds) if kinds is not None else [HIDDEN] * len(self.keywords)
-        self.layers = tuple(sorted({layer for layer, kind in zip(layers, kinds) if kind == HIDDEN}))
+        group = [(kind, -1 if kind == LETTERS else layer) for kind, layer in zip(kinds, layers)]
+        self.layers = tuple(sorted({layer for _, layer in group if layer >= 0}))
         self.thresholds: dict[str, float | None] = dict(zip(self.keywords, thresholds))
         self._blank = blank
         self._groups = []
-        for key in sorted({(kind, layer if kind == HIDDEN else -1) for kind, layer in zip(kinds, layers)}):
-            members = [i for i, (kind, layer) in enumerate(zip(kinds, layers)) if (kind, layer if kind == HIDDEN else -1) == key]
-            self._groups.append((key, members, ExampleSet.build([examples[i] for i in members], key[0])))
+        for key in sorted(set(group)):
+            members = [i for i, k in enumerate(group) if k == key]
+            self._groups.append((key, members, ExampleSet.build([examples[i] for i in members], key[0], letters)))
         for _, _, example_set in self._groups:  # compile (or load from the cache) now, not in the first window
             example_set.match(example_set.frames[:1])
 
     def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
         matches: list[KeywordMatch | None] = [None] * len(self.keywords)
         for (kind, layer), members, example_set in self._groups:
-            window = frames.features[layer] if kind == HIDDEN else letter_posteriors(frames.log_probs, self._blank)
+            if kind == HIDDEN:
+                window = frames.features[layer]
+            elif kind == LETTERS:
+                window = letter_posteriors(frames.log_probs, self._blank)
+            else:
+                window = fused_frames(frames.log_probs, frames.features[layer], self._blank)
             for i, match in zip(members, example_set.match(window)):
                 matches[i] = match
         return matches  # type: ignore[return-value]

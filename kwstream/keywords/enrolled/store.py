@@ -24,7 +24,7 @@ import numpy as np
 from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
 from kwstream.keywords.keyword_set import split_threshold
-from kwstream.keywords.enrolled.scorer import HIDDEN, LETTERS, EnrolledScorer
+from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, EnrolledScorer, letter_count
 
 FORMAT = "kwstream-enrolled-1"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -59,7 +59,8 @@ class EnrolledKeyword:
     calibration: dict = field(default_factory=dict)
     """How the threshold was chosen: method, leave-one-out scores, negative scores."""
     kind: str = HIDDEN
-    """``HIDDEN``: the examples are ``layer``'s hidden states; ``LETTERS``: the CTC head's letter posteriors."""
+    """``HIDDEN``: the examples are ``layer``'s hidden states; ``LETTERS``: the CTC head's letter posteriors;
+    ``FUSED``: both side by side."""
 
 
 def check_name(name: str) -> str:
@@ -126,7 +127,7 @@ class KeywordStore:
                                       metadata["fingerprint"], metadata["model"], examples,
                                       list(metadata.get("sources", [])), dict(metadata.get("calibration", {})),
                                       metadata.get("kind", HIDDEN))
-            if keyword.kind not in (HIDDEN, LETTERS):
+            if keyword.kind not in (HIDDEN, LETTERS, FUSED):
                 raise ValueError(f"unknown kind {keyword.kind!r}")
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise EnrollmentError(f"enrolled keyword {name!r} in {folder} is unreadable ({exc}); enroll it again") from None
@@ -146,7 +147,7 @@ def check_model(keyword: EnrolledKeyword, encoder: Encoder) -> None:
         raise EnrollmentError(
             f"keyword {keyword.name!r} was enrolled with model {keyword.model} (fingerprint {keyword.fingerprint}), "
             f"not with {encoder.name} ({encoder.fingerprint}): listen with that model or enroll it again with this one")
-    if keyword.kind == HIDDEN:
+    if keyword.kind != LETTERS:
         encoder.check_layer(keyword.layer)
 
 
@@ -168,4 +169,4 @@ def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder) -> Enro
         keywords.append(keyword)
         thresholds.append(keyword.threshold)
     return EnrolledScorer([k.name for k in keywords], [k.layer for k in keywords], [k.examples for k in keywords], thresholds,
-                          [k.kind for k in keywords], encoder.blank_id if encoder.has_ctc_head else 0)
+                          [k.kind for k in keywords], encoder.blank_id if encoder.has_ctc_head else 0, letter_count(encoder))
