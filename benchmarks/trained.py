@@ -2,7 +2,8 @@
 streams: recall at 0.5, 1 and 5 false alarms per hour for the CTC scorer alone, the trained model
 alone, and CTC confirmed by it, read off ``kwstream eval --json``'s DET sweep (the threshold chosen
 on the set itself, as ``training.dev_report`` does), with each mode's default-threshold recall and
-false alarms per hour. The streams' voices (Kokoro blends holding the held-out style) are never
+false alarms per hour; then, at matched recall, the false alarms per hour each mode needs to reach
+the recall CTC has at its default threshold (the lowest along its sweep; inf: never reached). The streams' voices (Kokoro blends holding the held-out style) are never
 used to synthesise training examples.
 
 Usage: python -m benchmarks.trained --model kwstream/assets/model --trained DIR [--trained DIR2 ...]
@@ -26,13 +27,20 @@ MODES = {"CTC": [], "trained": ["--trained-alone"], "CTC+trained": []}
 
 
 def run(model: str, folder: Path, keywords: list[str], mode: str, trained: list[str], threads: int) -> dict:
+    """``kwstream eval --json``'s report of one mode on one set."""
     extra = [a for t in trained for a in ("--trained", t)] + MODES[mode] if mode != "CTC" else []
     cmd = [sys.executable, "-m", "kwstream", "eval", "--model", model, "--threads", str(threads), "--json",
            "--keywords", ",".join(keywords), *extra, "--labels", str(folder / "labels.csv"), *map(str, sorted(folder.glob("*.flac")))]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{folder} {mode}: kwstream eval failed:\n{done.stderr}")
-    return summarise(json.loads(done.stdout))["keywords"]
+    return json.loads(done.stdout)
+
+
+def false_alarms_at_recall(report: dict, recall: float) -> float:
+    """The fewest false alarms per hour along ``report``'s DET sweep with at least ``recall``."""
+    return min((fa for miss, fa in zip(report["det_miss_rate"], report["det_false_alarms_per_hour"]) if 1 - miss >= recall - 1e-9),
+               default=float("inf"))
 
 
 def main() -> None:
@@ -43,10 +51,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="all results as JSON")
     args = parser.parse_args()
     keywords = [k for t in args.trained for k in HeadConfig(**read_metadata(Path(t))["config"]).keywords]
-    results = {name: {mode: run(args.model, CACHE / folder, keywords, mode, args.trained, args.threads) for mode in MODES}
+    reports = {name: {mode: run(args.model, CACHE / folder, keywords, mode, args.trained, args.threads) for mode in MODES}
                for name, folder in SETS.items()}
+    results = {name: {mode: summarise(report)["keywords"] for mode, report in by_mode.items()} for name, by_mode in reports.items()}
+    matched = {name: {k["keyword"]: {mode: false_alarms_at_recall(next(r for r in by_mode[mode]["keywords"] if r["keyword"] == k["keyword"]), k["recall"])
+                                     for mode in MODES} | {"recall": k["recall"]}
+                      for k in by_mode["CTC"]["keywords"]} for name, by_mode in reports.items()}
     if args.out:
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        args.out.write_text(json.dumps({"results": results, "matched": matched}, indent=1) + "\n")
     rates = "/".join(f"{r:g}" for r in RATES)
     print("| set | keyword | " + " | ".join(f"{m}: recall @{rates} FA/h | default recall, FA/h" for m in MODES) + " |")
     print("| --- | --- |" + " --- | --- |" * len(MODES))
@@ -60,7 +72,11 @@ def main() -> None:
                 cells.append(" / ".join(f"{r[f'recall_at_{rate:g}']:.2f}" for rate in RATES))
                 cells.append(f"{r['default_recall']:.2f}, {r['default_fa_per_hour']:.1f}")
             print(f"| {name} | {keyword} | " + " | ".join(cells) + " |")
-
+    print("\n| set | keyword | CTC's default recall | " + " | ".join(f"{m}: FA/h at it" for m in MODES) + " |")
+    print("| --- | --- | --- |" + " --- |" * len(MODES))
+    for name, rows in matched.items():
+        for keyword, row in rows.items():
+            print(f"| {name} | {keyword} | {row['recall']:.2f} | " + " | ".join(f"{row[m]:.1f}" for m in MODES) + " |")
 
 if __name__ == "__main__":
     main()

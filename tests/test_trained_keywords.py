@@ -15,7 +15,7 @@ import torch
 from kwstream.assets import AUDIO_DIR, MODEL_DIR
 from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.keywords.classifier.head import UNKNOWN_CLASS, ClassifierError, ClassifierHead, HeadConfig, SILENCE_CLASS
-from kwstream.keywords.classifier.trained import (ConfirmedScorer, load_trained, save_trained, trained_names,
+from kwstream.keywords.classifier.trained import (CANDIDATE_FLOOR, ConfirmedScorer, load_trained, save_trained, trained_names,
                                                   trained_scorer)
 from kwstream.keywords.keyword_set import KeywordSet, typed_scorer
 from kwstream.model.encoder import Encoder, EncoderSettings
@@ -35,8 +35,8 @@ def encoder() -> Encoder:
     return Encoder(EncoderSettings(model=str(MODEL_DIR), threads=1))
 
 
-def forced_head(encoder: Encoder, keywords: list[str], winner: str) -> ClassifierHead:
-    """A real head whose output always favours ``winner`` (a keyword, or ``_unknown_``)."""
+def forced_head(encoder: Encoder, keywords: list[str], *winners: str) -> ClassifierHead:
+    """A real head whose output always favours ``winners`` (keywords, or ``_unknown_``), evenly."""
     config = HeadConfig(classes=[*keywords, UNKNOWN_CLASS, SILENCE_CLASS], layer=encoder.layers,
                         hidden_size=encoder.encode(np.zeros(SAMPLE_RATE, np.float32), (encoder.layers,)).features[encoder.layers].shape[1], fingerprint=encoder.fingerprint, model_name=encoder.name,
                         thresholds=dict.fromkeys(keywords, 0.5))
@@ -44,7 +44,8 @@ def forced_head(encoder: Encoder, keywords: list[str], winner: str) -> Classifie
     with torch.no_grad():
         head.out.weight.zero_()
         head.out.bias.fill_(-10.0)
-        head.out.bias[config.classes.index(winner)] = 10.0
+        for winner in winners:
+            head.out.bias[config.classes.index(winner)] = 10.0
     return head.eval()
 
 
@@ -58,9 +59,25 @@ def test_a_rejected_candidate_does_not_fire_and_an_accepted_one_fires_with_the_c
     assert [d.keyword for d in plain] == ["hey"]  # the demo says hey once
     accept = ConfirmedScorer(typed_scorer(encoder, ["hey"]), forced_head(encoder, ["hey", "stop"], "hey"))
     confirmed = detections(encoder, KeywordSet(encoder, [], [accept]))
-    assert [(d.keyword, d.start, d.end, d.score) for d in confirmed] == [(d.keyword, d.start, d.end, d.score) for d in plain]
+    assert [(d.keyword, d.start, d.end) for d in confirmed] == [(d.keyword, d.start, d.end) for d in plain]
+    assert [d.score for d in confirmed] == pytest.approx([d.score for d in plain], abs=1e-6)
     reject = ConfirmedScorer(typed_scorer(encoder, ["hey"]), forced_head(encoder, ["hey", "stop"], UNKNOWN_CLASS))
     assert detections(encoder, KeywordSet(encoder, [], [reject])) == []
+
+
+def test_a_candidate_scores_its_ctc_score_times_the_heads_posterior(encoder: Encoder) -> None:
+    """One score for both stages (not a veto at the head's threshold), so one threshold sweeps both:
+    a head torn evenly between "hey" and unknown halves the CTC score, and at the default threshold
+    the half-believed "hey" does not fire."""
+    ctc = typed_scorer(encoder, ["hey"])
+    torn = ConfirmedScorer(ctc, forced_head(encoder, ["hey", "stop"], "hey", UNKNOWN_CLASS))
+    frames = encoder.encode(read_audio(DEMO), ctc.layers + torn.layers)
+    [alone], [confirmed] = ctc.score_frames(frames), torn.score_frames(frames)
+    assert alone.score >= CANDIDATE_FLOOR
+    assert confirmed.score == pytest.approx(alone.score / 2, rel=1e-4)
+    assert (confirmed.start_frame, confirmed.end_frame) == (alone.start_frame, alone.end_frame)
+    keywords = KeywordSet(encoder, [], [torn])
+    assert keywords.thresholds["hey"] > 0.5 and detections(encoder, keywords) == []
 
 
 def test_trained_scorer_confirms_all_the_heads_keywords_or_spots_alone(encoder: Encoder) -> None:

@@ -83,7 +83,7 @@ def pipeline_options() -> argparse.ArgumentParser:
                           help="a keyword from `kwstream enroll` (same --model), optionally with a threshold; repeatable")
     pipeline.add_argument("--trained", action="append", default=[], metavar="NAME",
                           help="keywords from `kwstream train --keywords` (a name in the store or a folder; same --model): "
-                          "they confirm or reject the CTC candidates of --keywords (all of the model's keywords when "
+                          "each CTC candidate of --keywords scores its CTC score times their posterior (all of the model's keywords when "
                           "--keywords is empty); repeatable")
     pipeline.add_argument("--trained-alone", action="store_true", help="with --trained: spot its keywords with the trained model alone, no CTC")
     pipeline.add_argument("--store", metavar="DIR", help="enrolled and trained keywords' directory (default: the user data dir, see `kwstream keywords`)")

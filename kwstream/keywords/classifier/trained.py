@@ -8,9 +8,11 @@ state_dict, read with ``allow_pickle=False``. Loading refuses a head trained on 
 
 By default a trained head is a second stage: ``ConfirmedScorer`` runs the CTC scorer, and for each
 keyword's best alignment in a window asks the head for that keyword's posterior on the clip
-centred there (training clips were centred the same way); below the head's threshold the match
-scores 0, so the candidate cannot fire, otherwise it keeps the CTC score and the alignment's frames.
-CTC matches below ``CANDIDATE_FLOOR`` are no candidates and score 0 too.
+centred there (training clips were centred the same way); the match scores the CTC score times
+that posterior, at the alignment's frames, against the CTC threshold. One score keeps both rankings,
+so a threshold sweep trades recall for false alarms along both (a hard veto at the head's own
+threshold threw the head's ranking away: docs/classifiers.md measures both).
+CTC matches below ``CANDIDATE_FLOOR`` are no candidates and score 0.
 The head can also spot alone (``ClassifierScorer``).
 """
 
@@ -29,8 +31,7 @@ import numpy as np
 import torch
 
 from kwstream.keywords.base import KeywordMatch, KeywordScorer
-from kwstream.keywords.classifier.head import (DEFAULT_THRESHOLD, ClassifierError, ClassifierHead, ClassifierScorer,
-                                               HeadConfig, build_head)
+from kwstream.keywords.classifier.head import ClassifierError, ClassifierHead, ClassifierScorer, HeadConfig, build_head
 from kwstream.keywords.ctc import CtcKeywordScorer
 from kwstream.keywords.enrolled.store import check_name, default_store
 from kwstream.keywords.keyword_set import KeywordSettings, typed_scorer
@@ -119,8 +120,8 @@ class ConfirmedScorer:
         self.keywords = list(ctc.keywords)
         self.layers = (config.input_layer,)
         self.thresholds: dict[str, float | None] = dict(ctc.thresholds)
-        """The CTC scores' thresholds (None: the model's calibrated default), since confirmed matches keep them."""
-        self.confirm_thresholds = {k: config.thresholds.get(k, DEFAULT_THRESHOLD) for k in self.keywords}
+        """The CTC scores' thresholds (None: the model's calibrated default): a confirmed score is at
+        most the CTC score, and on half the development streams no lower default did better."""
         self._classes = [config.classes.index(k) for k in self.keywords]
 
     def posteriors(self, features: np.ndarray, candidates: list[tuple[int, KeywordMatch]]) -> list[float]:
@@ -144,9 +145,8 @@ class ConfirmedScorer:
         matches = self.ctc.score_frames(frames)
         features = frames.features[self.head.config.input_layer]
         candidates = [(k, m) for k, m in enumerate(matches) if m.score >= CANDIDATE_FLOOR]
-        accepted = {k for (k, _), p in zip(candidates, self.posteriors(features, candidates) if candidates and len(features) else [])
-                    if p >= self.confirm_thresholds[self.keywords[k]]}
-        return [m if k in accepted else KeywordMatch(0.0, m.start_frame, m.end_frame) for k, m in enumerate(matches)]
+        posterior = dict(zip((k for k, _ in candidates), self.posteriors(features, candidates) if candidates and len(features) else []))
+        return [KeywordMatch(m.score * posterior.get(k, 0.0), m.start_frame, m.end_frame) for k, m in enumerate(matches)]
 
 
 def trained_scorer(head: ClassifierHead, encoder: Encoder, keywords: Sequence[str] = (), *, alone: bool = False,
