@@ -58,14 +58,27 @@ def add_keywords_option(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated keywords, each with an optional threshold: hey:0.8,stop,'hey computer'")
 
 
+ARCHIVE = SpotterSettings.archive()
+
+
 def add_window_options(parser: argparse.ArgumentParser) -> None:
     """--window-ms, --hop-ms, --left-context-ms, --right-context-ms."""
-    parser.add_argument("--window-ms", type=positive_ms, default=int(SpotterSettings.window_s * 1000), help="encoder window length")
-    parser.add_argument("--hop-ms", type=positive_ms, default=int(SpotterSettings.hop_s * 1000), help="step between windows")
+    parser.add_argument("--window-ms", type=positive_ms, default=round(SpotterSettings.window_s * 1000),
+                        help=f"encoder window length (default {round(SpotterSettings.window_s * 1000)}; "
+                        f"scan: {round(ARCHIVE.window_s * 1000)})")
+    parser.add_argument("--hop-ms", type=positive_ms, default=round(SpotterSettings.hop_s * 1000),
+                        help=f"step between windows: a detection's latency, and the compute (default "
+                        f"{round(SpotterSettings.hop_s * 1000)}; scan: {round(ARCHIVE.hop_s * 1000)})")
     parser.add_argument("--left-context-ms", type=positive_ms, default=int(SpotterSettings.left_context_s * 1000),
                         help="audio before each step's new frames that they attend to")
     parser.add_argument("--right-context-ms", type=positive_ms, default=int(SpotterSettings.right_context_s * 1000),
                         help="audio after a frame before its encoding is final")
+
+
+def use_archive_windows(parser: argparse.ArgumentParser) -> None:
+    """--window-ms and --hop-ms default to the archive settings (``PipelineSettings.archive``), for
+    a command that reads recordings as fast as it can (scan); the same flags give listen the same windows."""
+    parser.set_defaults(window_ms=round(ARCHIVE.window_s * 1000), hop_ms=round(ARCHIVE.hop_s * 1000))
 
 
 def pipeline_options() -> argparse.ArgumentParser:
