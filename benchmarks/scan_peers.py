@@ -1,6 +1,6 @@
 """``kwstream scan`` against its peers on one labelled folder: audio hours per core-hour, recall and
 false alarms per audio hour, for kwstream (float and ``--int8``, with scan's archive windows and, as
-``live`` and ``live-int8``, with listen's: ``--window-ms 1500 --hop-ms 250``), PocketSphinx's keyword
+``live`` and ``live-int8``, with listen's: ``--window-ms 1500 --hop-ms 250 --smoothing-windows 2``), PocketSphinx's keyword
 mode and Whisper tiny.en transcription searched for the keywords:
 
     python -m training.digit_streams --speakers theo,jackson,lucas,nicolas --per-digit 30 --out DIR
@@ -45,7 +45,8 @@ DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 PIECE_S = 30.0
 LIVE = PipelineSettings()
 KWSTREAM = {"kwstream": [], "int8": ["--int8"],
-            "live": ["--window-ms", str(round(LIVE.window_s * 1000)), "--hop-ms", str(round(LIVE.hop_s * 1000))]}
+            "live": ["--window-ms", str(round(LIVE.window_s * 1000)), "--hop-ms", str(round(LIVE.hop_s * 1000)),
+                     "--smoothing-windows", str(LIVE.detector.smoothing_windows)]}
 KWSTREAM["live-int8"] = KWSTREAM["live"] + ["--int8"]
 """kwstream's systems: the scan's flags."""
 PS_BLOCK = 320

@@ -14,8 +14,7 @@ import logging
 import sys
 
 from kwstream.cli.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
-from kwstream.cli.options import (add_keywords_option, add_model_options, add_window_options, pipeline_options, positive_int,
-                                  use_archive_windows)
+from kwstream.cli.options import add_keywords_option, add_model_options, add_window_options, pipeline_options, positive_int
 from kwstream.errors import KwstreamError
 from kwstream.enroll.calibration import TARGET_FA_PER_HOUR
 from kwstream.evaluation.bench import WORDS as BENCH_WORDS
@@ -50,9 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="live full-screen view: levels, VAD, scores, detections; keys q p tab + - (needs a terminal)",
     )
 
-    scan = commands.add_parser("scan", parents=[common, pipeline], help="find keywords in recorded archives, on every core or a Ray cluster")
+    scan = commands.add_parser("scan", parents=[common, pipeline_options(archive=True)], help="find keywords in recorded archives, on every core or a Ray cluster")
     add_keywords_option(scan)
-    use_archive_windows(scan)
     scan.add_argument("paths", nargs="*", metavar="PATH", help="recordings, folders (walked recursively) or glob patterns")
     scan.add_argument("--from-list", metavar="FILE", help="also the recordings named in FILE, one a line (a missing one becomes an error row)")
     scan.add_argument("--out", required=True, metavar="FILE", help="results: .jsonl, .csv or .parquet (with pyarrow); FILE.manifest beside it")

@@ -13,6 +13,7 @@ from kwstream.keywords.base import KeywordScorer
 from kwstream.keywords.keyword_set import Keyword, KeywordSet, KeywordSettings, parse_keywords, split_threshold
 from kwstream.model.encoder import AUTO_MODEL, BACKENDS, Encoder, EncoderSettings
 from kwstream.spotter import SpotterSettings
+from kwstream.stream.detector import DetectorSettings
 from kwstream.stream.vad import VadSettings
 
 DEVICES = ["cpu", "cuda", "mps"]
@@ -58,36 +59,30 @@ def add_keywords_option(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated keywords, each with an optional threshold: hey:0.8,stop,'hey computer'")
 
 
-ARCHIVE = SpotterSettings.archive()
-
-
-def add_window_options(parser: argparse.ArgumentParser) -> None:
-    """--window-ms, --hop-ms, --left-context-ms, --right-context-ms."""
-    parser.add_argument("--window-ms", type=positive_ms, default=round(SpotterSettings.window_s * 1000),
-                        help=f"encoder window length (default {round(SpotterSettings.window_s * 1000)}; "
-                        f"scan: {round(ARCHIVE.window_s * 1000)})")
-    parser.add_argument("--hop-ms", type=positive_ms, default=round(SpotterSettings.hop_s * 1000),
-                        help=f"step between windows: a detection's latency, and the compute (default "
-                        f"{round(SpotterSettings.hop_s * 1000)}; scan: {round(ARCHIVE.hop_s * 1000)})")
-    parser.add_argument("--left-context-ms", type=positive_ms, default=int(SpotterSettings.left_context_s * 1000),
+def add_window_options(parser: argparse.ArgumentParser, archive: bool = False) -> None:
+    """--window-ms, --hop-ms, --smoothing-windows, --left-context-ms, --right-context-ms; with
+    ``archive``, the first three default to ``PipelineSettings.archive()`` (scan): the same flags
+    give listen the same windows."""
+    live, chosen = SpotterSettings(), SpotterSettings.archive() if archive else SpotterSettings()
+    parser.add_argument("--window-ms", type=positive_ms, default=round(chosen.window_s * 1000),
+                        help=f"encoder window length (default {round(chosen.window_s * 1000)})")
+    parser.add_argument("--hop-ms", type=positive_ms, default=round(chosen.hop_s * 1000),
+                        help=f"step between windows: the latency of a detection, and the compute (default {round(chosen.hop_s * 1000)})")
+    parser.add_argument("--smoothing-windows", type=positive_int, default=chosen.detector.smoothing_windows,
+                        help=f"consecutive windows of speech whose scores are averaged (default {chosen.detector.smoothing_windows})")
+    parser.add_argument("--left-context-ms", type=positive_ms, default=round(live.left_context_s * 1000),
                         help="audio before each step's new frames that they attend to")
-    parser.add_argument("--right-context-ms", type=positive_ms, default=int(SpotterSettings.right_context_s * 1000),
+    parser.add_argument("--right-context-ms", type=positive_ms, default=round(live.right_context_s * 1000),
                         help="audio after a frame before its encoding is final")
 
 
-def use_archive_windows(parser: argparse.ArgumentParser) -> None:
-    """--window-ms and --hop-ms default to the archive settings (``PipelineSettings.archive``), for
-    a command that reads recordings as fast as it can (scan); the same flags give listen the same windows."""
-    parser.set_defaults(window_ms=round(ARCHIVE.window_s * 1000), hop_ms=round(ARCHIVE.hop_s * 1000))
-
-
-def pipeline_options() -> argparse.ArgumentParser:
-    """The options of every command that runs the whole pipeline (listen, eval, enroll)."""
+def pipeline_options(archive: bool = False) -> argparse.ArgumentParser:
+    """The options of every command that runs the whole pipeline (listen, eval, enroll, scan with ``archive``)."""
     pipeline = argparse.ArgumentParser(add_help=False)
     add_model_options(pipeline)
     pipeline.add_argument("--threshold", type=unit_interval,
                           help="threshold in [0, 1] for every keyword (default: the model's calibrated one by keyword length, else 0.5)")
-    add_window_options(pipeline)
+    add_window_options(pipeline, archive)
     pipeline.add_argument("--vad-aggressiveness", type=int, choices=[0, 1, 2, 3], default=VadSettings.aggressiveness, help="0 keeps most audio, 3 drops most non-speech")
     pipeline.add_argument("--no-vad", action="store_true", help="encode all audio, not only voiced spans")
     pipeline.add_argument("--classifier", action="append", default=[], metavar="HEAD",
@@ -115,6 +110,7 @@ def settings(args: argparse.Namespace) -> SpotterSettings:
             encoder=encoder_settings(args),
             vad=VadSettings(enabled=not args.no_vad, aggressiveness=args.vad_aggressiveness),
             keywords=KeywordSettings(threshold=args.threshold),
+            detector=DetectorSettings(smoothing_windows=args.smoothing_windows),
             window_s=args.window_ms / 1000,
             hop_s=args.hop_ms / 1000,
             left_context_s=args.left_context_ms / 1000,
