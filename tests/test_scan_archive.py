@@ -1,6 +1,6 @@
 """``kwstream scan``'s archive windows (``PipelineSettings.archive``: a long hop, for speed) give the
-detections of ``listen --file`` run with the same ``--window-ms``/``--hop-ms`` flags, on the bundled
-recordings with the bundled model; a hop the window cannot hold ends with one line.
+detections of ``listen --file`` run with the same ``--window-ms``/``--hop-ms``/``--smoothing-windows``
+flags, on the bundled recordings with the bundled model; a hop the window cannot hold ends with one line.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from kwstream.stream.pipeline import PipelineSettings
 ASSETS = DEMO_AUDIO.parent
 KEYWORDS = "hey,stop,zero,three,seven,nine"
 ARCHIVE = PipelineSettings.archive()
-FLAGS = ["--window-ms", str(round(ARCHIVE.window_s * 1000)), "--hop-ms", str(round(ARCHIVE.hop_s * 1000))]
+FLAGS = ["--window-ms", str(round(ARCHIVE.window_s * 1000)), "--hop-ms", str(round(ARCHIVE.hop_s * 1000)),
+         "--smoothing-windows", str(ARCHIVE.detector.smoothing_windows)]
 needs_model = pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="needs the bundled model")
 
 
@@ -27,6 +28,19 @@ def test_the_archive_windows_are_not_the_live_ones():
     live = PipelineSettings()
     assert ARCHIVE.hop_s > live.hop_s, "scan's speed comes from a longer hop"
     assert ARCHIVE.window_s - ARCHIVE.hop_s >= live.window_s - live.hop_s, "a keyword the live windows hold whole fits too"
+    assert PipelineSettings.archive(hop_s=0.5).window_s == ARCHIVE.window_s and ARCHIVE.right_context_s == live.right_context_s
+
+
+def test_listen_keeps_its_live_windows_and_scan_takes_the_archive_ones():
+    """scan's defaults come from a parser of its own: they must not leak into listen's."""
+    from kwstream.cli import options
+    from kwstream.cli.main import build_parser
+
+    parser = build_parser()
+    listen = options.settings(parser.parse_args(["listen", "--keywords", "hey"]))
+    scan = options.settings(parser.parse_args(["scan", "x", "--out", "x.jsonl"]))
+    assert (listen.window_s, listen.hop_s, listen.detector) == (PipelineSettings.window_s, PipelineSettings.hop_s, PipelineSettings().detector)
+    assert (scan.window_s, scan.hop_s, scan.detector) == (ARCHIVE.window_s, ARCHIVE.hop_s, ARCHIVE.detector)
 
 
 @needs_model
@@ -43,7 +57,7 @@ def test_scan_gives_the_detections_of_listen_file_with_the_same_flags(tmp_path, 
             assert main(["listen", "--file", str(path), "--fast", "--json", "--keywords", KEYWORDS, *FLAGS]) == EXIT_OK
             found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
             listened[path.name] = [(d["keyword"], d["score"], round(d["start"], 3), round(d["end"], 3)) for d in found]
-    assert len(listened) == 5 and {k for hits in scanned.values() for k, *_ in hits} >= {"hey", "stop", "three"}
+    assert len(listened) == 5 and {k for hits in scanned.values() for k, *_ in hits} >= {"hey", "stop", "zero"}
     assert scanned == {name: hits for name, hits in listened.items() if hits}
 
 
