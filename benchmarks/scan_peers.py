@@ -1,7 +1,7 @@
 """``kwstream scan`` against its peers on one labelled folder: audio hours per core-hour, recall and
-false alarms per audio hour, for kwstream (float and ``--int8``, with scan's archive windows and, as
-``live`` and ``live-int8``, with listen's: ``--window-ms 1500 --hop-ms 250 --smoothing-windows 2``), PocketSphinx's keyword
-mode and Whisper tiny.en transcription searched for the keywords:
+false alarms per audio hour, for kwstream (float and ``--int8``, with its default windows and, as
+``archive`` and ``archive-int8``, with ``PipelineSettings.archive()``'s: ``--window-ms 2250 --hop-ms 1000
+--smoothing-windows 1``), PocketSphinx's keyword mode and Whisper tiny.en transcription searched for the keywords:
 
     python -m training.digit_streams --speakers theo,jackson,lucas,nicolas --per-digit 30 --out DIR
     nice -n 10 taskset -c 1 python benchmarks/scan_peers.py DIR
@@ -43,11 +43,11 @@ from kwstream.stream.pipeline import PipelineSettings
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 PIECE_S = 30.0
-LIVE = PipelineSettings()
+ARCHIVE = PipelineSettings.archive()
 KWSTREAM = {"kwstream": [], "int8": ["--int8"],
-            "live": ["--window-ms", str(round(LIVE.window_s * 1000)), "--hop-ms", str(round(LIVE.hop_s * 1000)),
-                     "--smoothing-windows", str(LIVE.detector.smoothing_windows)]}
-KWSTREAM["live-int8"] = KWSTREAM["live"] + ["--int8"]
+            "archive": ["--window-ms", str(round(ARCHIVE.window_s * 1000)), "--hop-ms", str(round(ARCHIVE.hop_s * 1000)),
+                        "--smoothing-windows", str(ARCHIVE.detector.smoothing_windows)]}
+KWSTREAM["archive-int8"] = KWSTREAM["archive"] + ["--int8"]
 """kwstream's systems: the scan's flags."""
 PS_BLOCK = 320
 """PocketSphinx's block: 20 ms of 16 kHz samples."""
@@ -151,7 +151,7 @@ def whisper(streams: dict[str, np.ndarray], labels: list[Label]) -> Outcome:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="FLAC streams and labels.csv (python -m training.digit_streams)")
-    parser.add_argument("--systems", default="live,live-int8,kwstream,int8,pocketsphinx,whisper")
+    parser.add_argument("--systems", default="kwstream,int8,archive,archive-int8,pocketsphinx,whisper")
     parser.add_argument("--ps-thresholds", default="1e-20,1e-1,1e+5", help="PocketSphinx keyword thresholds, a row each")
     args = parser.parse_args()
     labels = [x for x in read_labels(args.folder / "labels.csv") if x.keyword in DIGITS]

@@ -30,7 +30,7 @@ from kwstream.cli.main import main
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.model.resolve import BUNDLED_MODEL_DIR
 from kwstream.scan.manifest import manifest_path
-from kwstream.spotter import Spotter, SpotterSettings
+from kwstream.spotter import Spotter
 
 REPO = Path(__file__).resolve().parent.parent
 FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
@@ -71,13 +71,11 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def listened(folder: Path) -> dict[str, list]:
-    """Each readable file's detections from the Spotter reading it as `listen --file` does, with
-    scan's windows (PipelineSettings.archive)."""
+    """Each readable file's detections from the Spotter reading it as `listen --file` does."""
     encoder = Encoder(EncoderSettings(model=str(BUNDLED_MODEL_DIR)))
     found = {}
     for path in sorted(folder.rglob("rec*")):
-        with Spotter(KEYWORDS.split(","), encoder=encoder, source=AudioFile(path, realtime=False),
-                     settings=SpotterSettings.archive()) as spotter:
+        with Spotter(KEYWORDS.split(","), encoder=encoder, source=AudioFile(path, realtime=False)) as spotter:
             found[str(path)] = [(d.keyword, round(d.score, 4), round(d.start, 3), round(d.end, 3)) for d in spotter.detections()]
     return found
 

@@ -1,6 +1,7 @@
-"""``kwstream scan``'s archive windows (``PipelineSettings.archive``: a long hop, for speed) give the
-detections of ``listen --file`` run with the same ``--window-ms``/``--hop-ms``/``--smoothing-windows``
-flags, on the bundled recordings with the bundled model; a hop the window cannot hold ends with one line.
+"""``kwstream scan`` with the archive windows (``PipelineSettings.archive``: a long hop, for speed)
+gives the detections of ``listen --file`` run with the same ``--window-ms``/``--hop-ms``/
+``--smoothing-windows`` flags, on the bundled recordings with the bundled model; scan's defaults are
+listen's; a hop the window cannot hold ends with one line.
 """
 
 from __future__ import annotations
@@ -31,22 +32,23 @@ def test_the_archive_windows_are_not_the_live_ones():
     assert PipelineSettings.archive(hop_s=0.5).window_s == ARCHIVE.window_s and ARCHIVE.right_context_s == live.right_context_s
 
 
-def test_listen_keeps_its_live_windows_and_scan_takes_the_archive_ones():
-    """scan's defaults come from a parser of its own: they must not leak into listen's."""
+def test_scan_and_listen_share_their_defaults_and_the_flags_give_the_archive_settings():
     from kwstream.cli import options
     from kwstream.cli.main import build_parser
 
     parser = build_parser()
     listen = options.settings(parser.parse_args(["listen", "--keywords", "hey"]))
     scan = options.settings(parser.parse_args(["scan", "x", "--out", "x.jsonl"]))
-    assert (listen.window_s, listen.hop_s, listen.detector) == (PipelineSettings.window_s, PipelineSettings.hop_s, PipelineSettings().detector)
-    assert (scan.window_s, scan.hop_s, scan.detector) == (ARCHIVE.window_s, ARCHIVE.hop_s, ARCHIVE.detector)
+    archive = options.settings(parser.parse_args(["scan", "x", "--out", "x.jsonl", *FLAGS]))
+    live = PipelineSettings()
+    assert (listen.window_s, listen.hop_s, listen.detector) == (scan.window_s, scan.hop_s, scan.detector) == (live.window_s, live.hop_s, live.detector)
+    assert (archive.window_s, archive.hop_s, archive.detector) == (ARCHIVE.window_s, ARCHIVE.hop_s, ARCHIVE.detector)
 
 
 @needs_model
 def test_scan_gives_the_detections_of_listen_file_with_the_same_flags(tmp_path, capsys):
     out = tmp_path / "hits.jsonl"
-    assert main(["scan", str(ASSETS), "--keywords", KEYWORDS, "--out", str(out), "--workers", "1"]) == EXIT_OK
+    assert main(["scan", str(ASSETS), "--keywords", KEYWORDS, "--out", str(out), "--workers", "1", *FLAGS]) == EXIT_OK
     scanned: dict[str, list] = {}
     for row in map(json.loads, out.read_text().splitlines()):
         scanned.setdefault(Path(row["file"]).name, []).append((row["keyword"], row["score"], row["start"], row["end"]))
@@ -61,7 +63,7 @@ def test_scan_gives_the_detections_of_listen_file_with_the_same_flags(tmp_path, 
     assert scanned == {name: hits for name, hits in listened.items() if hits}
 
 
-@pytest.mark.parametrize("flags", [["--hop-ms", "3000"], ["--window-ms", "800"]], ids=["hop past the window", "window under scan's hop"])
+@pytest.mark.parametrize("flags", [["--hop-ms", "3000"], ["--window-ms", "800", "--hop-ms", "1000"]], ids=["hop past the window", "window under the hop"])
 def test_a_hop_longer_than_the_window_fails_with_one_line(tmp_path, capsys, flags):
     out = tmp_path / "hits.jsonl"
     assert main(["scan", str(DEMO_AUDIO), "--keywords", "hey", "--out", str(out), *flags]) == EXIT_USER_ERROR

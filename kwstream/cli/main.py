@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="live full-screen view: levels, VAD, scores, detections; keys q p tab + - (needs a terminal)",
     )
 
-    scan = commands.add_parser("scan", parents=[common, pipeline_options(archive=True)], help="find keywords in recorded archives, on every core or a Ray cluster")
+    scan = commands.add_parser("scan", parents=[common, pipeline], help="find keywords in recorded archives, on every core or a Ray cluster")
     add_keywords_option(scan)
     scan.add_argument("paths", nargs="*", metavar="PATH", help="recordings, folders (walked recursively) or glob patterns")
     scan.add_argument("--from-list", metavar="FILE", help="also the recordings named in FILE, one a line (a missing one becomes an error row)")

@@ -59,30 +59,27 @@ def add_keywords_option(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated keywords, each with an optional threshold: hey:0.8,stop,'hey computer'")
 
 
-def add_window_options(parser: argparse.ArgumentParser, archive: bool = False) -> None:
-    """--window-ms, --hop-ms, --smoothing-windows, --left-context-ms, --right-context-ms; with
-    ``archive``, the first three default to ``PipelineSettings.archive()`` (scan): the same flags
-    give listen the same windows."""
-    live, chosen = SpotterSettings(), SpotterSettings.archive() if archive else SpotterSettings()
-    parser.add_argument("--window-ms", type=positive_ms, default=round(chosen.window_s * 1000),
-                        help=f"encoder window length (default {round(chosen.window_s * 1000)})")
-    parser.add_argument("--hop-ms", type=positive_ms, default=round(chosen.hop_s * 1000),
-                        help=f"step between windows: the latency of a detection, and the compute (default {round(chosen.hop_s * 1000)})")
-    parser.add_argument("--smoothing-windows", type=positive_int, default=chosen.detector.smoothing_windows,
-                        help=f"consecutive windows of speech whose scores are averaged (default {chosen.detector.smoothing_windows})")
-    parser.add_argument("--left-context-ms", type=positive_ms, default=round(live.left_context_s * 1000),
+def add_window_options(parser: argparse.ArgumentParser) -> None:
+    """--window-ms, --hop-ms, --smoothing-windows, --left-context-ms, --right-context-ms."""
+    d = SpotterSettings()
+    parser.add_argument("--window-ms", type=positive_ms, default=round(d.window_s * 1000), help="encoder window length")
+    parser.add_argument("--hop-ms", type=positive_ms, default=round(d.hop_s * 1000),
+                        help="step between windows: the latency of a detection, and the compute")
+    parser.add_argument("--smoothing-windows", type=positive_int, default=d.detector.smoothing_windows,
+                        help=f"consecutive windows of speech whose scores are averaged (default {d.detector.smoothing_windows})")
+    parser.add_argument("--left-context-ms", type=positive_ms, default=round(d.left_context_s * 1000),
                         help="audio before each step's new frames that they attend to")
-    parser.add_argument("--right-context-ms", type=positive_ms, default=round(live.right_context_s * 1000),
+    parser.add_argument("--right-context-ms", type=positive_ms, default=round(d.right_context_s * 1000),
                         help="audio after a frame before its encoding is final")
 
 
-def pipeline_options(archive: bool = False) -> argparse.ArgumentParser:
-    """The options of every command that runs the whole pipeline (listen, eval, enroll, scan with ``archive``)."""
+def pipeline_options() -> argparse.ArgumentParser:
+    """The options of every command that runs the whole pipeline (listen, eval, enroll, scan)."""
     pipeline = argparse.ArgumentParser(add_help=False)
     add_model_options(pipeline)
     pipeline.add_argument("--threshold", type=unit_interval,
                           help="threshold in [0, 1] for every keyword (default: the model's calibrated one by keyword length, else 0.5)")
-    add_window_options(pipeline, archive)
+    add_window_options(pipeline)
     pipeline.add_argument("--vad-aggressiveness", type=int, choices=[0, 1, 2, 3], default=VadSettings.aggressiveness, help="0 keeps most audio, 3 drops most non-speech")
     pipeline.add_argument("--no-vad", action="store_true", help="encode all audio, not only voiced spans")
     pipeline.add_argument("--classifier", action="append", default=[], metavar="HEAD",

@@ -36,7 +36,7 @@ class ScanJob:
     """What every worker needs: the pipeline settings and the keywords' recipe."""
 
     keywords: KeywordRecipe
-    settings: PipelineSettings = field(default_factory=PipelineSettings.archive)
+    settings: PipelineSettings = field(default_factory=PipelineSettings)
     each_channel: bool = False
     """Scan every channel of a file on its own (``--channels each``) instead of their mean."""
 

@@ -74,14 +74,15 @@ class PipelineSettings:
 
     @classmethod
     def archive(cls: type[Settings], **changes: Any) -> Settings:
-        """Settings for recordings run as fast as they can be read (``kwstream scan``), where
-        latency does not matter: a hop of ``ARCHIVE_HOP_S`` instead of a quarter second, so that
-        each voiced second is encoded about 1.5 times instead of 2.6 and scored in a quarter of the
-        windows, and a window as much longer, so that every keyword the live window holds whole
-        (window less hop: 1.25 s) still lies whole in some window. Windows a second apart are not
-        averaged (``ARCHIVE_SMOOTHING_WINDOWS``): a short word then lies whole in one window only,
-        and the mean with its neighbour (or the lone-window margin) cost spoken digits 0.03 of recall
-        (docs/scanning.md). ``changes``: any other field."""
+        """Faster settings for recordings, where latency does not matter (opt-in: ``kwstream scan
+        --window-ms 2250 --hop-ms 1000 --smoothing-windows 1``, or ``kwstream.scan(settings=...)``):
+        a hop of ``ARCHIVE_HOP_S``, so each voiced second is encoded about 1.5 times instead of 2.6
+        and scored in a third of the windows (about twice the audio per core-second), and a window
+        as much longer, so that every keyword the live window holds whole (1.25 s) still lies whole
+        in some window; windows a second apart are not averaged (``ARCHIVE_SMOOTHING_WINDOWS``).
+        Not the default, for its cost in recall (docs/scanning.md): a window reports each keyword
+        once, so one said twice within about a second is found once (spoken digits back to back:
+        recall 0.65 -> 0.42), and shuffled digits lose 0.03. ``changes``: any other field."""
         detector = DetectorSettings(smoothing_windows=cls.ARCHIVE_SMOOTHING_WINDOWS)
         return cls(**{"window_s": cls.ARCHIVE_WINDOW_S, "hop_s": cls.ARCHIVE_HOP_S, "detector": detector, **changes})
 
