@@ -2,7 +2,7 @@
 worker CPU-seconds per audio hour, with 1 and 2 local worker processes and 2 Ray actors (a local
 Ray cluster the scan starts itself):
 
-    python benchmarks/scan.py [--hours 1.0] [--folder DIR] [--configs 1,2,ray2]
+    python benchmarks/scan.py [--hours 1.0] [--folder DIR] [--configs 1,2,ray2,archive1]
 
 The folder is made once (and kept in DIR if given): every Free Spoken Digit Dataset recording of
 ../shared/data/fsdd (4 speakers, 2,000 digits) and every Precise community recording of
@@ -29,13 +29,18 @@ import soundfile
 
 from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.scan.manifest import manifest_path
+from kwstream.stream.pipeline import PipelineSettings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 KEYWORDS = "zero,three,seven,nine,hey,stop"
 FILE_S = 300.0
 GAP_S = 0.3
-CONFIGS = {"1": ["--workers", "1"], "2": ["--workers", "2"], "ray2": ["--ray", "--workers", "2"]}
-"""Each worker runs the model on one thread (--threads 1), so that a worker is a core."""
+ARCHIVE = PipelineSettings.archive()
+CONFIGS = {"1": ["--workers", "1"], "2": ["--workers", "2"], "ray2": ["--ray", "--workers", "2"],
+           "archive1": ["--workers", "1", "--window-ms", str(round(ARCHIVE.window_s * 1000)),
+                        "--hop-ms", str(round(ARCHIVE.hop_s * 1000)), "--smoothing-windows", str(ARCHIVE.detector.smoothing_windows)]}
+"""Each worker runs the model on one thread (--threads 1), so that a worker is a core; ``archive1``: one
+process with the faster windows of PipelineSettings.archive()."""
 
 
 def material() -> list[Path]:
@@ -90,7 +95,7 @@ def main() -> None:
         print("| --- | ---: | ---: | ---: |")
         for config in args.configs.split(","):
             r = run(folder, config, Path(tmp) / f"results-{config}.jsonl")
-            name = {"1": "1 process", "2": "2 processes", "ray2": "2 Ray actors"}[config]
+            name = {"1": "1 process", "2": "2 processes", "ray2": "2 Ray actors", "archive1": "1 process, archive windows"}[config]
             print(f"| {name} | {r['wall_s']} | {r['audio_h_per_wall_h']} | {r['cpu_s_per_audio_h']} |", flush=True)
             print(json.dumps(r), file=sys.stderr)
 

@@ -1,6 +1,7 @@
 """``kwstream scan`` against its peers on one labelled folder: audio hours per core-hour, recall and
-false alarms per audio hour, for kwstream (float and ``--int8``), PocketSphinx's keyword mode and
-Whisper tiny.en transcription searched for the keywords:
+false alarms per audio hour, for kwstream (float and ``--int8``, with its default windows and, as
+``archive`` and ``archive-int8``, with ``PipelineSettings.archive()``'s: ``--window-ms 2250 --hop-ms 1000
+--smoothing-windows 1``), PocketSphinx's keyword mode and Whisper tiny.en transcription searched for the keywords:
 
     python -m training.digit_streams --speakers theo,jackson,lucas,nicolas --per-digit 30 --out DIR
     nice -n 10 taskset -c 1 python benchmarks/scan_peers.py DIR
@@ -38,9 +39,16 @@ import numpy as np
 from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.evaluation.metrics import Label, assign, read_labels
 from kwstream.scan.manifest import manifest_path
+from kwstream.stream.pipeline import PipelineSettings
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 PIECE_S = 30.0
+ARCHIVE = PipelineSettings.archive()
+KWSTREAM = {"kwstream": [], "int8": ["--int8"],
+            "archive": ["--window-ms", str(round(ARCHIVE.window_s * 1000)), "--hop-ms", str(round(ARCHIVE.hop_s * 1000)),
+                        "--smoothing-windows", str(ARCHIVE.detector.smoothing_windows)]}
+KWSTREAM["archive-int8"] = KWSTREAM["archive"] + ["--int8"]
+"""kwstream's systems: the scan's flags."""
 PS_BLOCK = 320
 """PocketSphinx's block: 20 ms of 16 kHz samples."""
 
@@ -143,7 +151,7 @@ def whisper(streams: dict[str, np.ndarray], labels: list[Label]) -> Outcome:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="FLAC streams and labels.csv (python -m training.digit_streams)")
-    parser.add_argument("--systems", default="kwstream,int8,pocketsphinx,whisper")
+    parser.add_argument("--systems", default="kwstream,int8,archive,archive-int8,pocketsphinx,whisper")
     parser.add_argument("--ps-thresholds", default="1e-20,1e-1,1e+5", help="PocketSphinx keyword thresholds, a row each")
     args = parser.parse_args()
     labels = [x for x in read_labels(args.folder / "labels.csv") if x.keyword in DIGITS]
@@ -154,8 +162,8 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         for system in args.systems.split(","):
-            if system in ("kwstream", "int8"):
-                extra = ["--int8"] if system == "int8" else []
+            if system in KWSTREAM:
+                extra = KWSTREAM[system]
                 cpu_s, hits = kwstream_scan(args.folder, Path(tmp) / f"{system}.jsonl", *extra)
                 outcomes = [by_time(f"kwstream scan {' '.join(extra)}".strip(), cpu_s, hits, labels)]
             elif system == "pocketsphinx":

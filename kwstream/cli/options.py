@@ -13,6 +13,7 @@ from kwstream.keywords.base import KeywordScorer
 from kwstream.keywords.keyword_set import Keyword, KeywordSet, KeywordSettings, parse_keywords, split_threshold
 from kwstream.model.encoder import AUTO_MODEL, BACKENDS, Encoder, EncoderSettings
 from kwstream.spotter import SpotterSettings
+from kwstream.stream.detector import DetectorSettings
 from kwstream.stream.vad import VadSettings
 
 DEVICES = ["cpu", "cuda", "mps"]
@@ -59,17 +60,21 @@ def add_keywords_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_window_options(parser: argparse.ArgumentParser) -> None:
-    """--window-ms, --hop-ms, --left-context-ms, --right-context-ms."""
-    parser.add_argument("--window-ms", type=positive_ms, default=int(SpotterSettings.window_s * 1000), help="encoder window length")
-    parser.add_argument("--hop-ms", type=positive_ms, default=int(SpotterSettings.hop_s * 1000), help="step between windows")
-    parser.add_argument("--left-context-ms", type=positive_ms, default=int(SpotterSettings.left_context_s * 1000),
+    """--window-ms, --hop-ms, --smoothing-windows, --left-context-ms, --right-context-ms."""
+    d = SpotterSettings()
+    parser.add_argument("--window-ms", type=positive_ms, default=round(d.window_s * 1000), help="encoder window length")
+    parser.add_argument("--hop-ms", type=positive_ms, default=round(d.hop_s * 1000),
+                        help="step between windows: the latency of a detection, and the compute")
+    parser.add_argument("--smoothing-windows", type=positive_int, default=d.detector.smoothing_windows,
+                        help=f"consecutive windows of speech whose scores are averaged (default {d.detector.smoothing_windows})")
+    parser.add_argument("--left-context-ms", type=positive_ms, default=round(d.left_context_s * 1000),
                         help="audio before each step's new frames that they attend to")
-    parser.add_argument("--right-context-ms", type=positive_ms, default=int(SpotterSettings.right_context_s * 1000),
+    parser.add_argument("--right-context-ms", type=positive_ms, default=round(d.right_context_s * 1000),
                         help="audio after a frame before its encoding is final")
 
 
 def pipeline_options() -> argparse.ArgumentParser:
-    """The options of every command that runs the whole pipeline (listen, eval, enroll)."""
+    """The options of every command that runs the whole pipeline (listen, eval, enroll, scan)."""
     pipeline = argparse.ArgumentParser(add_help=False)
     add_model_options(pipeline)
     pipeline.add_argument("--threshold", type=unit_interval,
@@ -102,6 +107,7 @@ def settings(args: argparse.Namespace) -> SpotterSettings:
             encoder=encoder_settings(args),
             vad=VadSettings(enabled=not args.no_vad, aggressiveness=args.vad_aggressiveness),
             keywords=KeywordSettings(threshold=args.threshold),
+            detector=DetectorSettings(smoothing_windows=args.smoothing_windows),
             window_s=args.window_ms / 1000,
             hop_s=args.hop_ms / 1000,
             left_context_s=args.left_context_ms / 1000,

@@ -34,6 +34,7 @@ def scan(
     ``workers`` > 1 runs worker processes (one model each); ``ray`` runs ``workers`` Ray actors
     (default one per CPU of the cluster at ``ray_address``, or of the one Ray is already connected to).
     ``each_channel`` scans every channel of a file on its own (each detection's ``channel`` says which).
+    ``settings``: ``PipelineSettings.archive()`` reads about twice as fast, at a cost in recall.
     """
     files = find_files([paths] if isinstance(paths, (str, Path)) else paths)
     names = (keywords,) if isinstance(keywords, str) else tuple(keywords)
