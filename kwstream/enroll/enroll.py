@@ -28,7 +28,7 @@ from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import Microphone
 from kwstream.stream.replay import compared_scores
 from kwstream.keywords.base import default_layer
-from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, EnrolledScorer, ExampleSet, fused_frames, letter_count, letter_posteriors
+from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, EnrolledScorer, ExampleSet, letter_count, matching_frames
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError
 from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder
@@ -247,12 +247,7 @@ def example_features(encoder: Encoder, example: Example, layer: int, settings: E
     context = int(settings.context_s * SAMPLE_RATE)
     first = max(0, example.start_sample - context)
     encoded = encoder.encode(example.audio[first:example.stop_sample + context], (layer,))
-    if kind == HIDDEN:
-        features = encoded.features[layer]
-    elif kind == LETTERS:
-        features = letter_posteriors(encoded.log_probs, encoder.blank_id)
-    else:
-        features = fused_frames(encoded.log_probs, encoded.features[layer], encoder.blank_id)
+    features = matching_frames(encoded, kind, layer, encoder.blank_id)
     start = (example.start_sample - first) // spf
     stop = min(len(features), math.ceil((example.stop_sample - first) / spf))
     return features[start:max(stop, start + 1)]

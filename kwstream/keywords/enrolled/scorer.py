@@ -65,6 +65,15 @@ def fused_frames(log_probs: np.ndarray, hidden: np.ndarray, blank: int) -> np.nd
     return np.hstack([letter_posteriors(log_probs, blank), unit_rows(hidden)])
 
 
+def matching_frames(frames: EncodedFrames, kind: str, layer: int, blank: int) -> np.ndarray:
+    """What DTW compares for ``kind`` (``HIDDEN``, ``LETTERS`` or ``FUSED``), for an example or a window alike."""
+    if kind == HIDDEN:
+        return frames.features[layer]
+    if kind == LETTERS:
+        return letter_posteriors(frames.log_probs, blank)
+    return fused_frames(frames.log_probs, frames.features[layer], blank)
+
+
 @compiled
 def _dtw(distances: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``subsequence_dtw`` before dividing by the lengths: total cost, in the distances' dtype.
@@ -203,12 +212,7 @@ class EnrolledScorer:
     def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
         matches: list[KeywordMatch | None] = [None] * len(self.keywords)
         for (kind, layer), members, example_set in self._groups:
-            if kind == HIDDEN:
-                window = frames.features[layer]
-            elif kind == LETTERS:
-                window = letter_posteriors(frames.log_probs, self._blank)
-            else:
-                window = fused_frames(frames.log_probs, frames.features[layer], self._blank)
+            window = matching_frames(frames, kind, layer, self._blank)
             for i, match in zip(members, example_set.match(window)):
                 matches[i] = match
         return matches  # type: ignore[return-value]
