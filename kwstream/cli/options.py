@@ -154,6 +154,8 @@ def keyword_set(args: argparse.Namespace, encoder: Encoder, pipeline: SpotterSet
     """The keywords the options name (--keywords, --enrolled NAME[:T], --classifier), with their
     thresholds; the homophone warnings are printed here, once (not at all if ``quiet``)."""
     typed = parse_keywords(args.keywords)
+    own = {name: t for name, t in map(split_threshold, args.enrolled) if t is not None}  # they outrank every default
+    own |= {k.text: k.threshold for k in typed if k.threshold is not None}  # also for those --trained confirms
     others = scorers(args, encoder)
     if args.trained:
         typed, found = trained(args, typed, encoder, pipeline)
@@ -162,8 +164,6 @@ def keyword_set(args: argparse.Namespace, encoder: Encoder, pipeline: SpotterSet
         raise KwstreamError("--trained-alone needs --trained NAME")
     if not typed and not others:
         raise KwstreamError("no keywords given: pass e.g. --keywords hey,stop")
-    own = {name: t for name, t in map(split_threshold, args.enrolled) if t is not None}  # they outrank every default
-    own |= {k.text: k.threshold for k in parse_keywords(args.keywords) if k.threshold is not None}  # confirmed ones too
     keywords = KeywordSet(encoder, typed, others, thresholds=own, settings=pipeline.keywords)
     if not quiet:
         warn(keywords.homophone_warnings)

@@ -15,7 +15,7 @@ from kwstream.keywords.classifier.trained import check_free, trained_folder
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.train.features import AugmentSettings, default_cache_dir
 from kwstream.train.fit import FitSettings
-from kwstream.train.keywords import KeywordTrainSettings, check_keywords, format_keyword_report, train_keywords
+from kwstream.train.keywords import KeywordTrainSettings, format_keyword_report, train_keywords
 from kwstream.train.report import format_report
 from kwstream.train.synth import SynthSettings
 from kwstream.train.train import TrainSettings, train
@@ -31,9 +31,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise KwstreamError("--data needs --out HEAD (a file), and --name is for --keywords")
     settings = TrainSettings(
         data=Path(args.data), out=Path(args.out), layer=args.layer, unfreeze=args.unfreeze,
-        val_percent=10.0 if args.val_percent is None else args.val_percent, val_speakers=tuple(s for s in args.val_speakers.split(",") if s),
+        val_percent=TrainSettings.val_percent if args.val_percent is None else args.val_percent,
+        val_speakers=tuple(s for s in args.val_speakers.split(",") if s),
         cache=Path(args.cache) if args.cache else default_cache_dir(), plot=Path(args.plot) if args.plot else None,
-        augment=AugmentSettings(copies=2 if args.copies is None else args.copies), fit=FitSettings(epochs=args.epochs or 30),
+        augment=AugmentSettings(copies=AugmentSettings.copies if args.copies is None else args.copies),
+        fit=FitSettings(epochs=args.epochs or FitSettings.epochs),
     )
     encoder = Encoder(EncoderSettings(model=args.model, device=args.device, threads=args.threads))
     report = train(settings, encoder)
@@ -64,7 +66,6 @@ def train_from_text(args: argparse.Namespace) -> int:
         fit=FitSettings(epochs=args.epochs or defaults.fit.epochs),
     )
     encoder = Encoder(EncoderSettings(model=args.model, device=args.device, threads=args.threads))
-    check_keywords(settings.keywords, encoder)
     started = time.monotonic()
     report = train_keywords(settings, encoder, lambda line: print(f"kwstream: {line}", file=sys.stderr, flush=True))
     if args.json:

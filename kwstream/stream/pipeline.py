@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -68,23 +68,18 @@ class PipelineSettings:
     level_block_ms: int = 50
     """Audio measured by each Level event (20 per second suits a dashboard)."""
 
-    ARCHIVE_WINDOW_S: ClassVar[float] = 2.25
-    ARCHIVE_HOP_S: ClassVar[float] = 1.0
-    ARCHIVE_SMOOTHING_WINDOWS: ClassVar[int] = 1
-
     @classmethod
     def archive(cls: type[Settings], **changes: Any) -> Settings:
         """Faster settings for recordings, where latency does not matter (opt-in: ``kwstream scan
         --window-ms 2250 --hop-ms 1000 --smoothing-windows 1``, or ``kwstream.scan(settings=...)``):
-        a hop of ``ARCHIVE_HOP_S``, so each voiced second is encoded about 1.5 times instead of 2.6
-        and scored in a third of the windows (about twice the audio per core-second), and a window
-        as much longer, so that every keyword the live window holds whole (1.25 s) still lies whole
-        in some window; windows a second apart are not averaged (``ARCHIVE_SMOOTHING_WINDOWS``).
+        a hop of 1 s, so each voiced second is encoded about 1.5 times instead of 2.6 and scored in
+        a third of the windows (about twice the audio per core-second), and a window as much longer
+        (2.25 s), so that every keyword the live window holds whole (1.25 s) still lies whole in some
+        window; windows a second apart are not averaged (one smoothing window).
         Not the default, for its cost in recall (docs/scanning.md): a window reports each keyword
         once, so one said twice within about a second is found once (spoken digits back to back:
         recall 0.65 -> 0.42), and shuffled digits lose 0.03. ``changes``: any other field."""
-        detector = DetectorSettings(smoothing_windows=cls.ARCHIVE_SMOOTHING_WINDOWS)
-        return cls(**{"window_s": cls.ARCHIVE_WINDOW_S, "hop_s": cls.ARCHIVE_HOP_S, "detector": detector, **changes})
+        return cls(**{"window_s": 2.25, "hop_s": 1.0, "detector": DetectorSettings(smoothing_windows=1), **changes})
 
     def __post_init__(self) -> None:
         if not 0 < self.hop_s <= self.window_s:
