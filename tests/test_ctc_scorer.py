@@ -327,3 +327,13 @@ def test_the_pass_is_compiled_when_the_scorer_is_built_not_in_the_first_window(m
     for frames in (1, 37):  # a window's log-probabilities as the encoder gives them: float32
         scorer.score(np.log(np.full((frames, len(TOKENS)), 1 / len(TOKENS), np.float32)))
     assert fresh.signatures == built
+
+
+def test_a_keyword_scores_its_rare_homophones_spelling_as_its_own():
+    """A model that hears "hey" and writes HAY (version 10 does) still finds "hey"; "to" for "two" does not count."""
+    hay = PAD + "HAY" + PAD
+    assert score("hey", hay).score == approx(score("hay", hay).score) == approx(1.0)
+    assert score("hey", hay).start_frame == hay.index("H") and score("hey", hay).end_frame == hay.index("Y") + 1
+    assert score("hey", PAD + "HEY" + PAD).score == approx(1.0)
+    assert score("two", PAD + "TO" + PAD).score < 0.05
+    assert score("hey", PAD + "HOY" + PAD).score < 0.05

@@ -42,6 +42,7 @@ from kwstream.compiled import compiled
 from kwstream.model.encoder import EncodedFrames
 from kwstream.errors import KeywordError
 from kwstream.keywords.base import KeywordMatch
+from kwstream.keywords.homophones import spellings
 
 MAX_PREDECESSORS = 4
 END_WEIGHT = 0.5
@@ -82,6 +83,19 @@ def spell(text: str, tokens: Sequence[str], delimiter_id: int | None) -> list[in
             f"(it spells with the letters {letters}{' and ' + others if others else ''})"
         )
     return ids
+
+
+def _spellings(keyword: str, tokens: Sequence[str], delimiter_id: int | None) -> list[list[int]]:
+    """Token ids of ``keyword`` (a KeywordError if it cannot be spelled), then of each of its
+    homophone spellings that the vocabulary can spell."""
+    own, *others = spellings(keyword)
+    spelled = [spell(own, tokens, delimiter_id)]
+    for text in others:
+        try:
+            spelled.append(spell(text, tokens, delimiter_id))
+        except KeywordError:  # a homophone with a character the model lacks ("'")
+            continue
+    return spelled
 
 
 class _Graph:
@@ -162,7 +176,8 @@ class CtcKeywordScorer:
     ) -> None:
         """
         Args:
-            keywords: keyword texts; multi-word keywords are one token sequence.
+            keywords: keyword texts; multi-word keywords are one token sequence. Each is matched in
+                its own spelling and its rare homophones' (``homophones.spellings``), scoring the best.
             tokens: the model's vocabulary, index = token id.
             blank_id: the CTC blank (wav2vec2: the pad token).
             delimiter_id: the word delimiter ``|``, or None if the model has none.
@@ -173,12 +188,13 @@ class CtcKeywordScorer:
         if not keywords:
             raise KeywordError("no keywords given")
         self.keywords = list(keywords)
-        spellings = [spell(k, tokens, delimiter_id) for k in keywords]
+        spelled = [(k, labels) for k, keyword in enumerate(keywords) for labels in _spellings(keyword, tokens, delimiter_id)]
         # Sentinels live just past the real states; their indices are fixed after building.
-        size = sum(4 + 2 * pause_frames + 2 * len(s) for s in spellings)
+        size = sum(4 + 2 * pause_frames + 2 * len(s) for _, s in spelled)
         g = _Graph(start_pred=size, never=size + 1)
-        first_states, last_states, end_states, n_tokens, end_spans = [], [], [], [], []
-        for k, labels in enumerate(spellings):
+        first_states, last_states, end_states, n_tokens, end_tokens, end_spans = [], [], [], [], [], []
+        for k, labels in spelled:
+            count = len(labels) + 2  # the tokens a path's total is shared among: boundaries counted
             entries = []
             if delimiter_id is not None:
                 entries.append(g.add(delimiter_id, [g.start_pred], k, loop=True))
@@ -201,11 +217,13 @@ class CtcKeywordScorer:
             last_states.append(label)
             if delimiter_id is not None:
                 end_states.append(g.add(delimiter_id, [label, blank], k, loop=True))
+                end_tokens.append(count)
             pause = g.add(blank_id, [label], k, loop=False)
             for _ in range(pause_frames - 1):
                 pause = g.add(blank_id, [pause], k, loop=False)
             end_states.append(pause)
-            n_tokens.append(len(labels) + 2)
+            end_tokens.append(count)
+            n_tokens.append(count)
             end_spans.append((blank, len(g.tokens)))  # the blank after the last letter, the end boundary
         n = len(g.tokens)
         assert n <= size
@@ -217,7 +235,7 @@ class CtcKeywordScorer:
         self._last = np.array(last_states, dtype=np.int64)
         self._ends = np.array(end_states, dtype=np.int64)
         self._end_keyword = np.array([g.keyword[s] for s in end_states])
-        self._n_tokens = np.array(n_tokens, dtype=np.float64)
+        self._end_tokens = np.array(end_tokens, dtype=np.float64)
         self._weight = np.ones(n)
         for (begin, stop), count in zip(end_spans, n_tokens):
             self._weight[begin:stop] = max(1.0, end_weight * count)
@@ -234,12 +252,12 @@ class CtcKeywordScorer:
         best, best_start, best_end = _viterbi(
             np.ascontiguousarray(cost, dtype=np.float64), self._preds, self._first, self._last, self._ends)
         matches = []
+        scores = np.exp(best / self._end_tokens)  # per end state: its spelling's per-token score (0 if none)
         for k in range(len(self.keywords)):
             mine = np.flatnonzero(self._end_keyword == k)
-            j = mine[np.argmax(best[mine])]
+            j = mine[np.argmax(scores[mine])]
             if np.isfinite(best[j]):
-                score = float(np.exp(best[j] / self._n_tokens[k]))
-                matches.append(KeywordMatch(score, int(best_start[j]), int(best_end[j])))
+                matches.append(KeywordMatch(float(scores[j]), int(best_start[j]), int(best_end[j])))
             else:
                 matches.append(KeywordMatch(0.0, 0, 0))
         return matches

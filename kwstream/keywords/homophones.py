@@ -20,6 +20,8 @@ WORDS_PER_HOUR = 9_000
 """Conversational English runs at about 150 words a minute."""
 WARN_PER_HOUR = 0.5
 """Warn when the homophones are said at least this often: the bundled model's goal false-alarm rate."""
+MAX_SPELLINGS = 4
+"""A keyword's spellings scored at most (``spellings``): each adds states to the Viterbi pass."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,23 @@ def homophones(keyword: str) -> list[Homophone]:
     """Common words that sound like a one-word ``keyword``, most frequent first ([] for phrases)."""
     alike = _table().get(keyword.strip().lower(), {})
     return [Homophone(word, 10 ** (zipf - 9) * WORDS_PER_HOUR) for word, zipf in alike.items()]
+
+
+def spellings(keyword: str) -> list[str]:
+    """``keyword`` first, then the same words spelled as their rare homophones ("hey": "hey", "hay").
+
+    A model hears the sound and spells it as its training text did: version 10 reads a clear "hey" as
+    HAY. So a typed keyword is also matched in the spellings of homophones that everyday speech says
+    less than ``WARN_PER_HOUR`` each, which cost almost no false alarms; common ones ("to" for "two")
+    are warned about instead (``homophone_warning``), since matching them would fire on every "to".
+    Each word of a phrase is replaced in turn; at most ``MAX_SPELLINGS`` in all."""
+    texts = [" ".join(keyword.split())]
+    words = texts[0].split(" ")
+    for i, word in enumerate(words):
+        for other in homophones(word):
+            if other.per_hour < WARN_PER_HOUR and len(texts) < MAX_SPELLINGS:
+                texts += [" ".join(words[:i] + [other.word] + words[i + 1:])]
+    return texts
 
 
 def homophone_warning(keyword: str) -> str | None:
