@@ -181,6 +181,37 @@ def test_onnx_backend_gives_the_same_numbers_and_exports_once(tiny_model, tmp_pa
 
 
 @pytest.mark.slow  # exports ONNX
+def test_weights_stored_in_float16_export_in_float16_with_the_same_numbers(tiny_model, tmp_path, monkeypatch):
+    """The bundled model ships so (``python -m training.export_onnx --half``): half the size; int8 still quantises them."""
+    import shutil
+
+    import onnx
+
+    import kwstream.model.onnx_export as onnx_export
+    from kwstream.model.checkpoint_files import weights_key
+    from training.export_onnx import store_half
+
+    def large_weights_dtypes(model) -> list[int]:
+        [graph] = (tmp_path / "onnx").glob(f"{weights_key(model)}-v*/transformer.onnx")
+        return [t.data_type for t in onnx.load(str(graph)).graph.initializer if np.prod(t.dims) >= onnx_export.MIN_HALVED]
+
+    monkeypatch.setattr(onnx_export, "CACHE_DIR", tmp_path / "onnx")
+    half = tmp_path / "half"
+    shutil.copytree(tiny_model, half)
+    store_half(half)
+    audio = np.random.default_rng(4).normal(0, 0.1, 23000).astype(np.float32)
+    for model in (tiny_model, half):
+        torch_run = Encoder(EncoderSettings(model=str(model), backend="torch")).encode(audio)
+        onnx_run = Encoder(EncoderSettings(model=str(model), backend="onnx")).encode(audio)
+        np.testing.assert_allclose(onnx_run.log_probs, torch_run.log_probs, atol=1e-4)
+    assert set(large_weights_dtypes(tiny_model)) == {onnx.TensorProto.FLOAT}  # float32 weights are not rounded
+    halved = large_weights_dtypes(half)  # all but what the exporter computes from them (weight norm's product)
+    assert halved.count(onnx.TensorProto.FLOAT16) >= 0.8 * len(halved)
+    int8 = Encoder(EncoderSettings(model=str(half), backend="onnx", int8=True)).encode(audio)
+    assert np.abs(int8.log_probs - torch_run.log_probs).max() < 0.1
+
+
+@pytest.mark.slow  # exports ONNX
 def test_an_exported_checkpoint_opens_without_pytorch_and_tells_the_same(tiny_model, tmp_path, monkeypatch):
     import kwstream.model.checkpoint as checkpoint
     import kwstream.model.onnx_export as onnx_export

@@ -8,6 +8,7 @@ first convolution's weights (stored beside its export) to feed its graph.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,11 +51,23 @@ class FirstLayerStats:
         return mean.astype(np.float32), var.astype(np.float32)
 
     def to_json(self) -> dict:
+        """The weights as base64 float32 bytes: exact, and a quarter of their decimal text (2.2 MB for
+        a 400-tap first layer of 256 channels)."""
         return {"channels": self.channels, "stride": self.stride,
-                "weight": None if self.weight is None else self.weight.tolist(),
-                "bias": None if self.bias is None else self.bias.tolist()}
+                "weight": _encoded(self.weight), "bias": _encoded(self.bias)}
 
     @staticmethod
     def from_json(data: dict) -> FirstLayerStats:
-        arrays = {k: None if data[k] is None else np.asarray(data[k], np.float32) for k in ("weight", "bias")}
-        return FirstLayerStats(int(data["channels"]), int(data["stride"]), **arrays)
+        return FirstLayerStats(int(data["channels"]), int(data["stride"]), _decoded(data["weight"]), _decoded(data["bias"]))
+
+
+def _encoded(array: np.ndarray | None) -> dict | None:
+    if array is None:
+        return None
+    return {"shape": list(array.shape), "float32": base64.b64encode(array.astype("<f4").tobytes()).decode("ascii")}
+
+
+def _decoded(data: dict | None) -> np.ndarray | None:
+    if data is None:
+        return None
+    return np.frombuffer(base64.b64decode(data["float32"]), "<f4").reshape(data["shape"]).astype(np.float32)

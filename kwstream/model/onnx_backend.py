@@ -28,7 +28,7 @@ class OnnxBackend:
         except ImportError:
             raise ModelLoadError("the onnx backend needs onnxruntime: pip install onnxruntime onnx onnxscript") from None
         self.has_ctc_head = export.has_ctc_head
-        transformer = _quantized(export) if int8 else export.transformer_graph
+        transformer = _quantized(onnxruntime, export) if int8 else export.transformer_graph
         self._cnn = _session(onnxruntime, export.cnn_graph, threads)
         self._transformer = _session(onnxruntime, transformer, threads)
         self._cnn_inputs = [i.name for i in self._cnn.get_inputs()]  # mean and var only for group-norm CNNs
@@ -63,16 +63,20 @@ def _session(onnxruntime, path: Path, threads: int | None):
         raise ModelLoadError(f"the ONNX export {path} cannot be loaded ({type(exc).__name__}); delete it") from None
 
 
-def _quantized(export: OnnxExport) -> Path:
+def _quantized(onnxruntime, export: OnnxExport) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out = cached_export_dir(export.weights_key) / "transformer-int8.onnx"
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            staged = Path(tmp) / out.name
+            folded, staged = Path(tmp) / "folded.onnx", Path(tmp) / out.name
+            # The quantiser finds weights only as initializers: fold the float16 ones' casts first.
+            options = onnxruntime.SessionOptions()
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+            options.optimized_model_filepath = str(folded)
+            onnxruntime.InferenceSession(str(export.transformer_graph), options, providers=["CPUExecutionProvider"])
             with quiet(""):  # the quantiser's advice on pre-processing, through the root logger
-                quantize_dynamic(str(export.transformer_graph), str(staged), weight_type=QuantType.QInt8,
-                                 op_types_to_quantize=["MatMul"])
+                quantize_dynamic(str(folded), str(staged), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
             staged.replace(out)
     return out

@@ -26,6 +26,8 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.errors import ModelLoadError
 from kwstream.model.cnn_stats import FirstLayerStats
@@ -33,7 +35,7 @@ from kwstream.model.cnn_stats import FirstLayerStats
 log = logging.getLogger(__name__)
 
 CACHE_DIR = Path(os.environ.get("KWSTREAM_CACHE", Path.home() / ".cache" / "kwstream")) / "onnx"
-GRAPHS_VERSION = 3
+GRAPHS_VERSION = 4
 """Part of every export's manifest and cached name; raised whenever what the stages compute or the
 export's layout changes, so that no export made by older code is run."""
 BESIDE_CHECKPOINT = "onnx"
@@ -45,6 +47,8 @@ MAX_EXPORT_SAMPLES = SAMPLE_RATE * 60
 MIN_EXPORT_SAMPLES = 400
 """Shortest: one frame of the wav2vec2 CNN's receptive field."""
 LOG_PROBS = "log_probs"
+MIN_HALVED = 1024
+"""Weights smaller than this stay float32 in an export: a Cast node would cost more than it saves."""
 
 
 def output_names(has_ctc_head: bool, layers) -> list[str]:
@@ -162,6 +166,33 @@ def _export(module, example: tuple, input_names: list[str], output_names: list[s
                               external_data=False)
     except Exception as exc:  # the exporter's failures are many and internal: one line for the user
         raise ModelLoadError(f"cannot export this model to ONNX ({type(exc).__name__}); use --backend torch") from None
+    _store_exact_halves(path)
+
+
+def _store_exact_halves(path: Path) -> None:
+    """Store each float32 weight that float16 holds exactly (a checkpoint saved in float16, as the
+    bundled model is) as float16 behind a Cast to float32: half the file, the same numbers, since
+    ONNX Runtime folds the casts once when it loads the graph and computes in float32 as before."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    casts = []
+    for tensor in model.graph.initializer:
+        if tensor.data_type != onnx.TensorProto.FLOAT:
+            continue
+        weight = numpy_helper.to_array(tensor)
+        half = weight.astype(np.float16)
+        if weight.size < MIN_HALVED or not np.array_equal(half.astype(np.float32), weight):
+            continue
+        name = tensor.name
+        tensor.CopyFrom(numpy_helper.from_array(half, f"{name}.float16"))
+        casts.append(onnx.helper.make_node("Cast", [tensor.name], [name], to=onnx.TensorProto.FLOAT))
+    if casts:
+        nodes = casts + list(model.graph.node)
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+        onnx.save(model, str(path))
 
 
 @contextlib.contextmanager
