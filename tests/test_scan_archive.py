@@ -59,7 +59,7 @@ def test_scan_gives_the_detections_of_listen_file_with_the_same_flags(tmp_path, 
             assert main(["listen", "--file", str(path), "--fast", "--json", "--keywords", KEYWORDS, *FLAGS]) == EXIT_OK
             found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
             listened[path.name] = [(d["keyword"], d["score"], round(d["start"], 3), round(d["end"], 3)) for d in found]
-    assert len(listened) == 5 and {k for hits in scanned.values() for k, *_ in hits} >= {"hey", "stop", "zero"}
+    assert len(listened) == 5 and {k for hits in scanned.values() for k, *_ in hits} >= {"hey", "stop"}
     assert scanned == {name: hits for name, hits in listened.items() if hits}
 
 
