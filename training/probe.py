@@ -40,11 +40,11 @@ from tqdm import tqdm
 from kwstream.audio.io import read_audio
 from kwstream.keywords.ctc import CtcKeywordScorer
 from kwstream.model.resolve import BUNDLED_MODEL_DIR
+from kwstream.model.vocab import ENGLISH_CTC_TOKENS, WORD_DELIMITER
 from training.corpus import SHARED_DATA_DIR, read_manifest
 from training.evaluate import error_rate
 from training.schedule import warmup_cosine
 from training.teacher import MEL_HOP_S, STEP_FRAMES, WINDOW_S
-from kwstream.model.vocab import ENGLISH_CTC_TOKENS, WORD_DELIMITER
 from training.vocab import PAD_ID, VOCAB, decode_ctc, encode
 from training.whisper_head import real_dev
 
@@ -300,9 +300,9 @@ def main() -> None:
     cfg = ProbeConfig(hours=args.hours, steps=args.steps)
     args.cache.mkdir(parents=True, exist_ok=True)
     splits = clips(args.corpus, args.data, cfg)
-    results = []
+    results, failed = [], []
     for candidate in candidates:
-        out = args.cache / f"result_{candidate}.json"
+        out = args.cache / f"result_{candidate}_{cfg.hours:g}h_{cfg.steps}steps.json"
         if not out.exists():
             group = group_of(candidate)
             try:
@@ -311,11 +311,14 @@ def main() -> None:
                 result = evaluate(candidate, args.cache, cfg)
             except Exception as error:  # noqa: BLE001 (one extractor failing must not stop the others)
                 print(f"{candidate}: failed: {error!r}")
+                failed.append(candidate)
                 continue
             out.write_text(json.dumps(result, indent=1))
             print(json.dumps(result))
         results.append(json.loads(out.read_text()))
     print(table(results))
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
