@@ -16,7 +16,7 @@ import pytest
 
 from conftest import REPO, SAMPLE_RATE
 from kwstream.audio.sources import AudioFile
-from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.model.encoder import EncodedFrames, Encoder, EncoderSettings
 from kwstream.enroll.enroll import EnrollSettings, check_examples, enroll, odd_take, pipeline_scores, prepare
 from kwstream.enroll.calibration import calibrate_threshold, false_alarms_per_hour, threshold_for_rate
 from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, letter_posteriors, EnrolledScorer, ExampleSet, _dtw, letter_count, subsequence_dtw, unit_rows
@@ -185,6 +185,26 @@ def _keyword(name: str = "hello", fingerprint: str = "abc") -> EnrolledKeyword:
     rng = np.random.default_rng(2)
     examples = [rng.standard_normal((n, 8)).astype(np.float32) for n in (30, 34, 28)]
     return EnrolledKeyword(name, 3, 0.42, fingerprint, "some/model", examples, ["a.wav", "b.wav", "c.wav"], {"method": "test"})
+
+
+def test_a_fused_keywords_centre_round_trips_and_older_keywords_have_none(tmp_path):
+    store = KeywordStore(tmp_path)
+    centre = np.linspace(-1, 1, 8, dtype=np.float32)
+    store.save(dataclasses.replace(_keyword("centred"), kind=FUSED, centre=centre))
+    np.testing.assert_array_equal(store.load("centred").centre, centre)
+    store.save(_keyword("plain"))  # as keywords enrolled before centring were stored
+    assert store.load("plain").centre is None and not json.loads((tmp_path / "plain" / "keyword.json").read_text())["centred"]
+
+
+def test_the_scorer_centres_windows_as_their_keywords_examples():
+    """A window's hidden states less the keyword's centre: the examples were stored centred."""
+    rng = np.random.default_rng(3)
+    centre = rng.standard_normal(8).astype(np.float32) * 5
+    example = rng.standard_normal((6, 8)).astype(np.float32)
+    window = EncodedFrames(np.zeros((6, 4), np.float32), {3: example + centre})
+    scorer = EnrolledScorer(["a"], [3], [[example]], [None], [HIDDEN], centres=[centre])
+    assert scorer.score_frames(window)[0].score == pytest.approx(1.0)
+    assert EnrolledScorer(["a"], [3], [[example]], [None], [HIDDEN]).score_frames(window)[0].score < 0.9
 
 
 def test_store_round_trip_in_plain_files(tmp_path):

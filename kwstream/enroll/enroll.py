@@ -52,7 +52,7 @@ Spanish takes of tests/test_enrolled.py agree): all 1,200 sets of three takes of
 2,000 sets of two takes of one digit and one of another, version 10 refuses 93.3 % and version 9 92.8 %,
 naming the odd take in all of them. The floor only matters for two takes (any value from -0.2 to 0.25 gives
 these figures). Before agreement was measured against keyword-free speech (0.45, 0.2 and 0.75 on the raw
-scores, fitted to version 9), version 10 refused none: its hidden states agree 0.95 within a digit and 0.76
+scores, fitted to version 9), version 10 refused none: its hidden states score 0.95 within a digit and 0.77
 between digits, anything scoring high against anything."""
 AGREEMENT_REST_CAP = 0.7
 """How well the others agree with each other counts up to this: two near-copies of one take must not make a
@@ -212,7 +212,7 @@ def agreement_matrix(features: Sequence[np.ndarray], speech: Sequence[np.ndarray
 
     Against speech because raw match scores mean different things in different models: a transformer's hidden
     states share a large common direction, so that in version 10 of the bundled model any two frames have a
-    high cosine (takes of different digits score 0.76, of one digit 0.95); relative to speech they score
+    high cosine (takes of different digits score 0.77, of one digit 0.95); relative to speech they score
     0.18 and 0.81 (version 9: 0.10 and 0.80)."""
     takes = [ExampleSet.build([[f]]) for f in features]
     found = np.array([[take.match(other)[0].score for other in features] for take in takes])
@@ -257,6 +257,7 @@ def check_agreement(examples: Sequence[Example], features: Sequence[np.ndarray],
 
 
 SPEECH_PIECE_S = 10.0
+"""Long enough for a take to meet many words in each piece, short enough to encode at once."""
 _pieces: dict[tuple[str, int], list[np.ndarray]] = {}
 
 
@@ -274,7 +275,7 @@ def feature_centre(encoder: Encoder, layer: int) -> np.ndarray:
 
     ``FUSED`` keywords compare hidden states less this centre (``matching_frames``): a transformer's share a
     large common direction, so that their cosine distances barely vary (version 10 of the bundled model:
-    cosines of 0.8-0.97 between digits) and add almost nothing to the letters' cost; centred, the sum ranks the
+    takes of different digits score 0.77, of one digit 0.95) and add almost nothing to the letters' cost; centred, the sum ranks the
     word better at every rate measured (docs/enrollment.md). ``HIDDEN`` keywords are not centred: their
     threshold comes from speech whatever the scale, and centred, noisy takes (the Spanish ones of the tests)
     no longer matched each other at all."""
