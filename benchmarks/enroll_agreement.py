@@ -3,7 +3,7 @@
 Development material only: jackson's FSDD digits, takes 0-9 of each. Every set of three takes of one
 digit must pass; sets of two takes of one digit and one of another must be refused, naming the odd one.
 
-    python -m benchmarks.enroll_agreement [--fsdd ../shared/data/fsdd]
+    python -m benchmarks.enroll_agreement [--fsdd ../shared/data/fsdd] [--model DIR]
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import numpy as np
 
 from kwstream.assets import MODEL_DIR
 from kwstream.audio.io import read_audio
-from kwstream.enroll.enroll import EnrollSettings, agreement_matrix, example_features, odd_take, prepare
+from kwstream.enroll.enroll import EnrollSettings, agreement_matrix, example_features, odd_take, prepare, speech_pieces
+from kwstream.keywords.base import default_layer
 from kwstream.model.encoder import Encoder, EncoderSettings
 
 TAKES = 10
@@ -26,12 +27,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fsdd", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd")
     parser.add_argument("--odd-sets", type=int, default=2000)
+    parser.add_argument("--model", type=Path, default=MODEL_DIR)
     args = parser.parse_args()
-    encoder = Encoder(EncoderSettings(model=str(MODEL_DIR), threads=1))
-    settings = EnrollSettings()
+    encoder = Encoder(EncoderSettings(model=str(args.model), threads=1))
+    settings, layer = EnrollSettings(), default_layer(encoder, "enrolled")
     features = [example_features(encoder, prepare(read_audio(args.fsdd / "recordings" / f"{d}_jackson_{i}.wav"), "take", settings),
-                                 encoder.layers - 1, settings) for d in range(10) for i in range(TAKES)]
-    pairs = agreement_matrix(features)
+                                 layer, settings) for d in range(10) for i in range(TAKES)]
+    pairs = agreement_matrix(features, speech_pieces(encoder, layer))
     same = [odd_take(pairs[np.ix_(idx, idx)]) is None
             for d in range(10) for idx in (list(c) for c in itertools.combinations(range(d * TAKES, (d + 1) * TAKES), 3))]
     rng = np.random.default_rng(0)

@@ -14,7 +14,7 @@ nine digits, takes 0-2, as ``--negatives``), scored in 1.5 s windows every 0.25 
 are, and the leave-one-out scores of the takes.
 
     python -m benchmarks.enroll_methods [--fsdd ../shared/data/fsdd] [--wwb ../shared/data/wwb] [--cases fsdd,wwb]
-        [--methods "without blank, best;summed"] [--negatives A.ogg B.ogg] [--floors 0.5,0.9]
+        [--methods "without blank, best;summed"] [--negatives A.ogg B.ogg] [--floors 0.5,0.9] [--model DIR] [--no-centre]
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from kwstream.assets import NEGATIVE_SPEECH
 from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.enroll.calibration import FLOOR_FRACTION, calibrate_threshold
 from kwstream.keywords.enrolled.store import EnrollmentError
-from kwstream.enroll.enroll import EnrollSettings, prepare
+from kwstream.enroll.enroll import EnrollSettings, feature_centre, prepare
+from kwstream.keywords.base import default_layer
 from kwstream.keywords.enrolled.scorer import letter_posteriors, subsequence_dtw, unit_rows
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.assets import MODEL_DIR
@@ -78,6 +79,8 @@ def wwb_case(wwb: Path) -> Case:
 @dataclass(frozen=True)
 class Clip:
     embedding: np.ndarray
+    centred: np.ndarray
+    """``embedding`` less the layer's mean over the bundled speech (``feature_centre``), as fused keywords compare it."""
     posteriors: np.ndarray
     letters: np.ndarray
     """``posteriors`` without the blank (``letter_posteriors``: what enrollment matches by default)."""
@@ -88,17 +91,17 @@ class Clip:
     @property
     def fused(self) -> np.ndarray:
         """Letters and unit hidden states side by side (``fused_distance`` splits them again)."""
-        return np.hstack([self.letters, unit_rows(self.embedding)])
+        return np.hstack([self.letters, unit_rows(self.centred)])
 
 
-def encode_clip(encoder: Encoder, audio: np.ndarray, layer: int, settings: EnrollSettings) -> Clip:
+def encode_clip(encoder: Encoder, audio: np.ndarray, layer: int, settings: EnrollSettings, centre: np.ndarray) -> Clip:
     example = prepare(audio, "clip", settings)
     spf, context = encoder.samples_per_frame, int(settings.context_s * SAMPLE_RATE)
     first = max(0, example.start_sample - context)
     frames = encoder.encode(example.audio[first:example.stop_sample + context], (layer,))
     start = (example.start_sample - first) // spf
     stop = max(start + 1, min(len(frames), math.ceil((example.stop_sample - first) / spf)))
-    return Clip(frames.features[layer], np.exp(frames.log_probs), letter_posteriors(frames.log_probs, encoder.blank_id), slice(start, stop),
+    return Clip(frames.features[layer], frames.features[layer] - centre, np.exp(frames.log_probs), letter_posteriors(frames.log_probs, encoder.blank_id), slice(start, stop),
                 len(audio) / SAMPLE_RATE)
 
 
@@ -146,12 +149,12 @@ def score(kind: str, distance: Callable, pool: Callable, templates: list[Clip], 
     return float(np.clip(1 - 2 * cost, 0, 1)) if kind == "embedding" else float(np.exp(-cost))
 
 
-def window_frames(kind: str, frames, layer: int, blank: int) -> np.ndarray:
-    """A negative window's frames for ``kind``."""
+def window_frames(kind: str, frames, layer: int, blank: int, centre: np.ndarray) -> np.ndarray:
+    """A negative window's frames for ``kind`` (fused: hidden states less ``centre``, as enrollment's)."""
     if kind == "embedding":
         return frames.features[layer]
     if kind == "fused":
-        return np.hstack([letter_posteriors(frames.log_probs, blank), unit_rows(frames.features[layer])])
+        return np.hstack([letter_posteriors(frames.log_probs, blank), unit_rows(frames.features[layer] - centre)])
     return np.exp(frames.log_probs) if kind == "posteriors" else letter_posteriors(frames.log_probs, blank)
 
 
@@ -174,12 +177,16 @@ def main() -> None:
     parser.add_argument("--methods", default="", help="';'-separated parts of methods' names: the methods holding one (default: all)")
     parser.add_argument("--negatives", type=Path, nargs="+", default=[NEGATIVE_SPEECH],
                         help="keyword-free speech to calibrate on, one set of calibrated columns each (default: the bundled asset)")
+    parser.add_argument("--model", type=Path, default=MODEL_DIR)
+    parser.add_argument("--no-centre", dest="centre", action="store_false",
+                        help="fused: cosines of the hidden states as they are, not less their mean over the bundled speech")
     args = parser.parse_args()
     lo, hi = map(int, args.test_indices.split("-"))
     columns = [(n, float(f), own) for n in range(len(args.negatives)) for own in (False, True) for f in args.floors.split(",")]
     methods = {m: v for m, v in METHODS.items() if not args.methods or any(w in m for w in args.methods.split(";"))}
-    encoder = Encoder(EncoderSettings(model=str(MODEL_DIR), threads=1))
-    layer, settings = encoder.layers - 1, EnrollSettings()
+    encoder = Encoder(EncoderSettings(model=str(args.model), threads=1))
+    layer, settings = default_layer(encoder, "enrolled"), EnrollSettings()
+    centre = feature_centre(encoder, layer) if args.centre else np.float32(0.0)
     global HIDDEN_SIZE
     cases = [fsdd_case(*c, args.fsdd / "recordings", lo, hi) for c in FSDD_CASES] if "fsdd" in args.cases else []
     cases += [wwb_case(args.wwb)] if "wwb" in args.cases else []
@@ -187,7 +194,7 @@ def main() -> None:
 
     def clip(path: Path) -> Clip:
         if path not in cache:
-            cache[path] = encode_clip(encoder, read_audio(path), layer, settings)
+            cache[path] = encode_clip(encoder, read_audio(path), layer, settings, centre)
         return cache[path]
 
     def takes_well(path: Path) -> bool:
@@ -224,7 +231,7 @@ def main() -> None:
                 pos.append(scores[is_keyword])
                 neg.append(scores[~is_keyword])
                 hours += sum(clip(p).seconds + PAUSE_S for label, p in case.tests if label != keyword.label) / 3600
-                window_scores = [np.array([score(kind, distance, pool, templates, window_frames(kind, w, layer, encoder.blank_id))
+                window_scores = [np.array([score(kind, distance, pool, templates, window_frames(kind, w, layer, encoder.blank_id, centre))
                                            for w in windows]) for windows in negative_windows]
                 own = np.array([score(kind, distance, pool, templates, getattr(clip(p), kind)) for p in keyword.own])
                 own_hours = sum(clip(p).seconds + PAUSE_S for p in keyword.own) / 3600

@@ -50,14 +50,15 @@ class SpeechEmbeddingTeacher:
         self._embedding = ort.InferenceSession(str(resources / "embedding_model.onnx"), options,
                                                providers=["CPUExecutionProvider"])
 
-    def features(self, audio: np.ndarray) -> np.ndarray:
-        """(steps, 96) float32; step i covers seconds [i * STEP_S, i * STEP_S + WINDOW_S) of the audio.
+    def features(self, audio: np.ndarray, step_frames: int = STEP_FRAMES) -> np.ndarray:
+        """(steps, 96) float32; step i covers seconds [i * S, i * S + WINDOW_S) of the audio, where S is
+        `step_frames` mel frames (openWakeWord's 8: 80 ms; finer steps embed overlapping windows more often).
 
         A clip shorter than one window is padded with silence at its end.
         """
         audio = np.pad(audio.astype(np.float32), (0, max(0, MIN_SAMPLES - len(audio))))
         mel = self._mel.run(None, {"input": (audio * 32767.0)[None, :]})[0][0, 0] / 10.0 + 2.0  # openWakeWord's scaling
-        starts = range(0, mel.shape[0] - WINDOW_FRAMES + 1, STEP_FRAMES)
+        starts = range(0, mel.shape[0] - WINDOW_FRAMES + 1, step_frames)
         windows = np.stack([mel[s:s + WINDOW_FRAMES] for s in starts])[..., None].astype(np.float32)
         return self._embedding.run(None, {"input_1": windows})[0].reshape(len(windows), DIMENSIONS)
 

@@ -65,13 +65,17 @@ def fused_frames(log_probs: np.ndarray, hidden: np.ndarray, blank: int) -> np.nd
     return np.hstack([letter_posteriors(log_probs, blank), unit_rows(hidden)])
 
 
-def matching_frames(frames: EncodedFrames, kind: str, layer: int, blank: int) -> np.ndarray:
-    """What DTW compares for ``kind`` (``HIDDEN``, ``LETTERS`` or ``FUSED``), for an example or a window alike."""
-    if kind == HIDDEN:
-        return frames.features[layer]
+def matching_frames(frames: EncodedFrames, kind: str, layer: int, blank: int, centre: np.ndarray | None = None) -> np.ndarray:
+    """What DTW compares for ``kind`` (``HIDDEN``, ``LETTERS`` or ``FUSED``), for an example or a window alike.
+
+    ``centre``: subtracted from the hidden states before their cosines (``kwstream.enroll.enroll.feature_centre``):
+    a transformer's hidden states share a large common direction, so that without it any two frames have a high
+    cosine (the bundled model's version 10: takes of different digits score 0.77, of one digit 0.95) and the cosine
+    hardly tells words apart. Enrollment centres only ``FUSED`` keywords."""
     if kind == LETTERS:
         return letter_posteriors(frames.log_probs, blank)
-    return fused_frames(frames.log_probs, frames.features[layer], blank)
+    hidden = frames.features[layer] if centre is None else frames.features[layer] - centre
+    return hidden if kind == HIDDEN else fused_frames(frames.log_probs, hidden, blank)
 
 
 @compiled
@@ -192,27 +196,33 @@ class EnrolledScorer:
     """
 
     def __init__(self, names: Sequence[str], layers: Sequence[int], examples: Sequence[Sequence[np.ndarray]],
-                 thresholds: Sequence[float | None], kinds: Sequence[str] | None = None, blank: int = 0, letters: int = 0) -> None:
-        """One entry per keyword: its name, layer, example features (frames, hidden, letters or both), threshold
-        and kind (``HIDDEN`` by default); ``blank``: the CTC blank's index, ``letters``: the letters without it
-        (the CTC head's outputs less one), for letter and fused keywords."""
+                 thresholds: Sequence[float | None], kinds: Sequence[str] | None = None, blank: int = 0, letters: int = 0,
+                 centres: Sequence[np.ndarray | None] | None = None) -> None:
+        """One entry per keyword: its name, layer, example features (frames, hidden, letters or both), threshold,
+        kind (``HIDDEN`` by default) and the centre its hidden states were taken from (``matching_frames``; None:
+        not centred, as keywords enrolled before centring); ``blank``: the CTC blank's index, ``letters``: the
+        letters without it (the CTC head's outputs less one), for letter and fused keywords."""
         self.keywords = list(names)
         kinds = list(kinds) if kinds is not None else [HIDDEN] * len(self.keywords)
-        group = [(kind, -1 if kind == LETTERS else layer) for kind, layer in zip(kinds, layers)]
-        self.layers = tuple(sorted({layer for _, layer in group if layer >= 0}))
+        centres = list(centres) if centres is not None else [None] * len(self.keywords)
+        # keywords are matched together where the windows' frames are the same: kind, layer and centre
+        group = [(kind, -1, b"") if kind == LETTERS else (kind, layer, b"" if centre is None else np.asarray(centre, np.float32).tobytes())
+                 for kind, layer, centre in zip(kinds, layers, centres)]
+        self.layers = tuple(sorted({layer for _, layer, _ in group if layer >= 0}))
         self.thresholds: dict[str, float | None] = dict(zip(self.keywords, thresholds))
         self._blank = blank
         self._groups = []
         for key in sorted(set(group)):
             members = [i for i, k in enumerate(group) if k == key]
-            self._groups.append((key, members, ExampleSet.build([examples[i] for i in members], key[0], letters)))
-        for _, _, example_set in self._groups:  # compile (or load from the cache) now, not in the first window
+            centre = None if not key[2] else np.frombuffer(key[2], np.float32)
+            self._groups.append((key[:2], centre, members, ExampleSet.build([examples[i] for i in members], key[0], letters)))
+        for *_, example_set in self._groups:  # compile (or load from the cache) now, not in the first window
             example_set.match(example_set.frames[:1])
 
     def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
         matches: list[KeywordMatch | None] = [None] * len(self.keywords)
-        for (kind, layer), members, example_set in self._groups:
-            window = matching_frames(frames, kind, layer, self._blank)
+        for (kind, layer), centre, members, example_set in self._groups:
+            window = matching_frames(frames, kind, layer, self._blank, centre)
             for i, match in zip(members, example_set.match(window)):
                 matches[i] = match
         return matches  # type: ignore[return-value]

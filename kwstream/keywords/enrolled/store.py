@@ -3,7 +3,8 @@
 ``STORE/NAME/keyword.json`` holds what a person or a program needs to know (layer, threshold,
 the checkpoint's fingerprint, how the threshold was calibrated, where the examples came from) and
 ``STORE/NAME/examples.npz`` the examples' features (``example_0``, ``example_1``, ... each
-float32 (frames, hidden)), read with ``allow_pickle=False``. The default STORE is the platform's
+float32 (frames, hidden)) and the centre of the hidden states (``centre``, float32 (hidden,); absent in
+keywords enrolled before centring), read with ``allow_pickle=False``. The default STORE is the platform's
 user data directory (``platformdirs.user_data_dir("kwstream")/keywords``: on Linux
 ``~/.local/share/kwstream/keywords``). A keyword is written into a hidden temporary directory
 and renamed into place, so a failed enrollment leaves nothing half-written.
@@ -61,6 +62,9 @@ class EnrolledKeyword:
     kind: str = HIDDEN
     """``HIDDEN``: the examples are ``layer``'s hidden states; ``LETTERS``: the CTC head's letter posteriors;
     ``FUSED``: both side by side."""
+    centre: np.ndarray | None = field(default=None, repr=False)
+    """(hidden,) float32 mean hidden state subtracted from the examples' and the windows' hidden states
+    (``kwstream.keywords.enrolled.scorer.matching_frames``); None: not centred."""
 
 
 def check_name(name: str) -> str:
@@ -94,7 +98,8 @@ class KeywordStore:
         if not replace:
             self.check_free(keyword.name)
         target = self.root / check_name(keyword.name)
-        metadata = {"format": FORMAT, **{k: v for k, v in asdict(keyword).items() if k != "examples"},
+        metadata = {"format": FORMAT, **{k: v for k, v in asdict(keyword).items() if k not in ("examples", "centre")},
+                    "centred": keyword.centre is not None,
                     "hidden_size": int(keyword.examples[0].shape[1]),
                     "example_frames": [len(e) for e in keyword.examples]}
         try:
@@ -102,7 +107,8 @@ class KeywordStore:
             with tempfile.TemporaryDirectory(dir=self.root, prefix=f".{keyword.name}.") as tmp:
                 staging = Path(tmp) / keyword.name
                 staging.mkdir()
-                np.savez(staging / FEATURES_FILE, **{f"example_{i}": e.astype(np.float32) for i, e in enumerate(keyword.examples)})
+                centre = {} if keyword.centre is None else {"centre": np.asarray(keyword.centre, np.float32)}
+                np.savez(staging / FEATURES_FILE, **{f"example_{i}": e.astype(np.float32) for i, e in enumerate(keyword.examples)}, **centre)
                 (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
                 if target.exists():
                     shutil.rmtree(target)
@@ -123,10 +129,11 @@ class KeywordStore:
                 raise ValueError(f"unknown format {metadata.get('format')!r}")
             with np.load(folder / FEATURES_FILE, allow_pickle=False) as npz:
                 examples = [npz[f"example_{i}"].astype(np.float32) for i in range(len(metadata["example_frames"]))]
+                centre = npz["centre"].astype(np.float32) if "centre" in npz.files else None
             keyword = EnrolledKeyword(metadata["name"], int(metadata["layer"]), float(metadata["threshold"]),
                                       metadata["fingerprint"], metadata["model"], examples,
                                       list(metadata.get("sources", [])), dict(metadata.get("calibration", {})),
-                                      metadata.get("kind", HIDDEN))
+                                      metadata.get("kind", HIDDEN), centre)
             if keyword.kind not in (HIDDEN, LETTERS, FUSED):
                 raise ValueError(f"unknown kind {keyword.kind!r}")
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
@@ -169,4 +176,5 @@ def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder) -> Enro
         keywords.append(keyword)
         thresholds.append(keyword.threshold)
     return EnrolledScorer([k.name for k in keywords], [k.layer for k in keywords], [k.examples for k in keywords], thresholds,
-                          [k.kind for k in keywords], encoder.blank_id if encoder.has_ctc_head else 0, letter_count(encoder))
+                          [k.kind for k in keywords], encoder.blank_id if encoder.has_ctc_head else 0, letter_count(encoder),
+                          [k.centre for k in keywords])
