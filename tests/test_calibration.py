@@ -1,7 +1,8 @@
-"""Per-model default thresholds by keyword length: fitting, lookup, and who wins over whom."""
+"""Per-model default thresholds by keyword and by length: fitting, lookup, and who wins over whom."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -18,6 +19,18 @@ def test_fit_takes_the_median_per_length_and_marks_unreachable_lengths():
     assert c.target_false_alarms_per_hour == 0.5
 
 
+def test_a_measured_keyword_keeps_its_own_threshold_and_others_take_their_lengths():
+    c = fit_calibration({"one": 0.9, "two": 0.8, "six": 0.7, "Hey  Computer": 0.33, "lights": None}, 0.5, "test")
+    assert c.threshold_for("six") == 0.7 and c.threshold_for("ONE") == 0.9  # not the 3-letter median 0.8
+    assert c.threshold_for("hey computer") == 0.33 and c.threshold_for("lights") == UNREACHABLE_THRESHOLD
+    assert c.threshold_for("ten") == 0.8 and c.threshold_for("stop") == 0.8  # unmeasured: the nearest length
+
+
+def test_a_calibration_written_before_per_keyword_thresholds_still_loads(tmp_path):
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"thresholds_by_letters": {"3": 0.7}, "target_false_alarms_per_hour": 5}))
+    assert load_calibration(tmp_path) == Calibration({3: 0.7}, 5.0, "")
+
+
 def test_lookup_uses_the_nearest_measured_length():
     c = Calibration({3: 0.8, 5: 0.6, 8: 0.4}, 0.5, "test")
     assert c.threshold_for("hey") == 0.8
@@ -27,7 +40,7 @@ def test_lookup_uses_the_nearest_measured_length():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    c = Calibration({3: 0.8, 6: 0.55}, 0.5, "streams")
+    c = Calibration({3: 0.8, 6: 0.55}, 0.5, "streams", {"hey": 0.41})
     c.save(tmp_path / CALIBRATION_FILE)
     assert load_calibration(tmp_path) == c
     assert load_calibration(tmp_path / "elsewhere") is None
