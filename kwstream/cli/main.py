@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--suggest", action="store_true", help="print --keywords with the thresholds that give 0.5 false alarms per hour")
     evaluate.add_argument("--target-fa-per-hour", type=float, default=TARGET_FALSE_ALARMS_PER_HOUR, metavar="RATE",
                           help=f"false alarms per hour that --suggest and --calibrate aim for (default {TARGET_FALSE_ALARMS_PER_HOUR})")
-    evaluate.add_argument("--calibrate", metavar="JSON", help="write per-length default thresholds (a model's kwstream.json) from this run")
+    evaluate.add_argument("--calibrate", metavar="JSON", help="write default thresholds (a model's kwstream.json: each keyword's own, and per length for the others) from this run")
     evaluate.add_argument("files", nargs="+", metavar="FILE", help="recordings; files without label rows are keyword-free")
 
     bench = commands.add_parser("bench", parents=[common], help="measure CPU cost per second of speech and silence")

@@ -78,7 +78,7 @@ def pipeline_options() -> argparse.ArgumentParser:
     pipeline = argparse.ArgumentParser(add_help=False)
     add_model_options(pipeline)
     pipeline.add_argument("--threshold", type=unit_interval,
-                          help="threshold in [0, 1] for every keyword (default: the model's calibrated one by keyword length, else 0.5)")
+                          help="threshold in [0, 1] for every keyword (default: the model's calibrated one for the keyword or its length, else 0.5)")
     add_window_options(pipeline)
     pipeline.add_argument("--vad-aggressiveness", type=int, choices=[0, 1, 2, 3], default=VadSettings.aggressiveness, help="0 keeps most audio, 3 drops most non-speech")
     pipeline.add_argument("--no-vad", action="store_true", help="encode all audio, not only voiced spans")
