@@ -41,8 +41,11 @@ def store_half(directory: Path) -> None:
 
     path = directory / "model.safetensors"
     weights = load_file(path)
-    save_file({name: w.astype(np.float16) if w.dtype == np.float32 else w for name, w in weights.items()}, path,
-              metadata={"format": "pt"})
+    halved = {name: w.astype(np.float16) if w.dtype == np.float32 else w for name, w in weights.items()}
+    for name, weight in weights.items():
+        if weight.dtype == np.float32 and not np.allclose(halved[name].astype(np.float32), weight, rtol=1e-3, atol=1e-6):
+            raise SystemExit(f"{name} does not fit float16 (beyond its range or precision); keep the weights in float32")
+    save_file(halved, path, metadata={"format": "pt"})
 
 
 def difference_from_torch(directory: Path, audio: np.ndarray) -> float:

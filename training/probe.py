@@ -1,6 +1,6 @@
 """The probe of issue 31: how much of our letters can a small head read from frozen frames?
 
-Usage: python -m training.probe --corpus DIR [--candidates whisper1,...,oww,v9_l3,v9_l4] [--hours 1] [--steps N]
+Usage: python -m training.probe --corpus DIR --v9-model DIR [--candidates whisper1,...,oww,v9_l3,v9_l4] [--hours 1] [--steps N]
 
 Each candidate feature extractor stays frozen; one small CTC head (input layer norm, one hidden
 layer, about 100 k parameters whatever the frame width) is trained on its frames of the corpus's
@@ -39,7 +39,6 @@ from tqdm import tqdm
 
 from kwstream.audio.io import read_audio
 from kwstream.keywords.ctc import CtcKeywordScorer
-from kwstream.model.resolve import BUNDLED_MODEL_DIR
 from kwstream.model.vocab import ENGLISH_CTC_TOKENS, WORD_DELIMITER
 from training.corpus import SHARED_DATA_DIR, read_manifest
 from training.evaluate import error_rate
@@ -78,7 +77,7 @@ def group_of(candidate: str) -> str:
     return next(g for g, members in GROUPS.items() if candidate in members)
 
 
-def extractor(group: str) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+def extractor(group: str, v9_model: Path | None) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     """A function from 16 kHz audio to each of the group's candidates' (frames, dims) features."""
     if group == "whisper":
         from training.whisper_teacher import WhisperTeacher, block_outputs, log_mel
@@ -100,7 +99,7 @@ def extractor(group: str) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     if group == "v9":
         from kwstream.model.encoder import Encoder, EncoderSettings
 
-        encoder = Encoder(EncoderSettings(model=str(BUNDLED_MODEL_DIR), threads=1))
+        encoder = Encoder(EncoderSettings(model=str(v9_model), threads=1))
         layers = (encoder.layers - 1, encoder.layers)
         return lambda audio: {f"v9_l{layer}": f for layer, f in encoder.encode(audio, layers).features.items()}
     raise ValueError(f"unknown extractor {group!r}")
@@ -119,7 +118,7 @@ def clips(corpus: Path, data: Path, cfg: ProbeConfig) -> dict[str, list[tuple[Pa
             "real": real_dev(data)}
 
 
-def cache_features(group: str, split: str, rows: list[tuple[Path, str]], cache: Path) -> Path:
+def cache_features(group: str, split: str, rows: list[tuple[Path, str]], cache: Path, v9_model: Path | None) -> Path:
     """One npz per extractor and split: keys, texts, offsets and each candidate's frames (float16)."""
     target = cache / f"{group}_{split}.npz"
     if target.exists():
@@ -127,7 +126,7 @@ def cache_features(group: str, split: str, rows: list[tuple[Path, str]], cache: 
             if [str(k) for k in data["keys"]] != [str(p) for p, _ in rows]:
                 raise ValueError(f"{target} holds other clips (another --hours or corpus?): move it away")
         return target
-    extract = extractor(group)
+    extract = extractor(group, v9_model)
     frames: dict[str, list[np.ndarray]] = {name: [] for name in GROUPS[group]}
     for path, _ in tqdm(rows, desc=f"{group} {split}", mininterval=10):
         for name, f in extract(read_audio(path)).items():
@@ -289,11 +288,15 @@ def main() -> None:
     parser.add_argument("--candidates", default=",".join(c for members in GROUPS.values() for c in members))
     parser.add_argument("--hours", type=float, default=ProbeConfig.hours, help="synthetic training audio")
     parser.add_argument("--steps", type=int, default=ProbeConfig.steps)
+    parser.add_argument("--v9-model", type=Path, help="version 9's checkpoint, for the v9 candidates (the bundled model is "
+                        "version 10 since 2026-12-05: check out kwstream/assets/model at commit d2e2987)")
     args = parser.parse_args()
     candidates = args.candidates.split(",")
     unknown = [c for c in candidates if not any(c in members for members in GROUPS.values())]
     if unknown:
         parser.error(f"unknown candidates {', '.join(unknown)}")
+    if any(group_of(c) == "v9" for c in candidates) and args.v9_model is None:
+        parser.error("the v9 candidates need --v9-model (the bundled model is version 10 now)")
     if not (args.corpus / "train.jsonl").is_file():
         parser.error(f"{args.corpus} has no train.jsonl")
     torch.set_num_threads(1)
@@ -307,7 +310,7 @@ def main() -> None:
             group = group_of(candidate)
             try:
                 for split in SPLITS:
-                    cache_features(group, split, splits[split], args.cache)
+                    cache_features(group, split, splits[split], args.cache, args.v9_model)
                 result = evaluate(candidate, args.cache, cfg)
             except Exception as error:  # noqa: BLE001 (one extractor failing must not stop the others)
                 print(f"{candidate}: failed: {error!r}")

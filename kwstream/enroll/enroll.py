@@ -3,8 +3,9 @@
 Each example (a file, or a take from the microphone) is padded with a faint noise floor, trimmed to
 its speech by the VAD (refused when there is none), and encoded with ``CONTEXT_S`` of its own
 surrounding audio on each side, as the streaming encoder sees a word inside a window; the frames of
-the trimmed speech on the keyword's layer are kept (beside the letters, less the layer's mean hidden state
-over the bundled keyword-free speech: ``feature_centre``, kept with the keyword and subtracted in every window too).
+the trimmed speech on the keyword's layer are kept (for letters + hidden keywords, beside the letters and less
+the layer's mean hidden state over the bundled keyword-free speech: ``feature_centre``, kept with the keyword and
+subtracted in every window too; hidden-state keywords are not centred).
 
 Takes that are not all the same word are refused, naming the odd one (``odd_take``). The threshold
 comes from keyword-free speech (``kwstream.enroll.calibration``): the bundled speech and the user's
@@ -226,13 +227,14 @@ class Disagreement:
     take: int
     """The take that matches the others worst."""
     score: float
-    """Its mean match score with the others."""
+    """Its mean agreement with the others: how much better they find each other than keyword-free speech
+    (``agreement_matrix``; below 0 where speech without the word matches it better)."""
     others: float
-    """The median score of the other takes with each other (its own score when there are two takes)."""
+    """The median agreement of the other takes with each other (its own when there are two takes)."""
 
 
 def odd_take(pairs: np.ndarray) -> Disagreement | None:
-    """The take of ``agreement_matrix`` scores that is not the same word as the others, if any."""
+    """The take whose ``agreement_matrix`` agreement says it is not the same word as the others, if any."""
     n = len(pairs)
     others = ~np.eye(n, dtype=bool)
     mean = np.array([pairs[i, others[i]].mean() for i in range(n)])
@@ -251,9 +253,9 @@ def check_agreement(examples: Sequence[Example], features: Sequence[np.ndarray],
         return
     if len(examples) == 2:
         raise EnrollmentError(f"the takes {examples[0].source} and {examples[1].source} do not match each other "
-                              f"(score {odd.score:.2f}, at least {AGREEMENT_FLOOR} needed): are they the same word?")
-    raise EnrollmentError(f"take {examples[odd.take].source} does not match the others (score {odd.score:.2f} against them, "
-                          f"they score {odd.others:.2f} with each other): is it the same word? Record it again")
+                              f"(agreement {odd.score:.2f}, at least {AGREEMENT_FLOOR} needed): are they the same word?")
+    raise EnrollmentError(f"take {examples[odd.take].source} does not match the others (agreement {odd.score:.2f} with them, "
+                          f"theirs {odd.others:.2f} with each other): is it the same word? Record it again")
 
 
 SPEECH_PIECE_S = 10.0

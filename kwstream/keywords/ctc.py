@@ -1,6 +1,7 @@
 """Zero-shot scoring of typed keywords through a wav2vec2 CTC head.
 
-For each keyword we build a small left-to-right graph and find, with one Viterbi pass over the
+For each spelling of each keyword (its own and its rare homophones', ``homophones.spellings``) we build a
+small left-to-right graph and find, with one Viterbi pass over the
 window's frames, the best path through it that starts and ends anywhere in the window:
 
     boundary -> the keyword's tokens under CTC rules (blanks between, repeats held) -> boundary
@@ -85,7 +86,7 @@ def spell(text: str, tokens: Sequence[str], delimiter_id: int | None) -> list[in
     return ids
 
 
-def _spellings(keyword: str, tokens: Sequence[str], delimiter_id: int | None) -> list[list[int]]:
+def _token_spellings(keyword: str, tokens: Sequence[str], delimiter_id: int | None) -> list[list[int]]:
     """Token ids of ``keyword`` (a KeywordError if it cannot be spelled), then of each of its
     homophone spellings that the vocabulary can spell."""
     own, *others = spellings(keyword)
@@ -188,7 +189,7 @@ class CtcKeywordScorer:
         if not keywords:
             raise KeywordError("no keywords given")
         self.keywords = list(keywords)
-        spelled = [(k, labels) for k, keyword in enumerate(keywords) for labels in _spellings(keyword, tokens, delimiter_id)]
+        spelled = [(k, labels) for k, keyword in enumerate(keywords) for labels in _token_spellings(keyword, tokens, delimiter_id)]
         # Sentinels live just past the real states; their indices are fixed after building.
         size = sum(4 + 2 * pause_frames + 2 * len(s) for _, s in spelled)
         g = _Graph(start_pred=size, never=size + 1)

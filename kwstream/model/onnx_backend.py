@@ -67,7 +67,9 @@ def _quantized(onnxruntime, export: OnnxExport) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out = cached_export_dir(export.weights_key) / "transformer-int8.onnx"
-    if not out.is_file():
+    if out.is_file():
+        return out
+    try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             folded, staged = Path(tmp) / "folded.onnx", Path(tmp) / out.name
@@ -79,4 +81,6 @@ def _quantized(onnxruntime, export: OnnxExport) -> Path:
             with quiet(""):  # the quantiser's advice on pre-processing, through the root logger
                 quantize_dynamic(str(folded), str(staged), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
             staged.replace(out)
+    except Exception as exc:  # ONNX Runtime's and the quantiser's errors are their own types: one line
+        raise ModelLoadError(f"cannot quantise {export.transformer_graph} to int8 ({type(exc).__name__}); drop --int8") from None
     return out

@@ -164,9 +164,9 @@ def _export(module, example: tuple, input_names: list[str], output_names: list[s
             torch.onnx.export(module, example, str(path), input_names=input_names, output_names=output_names,
                               dynamic_shapes=dynamic_shapes, dynamo=True, verbose=False, report=False,
                               external_data=False)
+        _store_exact_halves(path)
     except Exception as exc:  # the exporter's failures are many and internal: one line for the user
         raise ModelLoadError(f"cannot export this model to ONNX ({type(exc).__name__}); use --backend torch") from None
-    _store_exact_halves(path)
 
 
 def _store_exact_halves(path: Path) -> None:
@@ -181,9 +181,11 @@ def _store_exact_halves(path: Path) -> None:
     for tensor in model.graph.initializer:
         if tensor.data_type != onnx.TensorProto.FLOAT:
             continue
+        if np.prod(tensor.dims) < MIN_HALVED:
+            continue
         weight = numpy_helper.to_array(tensor)
         half = weight.astype(np.float16)
-        if weight.size < MIN_HALVED or not np.array_equal(half.astype(np.float32), weight):
+        if not np.array_equal(half.astype(np.float32), weight):
             continue
         name = tensor.name
         tensor.CopyFrom(numpy_helper.from_array(half, f"{name}.float16"))

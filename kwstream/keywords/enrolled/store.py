@@ -28,6 +28,9 @@ from kwstream.keywords.keyword_set import split_threshold
 from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, EnrolledScorer, letter_count
 
 FORMAT = "kwstream-enrolled-1"
+CENTRED_FORMAT = "kwstream-enrolled-2"
+"""A keyword whose hidden states are centred (``EnrolledKeyword.centre``): a new format, so that code
+that predates centring refuses it instead of scoring uncentred windows against it."""
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 METADATA_FILE = "keyword.json"
 FEATURES_FILE = "examples.npz"
@@ -98,8 +101,8 @@ class KeywordStore:
         if not replace:
             self.check_free(keyword.name)
         target = self.root / check_name(keyword.name)
-        metadata = {"format": FORMAT, **{k: v for k, v in asdict(keyword).items() if k not in ("examples", "centre")},
-                    "centred": keyword.centre is not None,
+        metadata = {"format": FORMAT if keyword.centre is None else CENTRED_FORMAT,
+                    **{k: v for k, v in asdict(keyword).items() if k not in ("examples", "centre")},
                     "hidden_size": int(keyword.examples[0].shape[1]),
                     "example_frames": [len(e) for e in keyword.examples]}
         try:
@@ -125,11 +128,13 @@ class KeywordStore:
                                   f"enroll it with `kwstream enroll {name} --from a.wav b.wav c.wav`")
         try:
             metadata = json.loads((folder / METADATA_FILE).read_text())
-            if metadata.get("format") != FORMAT:
+            if metadata.get("format") not in (FORMAT, CENTRED_FORMAT):
                 raise ValueError(f"unknown format {metadata.get('format')!r}")
             with np.load(folder / FEATURES_FILE, allow_pickle=False) as npz:
                 examples = [npz[f"example_{i}"].astype(np.float32) for i in range(len(metadata["example_frames"]))]
-                centre = npz["centre"].astype(np.float32) if "centre" in npz.files else None
+                centre = npz["centre"].astype(np.float32) if metadata["format"] == CENTRED_FORMAT else None
+            if centre is not None and centre.ndim != 1:
+                raise ValueError(f"its centre has shape {centre.shape}")
             keyword = EnrolledKeyword(metadata["name"], int(metadata["layer"]), float(metadata["threshold"]),
                                       metadata["fingerprint"], metadata["model"], examples,
                                       list(metadata.get("sources", [])), dict(metadata.get("calibration", {})),
