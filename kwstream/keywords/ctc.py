@@ -193,7 +193,7 @@ class CtcKeywordScorer:
         # Sentinels live just past the real states; their indices are fixed after building.
         size = sum(4 + 2 * pause_frames + 2 * len(s) for _, s in spelled)
         g = _Graph(start_pred=size, never=size + 1)
-        first_states, last_states, end_states, n_tokens, end_tokens, end_spans = [], [], [], [], [], []
+        first_states, last_states, end_states, end_tokens, end_spans = [], [], [], [], []
         for k, labels in spelled:
             count = len(labels) + 2  # the tokens a path's total is shared among: boundaries counted
             entries = []
@@ -224,8 +224,7 @@ class CtcKeywordScorer:
                 pause = g.add(blank_id, [pause], k, loop=False)
             end_states.append(pause)
             end_tokens.append(count)
-            n_tokens.append(count)
-            end_spans.append((blank, len(g.tokens)))  # the blank after the last letter, the end boundary
+            end_spans.append((blank, len(g.tokens), count))  # the blank after the last letter, the end boundary
         n = len(g.tokens)
         assert n <= size
         remap = np.arange(size + 2)
@@ -238,7 +237,7 @@ class CtcKeywordScorer:
         self._end_keyword = np.array([g.keyword[s] for s in end_states])
         self._end_tokens = np.array(end_tokens, dtype=np.float64)
         self._weight = np.ones(n)
-        for (begin, stop), count in zip(end_spans, n_tokens):
+        for begin, stop, count in end_spans:
             self._weight[begin:stop] = max(1.0, end_weight * count)
         self.layers: tuple[int, ...] = ()
         self.thresholds: dict[str, float | None] = dict.fromkeys(self.keywords)

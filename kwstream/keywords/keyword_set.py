@@ -89,7 +89,7 @@ def fit_calibration(keyword_thresholds: dict[str, float | None], target: float, 
 
 def _key(keyword: str) -> str:
     """Calibrated keywords are looked up case- and space-insensitively ("Hey  Computer" is "hey computer")."""
-    return " ".join(keyword.lower().split())
+    return normalize_keyword(keyword).lower()
 
 
 def resolve_thresholds(
