@@ -35,6 +35,7 @@ from kwstream.audio.io import read_audio
 from training.augment import AugmentConfig, Augmenter
 from training.corpus import SHARED_DATA_DIR, Utterance, read_manifest
 from training.evaluate import error_rate, evaluate_rows, transcribe
+from training.fake_int8 import make_int8_aware
 from training.frontend import distillation_terms, frame_offset, student_forward, teacher_targets
 from training.schedule import warmup_cosine
 from training.train import REAL_SOURCES, BucketedData, TrainConfig, collate, select_rows
@@ -62,6 +63,7 @@ class FinetuneConfig:
     select_synthetic: int = 200
     ckpt_minutes: float = 8.0
     seed: int = 0
+    int8_aware: bool = False  # train through int8 rounding (training.fake_int8), for `--int8`
 
 
 def batch_losses(model: Wav2Vec2ForCTC, teacher: WhisperTeacher, audios: list[np.ndarray],
@@ -116,6 +118,8 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
     out.mkdir(parents=True, exist_ok=True)
     model = Wav2Vec2ForCTC.from_pretrained(init)
     model.requires_grad_(True)
+    if cfg.int8_aware:
+        print(f"int8-aware: {make_int8_aware(model)} linear layers see int8 rounding")
     teacher = WhisperTeacher()
     head = list(model.lm_head.parameters())
     body = [p for name, p in model.named_parameters() if not name.startswith("lm_head.")]
@@ -198,6 +202,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_DIR, help="checkpoints, log.jsonl and best/")
     parser.add_argument("--data", type=Path, default=SHARED_DATA_DIR, help="the shared recordings folder")
     parser.add_argument("--steps", type=int, default=FinetuneConfig.steps)
+    parser.add_argument("--head-lr", type=float, default=FinetuneConfig.head_lr)
+    parser.add_argument("--body-lr", type=float, default=FinetuneConfig.body_lr,
+                        help="front end and blocks (lower when continuing a fine-tuned model)")
+    parser.add_argument("--int8-aware", action="store_true",
+                        help="train through the rounding of `--int8` (quantisation-aware), so int8 loses little")
     parser.add_argument("--distill-weight", type=float, default=FinetuneConfig.distill_weight)
     parser.add_argument("--ckpt-minutes", type=float, default=FinetuneConfig.ckpt_minutes)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -206,7 +215,8 @@ def main() -> None:
     if not (args.init / "config.json").is_file():
         parser.error(f"--init {args.init}: no saved model there (config.json missing)")
     torch.set_num_threads(args.threads)
-    cfg = FinetuneConfig(steps=args.steps, distill_weight=args.distill_weight, ckpt_minutes=args.ckpt_minutes)
+    cfg = FinetuneConfig(steps=args.steps, head_lr=args.head_lr, body_lr=args.body_lr, distill_weight=args.distill_weight,
+                         ckpt_minutes=args.ckpt_minutes, int8_aware=args.int8_aware)
     train(args.corpus, args.init, args.out, args.data, cfg, args.resume)
 
 
