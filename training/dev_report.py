@@ -71,14 +71,14 @@ def summarise(report: dict) -> dict:
     return {"negative_hours": report["negative_hours"], "audio_s": report["audio_s"], "keywords": rows, "mean": mean}
 
 
-def run_set(model: str, dev: DevSet, threads: int) -> dict | None:
+def run_set(model: str, dev: DevSet, threads: int, int8: bool = False) -> dict | None:
     folder = CACHE / dev.folder
     if not (folder / "labels.csv").is_file():
         print(f"{dev.name}: {folder} not built, skipped", file=sys.stderr)
         return None
     files = sorted(folder.glob("*.flac")) + (sorted(CACHE.glob(dev.extra_negatives)) if dev.extra_negatives else [])
     cmd = [sys.executable, "-m", "kwstream", "eval", "--model", model, "--threads", str(threads), "--json",
-           "--keywords", ",".join(dev.keywords), "--labels", str(folder / "labels.csv"), *map(str, files)]
+           *(["--int8"] if int8 else []), "--keywords", ",".join(dev.keywords), "--labels", str(folder / "labels.csv"), *map(str, files)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{dev.name}: kwstream eval failed:\n{done.stderr}")
@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="the report as JSON; a markdown table beside it")
     parser.add_argument("--sets", default=",".join(d.name for d in DEV_SETS))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--int8", action="store_true", help="the model quantised as `kwstream --int8` runs it")
     args = parser.parse_args()
     wanted = args.sets.split(",")
     unknown = set(wanted) - {d.name for d in DEV_SETS}
@@ -108,7 +109,7 @@ def main() -> None:
         parser.error(f"unknown sets {sorted(unknown)}")
     results = {}
     for dev in DEV_SETS:
-        if dev.name in wanted and (result := run_set(args.model, dev, args.threads)) is not None:
+        if dev.name in wanted and (result := run_set(args.model, dev, args.threads, args.int8)) is not None:
             results[dev.name] = result
             mean = result["mean"]
             print(f"{dev.name}: mean recall @0.5/1/5 FA/h {mean['recall_at_0.5']:.3f} / {mean['recall_at_1']:.3f} / "
