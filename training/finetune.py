@@ -36,6 +36,7 @@ from training.augment import AugmentConfig, Augmenter
 from training.corpus import SHARED_DATA_DIR, Utterance, read_manifest
 from training.evaluate import error_rate, evaluate_rows, transcribe
 from training.fake_int8 import make_int8_aware
+from training.fixed_statistics import fix_statistics
 from training.frontend import distillation_terms, frame_offset, student_forward, teacher_targets
 from training.schedule import warmup_cosine
 from training.train import REAL_SOURCES, BucketedData, TrainConfig, collate, select_rows
@@ -64,6 +65,7 @@ class FinetuneConfig:
     ckpt_minutes: float = 8.0
     seed: int = 0
     int8_aware: bool = False  # train through int8 rounding (training.fake_int8), for `--int8`
+    fixed_statistics: bool = False  # the CNN normalises every input alike (training.fixed_statistics)
 
 
 def batch_losses(model: Wav2Vec2ForCTC, teacher: WhisperTeacher, audios: list[np.ndarray],
@@ -145,6 +147,10 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
     rows = real_dev(data)
     real = [rows[i] for i in sorted(np.random.default_rng(cfg.seed + 3).choice(len(rows), cfg.select_real, replace=False))]
     real_audio = [read_audio(path) for path, _ in real]
+    if cfg.fixed_statistics:
+        clips = np.random.default_rng(cfg.seed + 4).choice(len(dataset.audio), 400, replace=False)
+        mean, var = fix_statistics(model, (dataset.float_audio(i) for i in clips))
+        print(f"fixed first-layer statistics: mean variance {var.mean():.3f} over {len(var)} channels")
     babble = [dataset.float_audio(i) for i in np.random.default_rng(cfg.seed).choice(len(dataset.audio), 300)]
     augmenter = Augmenter(AugmentConfig(), babble, cfg.seed)
     offset = frame_offset(model.config)
@@ -207,6 +213,8 @@ def main() -> None:
                         help="front end and blocks (lower when continuing a fine-tuned model)")
     parser.add_argument("--int8-aware", action="store_true",
                         help="train through the rounding of `--int8` (quantisation-aware), so int8 loses little")
+    parser.add_argument("--fixed-statistics", action="store_true",
+                        help="normalise the CNN's first layer with statistics pooled over training clips, as streams need")
     parser.add_argument("--distill-weight", type=float, default=FinetuneConfig.distill_weight)
     parser.add_argument("--ckpt-minutes", type=float, default=FinetuneConfig.ckpt_minutes)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -216,7 +224,8 @@ def main() -> None:
         parser.error(f"--init {args.init}: no saved model there (config.json missing)")
     torch.set_num_threads(args.threads)
     cfg = FinetuneConfig(steps=args.steps, head_lr=args.head_lr, body_lr=args.body_lr, distill_weight=args.distill_weight,
-                         ckpt_minutes=args.ckpt_minutes, int8_aware=args.int8_aware)
+                         ckpt_minutes=args.ckpt_minutes, int8_aware=args.int8_aware,
+                         fixed_statistics=args.fixed_statistics)
     train(args.corpus, args.init, args.out, args.data, cfg, args.resume)
 
 

@@ -5,7 +5,7 @@ classifier heads to it."""
 from __future__ import annotations
 
 from kwstream.errors import ModelLoadError
-from kwstream.model.checkpoint_files import Checkpoint, checkpoint_directory
+from kwstream.model.checkpoint_files import Checkpoint, checkpoint_directory, fixed_statistics
 from kwstream.model.resolve import quiet_transformers, resolve_model
 
 
@@ -47,7 +47,8 @@ def load_checkpoint(spec: str, resolved: tuple[str, bool] | None = None) -> Chec
     config = model.config
     return Checkpoint(source, checkpoint_directory(source, True), tokens, blank_id, delimiter_id, normalize,
                       int(config.num_hidden_layers), int(config.hidden_size), tuple(config.conv_kernel),
-                      tuple(config.conv_stride), int(config.conv_dim[-1]), model.eval(), has_ctc_head)
+                      tuple(config.conv_stride), int(config.conv_dim[-1]), model.eval(), has_ctc_head,
+                      fixed_statistics(config.to_dict()))
 
 
 def torch_device(name: str):

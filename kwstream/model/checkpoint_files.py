@@ -15,7 +15,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
+FIXED_STATISTICS_KEY = "kwstream_first_layer_statistics"
+"""config.json's entry for fixed statistics of the CNN's first GroupNorm (``{"mean": [...], "var": [...]}``,
+one per channel): a model trained with them normalises every chunk alike, however short or quiet."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,17 @@ class Checkpoint:
     has_ctc_head: bool | None = None
     """False for a pretrained-only checkpoint, whose CTC head is random: its features are good, its
     letters noise; None where only the files were read (the ONNX export says)."""
+    first_layer_statistics: tuple[np.ndarray, np.ndarray] | None = None
+    """Per-channel (mean, var) that the CNN's first GroupNorm uses for every input instead of the
+    input's own (``FIXED_STATISTICS_KEY``); None: each input's own, as ``transformers`` computes them."""
+
+
+def fixed_statistics(config: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """The fixed first-layer statistics a checkpoint's config.json gives, if any."""
+    entry = config.get(FIXED_STATISTICS_KEY)
+    if entry is None:
+        return None
+    return np.asarray(entry["mean"], np.float32), np.asarray(entry["var"], np.float32)
 
 
 def checkpoint_directory(source: str, local_only: bool) -> Path | None:
@@ -81,7 +97,8 @@ def read_checkpoint_files(name: str, directory: Path) -> Checkpoint | None:
     delimiter = tokenizer.get("word_delimiter_token") or "|"
     return Checkpoint(name, directory, tokens, blank_id, vocab.get(_content(delimiter)), _normalize(directory),
                            int(config["num_hidden_layers"]), int(config["hidden_size"]), tuple(config["conv_kernel"]),
-                           tuple(config["conv_stride"]), int(config["conv_dim"][-1]))
+                           tuple(config["conv_stride"]), int(config["conv_dim"][-1]),
+                           first_layer_statistics=fixed_statistics(config))
 
 
 def weights_key(directory: Path) -> str:

@@ -24,16 +24,21 @@ class FirstLayerStats:
     weight: np.ndarray | None = None
     """The first convolution's (channels, kernel) weights; None when no layer normalises over time."""
     bias: np.ndarray | None = None
+    fixed: tuple[np.ndarray, np.ndarray] | None = None
+    """Statistics to use for every input instead of its own (``Checkpoint.first_layer_statistics``)."""
 
     def of(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel mean and (biased) variance over time of the first convolution's output on
-        ``audio``; zeros and ones (unused by the graph) without a GroupNorm.
+        ``audio``; the fixed ones where the checkpoint gives them; zeros and ones (unused by the
+        graph) without a GroupNorm.
 
         Whichever costs less: the patches' first and second moments (a kernel x kernel product:
         cheap for a narrow kernel at a high rate, such as 10 taps every 5 samples) or the first
         layer itself as one product over the strided patches (cheap for a wide kernel at a low
         rate, such as 400 taps every 160 samples).
         """
+        if self.fixed is not None:
+            return self.fixed
         if self.weight is None:
             return np.zeros(self.channels, np.float32), np.ones(self.channels, np.float32)
         kernel = self.weight.shape[-1]

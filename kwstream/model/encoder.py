@@ -153,7 +153,8 @@ class Encoder:
         self._conv = list(zip(files.conv_kernel, files.conv_stride))
         self.attends_to_states = export.attends_to_states
         """Whether ``encode`` runs the transformer only after reused frames that carry ``states``."""
-        self._first_layer = export.first_layer
+        self._first_layer = (export.first_layer if files.first_layer_statistics is None
+                             else replace(export.first_layer, fixed=files.first_layer_statistics))
         self._no_context = (np.zeros((0, files.cnn_channels), np.float32),
                             np.zeros((files.layers, 0, files.hidden_size), np.float32))
 
