@@ -33,7 +33,7 @@ from kwstream.enroll.calibration import FLOOR_FRACTION, calibrate_threshold
 from kwstream.keywords.enrolled.store import EnrollmentError
 from kwstream.enroll.enroll import EnrollSettings, feature_centre, prepare
 from kwstream.keywords.base import default_layer
-from kwstream.keywords.enrolled.scorer import letter_posteriors, subsequence_dtw, unit_rows
+from kwstream.keywords.enrolled.scorer import hidden_score, letter_posteriors, subsequence_dtw, unit_rows
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.assets import MODEL_DIR
 
@@ -133,6 +133,7 @@ def match_costs(templates: list[np.ndarray], window: np.ndarray, distance: Calla
 METHODS = {
     "embeddings (layer), best template": ("embedding", cosine_distance, np.min),
     "embeddings (layer), mean of templates": ("embedding", cosine_distance, np.mean),
+    "embeddings (layer) centred, best template": ("centred", cosine_distance, np.min),
     "CTC posteriorgram, best template": ("posteriors", posteriorgram_distance, np.min),
     "CTC posteriorgram, mean of templates": ("posteriors", posteriorgram_distance, np.mean),
     "CTC posteriorgram without blank, best template": ("letters", posteriorgram_distance, np.min),
@@ -145,14 +146,14 @@ HIDDEN_SIZE = 0
 
 def score(kind: str, distance: Callable, pool: Callable, templates: list[Clip], window: np.ndarray) -> float:
     cost = pool(match_costs([getattr(t, kind)[t.speech] for t in templates], window, distance))
-    # the same map to [0, 1] for both: 1 - 2 * mean cosine distance; exp(-cost) = geometric mean of p.q
-    return float(np.clip(1 - 2 * cost, 0, 1)) if kind == "embedding" else float(np.exp(-cost))
+    # the scorer's maps to [0, 1]: hidden_score for hidden states; exp(-cost) = geometric mean of p.q
+    return float(hidden_score(cost, kind == "centred")) if kind in ("embedding", "centred") else float(np.exp(-cost))
 
 
 def window_frames(kind: str, frames, layer: int, blank: int, centre: np.ndarray) -> np.ndarray:
     """A negative window's frames for ``kind`` (fused: hidden states less ``centre``, as enrollment's)."""
-    if kind == "embedding":
-        return frames.features[layer]
+    if kind in ("embedding", "centred"):
+        return frames.features[layer] - (centre if kind == "centred" else 0.0)
     if kind == "fused":
         return np.hstack([letter_posteriors(frames.log_probs, blank), unit_rows(frames.features[layer] - centre)])
     return np.exp(frames.log_probs) if kind == "posteriors" else letter_posteriors(frames.log_probs, blank)
@@ -179,7 +180,7 @@ def main() -> None:
                         help="keyword-free speech to calibrate on, one set of calibrated columns each (default: the bundled asset)")
     parser.add_argument("--model", type=Path, default=MODEL_DIR)
     parser.add_argument("--no-centre", dest="centre", action="store_false",
-                        help="fused: cosines of the hidden states as they are, not less their mean over the bundled speech")
+                        help="fused and centred: cosines of the hidden states as they are, not less their mean over the bundled speech")
     args = parser.parse_args()
     lo, hi = map(int, args.test_indices.split("-"))
     columns = [(n, float(f), own) for n in range(len(args.negatives)) for own in (False, True) for f in args.floors.split(",")]
