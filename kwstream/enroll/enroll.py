@@ -311,7 +311,7 @@ def speech_scale(features: Sequence[np.ndarray], layer: int, encoder: Encoder, s
     speech matches its takes, from the scores the Detector compares at ``CENTRED_SCALE`` (which clips nothing)."""
     scorer = EnrolledScorer(["speech"], [layer], [list(features)], [None], [HIDDEN], centres=[centre], scales=[CENTRED_SCALE])
     scores = pipeline_scores(read_audio(NEGATIVE_SPEECH), scorer, encoder, settings)
-    return float(CENTRED_SCALE * (1.0 - scores.mean())) if len(scores) else CENTRED_SCALE
+    return max(float(CENTRED_SCALE * (1.0 - scores.mean())), 1e-3) if len(scores) else CENTRED_SCALE
 
 
 def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndarray], layer: int, encoder: Encoder,
@@ -356,7 +356,8 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     hidden = [example_features(encoder, e, layer, enroll_settings) for e in examples]
     check_agreement(examples, hidden, speech_pieces(encoder, layer))
     centre = feature_centre(encoder, layer)
-    features = [example_features(encoder, e, layer, enroll_settings, kind, centre) for e in examples]
+    features = [h - centre for h in hidden] if kind == HIDDEN else [example_features(encoder, e, layer, enroll_settings, kind, centre)
+                                                                    for e in examples]
     scale = speech_scale(features, layer, encoder, settings, centre) if kind == HIDDEN else None
     try:
         calibration = calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale)
@@ -365,7 +366,7 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
             raise
         # the takes agree in hidden states but not in letters: a word the model's alphabet does not spell
         # (another language, noisy takes); hidden states make no assumption about it
-        kind, features = HIDDEN, [example_features(encoder, e, layer, enroll_settings, HIDDEN, centre) for e in examples]
+        kind, features = HIDDEN, [h - centre for h in hidden]
         scale = speech_scale(features, layer, encoder, settings, centre)
         calibration = calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale)
     return EnrolledKeyword(name, layer, calibration.threshold, encoder.fingerprint, encoder.name, features,
