@@ -342,7 +342,7 @@ def test_a_spanish_word_enrolls_and_round_trips_through_the_store(tmp_path, bund
     settings = SpotterSettings()
     stored = pipeline_scores(prepare(*held_out, EnrollSettings()).audio, load_scorer(["aspirador"], store, bundled), bundled, settings)
     fresh = EnrolledScorer([keyword.name], [keyword.layer], [keyword.examples], [keyword.threshold], [keyword.kind], bundled.blank_id,
-                           letter_count(bundled), [keyword.centre])
+                           letter_count(bundled), [keyword.centre], [keyword.scale])
     np.testing.assert_array_equal(stored, pipeline_scores(prepare(*held_out, EnrollSettings()).audio, fresh, bundled, settings))
     assert stored.max() > 0
 
@@ -427,7 +427,7 @@ def test_listens_pipeline_fires_on_exactly_the_examples_whose_leave_one_out_scor
         example = prepare(audio, source, EnrollSettings(), seed=i)  # as enroll() prepared it
         others = [f for j, f in enumerate(keyword.examples) if j != i]  # leave one out, as calibration does
         scorer = EnrolledScorer([keyword.name], [keyword.layer], [others], [keyword.threshold], [keyword.kind], bundled.blank_id, letter_count(bundled),
-                               [keyword.centre])
+                               [keyword.centre], [keyword.scale])
         pipeline = KeywordPipeline(KeywordSet(bundled, scorers=[scorer]), bundled, settings, events=False)
         fired = [d for d in run(pipeline, example.audio) if isinstance(d, Detection)]
         reaches = keyword.calibration["leave_one_out"][i] >= keyword.threshold
