@@ -33,7 +33,7 @@ from kwstream.enroll.calibration import FLOOR_FRACTION, calibrate_threshold
 from kwstream.keywords.enrolled.store import EnrollmentError
 from kwstream.enroll.enroll import EnrollSettings, feature_centre, prepare
 from kwstream.keywords.base import default_layer
-from kwstream.keywords.enrolled.scorer import letter_posteriors, subsequence_dtw, unit_rows
+from kwstream.keywords.enrolled.scorer import CENTRED_SCALE, UNCENTRED_SCALE, hidden_score, letter_posteriors, subsequence_dtw, unit_rows
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.assets import MODEL_DIR
 
@@ -133,6 +133,7 @@ def match_costs(templates: list[np.ndarray], window: np.ndarray, distance: Calla
 METHODS = {
     "embeddings (layer), best template": ("embedding", cosine_distance, np.min),
     "embeddings (layer), mean of templates": ("embedding", cosine_distance, np.mean),
+    "embeddings (layer) centred, best template": ("centred", cosine_distance, np.min),
     "CTC posteriorgram, best template": ("posteriors", posteriorgram_distance, np.min),
     "CTC posteriorgram, mean of templates": ("posteriors", posteriorgram_distance, np.mean),
     "CTC posteriorgram without blank, best template": ("letters", posteriorgram_distance, np.min),
@@ -145,14 +146,24 @@ HIDDEN_SIZE = 0
 
 def score(kind: str, distance: Callable, pool: Callable, templates: list[Clip], window: np.ndarray) -> float:
     cost = pool(match_costs([getattr(t, kind)[t.speech] for t in templates], window, distance))
-    # the same map to [0, 1] for both: 1 - 2 * mean cosine distance; exp(-cost) = geometric mean of p.q
-    return float(np.clip(1 - 2 * cost, 0, 1)) if kind == "embedding" else float(np.exp(-cost))
+    # the scorer's maps to [0, 1]: hidden_score for hidden states (centred: at CENTRED_SCALE, ``rescale`` then sets
+    # the keyword's own); exp(-cost) = geometric mean of p.q
+    if kind in ("embedding", "centred"):
+        return float(hidden_score(cost, CENTRED_SCALE if kind == "centred" else UNCENTRED_SCALE))
+    return float(np.exp(-cost))
+
+
+def rescale(scores: np.ndarray, speech: np.ndarray) -> np.ndarray:
+    """Centred hidden-state ``scores`` (at ``CENTRED_SCALE``) at the keyword's scale, as enrollment's
+    ``speech_scale`` sets it: the mean distance at which keyword-free ``speech`` (scores alike) matches it."""
+    scale = CENTRED_SCALE * (1.0 - float(np.mean(speech)))
+    return hidden_score(CENTRED_SCALE * (1.0 - np.asarray(scores, dtype=np.float64)), scale)
 
 
 def window_frames(kind: str, frames, layer: int, blank: int, centre: np.ndarray) -> np.ndarray:
     """A negative window's frames for ``kind`` (fused: hidden states less ``centre``, as enrollment's)."""
-    if kind == "embedding":
-        return frames.features[layer]
+    if kind in ("embedding", "centred"):
+        return frames.features[layer] - (centre if kind == "centred" else 0.0)
     if kind == "fused":
         return np.hstack([letter_posteriors(frames.log_probs, blank), unit_rows(frames.features[layer] - centre)])
     return np.exp(frames.log_probs) if kind == "posteriors" else letter_posteriors(frames.log_probs, blank)
@@ -179,7 +190,7 @@ def main() -> None:
                         help="keyword-free speech to calibrate on, one set of calibrated columns each (default: the bundled asset)")
     parser.add_argument("--model", type=Path, default=MODEL_DIR)
     parser.add_argument("--no-centre", dest="centre", action="store_false",
-                        help="fused: cosines of the hidden states as they are, not less their mean over the bundled speech")
+                        help="fused and centred: cosines of the hidden states as they are, not less their mean over the bundled speech")
     args = parser.parse_args()
     lo, hi = map(int, args.test_indices.split("-"))
     columns = [(n, float(f), own) for n in range(len(args.negatives)) for own in (False, True) for f in args.floors.split(",")]
@@ -227,19 +238,21 @@ def main() -> None:
             for keyword in case.keywords:
                 templates = [clip(p) for p in keyword.takes]
                 scores = np.array([score(kind, distance, pool, templates, getattr(clip(p), kind)) for _, p in case.tests])
+                window_scores = [np.array([score(kind, distance, pool, templates, window_frames(kind, w, layer, encoder.blank_id, centre))
+                                           for w in windows]) for windows in negative_windows]
+                own = np.array([score(kind, distance, pool, templates, getattr(clip(p), kind)) for p in keyword.own])
+                loo = np.array([score(kind, distance, pool, templates[:i] + templates[i + 1:], getattr(t, kind)) for i, t in enumerate(templates)])
+                if kind == "centred":  # the bundled speech (the first --negatives) sets the scale, as in enrollment
+                    scores, own, loo, *window_scores = [rescale(x, window_scores[0]) for x in (scores, own, loo, *window_scores)]
                 is_keyword = np.array([label == keyword.label for label, _ in case.tests])
                 pos.append(scores[is_keyword])
                 neg.append(scores[~is_keyword])
                 hours += sum(clip(p).seconds + PAUSE_S for label, p in case.tests if label != keyword.label) / 3600
-                window_scores = [np.array([score(kind, distance, pool, templates, window_frames(kind, w, layer, encoder.blank_id, centre))
-                                           for w in windows]) for windows in negative_windows]
-                own = np.array([score(kind, distance, pool, templates, getattr(clip(p), kind)) for p in keyword.own])
                 own_hours = sum(clip(p).seconds + PAUSE_S for p in keyword.own) / 3600
-                loo = [score(kind, distance, pool, templates[:i] + templates[i + 1:], getattr(t, kind)) for i, t in enumerate(templates)]
                 for f, (n, floor, with_own) in enumerate(columns):
                     negatives = np.concatenate([window_scores[n], own]) if with_own else window_scores[n]
                     try:
-                        threshold = calibrate_threshold(loo, negatives, negative_hours[n] + (own_hours if with_own else 0.0),
+                        threshold = calibrate_threshold(list(loo), negatives, negative_hours[n] + (own_hours if with_own else 0.0),
                                                         floor_fraction=floor).threshold
                     except EnrollmentError:  # enrollment would refuse these takes: nothing is spotted
                         threshold = np.inf

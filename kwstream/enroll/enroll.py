@@ -3,9 +3,9 @@
 Each example (a file, or a take from the microphone) is padded with a faint noise floor, trimmed to
 its speech by the VAD (refused when there is none), and encoded with ``CONTEXT_S`` of its own
 surrounding audio on each side, as the streaming encoder sees a word inside a window; the frames of
-the trimmed speech on the keyword's layer are kept (for letters + hidden keywords, beside the letters and less
-the layer's mean hidden state over the bundled keyword-free speech: ``feature_centre``, kept with the keyword and
-subtracted in every window too; hidden-state keywords are not centred).
+the trimmed speech on the keyword's layer are kept, less the layer's mean hidden state over the bundled
+keyword-free speech (``feature_centre``, kept with the keyword and subtracted in every window too), beside the
+letters for letters + hidden keywords.
 
 Takes that are not all the same word are refused, naming the odd one (``odd_take``). The threshold
 comes from keyword-free speech (``kwstream.enroll.calibration``): the bundled speech and the user's
@@ -30,7 +30,7 @@ from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import Microphone
 from kwstream.stream.replay import compared_scores
 from kwstream.keywords.base import default_layer
-from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, EnrolledScorer, ExampleSet, letter_count, matching_frames
+from kwstream.keywords.enrolled.scorer import CENTRED_SCALE, FUSED, HIDDEN, EnrolledScorer, ExampleSet, letter_count, matching_frames
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError
 from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder
@@ -275,12 +275,12 @@ def speech_pieces(encoder: Encoder, layer: int) -> list[np.ndarray]:
 def feature_centre(encoder: Encoder, layer: int) -> np.ndarray:
     """(hidden,) float32 mean hidden state of ``layer`` over the bundled keyword-free speech.
 
-    ``FUSED`` keywords compare hidden states less this centre (``matching_frames``): a transformer's share a
+    Enrolled keywords compare hidden states less this centre (``matching_frames``): a transformer's share a
     large common direction, so that their cosine distances barely vary (version 10 of the bundled model:
-    takes of different digits score 0.77, of one digit 0.95) and add almost nothing to the letters' cost; centred, the sum ranks the
-    word better at every rate measured (docs/enrollment.md). ``HIDDEN`` keywords are not centred: their
-    threshold comes from speech whatever the scale, and centred, noisy takes (the Spanish ones of the tests)
-    no longer matched each other at all."""
+    takes of different digits score 0.77, of one digit 0.95). ``FUSED``: they add almost nothing to the letters'
+    cost otherwise; centred, the sum ranks the word better at every rate measured. ``HIDDEN``: uncentred, the
+    bundled keyword-free speech scores up to 0.83 and calibration lands on 1.0; centred and scored at
+    ``speech_scale``, it does not (docs/enrollment.md)."""
     return np.concatenate(speech_pieces(encoder, layer)).mean(axis=0).astype(np.float32)
 
 
@@ -306,13 +306,21 @@ def pipeline_scores(audio: np.ndarray, scorer: EnrolledScorer, encoder: Encoder,
     return np.array(compared_scores(windows, scorer.keywords[0], settings.detector), dtype=np.float64)
 
 
+def speech_scale(features: Sequence[np.ndarray], layer: int, encoder: Encoder, settings: PipelineSettings, centre: np.ndarray) -> float:
+    """``hidden_score``'s scale for a centred ``HIDDEN`` keyword: the mean distance at which the bundled keyword-free
+    speech matches its takes, from the scores the Detector compares at ``CENTRED_SCALE`` (which clips nothing)."""
+    scorer = EnrolledScorer(["speech"], [layer], [list(features)], [None], [HIDDEN], centres=[centre], scales=[CENTRED_SCALE])
+    scores = pipeline_scores(read_audio(NEGATIVE_SPEECH), scorer, encoder, settings)
+    return max(float(CENTRED_SCALE * (1.0 - scores.mean())), 1e-3) if len(scores) else CENTRED_SCALE
+
+
 def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndarray], layer: int, encoder: Encoder,
-              negatives: Sequence[np.ndarray], settings: PipelineSettings,
-              target_per_hour: float = TARGET_FA_PER_HOUR, kind: str = HIDDEN, centre: np.ndarray | None = None) -> Calibration:
+              negatives: Sequence[np.ndarray], settings: PipelineSettings, target_per_hour: float = TARGET_FA_PER_HOUR,
+              kind: str = HIDDEN, centre: np.ndarray | None = None, scale: float | None = None) -> Calibration:
     """Leave-one-out scores of the takes and the scores of keyword-free speech (the bundled
     speech and ``negatives``), through the real pipeline."""
     def scorer(takes: list[np.ndarray]) -> EnrolledScorer:
-        return EnrolledScorer([name], [layer], [takes], [None], [kind], encoder.blank_id, letter_count(encoder), [centre])
+        return EnrolledScorer([name], [layer], [takes], [None], [kind], encoder.blank_id, letter_count(encoder), [centre], [scale])
 
     positives = []
     for i, example in enumerate(examples):
@@ -347,19 +355,22 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     check_examples(examples)
     hidden = [example_features(encoder, e, layer, enroll_settings) for e in examples]
     check_agreement(examples, hidden, speech_pieces(encoder, layer))
-    centre = feature_centre(encoder, layer) if kind == FUSED else None
-    features = hidden if kind == HIDDEN else [example_features(encoder, e, layer, enroll_settings, kind, centre) for e in examples]
+    centre = feature_centre(encoder, layer)
+    features = [h - centre for h in hidden] if kind == HIDDEN else [example_features(encoder, e, layer, enroll_settings, kind, centre)
+                                                                    for e in examples]
+    scale = speech_scale(features, layer, encoder, settings, centre) if kind == HIDDEN else None
     try:
-        calibration = calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre)
+        calibration = calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale)
     except TakesDisagree:
         if not defaulted or kind == HIDDEN:
             raise
         # the takes agree in hidden states but not in letters: a word the model's alphabet does not spell
         # (another language, noisy takes); hidden states make no assumption about it
-        kind, features, centre = HIDDEN, hidden, None
-        calibration = calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre)
+        kind, features = HIDDEN, [h - centre for h in hidden]
+        scale = speech_scale(features, layer, encoder, settings, centre)
+        calibration = calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale)
     return EnrolledKeyword(name, layer, calibration.threshold, encoder.fingerprint, encoder.name, features,
-                           [e.source for e in examples], calibration.as_dict(), kind, centre)
+                           [e.source for e in examples], calibration.as_dict(), kind, centre, scale)
 
 
 def record_take(seconds: float, device: int | str | None, meter: Callable[[float], None]) -> np.ndarray:

@@ -14,10 +14,8 @@ stretch of the window by subsequence dynamic time warping on cosine distance:
 * the recursion is compiled with numba (it runs for every scoring window, one step per example
   frame and window frame).
 
-A keyword's score is ``1 - 2 * distance`` of its best example, clipped to [0, 1] (a mean cosine
-similarity of 0.5 or less scores 0: the scores of real matches, similarity 0.6-0.95, spread over
-most of [0, 1] instead of its top quarter), with the matched stretch as its start and end frames;
-it is 0 when the window is too short for any path.
+A keyword's score maps its best example's mean distance to [0, 1] (``hidden_score``), with the matched
+stretch as its start and end frames; it is 0 when the window is too short for any path.
 """
 
 from __future__ import annotations
@@ -55,6 +53,27 @@ def unit_rows(features: np.ndarray) -> np.ndarray:
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-8)
 
 
+UNCENTRED_SCALE = 0.5
+"""``hidden_score``'s scale for uncentred hidden states (keywords enrolled before 2026-12-06, and the takes'
+agreement): ``1 - 2 * distance``, which spread version 9's similarities of real matches (0.6-0.95) over most of
+[0, 1], but saturates on version 10, whose hidden states share a large common direction (keyword-free speech
+scores up to 0.83, so that calibration ended at 1.0)."""
+CENTRED_SCALE = 2.0
+"""The largest cosine distance: at this scale ``hidden_score`` clips nothing (enrollment's first look at speech)."""
+
+
+def hidden_score(distance: np.ndarray | float, scale: float) -> np.ndarray:
+    """Score in [0, 1] of a mean cosine distance of hidden states: ``1 - distance / scale``, clipped.
+
+    Centred hidden states are scaled by the mean distance at which keyword-free speech matches the keyword
+    (``kwstream.enroll.enroll.speech_scale``): it scores 0 there, and only speech closer than usual is scored and
+    can fire. Centred, takes of one word and other speech lie close in cosine (jackson's sevens: 0.83 between
+    takes, keyword-free speech 0.42 in the median and up to 0.68) and noisy takes lower still (Spanish: 0.2), so
+    no one fixed scale suits all; and with none clipped, the normal tail that calibration fits to the whole of
+    speech's long lower tail reaches past 1."""
+    return np.clip(1.0 - np.asarray(distance, dtype=np.float64) / scale, 0.0, 1.0)
+
+
 def letter_count(encoder: Encoder) -> int:
     """Columns of ``letter_posteriors`` for ``encoder``'s CTC head (0 without one)."""
     return len(encoder.tokens) - 1 if encoder.has_ctc_head else 0
@@ -71,7 +90,7 @@ def matching_frames(frames: EncodedFrames, kind: str, layer: int, blank: int, ce
     ``centre``: subtracted from the hidden states before their cosines (``kwstream.enroll.enroll.feature_centre``):
     a transformer's hidden states share a large common direction, so that without it any two frames have a high
     cosine (the bundled model's version 10: takes of different digits score 0.77, of one digit 0.95) and the cosine
-    hardly tells words apart. Enrollment centres only ``FUSED`` keywords."""
+    hardly tells words apart. Enrollment centres ``FUSED`` and ``HIDDEN`` keywords (since 2026-12-06 for ``HIDDEN``)."""
     if kind == LETTERS:
         return letter_posteriors(frames.log_probs, blank)
     hidden = frames.features[layer] if centre is None else frames.features[layer] - centre
@@ -148,16 +167,20 @@ class ExampleSet:
     kind: str = HIDDEN
     letters: int = 0
     """``FUSED``: how many of the columns, the first, are letter posteriors."""
+    scales: np.ndarray | None = None
+    """``HIDDEN``: (keywords,) ``hidden_score``'s scale of each keyword (None: ``UNCENTRED_SCALE`` for all)."""
 
     @classmethod
-    def build(cls, keyword_examples: Sequence[Sequence[np.ndarray]], kind: str = HIDDEN, letters: int = 0) -> ExampleSet:
+    def build(cls, keyword_examples: Sequence[Sequence[np.ndarray]], kind: str = HIDDEN, letters: int = 0,
+              scales: Sequence[float] | None = None) -> ExampleSet:
         prepare = unit_rows if kind == HIDDEN else (lambda e: np.asarray(e, dtype=np.float32))
         examples = [prepare(e) for group in keyword_examples for e in group]
         lengths = np.array([len(e) for e in examples])
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         steps = np.minimum(np.arange(lengths.max())[None], lengths[:, None] - 1)
         owner = np.repeat(np.arange(len(keyword_examples)), [len(g) for g in keyword_examples])
-        return cls(np.concatenate(examples), offsets[:, None] + steps, lengths, owner, kind, letters)
+        scales = None if scales is None else np.asarray(scales, dtype=np.float64)
+        return cls(np.concatenate(examples), offsets[:, None] + steps, lengths, owner, kind, letters, scales)
 
     def match(self, window: np.ndarray) -> list[KeywordMatch]:
         """Each keyword's best example match in ``window`` (frames, hidden)."""
@@ -182,9 +205,10 @@ class ExampleSet:
             if not np.isfinite(best_cost[e]):
                 matches.append(KeywordMatch(0.0, 0, 0))
                 continue
-            # hidden: 1 - 2 x mean cosine distance; letters: exp(-cost), the geometric mean of p.q along the path
+            # hidden: hidden_score; letters: exp(-cost), the geometric mean of p.q along the path
             # (fused: times exp(-mean cosine distance))
-            score = float(np.clip(1.0 - 2.0 * best_cost[e], 0.0, 1.0) if self.kind == HIDDEN else np.exp(-best_cost[e]))
+            scale = UNCENTRED_SCALE if self.scales is None else self.scales[k]
+            score = float(hidden_score(best_cost[e], scale) if self.kind == HIDDEN else np.exp(-best_cost[e]))
             matches.append(KeywordMatch(score, int(start[e, end[e]]), int(end[e]) + 1))
         return matches
 
@@ -197,14 +221,16 @@ class EnrolledScorer:
 
     def __init__(self, names: Sequence[str], layers: Sequence[int], examples: Sequence[Sequence[np.ndarray]],
                  thresholds: Sequence[float | None], kinds: Sequence[str] | None = None, blank: int = 0, letters: int = 0,
-                 centres: Sequence[np.ndarray | None] | None = None) -> None:
+                 centres: Sequence[np.ndarray | None] | None = None, scales: Sequence[float | None] | None = None) -> None:
         """One entry per keyword: its name, layer, example features (frames, hidden, letters or both), threshold,
-        kind (``HIDDEN`` by default) and the centre its hidden states were taken from (``matching_frames``; None:
-        not centred, as keywords enrolled before centring); ``blank``: the CTC blank's index, ``letters``: the
+        kind (``HIDDEN`` by default), the centre its hidden states were taken from (``matching_frames``; None:
+        not centred, as keywords enrolled before centring) and, for ``HIDDEN``, ``hidden_score``'s scale (None:
+        ``UNCENTRED_SCALE``); ``blank``: the CTC blank's index, ``letters``: the
         letters without it (the CTC head's outputs less one), for letter and fused keywords."""
         self.keywords = list(names)
         kinds = list(kinds) if kinds is not None else [HIDDEN] * len(self.keywords)
         centres = list(centres) if centres is not None else [None] * len(self.keywords)
+        scales = [UNCENTRED_SCALE if s is None else s for s in (scales if scales is not None else [None] * len(self.keywords))]
         # keywords are matched together where the windows' frames are the same: kind, layer and centre
         group = [(kind, -1, b"") if kind == LETTERS else (kind, layer, b"" if centre is None else np.asarray(centre, np.float32).tobytes())
                  for kind, layer, centre in zip(kinds, layers, centres)]
@@ -215,7 +241,8 @@ class EnrolledScorer:
         for key in sorted(set(group)):
             members = [i for i, k in enumerate(group) if k == key]
             centre = None if not key[2] else np.frombuffer(key[2], np.float32)
-            self._groups.append((key[:2], centre, members, ExampleSet.build([examples[i] for i in members], key[0], letters)))
+            example_set = ExampleSet.build([examples[i] for i in members], key[0], letters, [scales[i] for i in members])
+            self._groups.append((key[:2], centre, members, example_set))
         for *_, example_set in self._groups:  # compile (or load from the cache) now, not in the first window
             example_set.match(example_set.frames[:1])
 

@@ -4,7 +4,7 @@
 the checkpoint's fingerprint, how the threshold was calibrated, where the examples came from) and
 ``STORE/NAME/examples.npz`` the examples' features (``example_0``, ``example_1``, ... each
 float32 (frames, hidden)) and the centre of the hidden states (``centre``, float32 (hidden,); absent in
-keywords enrolled before centring), read with ``allow_pickle=False``. The default STORE is the platform's
+keywords enrolled before centring, format ``kwstream-enrolled-1``), read with ``allow_pickle=False``. The default STORE is the platform's
 user data directory (``platformdirs.user_data_dir("kwstream")/keywords``: on Linux
 ``~/.local/share/kwstream/keywords``). A keyword is written into a hidden temporary directory
 and renamed into place, so a failed enrollment leaves nothing half-written.
@@ -29,8 +29,12 @@ from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, EnrolledSc
 
 FORMAT = "kwstream-enrolled-1"
 CENTRED_FORMAT = "kwstream-enrolled-2"
-"""A keyword whose hidden states are centred (``EnrolledKeyword.centre``): a new format, so that code
-that predates centring refuses it instead of scoring uncentred windows against it."""
+"""A letters + hidden keyword whose hidden states are centred (``EnrolledKeyword.centre``): a new format, so that
+code that predates centring refuses it instead of scoring uncentred windows against it."""
+CENTRED_HIDDEN_FORMAT = "kwstream-enrolled-3"
+"""A hidden-state keyword whose hidden states are centred, scored at its own ``scale``: code from before it
+(which would score it at the uncentred scale) refuses it."""
+FORMATS = (FORMAT, CENTRED_FORMAT, CENTRED_HIDDEN_FORMAT)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 METADATA_FILE = "keyword.json"
 FEATURES_FILE = "examples.npz"
@@ -68,6 +72,16 @@ class EnrolledKeyword:
     centre: np.ndarray | None = field(default=None, repr=False)
     """(hidden,) float32 mean hidden state subtracted from the examples' and the windows' hidden states
     (``kwstream.keywords.enrolled.scorer.matching_frames``); None: not centred."""
+    scale: float | None = None
+    """``HIDDEN`` keywords with a centre: ``hidden_score``'s scale, the mean distance at which keyword-free speech
+    matches them (``kwstream.enroll.enroll.speech_scale``); None otherwise."""
+
+
+def stored_format(keyword: EnrolledKeyword) -> str:
+    """The format that says how ``keyword`` is scored: uncentred, centred letters + hidden, or centred hidden states."""
+    if keyword.centre is None:
+        return FORMAT
+    return CENTRED_HIDDEN_FORMAT if keyword.kind == HIDDEN else CENTRED_FORMAT
 
 
 def check_name(name: str) -> str:
@@ -101,7 +115,7 @@ class KeywordStore:
         if not replace:
             self.check_free(keyword.name)
         target = self.root / check_name(keyword.name)
-        metadata = {"format": FORMAT if keyword.centre is None else CENTRED_FORMAT,
+        metadata = {"format": stored_format(keyword),
                     **{k: v for k, v in asdict(keyword).items() if k not in ("examples", "centre")},
                     "hidden_size": int(keyword.examples[0].shape[1]),
                     "example_frames": [len(e) for e in keyword.examples]}
@@ -128,19 +142,23 @@ class KeywordStore:
                                   f"enroll it with `kwstream enroll {name} --from a.wav b.wav c.wav`")
         try:
             metadata = json.loads((folder / METADATA_FILE).read_text())
-            if metadata.get("format") not in (FORMAT, CENTRED_FORMAT):
+            if metadata.get("format") not in FORMATS:
                 raise ValueError(f"unknown format {metadata.get('format')!r}")
             with np.load(folder / FEATURES_FILE, allow_pickle=False) as npz:
                 examples = [npz[f"example_{i}"].astype(np.float32) for i in range(len(metadata["example_frames"]))]
-                centre = npz["centre"].astype(np.float32) if metadata["format"] == CENTRED_FORMAT else None
+                centre = npz["centre"].astype(np.float32) if metadata["format"] != FORMAT else None
             if centre is not None and centre.ndim != 1:
                 raise ValueError(f"its centre has shape {centre.shape}")
             keyword = EnrolledKeyword(metadata["name"], int(metadata["layer"]), float(metadata["threshold"]),
                                       metadata["fingerprint"], metadata["model"], examples,
                                       list(metadata.get("sources", [])), dict(metadata.get("calibration", {})),
-                                      metadata.get("kind", HIDDEN), centre)
+                                      metadata.get("kind", HIDDEN), centre, metadata.get("scale"))
             if keyword.kind not in (HIDDEN, LETTERS, FUSED):
                 raise ValueError(f"unknown kind {keyword.kind!r}")
+            if metadata["format"] != stored_format(keyword):
+                raise ValueError(f"a {keyword.kind} keyword in format {metadata['format']!r}")
+            if (keyword.scale is not None) != (metadata["format"] == CENTRED_HIDDEN_FORMAT) or (keyword.scale or 1.0) <= 0:
+                raise ValueError(f"scale {keyword.scale!r} in format {metadata['format']!r}")
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise EnrollmentError(f"enrolled keyword {name!r} in {folder} is unreadable ({exc}); enroll it again") from None
         if any(e.ndim != 2 or len(e) == 0 for e in examples):
@@ -182,4 +200,4 @@ def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder) -> Enro
         thresholds.append(keyword.threshold)
     return EnrolledScorer([k.name for k in keywords], [k.layer for k in keywords], [k.examples for k in keywords], thresholds,
                           [k.kind for k in keywords], encoder.blank_id if encoder.has_ctc_head else 0, letter_count(encoder),
-                          [k.centre for k in keywords])
+                          [k.centre for k in keywords], [k.scale for k in keywords])
