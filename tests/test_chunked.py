@@ -79,8 +79,8 @@ class Recording(Encoder):
         self.reused: list[int] = []
         self.cnn_samples = self.transformer_samples = 0
 
-    def encode(self, audio, layers=(), reuse=None, context_frames=0, keep_states=False):
-        out = super().encode(audio, layers, reuse, context_frames, keep_states)
+    def encode(self, audio, layers=(), reuse=None, context_frames=0, keep_states=False, running=None):
+        out = super().encode(audio, layers, reuse, context_frames, keep_states, running)
         self.reused.append(0 if reuse is None else len(reuse))
         if reuse is None:
             reuse, context_frames = out.slice(0, 0), 0
@@ -144,3 +144,20 @@ def test_each_sample_is_encoded_about_once_plus_context(encoder, span):
     for stop in range(hop, len(span) + 1, hop):
         chunker.frames(read, max(0, stop - 24000), stop)
     assert read_samples / len(span) <= (left + hop + right) / hop + 0.1  # windows of 1.5 s would be 6
+
+
+def _last_frames(chunker: ChunkedEncoder, audio: np.ndarray, span_start: int) -> np.ndarray:
+    *_, (_, _, frames) = steps(chunker, audio, span_start, 4000, 24000)
+    return frames.log_probs
+
+
+def test_running_statistics_carry_what_earlier_spans_heard(encoder, span):
+    """With a statistics memory, a span's chunks are normalised with what the stream heard before it too."""
+    loud = np.random.default_rng(5).normal(0, 1.0, 16000).astype(np.float32) * np.linspace(0, 3, 16000, dtype=np.float32)
+    args = (encoder, (), 8000, 4000, 24000)
+    for memory_s, changes in ((0.0, False), (10.0, True)):
+        fresh = _last_frames(ChunkedEncoder(*args, statistics_memory_s=memory_s), span, 0)
+        heard = ChunkedEncoder(*args, statistics_memory_s=memory_s)
+        _last_frames(heard, loud, 0)
+        after = _last_frames(heard, span, 16000)  # a new span, after the loud one
+        assert (np.abs(after - fresh).max() > 1e-3) == changes

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,14 +73,14 @@ def summarise(report: dict) -> dict:
     return {"negative_hours": report["negative_hours"], "audio_s": report["audio_s"], "keywords": rows, "mean": mean}
 
 
-def run_set(model: str, dev: DevSet, threads: int, int8: bool = False) -> dict | None:
+def run_set(model: str, dev: DevSet, threads: int, int8: bool = False, eval_args: Sequence[str] = ()) -> dict | None:
     folder = CACHE / dev.folder
     if not (folder / "labels.csv").is_file():
         print(f"{dev.name}: {folder} not built, skipped", file=sys.stderr)
         return None
     files = sorted(folder.glob("*.flac")) + (sorted(CACHE.glob(dev.extra_negatives)) if dev.extra_negatives else [])
     cmd = [sys.executable, "-m", "kwstream", "eval", "--model", model, "--threads", str(threads), "--json",
-           *(["--int8"] if int8 else []), "--keywords", ",".join(dev.keywords), "--labels", str(folder / "labels.csv"), *map(str, files)]
+           *(["--int8"] if int8 else []), *eval_args, "--keywords", ",".join(dev.keywords), "--labels", str(folder / "labels.csv"), *map(str, files)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{dev.name}: kwstream eval failed:\n{done.stderr}")
@@ -102,6 +104,7 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(d.name for d in DEV_SETS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--int8", action="store_true", help="the model quantised as `kwstream --int8` runs it")
+    parser.add_argument("--eval-args", default="", help="more options for every `kwstream eval`, e.g. '--hop-ms 200'")
     args = parser.parse_args()
     wanted = args.sets.split(",")
     unknown = set(wanted) - {d.name for d in DEV_SETS}
@@ -109,7 +112,7 @@ def main() -> None:
         parser.error(f"unknown sets {sorted(unknown)}")
     results = {}
     for dev in DEV_SETS:
-        if dev.name in wanted and (result := run_set(args.model, dev, args.threads, args.int8)) is not None:
+        if dev.name in wanted and (result := run_set(args.model, dev, args.threads, args.int8, shlex.split(args.eval_args))) is not None:
             results[dev.name] = result
             mean = result["mean"]
             print(f"{dev.name}: mean recall @0.5/1/5 FA/h {mean['recall_at_0.5']:.3f} / {mean['recall_at_1']:.3f} / "

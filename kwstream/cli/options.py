@@ -71,6 +71,8 @@ def add_window_options(parser: argparse.ArgumentParser) -> None:
                         help="audio before each step's new frames that they attend to")
     parser.add_argument("--right-context-ms", type=positive_ms, default=round(d.right_context_s * 1000),
                         help="audio after a frame before its encoding is final")
+    parser.add_argument("--statistics-memory-s", type=float, default=d.statistics_memory_s,
+                        help="normalise the model's first layer over the voiced audio heard so far, fading over this many seconds (0: each chunk alone)")
 
 
 def pipeline_options() -> argparse.ArgumentParser:
@@ -112,6 +114,7 @@ def settings(args: argparse.Namespace) -> SpotterSettings:
             hop_s=args.hop_ms / 1000,
             left_context_s=args.left_context_ms / 1000,
             right_context_s=args.right_context_ms / 1000,
+            statistics_memory_s=args.statistics_memory_s,
         )
     except ValueError as exc:
         raise KwstreamError(str(exc)) from None

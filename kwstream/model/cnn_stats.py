@@ -9,7 +9,8 @@ first convolution's weights (stored beside its export) to feed its graph.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -64,6 +65,37 @@ class FirstLayerStats:
     @staticmethod
     def from_json(data: dict) -> FirstLayerStats:
         return FirstLayerStats(int(data["channels"]), int(data["stride"]), _decoded(data["weight"]), _decoded(data["bias"]))
+
+
+@dataclass
+class RunningStatistics:
+    """First-layer statistics over the voiced audio a stream has heard, older audio fading with
+    ``memory_s``: what a chunk is normalised with instead of its own statistics alone.
+
+    A chunk is a second or less, often a word's onset or mostly silence; normalised over itself, the
+    frames it makes differ from those of the whole word (docs/model-v10-runs.md). A stream's microphone
+    and speaker change slowly, so its recent voiced audio is a better estimate of the statistics a
+    whole utterance would give, and it stays causal."""
+
+    memory_s: float
+    _weight: float = 0.0
+    _first: np.ndarray = field(default=None, repr=False)
+    _second: np.ndarray = field(default=None, repr=False)
+
+    def blend(self, mean: np.ndarray, var: np.ndarray, new_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Take in a chunk's own statistics, weighted by its ``new_s`` seconds of new audio, and return
+        the running ones."""
+        second = var.astype(np.float64) + mean.astype(np.float64) ** 2
+        if self._first is None:
+            self._first, self._second = np.zeros_like(second), np.zeros_like(second)
+        fade = math.exp(-new_s / self.memory_s)
+        self._weight = fade * self._weight + new_s
+        self._first = fade * self._first + new_s * mean
+        self._second = fade * self._second + new_s * second
+        if self._weight <= 0:
+            return mean, var
+        m = self._first / self._weight
+        return m.astype(np.float32), np.maximum(self._second / self._weight - m**2, 0.0).astype(np.float32)
 
 
 def _encoded(array: np.ndarray | None) -> dict | None:

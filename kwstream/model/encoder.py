@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from kwstream.audio.io import SAMPLE_RATE
 from kwstream.errors import ModelLoadError
 from kwstream.model.backends import make_backend, runs_onnx
 from kwstream.model.checkpoint import digest, load_checkpoint, torch_device
+from kwstream.model.cnn_stats import RunningStatistics
 from kwstream.model.checkpoint_files import Checkpoint, checkpoint_directory, read_checkpoint_files, weights_key
 from kwstream.model.onnx_export import OnnxExport, cached_export_dir, find_export
 from kwstream.model.resolve import AUTO_MODEL, resolve_model
@@ -190,7 +192,7 @@ class Encoder:
             raise ModelLoadError(f"model {self.name!r} has layers 0-{self.layers}, not {layer}")
 
     def encode(self, audio: np.ndarray, layers: tuple[int, ...] = (), reuse: EncodedFrames | None = None,
-               context_frames: int = 0, keep_states: bool = False) -> EncodedFrames:
+               context_frames: int = 0, keep_states: bool = False, running: RunningStatistics | None = None) -> EncodedFrames:
         """One pass over ``audio``: log-probabilities (if the model has a CTC head), the hidden
         states of ``layers`` and the CNN's output, one row per ``samples_per_frame`` samples.
 
@@ -198,7 +200,8 @@ class Encoder:
         runs only on the audio after them (with statistics of all of ``audio``). ``context_frames``:
         how many of them (from the first, with ``states``) lend their states too; the transformer
         then runs only on the frames after them, attending to those states, and returns them as
-        given. ``keep_states``: return ``states``.
+        given. ``keep_states``: return ``states``. ``running``: a stream's statistics, which this
+        pass's first-layer statistics join and which it then uses (not with fixed ones).
         """
         x = np.ascontiguousarray(audio, dtype=np.float32)
         if self.normalize:
@@ -206,6 +209,8 @@ class Encoder:
         mean, var = self._first_layer.of(x)
         known = 0 if reuse is None else self.reusable_frames(len(x), len(reuse))
         new = x[known * self.samples_per_frame:]
+        if running is not None and self._first_layer.fixed is None:
+            mean, var = running.blend(mean, var, len(new) / SAMPLE_RATE)
         cnn = self._backend.cnn(new, mean, var)
         if known:
             cnn = np.concatenate([reuse.cnn[:known], cnn])

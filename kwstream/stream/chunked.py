@@ -34,6 +34,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from kwstream.model.cnn_stats import RunningStatistics
 from kwstream.model.encoder import EncodedFrames, Encoder
 
 
@@ -42,7 +43,7 @@ class ChunkedEncoder:
     ``right_context_samples`` after it (fewer at the span's start and at the newest audio)."""
 
     def __init__(self, encoder: Encoder, layers: tuple[int, ...], left_context_samples: int,
-                 right_context_samples: int, keep_samples: int) -> None:
+                 right_context_samples: int, keep_samples: int, statistics_memory_s: float = 0.0) -> None:
         """
         Args:
             encoder: the model.
@@ -50,6 +51,9 @@ class ChunkedEncoder:
             left_context_samples: audio before the new frames that they attend to.
             right_context_samples: audio after a frame that must arrive before it is final.
             keep_samples: how far back scoring windows reach (the window length).
+            statistics_memory_s: normalise each chunk's first layer with the statistics of the voiced
+                audio heard so far, fading over this many seconds, across spans
+                (``RunningStatistics``); 0: with the chunk's own.
         """
         self.encoder = encoder
         self.layers = layers
@@ -57,6 +61,7 @@ class ChunkedEncoder:
         self._left_frames = -(-left_context_samples // spf)
         self._right_samples = right_context_samples
         self._keep_frames = -(-keep_samples // spf) + 1
+        self._running = RunningStatistics(statistics_memory_s) if statistics_memory_s > 0 else None
         self.encoded_samples = 0
         """Audio whose frames the transformer computed so far (provisional ones counted each time)."""
         self.start_span(0)
@@ -98,7 +103,7 @@ class ChunkedEncoder:
         reuse = None  # the previous chunk's frames, once its audio was longer than the right context
         if self._previous is not None and final > 0:
             reuse = self._previous.slice(first - self._previous_from, len(self._previous))
-        chunk = self.encoder.encode(audio, self.layers, reuse, context_frames=final, keep_states=True)
+        chunk = self.encoder.encode(audio, self.layers, reuse, context_frames=final, keep_states=True, running=self._running)
         self._previous, self._previous_from = chunk, first
         chunk = replace(chunk, cnn=None, states=None)  # scorers and the frame buffer need none of it
         attended = self.encoder.reusable_frames(len(audio), final) if self.encoder.attends_to_states and reuse is not None else 0

@@ -65,6 +65,9 @@ class PipelineSettings:
     """Audio before the newest frames that they attend to at each step (see chunked.py)."""
     right_context_s: float = 0.25
     """Audio after a frame that must arrive before its encoding is final (see chunked.py)."""
+    statistics_memory_s: float = 0.0
+    """The first layer's statistics: over the voiced audio heard so far, fading over this many
+    seconds (``RunningStatistics``); 0: each chunk's own."""
     level_block_ms: int = 50
     """Audio measured by each Level event (20 per second suits a dashboard)."""
 
@@ -168,7 +171,8 @@ class KeywordPipeline:
         self._windower = Windower(int(s.window_s * SAMPLE_RATE), int(s.hop_s * SAMPLE_RATE))
         self._meter = LevelMeter(SAMPLE_RATE * s.level_block_ms // 1000, SAMPLE_RATE)
         self._chunker = ChunkedEncoder(self.encoder, self.keywords.layers, int(s.left_context_s * SAMPLE_RATE),
-                                       int(s.right_context_s * SAMPLE_RATE), self._windower.window_samples)
+                                       int(s.right_context_s * SAMPLE_RATE), self._windower.window_samples,
+                                       s.statistics_memory_s)
         self.ring = self._capture or RingBuffer(self._history_capacity)
         self._position = 0
         self._span = -1
