@@ -213,11 +213,13 @@ def test_a_centred_hidden_keyword_scores_zero_at_its_scale_and_one_on_its_exampl
     example = rng.standard_normal((6, 8)).astype(np.float32)
     window = EncodedFrames(np.zeros((9, 4), np.float32), {3: np.vstack([rng.standard_normal((3, 8)), example])})
     found = EnrolledScorer(["a", "b"], [3, 3], [[example], [example]], [None, None], [HIDDEN, HIDDEN],
-                           centres=[np.zeros(8, np.float32)] * 2, scales=[0.9, None]).score_frames(window)
+                           centres=[np.zeros(8, np.float32), None], scales=[0.9, None]).score_frames(window)
     assert found[0].score == found[1].score == pytest.approx(1.0) and (found[0].start_frame, found[0].end_frame) == (3, 9)
     elsewhere = EnrolledScorer(["a", "b"], [3, 3], [[example[:, ::-1]], [example[:, ::-1]]], [None, None], [HIDDEN, HIDDEN],
-                               centres=[np.zeros(8, np.float32)] * 2, scales=[CENTRED_SCALE, None]).score_frames(window)
+                               centres=[np.zeros(8, np.float32), None], scales=[CENTRED_SCALE, None]).score_frames(window)
     assert 0.2 < elsewhere[0].score < 1.0 and elsewhere[1].score < elsewhere[0].score  # the wider scale clips less
+    with pytest.raises(ValueError, match="needs its scale"):  # a centred keyword never falls back to the uncentred scale
+        EnrolledScorer(["a"], [3], [[example]], [None], [HIDDEN], centres=[np.zeros(8, np.float32)])
 
 
 def test_the_scorer_centres_windows_as_their_keywords_examples():
@@ -226,7 +228,7 @@ def test_the_scorer_centres_windows_as_their_keywords_examples():
     centre = rng.standard_normal(8).astype(np.float32) * 5
     example = rng.standard_normal((6, 8)).astype(np.float32)
     window = EncodedFrames(np.zeros((6, 4), np.float32), {3: example + centre})
-    scorer = EnrolledScorer(["a"], [3], [[example]], [None], [HIDDEN], centres=[centre])
+    scorer = EnrolledScorer(["a"], [3], [[example]], [None], [HIDDEN], centres=[centre], scales=[0.5])
     assert scorer.score_frames(window)[0].score == pytest.approx(1.0)
     assert EnrolledScorer(["a"], [3], [[example]], [None], [HIDDEN]).score_frames(window)[0].score < 0.9
 

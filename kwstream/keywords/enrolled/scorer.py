@@ -230,7 +230,10 @@ class EnrolledScorer:
         self.keywords = list(names)
         kinds = list(kinds) if kinds is not None else [HIDDEN] * len(self.keywords)
         centres = list(centres) if centres is not None else [None] * len(self.keywords)
-        scales = [UNCENTRED_SCALE if s is None else s for s in (scales if scales is not None else [None] * len(self.keywords))]
+        scales = list(scales) if scales is not None else [None] * len(self.keywords)
+        if any(kind == HIDDEN and centre is not None and scale is None for kind, centre, scale in zip(kinds, centres, scales)):
+            raise ValueError("a centred hidden-state keyword needs its scale (uncentred keywords only score at UNCENTRED_SCALE)")
+        scales = [UNCENTRED_SCALE if scale is None else scale for scale in scales]
         # keywords are matched together where the windows' frames are the same: kind, layer and centre
         group = [(kind, -1, b"") if kind == LETTERS else (kind, layer, b"" if centre is None else np.asarray(centre, np.float32).tobytes())
                  for kind, layer, centre in zip(kinds, layers, centres)]
