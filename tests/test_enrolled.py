@@ -200,9 +200,10 @@ def test_a_fused_keywords_centre_round_trips_and_older_keywords_have_none(tmp_pa
     # older code refuses the centred ones: it would score them uncentred, or at the uncentred scale
     assert formats == {"plain": "kwstream-enrolled-1", "centred": "kwstream-enrolled-2", "hidden": "kwstream-enrolled-3"}
     metadata = json.loads((tmp_path / "hidden" / "keyword.json").read_text())
-    (tmp_path / "hidden" / "keyword.json").write_text(json.dumps({**metadata, "scale": None}))
-    with pytest.raises(EnrollmentError, match="'hidden' .* is unreadable .*scale None"):
-        store.load("hidden")
+    for bad, shown in ((None, "None"), (0.0, "0.0"), (float("nan"), "nan")):
+        (tmp_path / "hidden" / "keyword.json").write_text(json.dumps({**metadata, "scale": bad}))
+        with pytest.raises(EnrollmentError, match=f"'hidden' .* is unreadable .*scale {shown}"):
+            store.load("hidden")
 
 
 def test_a_centred_hidden_keyword_scores_zero_at_its_scale_and_one_on_its_example():

@@ -10,6 +10,7 @@ import torch
 from transformers import Wav2Vec2ForCTC
 
 from kwstream.model.checkpoint_files import FIXED_STATISTICS_KEY, read_checkpoint_files
+from kwstream.model.cnn_stats import RunningStatistics
 from kwstream.model.encoder import Encoder, EncoderSettings
 from training.fixed_statistics import fix_statistics, pooled_statistics, use_fixed_statistics
 
@@ -63,8 +64,13 @@ def test_kwstream_runs_the_model_with_its_fixed_statistics(fixed_model, backend,
     config = json.loads((plain / "config.json").read_text())
     del config[FIXED_STATISTICS_KEY]
     (plain / "config.json").write_text(json.dumps(config))
-    own = Encoder(EncoderSettings(model=str(plain), backend=backend)).encode(audio).log_probs
+    plain_encoder = Encoder(EncoderSettings(model=str(plain), backend=backend))
+    own = plain_encoder.encode(audio).log_probs
     assert np.abs(own - expected).max() > 1e-2
+    fixed_encoder = Encoder(EncoderSettings(model=str(directory), backend=backend))
+    assert fixed_encoder.fingerprint != plain_encoder.fingerprint  # enrolled keywords of one do not load on the other
+    running = RunningStatistics(5.0)  # a stream's running statistics give way to the model's fixed ones
+    np.testing.assert_array_equal(fixed_encoder.encode(audio, running=running).log_probs, fixed_encoder.encode(audio).log_probs)
 
 
 def test_fix_statistics_keeps_a_models_own(fixed_model):
@@ -74,3 +80,16 @@ def test_fix_statistics_keeps_a_models_own(fixed_model):
     mean, var = fix_statistics(model, _clips(2, 5))  # other clips: their statistics are not taken
     np.testing.assert_allclose(mean, own["mean"], rtol=1e-6)
     np.testing.assert_allclose(var, own["var"], rtol=1e-6)
+
+
+def test_statistics_of_the_wrong_shape_are_refused_at_load(fixed_model, tmp_path):
+    from kwstream.errors import ModelLoadError
+
+    directory, _ = fixed_model
+    broken = tmp_path / "broken"
+    shutil.copytree(directory, broken)
+    config = json.loads((broken / "config.json").read_text())
+    config[FIXED_STATISTICS_KEY]["var"] = config[FIXED_STATISTICS_KEY]["var"][:-1]
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="first-layer statistics"):
+        Encoder(EncoderSettings(model=str(broken), backend="torch"))

@@ -118,7 +118,8 @@ def main() -> None:
             print(f"{dev.name}: mean recall @0.5/1/5 FA/h {mean['recall_at_0.5']:.3f} / {mean['recall_at_1']:.3f} / "
                   f"{mean['recall_at_5']:.3f}; defaults {mean['default_recall']:.3f} at {mean['default_fa_per_hour']:.1f}/h",
                   flush=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    settings = {"model": args.model, "int8": args.int8, "eval_args": args.eval_args}
+    args.out.write_text(json.dumps({"settings": settings, **results}, indent=1) + "\n")
     args.out.with_suffix(".md").write_text(markdown(results) + "\n")
 
 

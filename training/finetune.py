@@ -32,6 +32,7 @@ from tqdm import tqdm
 from transformers import Wav2Vec2ForCTC
 
 from kwstream.audio.io import read_audio
+from kwstream.model.checkpoint_files import fixed_statistics
 from training.augment import AugmentConfig, Augmenter
 from training.corpus import SHARED_DATA_DIR, Utterance, read_manifest
 from training.evaluate import error_rate, evaluate_rows, transcribe
@@ -147,7 +148,7 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
     rows = real_dev(data)
     real = [rows[i] for i in sorted(np.random.default_rng(cfg.seed + 3).choice(len(rows), cfg.select_real, replace=False))]
     real_audio = [read_audio(path) for path, _ in real]
-    if cfg.fixed_statistics:
+    if cfg.fixed_statistics or fixed_statistics(model.config.to_dict()) is not None:  # a model trained with them keeps them
         clips = np.random.default_rng(cfg.seed + 4).choice(len(dataset.audio), 400, replace=False)
         mean, var = fix_statistics(model, (dataset.float_audio(i) for i in clips))
         print(f"fixed first-layer statistics: mean variance {var.mean():.3f} over {len(var)} channels")

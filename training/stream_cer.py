@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from kwstream.audio.io import read_audio
+from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.stream.chunked import ChunkedEncoder
 from kwstream.stream.pipeline import PipelineSettings
@@ -26,7 +26,6 @@ from training.corpus import SHARED_DATA_DIR
 from training.evaluate import error_rate
 from training.whisper_head import real_dev
 
-SAMPLE_RATE = 16000
 EDGE_S = 0.5
 
 
@@ -41,7 +40,7 @@ def streamed_log_probs(encoder: Encoder, audio: np.ndarray, settings: PipelineSe
     """The frames a stream of ``audio`` ends with: final ones, then the last step's provisional ones."""
     rate = SAMPLE_RATE
     chunker = ChunkedEncoder(encoder, (), int(settings.left_context_s * rate), int(settings.right_context_s * rate),
-                             len(audio) + rate)
+                             len(audio) + rate, settings.statistics_memory_s)
     hop = int(settings.hop_s * rate)
     for stop in range(hop, len(audio), hop):
         chunker.frames(lambda a, b: audio[a:b], 0, stop)

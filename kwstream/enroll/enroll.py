@@ -30,7 +30,7 @@ from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import Microphone
 from kwstream.stream.replay import compared_scores
 from kwstream.keywords.base import default_layer
-from kwstream.keywords.enrolled.scorer import CENTRED_SCALE, FUSED, HIDDEN, EnrolledScorer, ExampleSet, letter_count, matching_frames
+from kwstream.keywords.enrolled.scorer import CENTRED_SCALE, FUSED, HIDDEN, LETTERS, EnrolledScorer, ExampleSet, letter_count, matching_frames
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError
 from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder
@@ -355,7 +355,7 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     check_examples(examples)
     hidden = [example_features(encoder, e, layer, enroll_settings) for e in examples]
     check_agreement(examples, hidden, speech_pieces(encoder, layer))
-    centre = feature_centre(encoder, layer)
+    centre = None if kind == LETTERS else feature_centre(encoder, layer)
     features = [h - centre for h in hidden] if kind == HIDDEN else [example_features(encoder, e, layer, enroll_settings, kind, centre)
                                                                     for e in examples]
     scale = speech_scale(features, layer, encoder, settings, centre) if kind == HIDDEN else None

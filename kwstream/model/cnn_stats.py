@@ -75,7 +75,8 @@ class RunningStatistics:
     A chunk is a second or less, often a word's onset or mostly silence; normalised over itself, the
     frames it makes differ from those of the whole word (docs/model-v10-runs.md). A stream's microphone
     and speaker change slowly, so its recent voiced audio is a better estimate of the statistics a
-    whole utterance would give, and it stays causal."""
+    whole utterance would give, and it stays causal. Each chunk's statistics (over its context too) count
+    with the weight of its new audio: an approximation of the statistics of the audio itself."""
 
     memory_s: float
     _weight: float = 0.0

@@ -8,6 +8,7 @@ Runtime, behind one protocol). ``Encoder`` joins them and owns what a pass compu
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass, replace
@@ -151,6 +152,13 @@ class Encoder:
         self.parameters = export.parameters
         self.layers = files.layers
         self.fingerprint = export.fingerprint
+        if files.first_layer_statistics is not None:
+            self._check_statistics(files.first_layer_statistics, export.first_layer.channels)
+            # the same weights normalised otherwise make other features: enrolled keywords and heads must not mix them
+            mixed = hashlib.sha256(self.fingerprint.encode())
+            for array in files.first_layer_statistics:
+                mixed.update(array.tobytes())
+            self.fingerprint = mixed.hexdigest()[:16]
         self.samples_per_frame = math.prod(files.conv_stride)
         self._conv = list(zip(files.conv_kernel, files.conv_stride))
         self.attends_to_states = export.attends_to_states
@@ -159,6 +167,11 @@ class Encoder:
                              else replace(export.first_layer, fixed=files.first_layer_statistics))
         self._no_context = (np.zeros((0, files.cnn_channels), np.float32),
                             np.zeros((files.layers, 0, files.hidden_size), np.float32))
+
+    def _check_statistics(self, statistics: tuple[np.ndarray, np.ndarray], channels: int) -> None:
+        if any(a.shape != (channels,) or not np.all(np.isfinite(a)) for a in statistics) or np.any(statistics[1] < 0):
+            raise ModelLoadError(f"model {self.name!r}: its first-layer statistics are not {channels} finite values each "
+                                 "(mean, var >= 0); remove kwstream_first_layer_statistics from its config.json")
 
     @property
     def transformer_blocks(self):

@@ -6,8 +6,8 @@ quantiser, into the cache, since a bundled export may lie in a read-only install
 does for PyTorch's linear layers. Weights are stored unsigned, like the inputs: x86 CPUs without
 VNNI multiply unsigned by signed 8 bits in pairs that saturate at 16 bits (onnxruntime issues 5849,
 14642), which on this project's machine moved one linear layer's outputs by 1.8 where exact int8
-arithmetic moves them by 0.06, and cost version 10 a sixth of its bench detections (78 -> 63 of
-150); unsigned by unsigned is exact on every CPU at the same speed. The CNN stays in fp32: written as matrix products, int8 made a
+arithmetic moves them by 0.06, and cost version 10 a fifth of its bench detections (78 -> 63 of
+150); unsigned by unsigned is exact on every CPU, at a speed within this machine's noise. The CNN stays in fp32: written as matrix products, int8 made a
 wav2vec2-base CNN 2.4x faster, but it cost the bundled model recall on the development streams
 (0.73 -> 0.70 at 20 false alarms per hour).
 """
@@ -85,6 +85,7 @@ def _quantized(onnxruntime, export: OnnxExport) -> Path:
             with quiet(""):  # the quantiser's advice on pre-processing, through the root logger
                 quantize_dynamic(str(folded), str(staged), weight_type=QuantType.QUInt8, op_types_to_quantize=["MatMul"])
             staged.replace(out)
+        (out.parent / "transformer-int8.onnx").unlink(missing_ok=True)  # signed weights, before 2026-12-06
     except Exception as exc:  # ONNX Runtime's and the quantiser's errors are their own types: one line
         raise ModelLoadError(f"cannot quantise {export.transformer_graph} to int8 ({type(exc).__name__}); drop --int8") from None
     return out

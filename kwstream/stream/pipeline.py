@@ -89,6 +89,8 @@ class PipelineSettings:
             raise ValueError(f"need 0 < hop ({self.hop_s} s) <= window ({self.window_s} s)")
         if self.left_context_s < 0 or self.right_context_s < 0:
             raise ValueError("context lengths must not be negative")
+        if not 0 <= self.statistics_memory_s < float("inf"):
+            raise ValueError(f"the statistics memory must be 0 or more seconds, not {self.statistics_memory_s}")
 
     @property
     def history_s(self) -> float:

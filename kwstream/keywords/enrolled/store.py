@@ -13,6 +13,7 @@ and renamed into place, so a failed enrollment leaves nothing half-written.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import tempfile
@@ -157,7 +158,7 @@ class KeywordStore:
                 raise ValueError(f"unknown kind {keyword.kind!r}")
             if metadata["format"] != stored_format(keyword):
                 raise ValueError(f"a {keyword.kind} keyword in format {metadata['format']!r}")
-            if (keyword.scale is not None) != (metadata["format"] == CENTRED_HIDDEN_FORMAT) or (keyword.scale or 1.0) <= 0:
+            if (keyword.scale is not None) != (metadata["format"] == CENTRED_HIDDEN_FORMAT) or (keyword.scale is not None and not (math.isfinite(keyword.scale) and keyword.scale > 0)):
                 raise ValueError(f"scale {keyword.scale!r} in format {metadata['format']!r}")
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise EnrollmentError(f"enrolled keyword {name!r} in {folder} is unreadable ({exc}); enroll it again") from None
