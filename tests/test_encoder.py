@@ -187,6 +187,7 @@ def test_weights_stored_in_float16_export_in_float16_with_the_same_numbers(tiny_
 
     import onnx
 
+    import kwstream.model.onnx_backend as onnx_backend
     import kwstream.model.onnx_export as onnx_export
     from kwstream.model.checkpoint_files import weights_key
     from training.export_onnx import store_half
@@ -209,13 +210,15 @@ def test_weights_stored_in_float16_export_in_float16_with_the_same_numbers(tiny_
     assert halved.count(onnx.TensorProto.FLOAT16) >= 0.8 * len(halved)
     int8 = Encoder(EncoderSettings(model=str(half), backend="onnx", int8=True)).encode(audio)
     assert np.abs(int8.log_probs - torch_run.log_probs).max() < 0.1
-    [quantised] = (tmp_path / "onnx").glob(f"{weights_key(half)}-v*/transformer-uint8.onnx")
+    [quantised] = (tmp_path / "onnx").glob(f"{weights_key(half)}-v*/{onnx_backend.INT8_GRAPH}")
     graph = onnx.load(str(quantised)).graph
     products = [node for node in graph.node if node.op_type == "MatMulInteger"]
     assert products  # the casts were folded first
     weights = {t.name: t.data_type for t in graph.initializer}
     # unsigned weights: unsigned by signed saturates on x86 CPUs without VNNI
     assert {weights[node.input[1]] for node in products} == {onnx.TensorProto.UINT8}
+    [projection] = onnx_backend.feature_projection_products(next(quantised.parent.glob("transformer.onnx")))
+    assert projection in {node.name for node in graph.node if node.op_type == "MatMul"}  # left in float
 
 
 @pytest.mark.slow  # exports ONNX
