@@ -24,16 +24,10 @@ from kwstream.stream.chunked import ChunkedEncoder
 from kwstream.stream.pipeline import PipelineSettings
 from training.corpus import SHARED_DATA_DIR
 from training.evaluate import error_rate
+from training.vocab import decode_ctc
 from training.whisper_head import real_dev
 
 EDGE_S = 0.5
-
-
-def greedy_text(encoder: Encoder, log_probs: np.ndarray) -> str:
-    """Best path, repeats and blanks removed, the word delimiter as a space."""
-    ids = log_probs.argmax(-1)
-    keep = [int(i) for n, i in enumerate(ids) if i != encoder.blank_id and (n == 0 or i != ids[n - 1])]
-    return "".join(" " if i == encoder.delimiter_id else encoder.tokens[i] for i in keep).strip()
 
 
 def streamed_log_probs(encoder: Encoder, audio: np.ndarray, settings: PipelineSettings) -> np.ndarray:
@@ -59,8 +53,8 @@ def measure(model: str, clips: int, lead_noise: float, int8: bool, seed: int = 0
         edge = lambda: (rng.normal(0, lead_noise * clip.std(), int(EDGE_S * SAMPLE_RATE))).astype(np.float32)  # noqa: E731
         audio = np.concatenate([edge(), clip, edge()])
         refs.append(text)
-        whole.append(greedy_text(encoder, encoder.encode(audio).log_probs))
-        streamed.append(greedy_text(encoder, streamed_log_probs(encoder, audio, settings)))
+        whole.append(decode_ctc(encoder.encode(audio).log_probs.argmax(-1).tolist()))
+        streamed.append(decode_ctc(streamed_log_probs(encoder, audio, settings).argmax(-1).tolist()))
     return {"clips": len(rows), "whole_cer": round(error_rate(refs, whole), 4), "streamed_cer": round(error_rate(refs, streamed), 4)}
 
 
