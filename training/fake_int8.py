@@ -16,9 +16,9 @@ from functools import partial
 import torch
 from torch import nn
 
-QUANTISED_LINEARS = ("q_proj", "k_proj", "v_proj", "out_proj", "intermediate_dense", "output_dense",
-                     "feature_projection.projection", "lm_head")
-"""The linear layers whose matrix products the int8 graph computes in int8 (every MatMul with a weight)."""
+QUANTISED_LINEARS = ("q_proj", "k_proj", "v_proj", "out_proj", "intermediate_dense", "output_dense", "lm_head")
+"""The linear layers whose matrix products the int8 graph computes in int8: every MatMul with a weight but
+the feature projection's (``kwstream.model.onnx_backend.feature_projection_products``)."""
 
 
 def _straight_through(x: torch.Tensor, rounded: torch.Tensor) -> torch.Tensor:
