@@ -163,3 +163,27 @@ def test_end_to_end_loss_falls_and_distillation_holds_the_student_near_whisper(
     kept, free = run(1.0), run(0.0)
     assert kept[-1][0] < kept[0][0]
     assert kept[-1][1]["distill"] < free[-1][1]["distill"]
+
+
+def test_the_loss_on_streamed_frames_falls_on_a_batch_seen_again(weights: dict[str, torch.Tensor], speech: np.ndarray) -> None:
+    """training.finetune --streamed: the same loss on the frames a stream makes (training.stream_shaped)."""
+    from training.finetune import FinetuneConfig, batch_losses
+    from training.stream_shaped import StreamShape
+    from training.vocab import encode
+
+    audios = [speech[:24000], speech[8000:40000]]
+    labels = [np.asarray(encode("HEY")), np.asarray(encode("HEY THERE"))]
+    teacher = WhisperTeacher(weights)
+    torch.manual_seed(0)
+    model = F.build_student(F.FrontEndConfig(), weights)
+    model.requires_grad_(True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    losses = []
+    for _ in range(4):
+        loss, _ = batch_losses(model, teacher, audios, labels, F.frame_offset(F.FrontEndConfig()), FinetuneConfig(),
+                               StreamShape(4000, 8000, 4000).forward)
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert losses[-1] < losses[0]

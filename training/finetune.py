@@ -22,7 +22,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,7 @@ from transformers import Wav2Vec2ForCTC
 
 from kwstream.audio.io import read_audio
 from kwstream.model.checkpoint_files import fixed_statistics
+from kwstream.stream.pipeline import PipelineSettings
 from training.augment import AugmentConfig, Augmenter
 from training.corpus import SHARED_DATA_DIR, Utterance, read_manifest
 from training.evaluate import error_rate, evaluate_rows, transcribe
@@ -40,6 +43,7 @@ from training.fake_int8 import make_int8_aware
 from training.fixed_statistics import fix_statistics
 from training.frontend import distillation_terms, frame_offset, student_forward, teacher_targets
 from training.schedule import warmup_cosine
+from training.stream_shaped import StreamShape, transcribe_streamed
 from training.train import REAL_SOURCES, BucketedData, TrainConfig, collate, select_rows
 from training.vocab import PAD_ID, build_processor
 from training.whisper_head import real_dev
@@ -67,16 +71,20 @@ class FinetuneConfig:
     seed: int = 0
     int8_aware: bool = False  # train through int8 rounding (training.fake_int8), for `--int8`
     fixed_statistics: bool = False  # the CNN normalises every input alike (training.fixed_statistics)
+    streamed: float = 0.0  # share of steps that train what `kwstream listen` computes (training.stream_shaped)
 
 
 def batch_losses(model: Wav2Vec2ForCTC, teacher: WhisperTeacher, audios: list[np.ndarray],
-                 labels: list[np.ndarray], offset: int, cfg: FinetuneConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """The training loss on one batch of augmented clips, and its parts for the log."""
+                 labels: list[np.ndarray], offset: int, cfg: FinetuneConfig,
+                 forward: Callable[[Wav2Vec2ForCTC, torch.Tensor], list[torch.Tensor]] = student_forward,
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The training loss on one batch of augmented clips, the student's frames made by ``forward``
+    (whole clips, or as a stream makes them), and its parts for the log."""
     x, y = collate(audios, labels)
     raw = torch.zeros_like(x)
     for row, audio in enumerate(audios):
         raw[row, : len(audio)] = torch.from_numpy(audio)
-    outputs = student_forward(model, x)
+    outputs = forward(model, x)
     log_probs = model.lm_head(outputs[-1]).log_softmax(-1)
     mask = y >= 0
     ctc = nn.functional.ctc_loss(log_probs.transpose(0, 1), y[mask], torch.full((len(audios),), log_probs.shape[1]),
@@ -87,13 +95,19 @@ def batch_losses(model: Wav2Vec2ForCTC, teacher: WhisperTeacher, audios: list[np
 
 
 def select_score(model: Wav2Vec2ForCTC, corpus: Path, synthetic: list, real: list[tuple[Path, str]],
-                 real_audio: list[np.ndarray]) -> dict[str, float]:
-    """Greedy CER on the held-out real speakers and the held-out synthetic clips; `score` is their mean."""
-    real_cer = error_rate([text for _, text in real], transcribe(model, real_audio))
+                 real_audio: list[np.ndarray], streamed: bool) -> dict[str, float]:
+    """Greedy CER on the held-out real speakers (whole clips, and as a stream reads them) and on the
+    held-out synthetic clips; `score`, the mean of the real and synthetic CER, takes the streamed
+    real CER when ``streamed`` (a run that trains for streams is chosen on them)."""
+    refs = [text for _, text in real]
+    real_cer = error_rate(refs, transcribe(model, real_audio))
+    record = {"real_cer": round(real_cer, 4)}
+    if streamed:
+        real_cer = error_rate(refs, transcribe_streamed(model, real_audio, StreamShape.of(PipelineSettings())))
+        record["real_streamed_cer"] = round(real_cer, 4)
     synthetic_cer = evaluate_rows(model, corpus, synthetic)["all_cer"]
     model.train()
-    return {"real_cer": round(real_cer, 4), "synthetic_cer": round(synthetic_cer, 4),
-            "score": round((real_cer + synthetic_cer) / 2, 4)}
+    return {**record, "synthetic_cer": round(synthetic_cer, 4), "score": round((real_cer + synthetic_cer) / 2, 4)}
 
 
 def save_state(path: Path, model: Wav2Vec2ForCTC, optimizer: torch.optim.Optimizer, step: int, best: float,
@@ -155,6 +169,7 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
     babble = [dataset.float_audio(i) for i in np.random.default_rng(cfg.seed).choice(len(dataset.audio), 300)]
     augmenter = Augmenter(AugmentConfig(), babble, cfg.seed)
     offset = frame_offset(model.config)
+    shape = StreamShape.of(PipelineSettings())
     print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {len(dataset.rows)} training clips, "
           f"{len(dataset.batches)} batches an epoch, {len(real)} real + {len(synthetic)} synthetic development clips, "
           f"{torch.get_num_threads()} threads", flush=True)
@@ -164,7 +179,8 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
     def checkpoint() -> None:
         nonlocal best
         record = {"step": step, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                  **select_score(model, corpus, synthetic, real, real_audio), **{k: round(v, 4) for k, v in ema.items()}}
+                  **select_score(model, corpus, synthetic, real, real_audio, cfg.streamed > 0),
+                  **{k: round(v, 4) for k, v in ema.items()}}
         if record["score"] < best:
             best = record["score"]
             model.save_pretrained(out / "best")
@@ -184,7 +200,10 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
         batch = dataset.batch_for_step(step)
         rng = np.random.default_rng([cfg.seed, step, 1])
         audios = [augmenter(dataset.float_audio(i), rng) for i in batch]
-        loss, parts = batch_losses(model, teacher, audios, [dataset.labels[i] for i in batch], offset, cfg)
+        forward = student_forward
+        if rng.random() < cfg.streamed:  # the first chunk's stop anywhere in the first hop, as a span's start falls
+            forward = partial(shape.forward, first_stop=int(rng.integers(shape.hop // 4, shape.hop + 1)))
+        loss, parts = batch_losses(model, teacher, audios, [dataset.labels[i] for i in batch], offset, cfg, forward)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -216,6 +235,8 @@ def main() -> None:
                         help="train through the rounding of `--int8` (quantisation-aware), so int8 loses little")
     parser.add_argument("--fixed-statistics", action="store_true",
                         help="normalise the CNN's first layer with statistics pooled over training clips, as streams need")
+    parser.add_argument("--streamed", type=float, default=FinetuneConfig.streamed,
+                        help="share of steps that train on what `kwstream listen` computes, chunk by chunk (0-1)")
     parser.add_argument("--distill-weight", type=float, default=FinetuneConfig.distill_weight)
     parser.add_argument("--ckpt-minutes", type=float, default=FinetuneConfig.ckpt_minutes)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -226,7 +247,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = FinetuneConfig(steps=args.steps, head_lr=args.head_lr, body_lr=args.body_lr, distill_weight=args.distill_weight,
                          ckpt_minutes=args.ckpt_minutes, int8_aware=args.int8_aware,
-                         fixed_statistics=args.fixed_statistics)
+                         fixed_statistics=args.fixed_statistics, streamed=args.streamed)
     train(args.corpus, args.init, args.out, args.data, cfg, args.resume)
 
 
