@@ -6,17 +6,18 @@ import torch
 from transformers import Wav2Vec2ForCTC
 
 from kwstream.audio.io import read_audio
-from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.model.encoder import Encoder, EncoderSettings, cnn_frames
 from kwstream.model.resolve import BUNDLED_MODEL_DIR
 from kwstream.stream.pipeline import PipelineSettings
 from training.evaluate import normalize_audio
+from training.fixed_statistics import use_fixed_statistics
 from training.frontend import student_forward
 from training.stream_cer import streamed_log_probs
-from training.stream_shaped import StreamShape, frames_for, stream_plan
-from training.fixed_statistics import use_fixed_statistics
+from training.stream_shaped import StreamShape
 
 AUDIO = BUNDLED_MODEL_DIR.parent / "audio"
-KERNELS, STRIDES = [400, 3, 3, 3], [160, 2, 1, 1]  # version 10's CNN
+CONV = [(400, 160), (3, 2), (3, 1), (3, 1)]  # version 10's CNN
+SHAPES = [PipelineSettings(), PipelineSettings(hop_s=0.2, left_context_s=0.6, right_context_s=0.3)]
 
 
 @pytest.fixture(scope="module")
@@ -24,42 +25,68 @@ def bundled() -> Wav2Vec2ForCTC:
     return Wav2Vec2ForCTC.from_pretrained(BUNDLED_MODEL_DIR).eval()
 
 
-def _clip() -> np.ndarray:
-    """A real spoken digit inside silence, as a span of the stream holds it."""
-    silence = np.zeros(8000, np.float32)
-    return np.concatenate([silence, read_audio(AUDIO / "fsdd_7_jackson_0.wav"), silence])
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return Encoder(EncoderSettings(model=str(BUNDLED_MODEL_DIR), threads=1))
+
+
+def _clips() -> dict[str, np.ndarray]:
+    """Real speech from its first sample (four spoken digits of four speakers, end to end), and 6 s
+    of the demo, with quiet stretches."""
+    digits = np.concatenate([read_audio(path) for path in sorted(AUDIO.glob("fsdd_*.wav"))])
+    return {"digits": digits, "demo": read_audio(AUDIO / "demo_hey_stop.flac")[:96000]}
 
 
 @pytest.mark.parametrize("samples", [3999, 16000, 16001, 37_123])
 def test_every_frame_becomes_final_once_in_order(samples):
-    plan = stream_plan(samples, KERNELS, STRIDES, 4000, 8000, 4000, 4000)
+    plan = StreamShape(4000, 8000, 4000).plan(samples, CONV)
     finals = [f for chunk in plan for f in range(chunk.final_from, chunk.final_to)]
-    assert finals == list(range(frames_for(samples, KERNELS, STRIDES)))
+    assert finals == list(range(cnn_frames(samples, CONV)))
     assert all(chunk.attended <= chunk.final_from - chunk.first_frame for chunk in plan)
     assert all(chunk.first_frame <= chunk.cnn_from <= chunk.total_frames for chunk in plan)
 
 
-def test_the_pass_gives_the_chunked_encoders_log_probabilities(bundled):
-    audio = _clip()
-    settings = PipelineSettings()
-    expected = streamed_log_probs(Encoder(EncoderSettings(model=str(BUNDLED_MODEL_DIR), threads=1)), audio, settings)
-    x = torch.from_numpy(normalize_audio(audio))[None]
+@pytest.mark.parametrize("settings", SHAPES, ids=["default", "other"])
+@pytest.mark.parametrize("name", ["digits", "demo"])
+def test_the_pass_gives_the_chunked_encoders_log_probabilities(bundled, encoder, settings, name):
+    audio = _clips()[name]
+    expected = streamed_log_probs(encoder, audio, settings)
     with torch.no_grad():
-        streamed = bundled.lm_head(StreamShape.of(settings).forward(bundled, x)[-1]).log_softmax(-1)[0].numpy()
-        whole = bundled.lm_head(student_forward(bundled, x)[-1]).log_softmax(-1)[0].numpy()
+        outputs = StreamShape.of(settings).forward(bundled, torch.from_numpy(audio)[None])
+        streamed = bundled.lm_head(outputs[-1]).log_softmax(-1)[0].numpy()
+        whole = bundled.lm_head(student_forward(bundled, torch.from_numpy(normalize_audio(audio))[None])[-1])
+        whole = whole.log_softmax(-1)[0].numpy()
     assert streamed.shape == expected.shape
-    assert np.abs(np.exp(streamed) - np.exp(expected)).max() < 1e-2
-    assert np.abs(np.exp(whole) - np.exp(expected)).max() > 0.1  # the stream's frames are not the whole clip's
+    assert np.abs(streamed - expected).max() < 1e-3
+    assert np.abs(whole - expected).max() > 0.1  # the stream's frames are not the whole clip's
 
 
-def test_a_loss_on_the_streamed_frames_reaches_the_first_layer(bundled):
-    model = Wav2Vec2ForCTC.from_pretrained(BUNDLED_MODEL_DIR)
-    x = torch.from_numpy(normalize_audio(_clip()))[None]
-    StreamShape(4000, 8000, 4000).forward(model, x, first_stop=1234)[-1].square().mean().backward()
-    assert model.wav2vec2.feature_extractor.conv_layers[0].conv.weight.grad.abs().sum() > 0
+def test_one_chunk_is_the_whole_clip_and_trains_the_same(bundled):
+    """A span no longer than a hop is one chunk: the whole-clip pass, values and gradients alike."""
+    audio = _clips()["digits"][:3600]
+    shape = StreamShape(4000, 8000, 4000)
+    grads = []
+    for forward in (lambda m: shape.forward(m, torch.from_numpy(audio)[None]),
+                    lambda m: student_forward(m, torch.from_numpy(normalize_audio(audio))[None])):
+        model = Wav2Vec2ForCTC.from_pretrained(BUNDLED_MODEL_DIR)
+        forward(model)[-1].square().mean().backward()
+        grads.append(model.wav2vec2.feature_extractor.conv_layers[0].conv.weight.grad)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-7)
 
 
-def test_a_model_with_fixed_statistics_is_refused():
+def test_rows_of_a_batch_are_streamed_apart(bundled):
+    clips = _clips()
+    batch = torch.stack([torch.from_numpy(clips["demo"][:16000 * 3]), torch.from_numpy(clips["demo"][16000 * 3:])])
+    shape = StreamShape(4000, 8000, 4000)
+    with torch.no_grad():
+        together = shape.forward(bundled, batch)[-1]
+        apart = torch.cat([shape.forward(bundled, row[None])[-1] for row in batch])
+    assert torch.allclose(together, apart, atol=1e-4)
+
+
+def test_running_statistics_and_fixed_statistics_are_refused():
+    with pytest.raises(ValueError, match="running"):
+        StreamShape.of(PipelineSettings(statistics_memory_s=3))
     model = Wav2Vec2ForCTC.from_pretrained(BUNDLED_MODEL_DIR)
     channels = model.config.conv_dim[0]
     use_fixed_statistics(model, np.zeros(channels, np.float32), np.ones(channels, np.float32))

@@ -22,9 +22,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -76,15 +74,14 @@ class FinetuneConfig:
 
 def batch_losses(model: Wav2Vec2ForCTC, teacher: WhisperTeacher, audios: list[np.ndarray],
                  labels: list[np.ndarray], offset: int, cfg: FinetuneConfig,
-                 forward: Callable[[Wav2Vec2ForCTC, torch.Tensor], list[torch.Tensor]] = student_forward,
-                 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The training loss on one batch of augmented clips, the student's frames made by ``forward``
-    (whole clips, or as a stream makes them), and its parts for the log."""
+                 stream: StreamShape | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The training loss on one batch of augmented clips, on the student's frames of the whole clips
+    or, given ``stream``, on those a stream of that shape makes of them; and its parts for the log."""
     x, y = collate(audios, labels)
     raw = torch.zeros_like(x)
     for row, audio in enumerate(audios):
         raw[row, : len(audio)] = torch.from_numpy(audio)
-    outputs = forward(model, x)
+    outputs = student_forward(model, x) if stream is None else stream.forward(model, raw)
     log_probs = model.lm_head(outputs[-1]).log_softmax(-1)
     mask = y >= 0
     ctc = nn.functional.ctc_loss(log_probs.transpose(0, 1), y[mask], torch.full((len(audios),), log_probs.shape[1]),
@@ -101,13 +98,12 @@ def select_score(model: Wav2Vec2ForCTC, corpus: Path, synthetic: list, real: lis
     real CER when ``streamed`` (a run that trains for streams is chosen on them)."""
     refs = [text for _, text in real]
     real_cer = error_rate(refs, transcribe(model, real_audio))
-    record = {"real_cer": round(real_cer, 4)}
-    if streamed:
-        real_cer = error_rate(refs, transcribe_streamed(model, real_audio, StreamShape.of(PipelineSettings())))
-        record["real_streamed_cer"] = round(real_cer, 4)
+    streamed_cer = error_rate(refs, transcribe_streamed(model, real_audio, StreamShape.of(PipelineSettings())))
     synthetic_cer = evaluate_rows(model, corpus, synthetic)["all_cer"]
     model.train()
-    return {**record, "synthetic_cer": round(synthetic_cer, 4), "score": round((real_cer + synthetic_cer) / 2, 4)}
+    chosen = streamed_cer if streamed else real_cer
+    return {"real_cer": round(real_cer, 4), "real_streamed_cer": round(streamed_cer, 4),
+            "synthetic_cer": round(synthetic_cer, 4), "score": round((chosen + synthetic_cer) / 2, 4)}
 
 
 def save_state(path: Path, model: Wav2Vec2ForCTC, optimizer: torch.optim.Optimizer, step: int, best: float,
@@ -135,6 +131,8 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
     out.mkdir(parents=True, exist_ok=True)
     model = Wav2Vec2ForCTC.from_pretrained(init)
     model.requires_grad_(True)
+    if cfg.streamed > 0 and (cfg.fixed_statistics or fixed_statistics(model.config.to_dict()) is not None):
+        raise SystemExit("--streamed trains each chunk's own first-layer statistics; this model has fixed ones")
     if cfg.int8_aware:
         print(f"int8-aware: {make_int8_aware(model)} linear layers see int8 rounding")
     teacher = WhisperTeacher()
@@ -146,6 +144,9 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
     last = out / "last.pt"
     if resume and last.exists():
         state = torch.load(last, map_location="cpu")
+        changed = [k for k in ("streamed", "fixed_statistics", "int8_aware") if state["config"].get(k, getattr(FinetuneConfig, k)) != getattr(cfg, k)]
+        if changed:
+            raise SystemExit(f"--resume: {', '.join(changed)} differ from the run's ({last}); its best score meant another thing")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, best = state["step"], state["best"]
@@ -200,10 +201,8 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
         batch = dataset.batch_for_step(step)
         rng = np.random.default_rng([cfg.seed, step, 1])
         audios = [augmenter(dataset.float_audio(i), rng) for i in batch]
-        forward = student_forward
-        if rng.random() < cfg.streamed:  # the first chunk's stop anywhere in the first hop, as a span's start falls
-            forward = partial(shape.forward, first_stop=int(rng.integers(shape.hop // 4, shape.hop + 1)))
-        loss, parts = batch_losses(model, teacher, audios, [dataset.labels[i] for i in batch], offset, cfg, forward)
+        stream = shape if rng.random() < cfg.streamed else None
+        loss, parts = batch_losses(model, teacher, audios, [dataset.labels[i] for i in batch], offset, cfg, stream)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -7,18 +7,19 @@ mostly the CNN's first layer, normalised per channel over each chunk (a quarter 
 often a word's onset or silence), and the frames it makes are kept for the rest of the word; then
 attention that reaches only the chunk's context.
 
-``stream_plan`` replays the chunker's bookkeeping for a clip's length: for every chunk, the audio it
-reads, the frames whose CNN output it computes or is handed, the frames whose states it attends to
-and the frames that become final in it. ``streamed_forward`` then runs the model chunk by chunk as
-the chunker does (the CNN's first layer normalised with each chunk's statistics, at its audio
-level; ``kwstream.model.stages.ContextTransformerStage`` for the transformer), in torch, so that
-a loss on what a stream computes trains the model: on real clips its log-probabilities match
-``ChunkedEncoder``'s to 1e-2 (``tests/test_training_stream_shaped.py``).
+``StreamShape.plan`` replays the chunker's bookkeeping for a span's length: for every chunk, the
+audio it reads, the frames whose CNN output it computes or is handed, the frames whose states it
+attends to and the frames that become final in it. ``streamed_forward`` then runs the model chunk
+by chunk as the chunker does (each chunk's audio level and first-layer statistics;
+``kwstream.model.stages.ContextTransformerStage`` for the transformer), in torch, so that a loss on
+what a stream computes trains the model: on real clips its log-probabilities match
+``ChunkedEncoder``'s to 1e-3 (``tests/test_training_stream_shaped.py``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,16 +29,15 @@ from transformers import Wav2Vec2ForCTC
 
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.model.checkpoint_files import fixed_statistics
-from kwstream.model.encoder import MIN_NEW_FRAMES
+from kwstream.model.encoder import VARIANCE_FLOOR, cnn_frames, reusable_frames
 from kwstream.model.stages import ContextTransformerStage, TransformerStage
 from kwstream.stream.pipeline import PipelineSettings
-from training.evaluate import normalize_audio
 from training.vocab import decode_ctc
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """One step of the chunker, in samples and frames counted from the clip's start."""
+    """One step of the chunker, in samples and frames counted from the span's start."""
 
     audio_start: int
     audio_stop: int
@@ -49,85 +49,81 @@ class Chunk:
     final_to: int
 
 
-def frames_for(samples: int, kernels: list[int], strides: list[int]) -> int:
-    for kernel, stride in zip(kernels, strides, strict=True):
-        samples = (samples - kernel) // stride + 1
-    return max(0, samples)
+@dataclass(frozen=True)
+class StreamShape:
+    """How the live pipeline cuts a span into chunks, in samples: a step every ``hop_samples``
+    (the first a hop after the span starts), each with context on both sides."""
+
+    hop_samples: int
+    left_samples: int
+    right_samples: int
+
+    @classmethod
+    def of(cls, settings: PipelineSettings) -> StreamShape:
+        if settings.statistics_memory_s > 0:
+            raise ValueError("the streamed forward normalises each chunk with its own statistics, not running ones")
+        return cls(*(int(seconds * SAMPLE_RATE) for seconds in
+                     (settings.hop_s, settings.left_context_s, settings.right_context_s)))
+
+    def plan(self, samples: int, conv: Sequence[tuple[int, int]]) -> list[Chunk]:
+        """The chunks ``ChunkedEncoder.frames`` makes of a ``samples``-long span read at every hop,
+        then once more at its end; the last chunk also makes its provisional frames final, as the
+        stream scores them when the span ends."""
+        spf = math.prod(stride for _, stride in conv)
+        left_frames = -(-self.left_samples // spf)
+        stops = list(range(self.hop_samples, samples, self.hop_samples)) + [samples]
+        chunks: list[Chunk] = []
+        final_to = 0
+        previous: tuple[int, int] | None = None  # the previous chunk's first and total frames
+        for n, stop in enumerate(stops):
+            first = max(0, final_to - left_frames)
+            made = cnn_frames(stop - first * spf, conv)
+            final = final_to - first
+            available = previous[1] - first if previous is not None and final > 0 else 0
+            known = reusable_frames(made, available)
+            total = first + made
+            last = n == len(stops) - 1
+            new_final = total if last else max(final_to, min(total, cnn_frames(stop - self.right_samples, conv)))
+            attended = min(final, known) if available else 0
+            chunks.append(Chunk(first * spf, stop, first, total, first + known, attended, final_to, new_final))
+            final_to, previous = new_final, (first, total)
+        return chunks
+
+    def forward(self, model: Wav2Vec2ForCTC, audio: torch.Tensor) -> list[torch.Tensor]:
+        """``streamed_forward`` with this shape."""
+        return streamed_forward(model, audio, self)
 
 
-def stream_plan(samples: int, kernels: list[int], strides: list[int], hop: int, left: int, right: int,
-                first_stop: int) -> list[Chunk]:
-    """The chunks ``ChunkedEncoder.frames`` makes of a ``samples``-long span read every ``hop`` samples
-    from ``first_stop`` on, then once more at its end; the last chunk also makes its provisional
-    frames final, as the stream scores them."""
-    spf = math.prod(strides)
-    left_frames = -(-left // spf)
-    stops = list(range(first_stop, samples, hop)) + [samples]
-    chunks: list[Chunk] = []
-    final_to = 0
-    previous: tuple[int, int] | None = None  # the previous chunk's first and total frames
-    for n, stop in enumerate(stops):
-        first = max(0, final_to - left_frames)
-        made = frames_for(stop - first * spf, kernels, strides)
-        final = final_to - first
-        available = previous[1] - first if previous is not None and final > 0 else 0
-        known = max(0, min(available, made - MIN_NEW_FRAMES))
-        total = first + made
-        new_final = total if n == len(stops) - 1 else max(final_to, min(total, frames_for(stop - right, kernels, strides)))
-        attended = min(final, known) if available else 0
-        chunks.append(Chunk(first * spf, stop, first, total, first + known, attended, final_to, new_final))
-        final_to, previous = new_final, (first, total)
-    return chunks
-
-
-def _receptive_field(kernels: list[int], strides: list[int]) -> int:
-    field, jump = 1, 1
-    for kernel, stride in zip(kernels, strides, strict=True):
-        field += (kernel - 1) * jump
-        jump *= stride
-    return field
-
-
-def _window_moments(start: int, stop: int, cumulative: tuple[torch.Tensor, torch.Tensor]):
-    """Mean and biased variance over ``values[..., start:stop]`` from cumulative sums (float64)."""
-    total, square = cumulative
-    count = stop - start
-    mean = (total[..., stop] - total[..., start]) / count
-    return mean, (square[..., stop] - square[..., start]) / count - mean**2
-
-
-def _cumulative(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    values = values.double()
-    pad = lambda t: nn.functional.pad(t.cumsum(-1), (1, 0))  # noqa: E731
-    return pad(values), pad(values**2)
-
-
-def streamed_forward(model: Wav2Vec2ForCTC, audio: torch.Tensor, hop: int, left: int, right: int,
-                     first_stop: int) -> list[torch.Tensor]:
+def streamed_forward(model: Wav2Vec2ForCTC, audio: torch.Tensor, shape: StreamShape) -> list[torch.Tensor]:
     """The blocks' input, then each block's output (the last through the final layer norm), of
-    ``model`` on (batch, samples) clip-normalised audio, as the chunker computes them; the same
-    list ``training.frontend.student_forward`` gives for whole clips."""
+    ``model`` on (batch, samples) raw audio, as the chunker computes them: the list
+    ``training.frontend.student_forward`` gives for whole (normalised) clips. Each row is streamed
+    as a span of the batch's length: a shorter clip as one followed by digital silence, as the
+    whole-clip pass pads it."""
     w2v = model.wav2vec2
     cfg = model.config
     if not cfg.do_stable_layer_norm or cfg.feat_extract_norm != "group" or fixed_statistics(cfg.to_dict()) is not None:
         raise ValueError("the streamed forward follows pre-layer-norm wav2vec2 whose CNN normalises each chunk "
                          "(version 10's shape, without fixed statistics)")
-    plan = stream_plan(audio.shape[1], cfg.conv_kernel, cfg.conv_stride, hop, left, right, first_stop)
+    conv = list(zip(cfg.conv_kernel, cfg.conv_stride, strict=True))
+    plan = shape.plan(audio.shape[1], conv)
     conv_layers = w2v.feature_extractor.conv_layers
-    raw = conv_layers[0].conv(audio[:, None])  # (batch, channels, steps): no bias, so level and offset scale out
-    sums = _cumulative(raw), _cumulative(audio)
+    first_layer = conv_layers[0].conv(audio[:, None])  # (batch, channels, steps), before any chunk's normalisation
+    sums = _cumulative(first_layer), _cumulative(audio)
     stage = ContextTransformerStage(TransformerStage(model, has_ctc_head=False))
     final: list[list[torch.Tensor]] = [[] for _ in range(cfg.num_hidden_layers + 1)]  # per level, final frames in order
     previous, previous_first = None, 0
     for chunk in plan:
-        if chunk.total_frames <= chunk.first_frame + chunk.attended:
-            continue  # too little audio yet for a frame
-        cnn = _chunk_cnn(conv_layers, raw, audio, sums, chunk, cfg)
+        if chunk.total_frames == chunk.first_frame:
+            continue  # too little audio for a frame
+        cnn = _chunk_cnn(conv_layers, first_layer, sums, chunk, conv)
         if chunk.cnn_from > chunk.first_frame:
             cnn = torch.cat([previous[:, chunk.first_frame - previous_first: chunk.cnn_from - previous_first], cnn], 1)
-        context = torch.stack([torch.cat(level, 1)[:, chunk.first_frame: chunk.first_frame + chunk.attended]
-                               for level in final[:-1]]) if chunk.attended else \
-            raw.new_zeros(cfg.num_hidden_layers, len(audio), 0, cfg.hidden_size)
+        if chunk.attended:
+            context = torch.stack([torch.cat(level, 1)[:, chunk.first_frame: chunk.first_frame + chunk.attended]
+                                   for level in final[:-1]])
+        else:
+            context = audio.new_zeros(cfg.num_hidden_layers, len(audio), 0, cfg.hidden_size)
         hidden = stage(cnn[:, :chunk.attended], cnn[:, chunk.attended:], context)
         begin = chunk.final_from - chunk.first_frame - chunk.attended
         for level, states in zip(final, hidden, strict=True):
@@ -138,44 +134,54 @@ def streamed_forward(model: Wav2Vec2ForCTC, audio: torch.Tensor, hop: int, left:
     return outputs
 
 
-def _chunk_cnn(conv_layers: nn.ModuleList, raw: torch.Tensor, audio: torch.Tensor, sums, chunk: Chunk, cfg) -> torch.Tensor:
-    """(batch, frames, channels): the CNN output of frames [cnn_from, total_frames), the first layer
-    normalised with the statistics of the chunk's audio, at the chunk's audio level."""
-    first_layer = conv_layers[0]
-    norm = first_layer.layer_norm
-    stride1, ratio = cfg.conv_stride[0], math.prod(cfg.conv_stride[1:])
-    steps_from = chunk.audio_start // stride1
-    steps_to = steps_from + (chunk.audio_stop - chunk.audio_start - cfg.conv_kernel[0]) // stride1 + 1
+Sums = tuple[torch.Tensor, torch.Tensor]
+
+
+def _chunk_cnn(conv_layers: nn.ModuleList, first_layer: torch.Tensor, sums: tuple[Sums, Sums], chunk: Chunk,
+               conv: list[tuple[int, int]]) -> torch.Tensor:
+    """(batch, frames, channels): the CNN output of frames [cnn_from, total_frames) as the encoder
+    computes it for the chunk's audio, normalised to zero mean and unit variance (with
+    ``VARIANCE_FLOOR``), the first layer then normalised per channel over the chunk. The first
+    layer has no bias, so both come down to its output on the raw audio, less the chunk's mean,
+    over the square root of the chunk's variance plus GroupNorm's epsilon times the audio's."""
+    norm = conv_layers[0].layer_norm
+    (kernel, stride), ratio = conv[0], math.prod(s for _, s in conv[1:])
+    steps_from = chunk.audio_start // stride
+    steps_to = steps_from + (chunk.audio_stop - chunk.audio_start - kernel) // stride + 1
     mean, var = _window_moments(steps_from, steps_to, sums[0])
     _, level = _window_moments(chunk.audio_start, chunk.audio_stop, sums[1])
     count = chunk.audio_stop - chunk.audio_start
-    level = level * count / max(count - 1, 1) + 1e-7  # the encoder normalises with var(ddof=1) + 1e-7
+    level = level * count / max(count - 1, 1) + VARIANCE_FLOOR  # the encoder's var(ddof=1)
     scale = torch.rsqrt(var + norm.eps * level[:, None]).float()
-    reach = _receptive_field(cfg.conv_kernel[1:], cfg.conv_stride[1:])
-    x = raw[:, :, chunk.cnn_from * ratio: (chunk.total_frames - 1) * ratio + reach]
+    x = first_layer[:, :, chunk.cnn_from * ratio: (chunk.total_frames - 1) * ratio + _receptive_field(conv[1:])]
     x = (x - mean[..., None].float()) * scale[..., None] * norm.weight[:, None] + norm.bias[:, None]
-    x = first_layer.activation(x)
+    x = conv_layers[0].activation(x)
     for layer in conv_layers[1:]:
         x = layer(x)
     return x.transpose(1, 2)
 
 
-@dataclass(frozen=True)
-class StreamShape:
-    """How the live pipeline cuts a span into chunks, in samples."""
+def _receptive_field(conv: Sequence[tuple[int, int]]) -> int:
+    """How many of its input's steps one output of a CNN of (kernel, stride) layers reads."""
+    field, jump = 1, 1
+    for kernel, stride in conv:
+        field += (kernel - 1) * jump
+        jump *= stride
+    return field
 
-    hop: int
-    left: int
-    right: int
 
-    @classmethod
-    def of(cls, settings: PipelineSettings) -> StreamShape:
-        rate = SAMPLE_RATE
-        return cls(int(settings.hop_s * rate), int(settings.left_context_s * rate), int(settings.right_context_s * rate))
+def _cumulative(values: torch.Tensor) -> Sums:
+    """Cumulative sums of ``values`` and of their squares along the last axis, from 0 (float64)."""
+    values = values.double()
+    return nn.functional.pad(values.cumsum(-1), (1, 0)), nn.functional.pad((values**2).cumsum(-1), (1, 0))
 
-    def forward(self, model: Wav2Vec2ForCTC, audio: torch.Tensor, first_stop: int | None = None) -> list[torch.Tensor]:
-        """``streamed_forward`` with this shape, the first chunk read ``first_stop`` samples in (a hop by default)."""
-        return streamed_forward(model, audio, self.hop, self.left, self.right, first_stop or self.hop)
+
+def _window_moments(start: int, stop: int, cumulative: Sums) -> Sums:
+    """Mean and biased variance over steps [start, stop) from ``_cumulative`` sums."""
+    total, square = cumulative
+    count = stop - start
+    mean = (total[..., stop] - total[..., start]) / count
+    return mean, (square[..., stop] - square[..., start]) / count - mean**2
 
 
 @torch.no_grad()
@@ -184,6 +190,6 @@ def transcribe_streamed(model: Wav2Vec2ForCTC, audios: list[np.ndarray], shape: 
     model.eval()
     texts = []
     for audio in audios:
-        outputs = shape.forward(model, torch.from_numpy(normalize_audio(audio))[None])
+        outputs = shape.forward(model, torch.from_numpy(np.asarray(audio, np.float32))[None])
         texts.append(decode_ctc(model.lm_head(outputs[-1])[0].argmax(-1).tolist()))
     return texts

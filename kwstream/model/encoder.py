@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,7 +30,23 @@ log = logging.getLogger(__name__)
 
 MIN_NEW_FRAMES = 2
 """Frames the CNN computes at least when earlier ones are reused (short audio makes none)."""
+VARIANCE_FLOOR = 1e-7
+"""Added to a pass's audio variance before it is normalised (``Wav2Vec2FeatureExtractor``'s)."""
 BACKENDS = ("auto", "onnx", "torch")
+
+
+def cnn_frames(samples: int, conv: Sequence[tuple[int, int]]) -> int:
+    """How many frames a CNN of (kernel, stride) layers makes of ``samples`` samples (frame i starts
+    at sample ``i * prod(strides)`` and needs the CNN's whole receptive field after it)."""
+    for kernel, stride in conv:
+        samples = (samples - kernel) // stride + 1
+    return max(0, samples)
+
+
+def reusable_frames(made: int, available: int) -> int:
+    """How many of ``available`` earlier frames a pass that makes ``made`` frames takes instead of
+    computing them: all but the last ``MIN_NEW_FRAMES`` (short audio makes none)."""
+    return max(0, min(available, made - MIN_NEW_FRAMES))
 
 
 @dataclass(frozen=True)
@@ -181,16 +198,13 @@ class Encoder:
         return model.base_model.encoder.layers
 
     def frames_for(self, samples: int) -> int:
-        """How many frames the CNN makes of ``samples`` samples (frame i starts at sample
-        ``i * samples_per_frame`` and needs the CNN's whole receptive field after it)."""
-        for kernel, stride in self._conv:
-            samples = (samples - kernel) // stride + 1
-        return max(0, samples)
+        """How many frames the CNN makes of ``samples`` samples (``cnn_frames``)."""
+        return cnn_frames(samples, self._conv)
 
     def reusable_frames(self, samples: int, available: int) -> int:
         """How many of ``available`` earlier frames a pass over ``samples`` samples takes instead of
-        computing them (all but the last few: short audio makes none)."""
-        return max(0, min(available, self.frames_for(samples) - MIN_NEW_FRAMES))
+        computing them (``reusable_frames``)."""
+        return reusable_frames(self.frames_for(samples), available)
 
     def require_ctc_head(self) -> None:
         """Raise the error a user sees when typed keywords meet a model that cannot spell."""
@@ -218,7 +232,7 @@ class Encoder:
         """
         x = np.ascontiguousarray(audio, dtype=np.float32)
         if self.normalize:
-            x = ((x - x.mean()) / np.sqrt(x.var(ddof=1) + 1e-7)).astype(np.float32)
+            x = ((x - x.mean()) / np.sqrt(x.var(ddof=1) + VARIANCE_FLOOR)).astype(np.float32)
         mean, var = self._first_layer.of(x)
         known = 0 if reuse is None else self.reusable_frames(len(x), len(reuse))
         new = x[known * self.samples_per_frame:]
