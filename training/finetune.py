@@ -70,6 +70,7 @@ class FinetuneConfig:
     int8_aware: bool = False  # train through int8 rounding (training.fake_int8), for `--int8`
     fixed_statistics: bool = False  # the CNN normalises every input alike (training.fixed_statistics)
     streamed: float = 0.0  # share of steps that train what `kwstream listen` computes (training.stream_shaped)
+    band_limit: float = AugmentConfig.p_band_limit  # share of clips heard through 8 kHz (telephone) bandwidth
 
 
 def batch_losses(model: Wav2Vec2ForCTC, teacher: WhisperTeacher, audios: list[np.ndarray],
@@ -168,7 +169,7 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
         mean, var = fix_statistics(model, (dataset.float_audio(i) for i in clips))
         print(f"fixed first-layer statistics: mean variance {var.mean():.3f} over {len(var)} channels")
     babble = [dataset.float_audio(i) for i in np.random.default_rng(cfg.seed).choice(len(dataset.audio), 300)]
-    augmenter = Augmenter(AugmentConfig(), babble, cfg.seed)
+    augmenter = Augmenter(AugmentConfig(p_band_limit=cfg.band_limit), babble, cfg.seed)
     offset = frame_offset(model.config)
     shape = StreamShape.of(PipelineSettings())
     print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {len(dataset.rows)} training clips, "
@@ -236,6 +237,8 @@ def main() -> None:
                         help="normalise the CNN's first layer with statistics pooled over training clips, as streams need")
     parser.add_argument("--streamed", type=float, default=FinetuneConfig.streamed,
                         help="share of steps that train on what `kwstream listen` computes, chunk by chunk (0-1)")
+    parser.add_argument("--band-limit", type=float, default=FinetuneConfig.band_limit,
+                        help="share of clips band-limited to 8 kHz before noise, as telephone and cheap microphones are")
     parser.add_argument("--distill-weight", type=float, default=FinetuneConfig.distill_weight)
     parser.add_argument("--ckpt-minutes", type=float, default=FinetuneConfig.ckpt_minutes)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -246,7 +249,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = FinetuneConfig(steps=args.steps, head_lr=args.head_lr, body_lr=args.body_lr, distill_weight=args.distill_weight,
                          ckpt_minutes=args.ckpt_minutes, int8_aware=args.int8_aware,
-                         fixed_statistics=args.fixed_statistics, streamed=args.streamed)
+                         fixed_statistics=args.fixed_statistics, streamed=args.streamed, band_limit=args.band_limit)
     train(args.corpus, args.init, args.out, args.data, cfg, args.resume)
 
 
