@@ -40,10 +40,11 @@ def _clips() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("samples", [3999, 16000, 16001, 37_123])
 def test_every_frame_becomes_final_once_in_order(samples):
     plan = StreamShape(4000, 8000, 4000).plan(samples, CONV)
-    finals = [f for chunk in plan for f in range(chunk.final_from, chunk.final_to)]
+    steps = [chunk.step for chunk in plan]
+    finals = [f for step in steps for f in range(step.final_from, step.final_to)]
     assert finals == list(range(cnn_frames(samples, CONV)))
-    assert all(chunk.attended <= chunk.final_from - chunk.first_frame for chunk in plan)
-    assert all(chunk.first_frame <= chunk.cnn_from <= chunk.total_frames for chunk in plan)
+    assert all(step.attended_frames <= step.final_from - step.first_frame for step in steps)
+    assert all(step.first_frame <= chunk.cnn_from <= step.total_frames for chunk, step in zip(plan, steps))
 
 
 @pytest.mark.parametrize("settings", SHAPES, ids=["default", "other"])

@@ -7,9 +7,9 @@ mostly the CNN's first layer, normalised per channel over each chunk (a quarter 
 often a word's onset or silence), and the frames it makes are kept for the rest of the word; then
 attention that reaches only the chunk's context.
 
-``StreamShape.plan`` replays the chunker's bookkeeping for a span's length: for every chunk, the
-audio it reads, the frames whose CNN output it computes or is handed, the frames whose states it
-attends to and the frames that become final in it. ``streamed_forward`` then runs the model chunk
+``StreamShape.plan`` takes the chunker's own steps (``kwstream.stream.chunked.chunk_step``) over a
+span's length: for every chunk, the audio it reads, the frames whose CNN output it computes or is
+handed, the frames whose states it attends to and the frames that become final in it. ``streamed_forward`` then runs the model chunk
 by chunk as the chunker does (each chunk's audio level and first-layer statistics;
 ``kwstream.model.stages.ContextTransformerStage`` for the transformer), in torch, so that a loss on
 what a stream computes trains the model: on real clips its log-probabilities match
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -29,24 +29,26 @@ from transformers import Wav2Vec2ForCTC
 
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.model.checkpoint_files import fixed_statistics
-from kwstream.model.encoder import VARIANCE_FLOOR, cnn_frames, reusable_frames
+from kwstream.model.encoder import VARIANCE_FLOOR
 from kwstream.model.stages import ContextTransformerStage, TransformerStage
+from kwstream.stream.chunked import ChunkStep, chunk_step
 from kwstream.stream.pipeline import PipelineSettings
 from training.vocab import decode_ctc
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """One step of the chunker, in samples and frames counted from the span's start."""
+    """One step of the chunker (``kwstream.stream.chunked.ChunkStep``) with the audio it reads, in
+    samples from the span's start."""
 
     audio_start: int
     audio_stop: int
-    first_frame: int  # the first frame of its audio (left context included)
-    total_frames: int  # frames its audio makes, counted from frame 0
-    cnn_from: int  # the first frame whose CNN output it computes (earlier ones are handed on)
-    attended: int  # frames from first_frame on whose states (from their own chunks) it attends to
-    final_from: int  # the frames [final_from, final_to) become final in it
-    final_to: int
+    step: ChunkStep
+
+    @property
+    def cnn_from(self) -> int:
+        """The first frame whose CNN output it computes (earlier ones are handed on)."""
+        return self.step.first_frame + self.step.reused_frames
 
 
 @dataclass(frozen=True)
@@ -73,20 +75,13 @@ class StreamShape:
         left_frames = -(-self.left_samples // spf)
         stops = list(range(self.hop_samples, samples, self.hop_samples)) + [samples]
         chunks: list[Chunk] = []
-        final_to = 0
-        previous: tuple[int, int] | None = None  # the previous chunk's first and total frames
-        for n, stop in enumerate(stops):
-            first = max(0, final_to - left_frames)
-            made = cnn_frames(stop - first * spf, conv)
-            final = final_to - first
-            available = previous[1] - first if previous is not None and final > 0 else 0
-            known = reusable_frames(made, available)
-            total = first + made
-            last = n == len(stops) - 1
-            new_final = total if last else max(final_to, min(total, cnn_frames(stop - self.right_samples, conv)))
-            attended = min(final, known) if available else 0
-            chunks.append(Chunk(first * spf, stop, first, total, first + known, attended, final_to, new_final))
-            final_to, previous = new_final, (first, total)
+        final_to, previous_total = 0, None
+        for stop in stops:
+            step = chunk_step(final_to, previous_total, stop, left_frames, self.right_samples, conv)
+            chunks.append(Chunk(step.first_frame * spf, stop, step))
+            final_to, previous_total = step.final_to, step.total_frames
+        last = chunks[-1]
+        chunks[-1] = replace(last, step=replace(last.step, final_to=last.step.total_frames))
         return chunks
 
     def forward(self, model: Wav2Vec2ForCTC, audio: torch.Tensor) -> list[torch.Tensor]:
@@ -111,27 +106,35 @@ def streamed_forward(model: Wav2Vec2ForCTC, audio: torch.Tensor, shape: StreamSh
     first_layer = conv_layers[0].conv(audio[:, None])  # (batch, channels, steps), before any chunk's normalisation
     sums = _cumulative(first_layer), _cumulative(audio)
     stage = ContextTransformerStage(TransformerStage(model, has_ctc_head=False))
-    final: list[list[torch.Tensor]] = [[] for _ in range(cfg.num_hidden_layers + 1)]  # per level, final frames in order
+    final: list[tuple[int, list[torch.Tensor]]] = []  # per chunk, its first final frame and every level's final frames
     previous, previous_first = None, 0
     for chunk in plan:
-        if chunk.total_frames == chunk.first_frame:
+        step = chunk.step
+        if step.total_frames == step.first_frame:
             continue  # too little audio for a frame
         cnn = _chunk_cnn(conv_layers, first_layer, sums, chunk, conv)
-        if chunk.cnn_from > chunk.first_frame:
-            cnn = torch.cat([previous[:, chunk.first_frame - previous_first: chunk.cnn_from - previous_first], cnn], 1)
-        if chunk.attended:
-            context = torch.stack([torch.cat(level, 1)[:, chunk.first_frame: chunk.first_frame + chunk.attended]
-                                   for level in final[:-1]])
+        if step.reused_frames:
+            cnn = torch.cat([previous[:, step.first_frame - previous_first: chunk.cnn_from - previous_first], cnn], 1)
+        attended = step.attended_frames
+        if attended:
+            context = torch.stack(_final_frames(final, step.first_frame, step.first_frame + attended)[:-1])
         else:
             context = audio.new_zeros(cfg.num_hidden_layers, len(audio), 0, cfg.hidden_size)
-        hidden = stage(cnn[:, :chunk.attended], cnn[:, chunk.attended:], context)
-        begin = chunk.final_from - chunk.first_frame - chunk.attended
-        for level, states in zip(final, hidden, strict=True):
-            level.append(states[:, begin: begin + chunk.final_to - chunk.final_from])
-        previous, previous_first = cnn, chunk.first_frame
-    outputs = [torch.cat(level, 1) for level in final]
+        hidden = stage(cnn[:, :attended], cnn[:, attended:], context)
+        begin = step.final_from - step.first_frame - attended
+        final.append((step.final_from, [states[:, begin: begin + step.final_to - step.final_from] for states in hidden]))
+        previous, previous_first = cnn, step.first_frame
+    outputs = _final_frames(final, 0, plan[-1].step.final_to)
     outputs[-1] = w2v.encoder.layer_norm(outputs[-1])
     return outputs
+
+
+def _final_frames(final: list[tuple[int, list[torch.Tensor]]], start: int, stop: int) -> list[torch.Tensor]:
+    """Every level's final frames [start, stop), from the chunks' pieces (read only where they overlap,
+    so a chunk's left context costs its length, not the clip's)."""
+    pieces = [(first, levels) for first, levels in final if first < stop and first + levels[0].shape[1] > start]
+    return [torch.cat([levels[n][:, max(start - first, 0): stop - first] for first, levels in pieces], 1)
+            for n in range(len(final[0][1]))]
 
 
 Sums = tuple[torch.Tensor, torch.Tensor]
@@ -153,7 +156,7 @@ def _chunk_cnn(conv_layers: nn.ModuleList, first_layer: torch.Tensor, sums: tupl
     count = chunk.audio_stop - chunk.audio_start
     level = level * count / max(count - 1, 1) + VARIANCE_FLOOR  # the encoder's var(ddof=1)
     scale = torch.rsqrt(var + norm.eps * level[:, None]).float()
-    x = first_layer[:, :, chunk.cnn_from * ratio: (chunk.total_frames - 1) * ratio + _receptive_field(conv[1:])]
+    x = first_layer[:, :, chunk.cnn_from * ratio: (chunk.step.total_frames - 1) * ratio + _receptive_field(conv[1:])]
     x = (x - mean[..., None].float()) * scale[..., None] * norm.weight[:, None] + norm.bias[:, None]
     x = conv_layers[0].activation(x)
     for layer in conv_layers[1:]:

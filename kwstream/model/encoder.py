@@ -177,7 +177,8 @@ class Encoder:
                 mixed.update(array.tobytes())
             self.fingerprint = mixed.hexdigest()[:16]
         self.samples_per_frame = math.prod(files.conv_stride)
-        self._conv = list(zip(files.conv_kernel, files.conv_stride))
+        self.conv = tuple(zip(files.conv_kernel, files.conv_stride))
+        """The CNN's (kernel, stride) layers."""
         self.attends_to_states = export.attends_to_states
         """Whether ``encode`` runs the transformer only after reused frames that carry ``states``."""
         self._first_layer = (export.first_layer if files.first_layer_statistics is None
@@ -199,7 +200,7 @@ class Encoder:
 
     def frames_for(self, samples: int) -> int:
         """How many frames the CNN makes of ``samples`` samples (``cnn_frames``)."""
-        return cnn_frames(samples, self._conv)
+        return cnn_frames(samples, self.conv)
 
     def reusable_frames(self, samples: int, available: int) -> int:
         """How many of ``available`` earlier frames a pass over ``samples`` samples takes instead of

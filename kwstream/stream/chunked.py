@@ -29,13 +29,46 @@ Frames are counted from the start of their span, on the grid of the model's CNN 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from kwstream.model.cnn_stats import RunningStatistics
-from kwstream.model.encoder import EncodedFrames, Encoder
+from kwstream.model.encoder import EncodedFrames, Encoder, cnn_frames, reusable_frames
+
+
+@dataclass(frozen=True)
+class ChunkStep:
+    """One step of a span's chunking, in frames counted from the span's start."""
+
+    first_frame: int
+    """The first frame of the audio it reads (its left context included)."""
+    total_frames: int
+    """Frames its audio makes, counted from frame 0."""
+    reused_frames: int
+    """Frames from ``first_frame`` on whose CNN output the previous chunk hands on."""
+    attended_frames: int
+    """Of those, the ones final already, whose states (from their own chunks) it attends to."""
+    final_from: int
+    final_to: int
+    """The frames ``[final_from, final_to)`` become final in it."""
+
+
+def chunk_step(final_to: int, previous_total: int | None, stop: int, left_frames: int, right_samples: int,
+               conv: Sequence[tuple[int, int]]) -> ChunkStep:
+    """The step ``ChunkedEncoder`` takes when the span's audio reaches sample ``stop``, after earlier
+    steps made frames before ``final_to`` final and the previous chunk's audio made
+    ``previous_total`` frames (None: no previous chunk). Training replays these steps
+    (``training.stream_shaped``), so this is the one place that says what a chunk reads and keeps."""
+    first = max(0, final_to - left_frames)
+    made = cnn_frames(stop - first * math.prod(stride for _, stride in conv), conv)
+    context = final_to - first
+    reused = reusable_frames(made, previous_total - first) if previous_total is not None and context > 0 else 0
+    total = first + made
+    return ChunkStep(first, total, reused, min(context, reused), final_to,
+                     max(final_to, min(total, cnn_frames(stop - right_samples, conv))))
 
 
 class ChunkedEncoder:
@@ -97,19 +130,19 @@ class ChunkedEncoder:
         """
         spf = self.encoder.samples_per_frame
         s0 = self._span_start
-        first = self._first_frame
+        previous_total = self._previous_from + len(self._previous) if self._previous is not None else None
+        step = chunk_step(self._final_to, previous_total, stop_sample - s0, self._left_frames, self._right_samples,
+                          self.encoder.conv)
+        first = step.first_frame
         audio = read(self.oldest_needed, stop_sample)
-        final = self._final_to - first  # frames whose states are final, from the first one read
-        reuse = None  # the previous chunk's frames, once its audio was longer than the right context
-        if self._previous is not None and final > 0:
-            reuse = self._previous.slice(first - self._previous_from, len(self._previous))
-        chunk = self.encoder.encode(audio, self.layers, reuse, context_frames=final, keep_states=True, running=self._running)
+        reuse = self._previous.slice(first - self._previous_from, len(self._previous)) if step.reused_frames else None
+        chunk = self.encoder.encode(audio, self.layers, reuse, context_frames=step.final_from - first, keep_states=True,
+                                    running=self._running)
         self._previous, self._previous_from = chunk, first
         chunk = replace(chunk, cnn=None, states=None)  # scorers and the frame buffer need none of it
-        attended = self.encoder.reusable_frames(len(audio), final) if self.encoder.attends_to_states and reuse is not None else 0
+        attended = step.attended_frames if self.encoder.attends_to_states else 0
         self.encoded_samples += (len(chunk) - attended) * spf
-        total = first + len(chunk)
-        final_to = max(self._final_to, min(total, self.encoder.frames_for(stop_sample - s0 - self._right_samples)))
+        total, final_to = step.total_frames, step.final_to
         if final_to > self._final_to:
             self._keep_final(chunk.slice(self._final_to - first, final_to - first))
             self._final_to = final_to
