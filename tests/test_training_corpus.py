@@ -126,6 +126,23 @@ def test_fsdd_import_resamples_and_holds_out_speaker(tmp_path: Path) -> None:
     assert rate == SAMPLE_RATE and len(audio) == 8000
 
 
+def test_precise_import_labels_each_folder_and_leaves_out_the_packages_negatives(tmp_path: Path) -> None:
+    from training.negative_speech import REAL
+
+    data = tmp_path / "data"
+    for folder, _ in REAL:
+        (data / folder).mkdir(parents=True)
+    tone = (0.3 * np.sin(np.arange(4800) / 3)).astype(np.float32)
+    for folder in ("athena", "heychatterbox"):  # the package's negatives take each folder's first clips by name
+        for n in range(dict(REAL)[f"precise/{folder}"] + 1):
+            sf.write(data / "precise" / folder / f"{folder}-{n:02d}.flac", tone, 48000)
+    rows = C.precise_utterances(data / "precise", tmp_path / "out")
+    assert [(Path(r.path).name, r.text, r.source) for r in rows] == [
+        ("athena-05.wav", "ATHENA", "precise"), ("heychatterbox-05.wav", "HEY CHATTERBOX", "precise")]
+    audio, rate = sf.read(tmp_path / "out" / rows[0].path)
+    assert rate == SAMPLE_RATE and len(audio) == 1600
+
+
 def test_error_rates() -> None:
     assert edit_distance("KITTEN", "SITTING") == 3
     assert error_rate(["AB", "CD"], ["AB", "XD"]) == pytest.approx(0.25)
@@ -134,7 +151,7 @@ def test_error_rates() -> None:
 
 def test_manifests_drop_voices_reserved_for_evaluation_and_finetune_takes_real_clips_once(tmp_path: Path) -> None:
     """A corpus built before slt was reserved still holds it: no reader may train on it. Fine-tuning on
-    two corpora takes the second one's synthetic clips only, since both copy the same real recordings."""
+    two corpora takes each real recording once, since both copy the same ones."""
     from training.finetune import training_rows
 
     def row(name: str, voice: str, source: str) -> C.Utterance:
@@ -149,3 +166,7 @@ def test_manifests_drop_voices_reserved_for_evaluation_and_finetune_takes_real_c
     rows = training_rows([first, second])
     assert [(Path(r.path).parent.parent.name, r.voice) for r in rows] == [("a", "flite:kal"), ("a", "wwb:x"), ("b", "flite:kal")]
     assert all(Path(r.path).is_absolute() for r in rows)
+    extra = tmp_path / "c"  # real recordings the others lack come from whichever corpus holds them
+    extra.mkdir()
+    C.write_manifest(extra / "train.jsonl", [row("real", "wwb:x", "wwb"), row("athena", "precise:athena", "precise")])
+    assert [r.voice for r in training_rows([first, extra])] == ["flite:kal", "wwb:x", "precise:athena"]

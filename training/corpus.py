@@ -2,8 +2,8 @@
 
 Sources, each with its own share of the synthetic clips (`SOURCE_SHARES`): espeak-ng, flite and
 festival (formant and diphone synthesis), hibari and Kokoro (neural voices; every Kokoro clip is a
-new random blend of styles). Real speech: FSDD digits and the crowd-sourced wake phrases of
-`wwb/`. Evaluation uses voices, voice variants, speaking rates, Kokoro styles, an FSDD speaker and
+new random blend of styles). Real speech: FSDD digits, the crowd-sourced wake phrases of `wwb/`
+and the home-microphone wake words of `precise/` (less the clips in the package's keyword-free negatives). Evaluation uses voices, voice variants, speaking rates, Kokoro styles, an FSDD speaker and
 a wake phrase that never occur in training, so the reported error rates measure generalisation
 rather than memorisation.
 
@@ -36,10 +36,12 @@ NEURAL_TRAIN_RATE_BANDS = ((0.8, 0.86), (1.06, 1.25))
 """The neural voices sound unnatural beyond these rates."""
 EVAL_RATE_BANDS = ((0.88, 1.04),)
 SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
-"""The shared recordings beside the repository (``../shared/data``: fsdd/, wwb/)."""
+"""The shared recordings beside the repository (``../shared/data``: fsdd/, wwb/, precise/)."""
 FSDD_EVAL_SPEAKERS = ("theo",)
 WWB_EVAL_PHRASES = ("jarvis",)
 """Wake phrases kept out of training altogether: spotted as typed keywords in development."""
+PRECISE_WAKE_WORDS = {"athena": "athena", "amelia": "amelia", "android": "android", "heychatterbox": "hey chatterbox"}
+"""Folders of ``precise/`` and what every recording in them says."""
 WWB_DEV_SHARE = 0.15
 """Share of every other phrase's clips kept out of training, as the real-speech development streams' other phrases."""
 NEAR_MISS_SHARE = 0.12
@@ -157,8 +159,7 @@ def fsdd_utterances(fsdd_dir: Path, out_dir: Path) -> dict[str, list[Utterance]]
     splits: dict[str, list[Utterance]] = {"train": [], "eval": []}
     for src in sorted(fsdd_dir.glob("*.wav")):
         digit, speaker, _ = src.stem.split("_")
-        audio, rate = sf.read(src, dtype="float32")
-        audio = soxr.resample(audio, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else audio
+        audio = read_real(src)
         rel = f"fsdd/{src.name}"
         (out_dir / "fsdd").mkdir(parents=True, exist_ok=True)
         sf.write(out_dir / rel, audio, SAMPLE_RATE, subtype="PCM_16")
@@ -179,15 +180,40 @@ def wwb_utterances(wwb_dir: Path, out_dir: Path) -> list[Utterance]:
     for src in sorted(wwb_dir.glob("*/*.flac")):
         if wwb_dev_clip(src):
             continue
-        audio, rate = sf.read(src, dtype="float32")
-        audio = audio.mean(axis=1) if audio.ndim > 1 else audio
-        audio = soxr.resample(audio, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else audio
+        audio = read_real(src)
         rel = f"wwb/{src.parent.name}/{src.stem}.wav"
         (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         sf.write(out_dir / rel, audio, SAMPLE_RATE, subtype="PCM_16")
         rows.append(Utterance(rel, normalize_text(src.parent.name.replace("_", " ")), "wwb", 1.0, "wwb",
                               round(len(audio) / SAMPLE_RATE, 3)))
     return rows
+
+
+def precise_utterances(precise_dir: Path, out_dir: Path) -> list[Utterance]:
+    """Mycroft's community wake words (one to a few speakers per word, home microphones) as 16-bit WAV,
+    less the clips ``training.negative_speech`` puts in the package's keyword-free speech."""
+    from training.negative_speech import real_clips
+
+    negatives = {path.resolve() for path in real_clips(precise_dir.parent)}
+    rows = []
+    for folder, text in PRECISE_WAKE_WORDS.items():
+        for src in sorted((precise_dir / folder).glob("*.flac")):
+            if src.resolve() in negatives:
+                continue
+            audio = read_real(src)
+            rel = f"precise/{folder}/{src.stem}.wav"
+            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(out_dir / rel, audio, SAMPLE_RATE, subtype="PCM_16")
+            rows.append(Utterance(rel, normalize_text(text), f"precise:{folder}", 1.0, "precise",
+                                  round(len(audio) / SAMPLE_RATE, 3)))
+    return rows
+
+
+def read_real(path: Path) -> np.ndarray:
+    """A recording as 16 kHz mono float32."""
+    audio, rate = sf.read(path, dtype="float32")
+    audio = audio.mean(axis=1) if audio.ndim > 1 else audio
+    return soxr.resample(audio, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else audio
 
 
 def write_manifest(path: Path, rows: list[Utterance]) -> None:
@@ -204,13 +230,15 @@ def read_manifest(path: Path) -> list[Utterance]:
 
 
 def build(out_dir: Path, hours: float, eval_hours: float, seed: int, fsdd_dir: Path | None, wwb_dir: Path | None,
-          jobs: int, shares: dict[str, float] | None = None) -> None:
+          jobs: int, shares: dict[str, float] | None = None, precise_dir: Path | None = None) -> None:
     """Write train.jsonl and eval.jsonl (plus audio) to out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     mean_seconds = 1.7  # measured average prompt length; only used to size the job list
     real = fsdd_utterances(fsdd_dir, out_dir) if fsdd_dir else {"train": [], "eval": []}
     if wwb_dir:
         real["train"] += wwb_utterances(wwb_dir, out_dir)
+    if precise_dir:
+        real["train"] += precise_utterances(precise_dir, out_dir)
     for split, split_hours in (("train", hours), ("eval", eval_hours)):
         todo = synthetic_jobs(out_dir, split, int(split_hours * 3600 / mean_seconds), seed,
                               shares if split == "train" else None)
@@ -233,6 +261,8 @@ def main() -> None:
                         help="FSDD recordings folder; pass '' to skip")
     parser.add_argument("--wwb", type=Path, default=SHARED_DATA_DIR / "wwb",
                         help="crowd-sourced wake phrases (one folder per phrase); pass '' to skip")
+    parser.add_argument("--precise", type=Path, default=SHARED_DATA_DIR / "precise",
+                        help="community wake words (one folder per word); pass '' to skip")
     parser.add_argument("--share", action="append", default=[], metavar="ENGINE=SHARE",
                         help=f"share of training clips for an engine (default {SOURCE_SHARES}); repeatable")
     parser.add_argument("--jobs", type=int, default=2)
@@ -245,7 +275,8 @@ def main() -> None:
         shares[engine] = float(share)
     fsdd_dir = args.fsdd if str(args.fsdd) and args.fsdd.is_dir() else None
     wwb_dir = args.wwb if str(args.wwb) and args.wwb.is_dir() else None
-    build(args.out, args.hours, args.eval_hours, args.seed, fsdd_dir, wwb_dir, args.jobs, shares)
+    precise_dir = args.precise if str(args.precise) and args.precise.is_dir() else None
+    build(args.out, args.hours, args.eval_hours, args.seed, fsdd_dir, wwb_dir, args.jobs, shares, precise_dir)
 
 
 if __name__ == "__main__":

@@ -116,12 +116,16 @@ def save_state(path: Path, model: Wav2Vec2ForCTC, optimizer: torch.optim.Optimiz
 
 
 def training_rows(corpora: list[Path]) -> list[Utterance]:
-    """Every corpus's synthetic clips and the first corpus's real ones (each corpus copies the same
-    real recordings), paths made absolute."""
-    rows = []
-    for n, corpus in enumerate(corpora):
-        rows += [replace(r, path=str(corpus.resolve() / r.path)) for r in read_manifest(corpus / "train.jsonl")
-                 if n == 0 or r.source not in REAL_SOURCES]
+    """Every corpus's synthetic clips and every real recording once (corpora built from the same
+    shared data copy the same recordings to the same relative paths), paths made absolute."""
+    rows, real = [], set()
+    for corpus in corpora:
+        for r in read_manifest(corpus / "train.jsonl"):
+            if r.source in REAL_SOURCES:
+                if r.path in real:
+                    continue
+                real.add(r.path)
+            rows.append(replace(r, path=str(corpus.resolve() / r.path)))
     return rows
 
 

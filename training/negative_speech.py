@@ -39,13 +39,18 @@ def real_speech(data: Path) -> np.ndarray:
     pause, margin = np.zeros(int(PAUSE_S * SAMPLE_RATE), np.float32), int(MARGIN_S * SAMPLE_RATE)
     settings = EnrollSettings()
     parts = [pause]
-    for folder, count in REAL:
-        for path in sorted(p for p in (data / folder).iterdir() if p.suffix in (".wav", ".flac"))[:count]:
-            audio = read_audio(path)
-            span = voiced_span(audio, settings.trim_vad, settings.join_gap_s)
-            if span is not None:
-                parts += [audio[max(0, span[0] - margin):span[1] + margin], pause]
+    for path in real_clips(data):
+        audio = read_audio(path)
+        span = voiced_span(audio, settings.trim_vad, settings.join_gap_s)
+        if span is not None:
+            parts += [audio[max(0, span[0] - margin):span[1] + margin], pause]
     return np.concatenate(parts)
+
+
+def real_clips(data: Path) -> list[Path]:
+    """The recordings ``REAL`` names (training keeps them out: the package's negatives are heard as keyword-free)."""
+    return [path for folder, count in REAL
+            for path in sorted(p for p in (data / folder).iterdir() if p.suffix in (".wav", ".flac"))[:count]]
 
 
 def build(out: Path, data: Path) -> float:

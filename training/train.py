@@ -35,7 +35,7 @@ from training.schedule import warmup_cosine
 from training.vocab import SAMPLE_RATE, build_processor, encode
 
 DEFAULT_CKPT_DIR = Path.home() / ".cache" / "kwstream" / "checkpoints"
-REAL_SOURCES = ("fsdd", "wwb")
+REAL_SOURCES = ("fsdd", "wwb", "precise")
 
 
 @dataclass(frozen=True)
