@@ -38,7 +38,7 @@ class FirstLayerStats:
         the variance is a difference of two large terms) or the first layer itself as one product
         over the strided patches (cheap for a wide kernel at a low rate, such as 400 taps every 160
         samples; float32, as the layer is, which halves the cost: 12 % of the bundled model's int8
-        encoding time was this product in float64).
+        encoding time went to these statistics in float64).
         """
         if self.fixed is not None:
             return self.fixed
