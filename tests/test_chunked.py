@@ -13,11 +13,28 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kwstream.stream.chunked import ChunkedEncoder
+from kwstream.stream.chunked import ChunkedEncoder, ChunkStep, chunk_step
 from kwstream.model.encoder import EncodedFrames, Encoder, EncoderSettings
 from kwstream.model.random_model import save_random_ctc_model
 
 SPF = 320
+
+
+def test_chunk_steps_worked_by_hand():
+    """Version 10's CNN (one frame per 320 samples, 400-sample receptive field), a step every 4,000
+    samples, 25 frames of left context, 4,000 samples of right context. A chunk that makes n frames
+    reuses all but its last two of the previous chunk's; it attends to those already final."""
+    conv = [(400, 160), (3, 2), (3, 1), (3, 1)]
+    expected = [ChunkStep(0, 7, 0, 0, 0, 0),  # 4,000 samples: 7 frames, none with its right context yet
+                ChunkStep(0, 19, 0, 0, 0, 7),  # nothing final before it: nothing to reuse
+                ChunkStep(0, 32, 19, 7, 7, 19),
+                ChunkStep(0, 44, 32, 19, 19, 32),
+                ChunkStep(7, 57, 37, 25, 32, 44)]  # audio from frame 32 - 25 = 7: 17,760 samples make 50 frames
+    steps, final_to, previous_total = [], 0, None
+    for stop in range(4000, 20001, 4000):
+        steps.append(chunk_step(final_to, previous_total, stop, left_frames=25, right_samples=4000, conv=conv))
+        final_to, previous_total = steps[-1].final_to, steps[-1].total_frames
+    assert steps == expected
 
 
 @pytest.fixture(scope="module")

@@ -159,13 +159,8 @@ def fsdd_utterances(fsdd_dir: Path, out_dir: Path) -> dict[str, list[Utterance]]
     splits: dict[str, list[Utterance]] = {"train": [], "eval": []}
     for src in sorted(fsdd_dir.glob("*.wav")):
         digit, speaker, _ = src.stem.split("_")
-        audio = read_real(src)
-        rel = f"fsdd/{src.name}"
-        (out_dir / "fsdd").mkdir(parents=True, exist_ok=True)
-        sf.write(out_dir / rel, audio, SAMPLE_RATE, subtype="PCM_16")
         split = "eval" if speaker in FSDD_EVAL_SPEAKERS else "train"
-        splits[split].append(Utterance(rel, normalize_text(DIGITS[int(digit)]), f"fsdd:{speaker}", 1.0, "fsdd",
-                                       round(len(audio) / SAMPLE_RATE, 3)))
+        splits[split].append(copy_real(src, out_dir, f"fsdd/{src.name}", DIGITS[int(digit)], f"fsdd:{speaker}", "fsdd"))
     return splits
 
 
@@ -180,40 +175,33 @@ def wwb_utterances(wwb_dir: Path, out_dir: Path) -> list[Utterance]:
     for src in sorted(wwb_dir.glob("*/*.flac")):
         if wwb_dev_clip(src):
             continue
-        audio = read_real(src)
-        rel = f"wwb/{src.parent.name}/{src.stem}.wav"
-        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(out_dir / rel, audio, SAMPLE_RATE, subtype="PCM_16")
-        rows.append(Utterance(rel, normalize_text(src.parent.name.replace("_", " ")), "wwb", 1.0, "wwb",
-                              round(len(audio) / SAMPLE_RATE, 3)))
+        rows.append(copy_real(src, out_dir, f"wwb/{src.parent.name}/{src.stem}.wav", src.parent.name.replace("_", " "),
+                              "wwb", "wwb"))
     return rows
 
 
 def precise_utterances(precise_dir: Path, out_dir: Path) -> list[Utterance]:
     """Mycroft's community wake words (one to a few speakers per word, home microphones) as 16-bit WAV,
-    less the clips ``training.negative_speech`` puts in the package's keyword-free speech."""
-    from training.negative_speech import real_clips
+    less the clips ``training.negative_speech`` puts in the package's keyword-free speech (the first
+    of each folder by name)."""
+    from training.negative_speech import REAL
 
-    negatives = {path.resolve() for path in real_clips(precise_dir.parent)}
     rows = []
     for folder, text in PRECISE_WAKE_WORDS.items():
-        for src in sorted((precise_dir / folder).glob("*.flac")):
-            if src.resolve() in negatives:
-                continue
-            audio = read_real(src)
-            rel = f"precise/{folder}/{src.stem}.wav"
-            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-            sf.write(out_dir / rel, audio, SAMPLE_RATE, subtype="PCM_16")
-            rows.append(Utterance(rel, normalize_text(text), f"precise:{folder}", 1.0, "precise",
-                                  round(len(audio) / SAMPLE_RATE, 3)))
+        negatives = dict(REAL).get(f"precise/{folder}", 0)
+        for src in sorted((precise_dir / folder).glob("*.flac"))[negatives:]:
+            rows.append(copy_real(src, out_dir, f"precise/{folder}/{src.stem}.wav", text, f"precise:{folder}", "precise"))
     return rows
 
 
-def read_real(path: Path) -> np.ndarray:
-    """A recording as 16 kHz mono float32."""
-    audio, rate = sf.read(path, dtype="float32")
+def copy_real(src: Path, out_dir: Path, rel: str, text: str, voice: str, source: str) -> Utterance:
+    """A real recording written to ``out_dir / rel`` as 16 kHz mono 16-bit WAV, and its manifest row."""
+    audio, rate = sf.read(src, dtype="float32")
     audio = audio.mean(axis=1) if audio.ndim > 1 else audio
-    return soxr.resample(audio, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else audio
+    audio = soxr.resample(audio, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else audio
+    (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(out_dir / rel, audio, SAMPLE_RATE, subtype="PCM_16")
+    return Utterance(rel, normalize_text(text), voice, 1.0, source, round(len(audio) / SAMPLE_RATE, 3))
 
 
 def write_manifest(path: Path, rows: list[Utterance]) -> None:

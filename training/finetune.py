@@ -5,7 +5,7 @@ Usage: python -m training.finetune --corpus DIR [--corpus DIR2 ...] --init MODEL
 The assembled candidate (front end from ``training.frontend``, top from ``training.whisper_head``)
 reads Whisper's own frames at CER 0.21 but the student's at 0.48: its head never saw the frames the
 student gives. Here every part trains on the student's own frames: CTC on augmented corpus clips
-(synthetic voices and the real wake phrases and digits; ``training.augment``), and, on the same audio,
+(synthetic voices and the real wake phrases, wake words and digits; ``training.augment``), and, on the same audio,
 the front end's distillation loss at every block's output against what Whisper's encoder gives, so
 that what Whisper learned from real speech is not washed out by synthetic voices.
 
@@ -116,16 +116,16 @@ def save_state(path: Path, model: Wav2Vec2ForCTC, optimizer: torch.optim.Optimiz
 
 
 def training_rows(corpora: list[Path]) -> list[Utterance]:
-    """Every corpus's synthetic clips and every real recording once (corpora built from the same
-    shared data copy the same recordings to the same relative paths), paths made absolute."""
-    rows, real = [], set()
+    """Every corpus's synthetic clips; the first corpus's real ones, and from each later corpus only
+    real sources that no earlier one holds (corpora copy the same shared recordings, and a later one
+    may be a real source alone: ``training.corpus --hours 0 --fsdd '' --wwb ''``); paths made absolute."""
+    rows, real_sources = [], set()
     for corpus in corpora:
-        for r in read_manifest(corpus / "train.jsonl"):
-            if r.source in REAL_SOURCES:
-                if r.path in real:
-                    continue
-                real.add(r.path)
-            rows.append(replace(r, path=str(corpus.resolve() / r.path)))
+        manifest = read_manifest(corpus / "train.jsonl")
+        new_sources = {r.source for r in manifest if r.source in REAL_SOURCES} - real_sources
+        rows += [replace(r, path=str(corpus.resolve() / r.path)) for r in manifest
+                 if r.source not in REAL_SOURCES or r.source in new_sources]
+        real_sources |= new_sources
     return rows
 
 
@@ -227,7 +227,8 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, action="append", required=True,
-                        help="a corpus folder (train.jsonl, eval.jsonl); repeat to add another's synthetic clips")
+                        help="a corpus folder (train.jsonl, eval.jsonl); repeat to add another's synthetic clips and the real sources "
+                             "the earlier ones lack")
     parser.add_argument("--init", type=Path, required=True, help="the assembled student to start from")
     parser.add_argument("--out", type=Path, default=DEFAULT_DIR, help="checkpoints, log.jsonl and best/")
     parser.add_argument("--data", type=Path, default=SHARED_DATA_DIR, help="the shared recordings folder")

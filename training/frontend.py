@@ -16,7 +16,7 @@ Windows start at position 0 for both, as the streaming encoder's windows do. No 
 needed, so every real recording that training may use serves: the crowd's wake phrases and the
 digits (less the development shares), mixed at random with ESC-10 noise (folds 1-4). Progress is
 the mean cosine to Whisper's frames on held-out real speakers (the wake-phrase development share,
-FSDD's theo, the precise recordings), logged at every checkpoint; the best front end so far is
+FSDD's theo, the precise community's keyword-free words), logged at every checkpoint; the best front end so far is
 saved in ``save_pretrained`` layout.
 
 Checkpoints (every --ckpt-minutes, default 5) go to ~/.cache/kwstream/frontend; --resume continues.
@@ -144,7 +144,7 @@ def speech_files(data: Path) -> tuple[list[Path], list[Path]]:
         (dev if wwb_dev_clip(path) else train).append(path)
     for path in sorted((data / "fsdd" / "recordings").glob("*.wav")):
         (dev if path.stem.split("_")[1] in FSDD_EVAL_SPEAKERS else train).append(path)
-    dev += sorted((data / "precise").rglob("*.flac"))
+    dev += sorted((data / "precise" / "not-wake-words").rglob("*.flac"))  # its wake words train (``training.corpus``)
     return train, dev
 
 

@@ -31,7 +31,8 @@ REAL = [("precise/not-wake-words/en", 40), ("precise/not-wake-words/es", 24), ("
         ("precise/android", 5), ("precise/heychatterbox", 5)] + [
     (f"speech_commands/{word}", 3) for word in "bed bird cat dog down go happy house left marvin no off on right sheila stop tree up wow yes".split()]
 """(folder under the shared data, clips taken in name order): Mycroft's Precise community recordings
-(public domain) and Google's Speech Commands (CC BY 4.0), every word but the digits."""
+(public domain) and Google's Speech Commands (CC BY 4.0), every word but the digits. ``training.corpus``
+keeps these precise clips out of training."""
 
 
 def real_speech(data: Path) -> np.ndarray:
@@ -39,18 +40,13 @@ def real_speech(data: Path) -> np.ndarray:
     pause, margin = np.zeros(int(PAUSE_S * SAMPLE_RATE), np.float32), int(MARGIN_S * SAMPLE_RATE)
     settings = EnrollSettings()
     parts = [pause]
-    for path in real_clips(data):
-        audio = read_audio(path)
-        span = voiced_span(audio, settings.trim_vad, settings.join_gap_s)
-        if span is not None:
-            parts += [audio[max(0, span[0] - margin):span[1] + margin], pause]
+    for folder, count in REAL:
+        for path in sorted(p for p in (data / folder).iterdir() if p.suffix in (".wav", ".flac"))[:count]:
+            audio = read_audio(path)
+            span = voiced_span(audio, settings.trim_vad, settings.join_gap_s)
+            if span is not None:
+                parts += [audio[max(0, span[0] - margin):span[1] + margin], pause]
     return np.concatenate(parts)
-
-
-def real_clips(data: Path) -> list[Path]:
-    """The recordings ``REAL`` names (training keeps them out: the package's negatives are heard as keyword-free)."""
-    return [path for folder, count in REAL
-            for path in sorted(p for p in (data / folder).iterdir() if p.suffix in (".wav", ".flac"))[:count]]
 
 
 def build(out: Path, data: Path) -> float:

@@ -77,7 +77,8 @@ class StreamShape:
         chunks: list[Chunk] = []
         final_to, previous_total = 0, None
         for stop in stops:
-            step = chunk_step(final_to, previous_total, stop, left_frames, self.right_samples, conv)
+            step = chunk_step(final_to, previous_total, stop, left_frames=left_frames, right_samples=self.right_samples,
+                              conv=conv)
             chunks.append(Chunk(step.first_frame * spf, stop, step))
             final_to, previous_total = step.final_to, step.total_frames
         last = chunks[-1]

@@ -46,7 +46,7 @@ class ChunkStep:
     first_frame: int
     """The first frame of the audio it reads (its left context included)."""
     total_frames: int
-    """Frames its audio makes, counted from frame 0."""
+    """One past its last frame: its audio makes frames ``[first_frame, total_frames)``."""
     reused_frames: int
     """Frames from ``first_frame`` on whose CNN output the previous chunk hands on."""
     attended_frames: int
@@ -56,7 +56,7 @@ class ChunkStep:
     """The frames ``[final_from, final_to)`` become final in it."""
 
 
-def chunk_step(final_to: int, previous_total: int | None, stop: int, left_frames: int, right_samples: int,
+def chunk_step(final_to: int, previous_total: int | None, stop: int, *, left_frames: int, right_samples: int,
                conv: Sequence[tuple[int, int]]) -> ChunkStep:
     """The step ``ChunkedEncoder`` takes when the span's audio reaches sample ``stop``, after earlier
     steps made frames before ``final_to`` final and the previous chunk's audio made
@@ -113,14 +113,10 @@ class ChunkedEncoder:
         return self._final_to - (len(self._final) if self._final is not None else 0)
 
     @property
-    def _first_frame(self) -> int:
-        """Where the next step's audio starts: left context before the first frame not yet final."""
-        return max(0, self._final_to - self._left_frames)
-
-    @property
     def oldest_needed(self) -> int:
-        """The earliest sample the next step may read."""
-        return self._span_start + self._first_frame * self.encoder.samples_per_frame
+        """The earliest sample the next step may read (``chunk_step``'s first frame: left context
+        before the first frame not yet final)."""
+        return self._span_start + max(0, self._final_to - self._left_frames) * self.encoder.samples_per_frame
 
     def frames(self, read: Callable[[int, int], np.ndarray], start_sample: int, stop_sample: int) -> tuple[int, EncodedFrames]:
         """Encode what is new up to ``stop_sample`` and return the frames that lie inside
@@ -131,10 +127,12 @@ class ChunkedEncoder:
         spf = self.encoder.samples_per_frame
         s0 = self._span_start
         previous_total = self._previous_from + len(self._previous) if self._previous is not None else None
-        step = chunk_step(self._final_to, previous_total, stop_sample - s0, self._left_frames, self._right_samples,
-                          self.encoder.conv)
+        step = chunk_step(self._final_to, previous_total, stop_sample - s0, left_frames=self._left_frames,
+                          right_samples=self._right_samples, conv=self.encoder.conv)
         first = step.first_frame
-        audio = read(self.oldest_needed, stop_sample)
+        audio = read(s0 + first * spf, stop_sample)
+        if len(audio) != stop_sample - s0 - first * spf:
+            raise ValueError(f"read({s0 + first * spf}, {stop_sample}) returned {len(audio)} samples")
         reuse = self._previous.slice(first - self._previous_from, len(self._previous)) if step.reused_frames else None
         chunk = self.encoder.encode(audio, self.layers, reuse, context_frames=step.final_from - first, keep_states=True,
                                     running=self._running)
