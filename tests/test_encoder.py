@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -26,6 +28,20 @@ def test_loads_a_local_checkpoint_and_reports_its_vocabulary(tiny_model):
     log_probs = encoder.log_probs(np.zeros(16000, np.float32))
     assert log_probs.shape == (49, len(ENGLISH_CTC_TOKENS))  # 1 s = 49 frames of 20 ms (400-sample field)
     assert np.allclose(np.exp(log_probs).sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_threads_bound_numpys_blas_too(tiny_model):
+    """``--threads N`` bounds every pool the model's work uses: ONNX Runtime's and numpy's BLAS (the
+    first-layer statistics). Run in a fresh process, as the limit is process-wide; BLAS is first given
+    three threads, as OpenBLAS starts on a 3-core machine."""
+    code = ("import json; from threadpoolctl import threadpool_info, threadpool_limits\n"
+            "from kwstream.model.encoder import Encoder, EncoderSettings\n"
+            "blas = lambda: [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
+            "threadpool_limits(3, user_api='blas'); before = blas()\n"
+            f"Encoder(EncoderSettings(model={str(tiny_model)!r}, threads=1)); print(json.dumps([before, blas()]))")
+    before, after = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert before and set(before) == {3}
+    assert set(after) == {1}
 
 
 def test_int8_gives_nearly_the_same_log_probs(tiny_model):

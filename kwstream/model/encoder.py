@@ -43,6 +43,16 @@ def cnn_frames(samples: int, conv: Sequence[tuple[int, int]]) -> int:
     return max(0, samples)
 
 
+def limit_blas_threads(threads: int) -> None:
+    """Let numpy's BLAS (the first-layer statistics' product, ``cnn_stats``) use at most ``threads``
+    threads in this process, as ``torch.set_num_threads`` does for PyTorch. OpenBLAS otherwise starts
+    one thread per core in every process: on 2 cores, ``benchmarks/scan.py``'s hour cost one worker 263
+    CPU-s (129 limited), and two workers took 206 s where one took 134 (68 s limited)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
+
+
 def reusable_frames(made: int, available: int) -> int:
     """How many of ``available`` earlier frames a pass that makes ``made`` frames takes instead of
     computing them: all but the last ``MIN_NEW_FRAMES`` (short audio makes none)."""
@@ -56,7 +66,8 @@ class EncoderSettings:
     device: str = "cpu"
     """``cpu``, ``cuda`` or ``mps``."""
     threads: int | None = None
-    """The runtime's intra-op threads (ONNX Runtime or PyTorch); None keeps its default, one per physical core."""
+    """The runtime's intra-op threads (ONNX Runtime or PyTorch), and numpy's BLAS threads process-wide
+    (``limit_blas_threads``); None keeps their defaults, one per core."""
     int8: bool = False
     """Dynamic int8 quantisation of the linear layers (CPU only): faster, scores change slightly."""
     backend: str = "auto"
@@ -123,6 +134,8 @@ class Encoder:
     def __init__(self, settings: EncoderSettings = EncoderSettings()) -> None:
         self.device = settings.device
         """Where the model runs ("cpu", "cuda", "mps"), for status lines."""
+        if settings.threads:
+            limit_blas_threads(settings.threads)
         resolved = resolve_model(settings.model)
         directory = checkpoint_directory(*resolved)
         files = read_checkpoint_files(resolved[0], directory) if directory else None
