@@ -39,8 +39,12 @@ def test_threads_bound_numpys_blas_too(tiny_model):
             "blas = lambda: [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
             "threadpool_limits(3, user_api='blas'); before = blas()\n"
             f"Encoder(EncoderSettings(model={str(tiny_model)!r}, threads=1)); print(json.dumps([before, blas()]))")
-    before, after = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-    assert before and set(before) == {3}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    before, after = json.loads(done.stdout)
+    if not before:
+        pytest.skip("numpy's BLAS here is not one threadpoolctl can see (macOS Accelerate)")
+    assert set(before) == {3}
     assert set(after) == {1}
 
 

@@ -45,12 +45,14 @@ def cnn_frames(samples: int, conv: Sequence[tuple[int, int]]) -> int:
 
 def limit_blas_threads(threads: int) -> None:
     """Let numpy's BLAS (the first-layer statistics' product, ``cnn_stats``) use at most ``threads``
-    threads in this process, as ``torch.set_num_threads`` does for PyTorch. OpenBLAS otherwise starts
-    one thread per core in every process: on 2 cores, ``benchmarks/scan.py``'s hour cost one worker 263
-    CPU-s (129 limited), and two workers took 206 s where one took 134 (68 s limited)."""
-    from threadpoolctl import threadpool_limits
+    threads, process-wide and for as long as the process runs, as ``torch.set_num_threads`` does for
+    PyTorch. OpenBLAS otherwise starts one thread per core in every process: on 2 cores,
+    ``benchmarks/scan.py``'s hour cost one worker 263 CPU-s (129 limited), and two workers took 206 s
+    where one took 134 (68 s limited)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
 
-    threadpool_limits(limits=threads, user_api="blas")
+    if max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"), default=0) > threads:
+        threadpool_limits(limits=threads, user_api="blas")
 
 
 def reusable_frames(made: int, available: int) -> int:
@@ -66,8 +68,8 @@ class EncoderSettings:
     device: str = "cpu"
     """``cpu``, ``cuda`` or ``mps``."""
     threads: int | None = None
-    """The runtime's intra-op threads (ONNX Runtime or PyTorch), and numpy's BLAS threads process-wide
-    (``limit_blas_threads``); None keeps their defaults, one per core."""
+    """The runtime's intra-op threads (ONNX Runtime or PyTorch); numpy's BLAS is limited to as many, for
+    the whole process (``limit_blas_threads``). None keeps their defaults, one per core."""
     int8: bool = False
     """Dynamic int8 quantisation of the linear layers (CPU only): faster, scores change slightly."""
     backend: str = "auto"
