@@ -170,3 +170,18 @@ def test_manifests_drop_voices_reserved_for_evaluation_and_finetune_takes_real_c
     extra.mkdir()
     C.write_manifest(extra / "train.jsonl", [row("real", "wwb:x", "wwb"), row("athena", "precise:athena", "precise")])
     assert [r.voice for r in training_rows([first, extra])] == ["flite:kal", "wwb:x", "precise:athena"]
+
+
+def test_a_sources_clips_repeat_as_told() -> None:
+    """``training.finetune --repeat precise=1 --repeat kokoro=2``: the named sources as told, other real
+    ones ``real_repeat`` times, other synthetic ones once."""
+    import argparse
+
+    from training.finetune import source_repeat
+    from training.train import TrainConfig, repeat_of
+
+    cfg = TrainConfig(source_repeat=(source_repeat("precise=1"), source_repeat("kokoro=2")))
+    assert [repeat_of(s, cfg) for s in ("wwb", "precise", "kokoro", "espeak")] == [cfg.real_repeat, 1, 2, 1]
+    for bad in ("precise", "precise=", "=2", "precise=two", "precise=-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            source_repeat(bad)

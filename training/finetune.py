@@ -63,6 +63,7 @@ class FinetuneConfig:
     distill_weight: float = 1.0
     stem_weight: float = 0.2
     real_repeat: int = 3
+    source_repeat: tuple[tuple[str, int], ...] = ()  # per-source repeats each epoch (``--repeat SOURCE=N``)
     select_real: int = 300
     select_synthetic: int = 200
     ckpt_minutes: float = 8.0
@@ -161,8 +162,14 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps, cfg.final_lr_ratio), last_epoch=step - 1)
 
-    batching = TrainConfig(batch_seconds=cfg.batch_seconds, real_repeat=cfg.real_repeat, seed=cfg.seed)
-    dataset = BucketedData(corpus, training_rows(corpora), batching)
+    batching = TrainConfig(batch_seconds=cfg.batch_seconds, real_repeat=cfg.real_repeat,
+                           source_repeat=cfg.source_repeat, seed=cfg.seed)
+    rows = training_rows(corpora)
+    missing = {source for source, _ in cfg.source_repeat} - {r.source for r in rows}
+    if missing:
+        raise SystemExit(f"--repeat: no training clips from {', '.join(sorted(missing))} "
+                         f"(sources: {', '.join(sorted({r.source for r in rows}))})")
+    dataset = BucketedData(corpus, rows, batching)
     synthetic = [r for r in select_rows(read_manifest(corpus / "eval.jsonl"), cfg.select_synthetic, cfg.seed + 2)
                  if r.source != "fsdd"]
     rows = real_dev(data)
@@ -224,6 +231,14 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
     bar.close()
 
 
+def source_repeat(text: str) -> tuple[str, int]:
+    """``--repeat``'s SOURCE=N."""
+    source, _, times = text.partition("=")
+    if not source or not times.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected SOURCE=N with N a whole number, e.g. precise=1")
+    return source, int(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, action="append", required=True,
@@ -244,6 +259,9 @@ def main() -> None:
                         help="share of steps that train on what `kwstream listen` computes, chunk by chunk (0-1)")
     parser.add_argument("--band-limit", type=float, default=FinetuneConfig.band_limit,
                         help="share of clips band-limited to 8 kHz before noise, as telephone and cheap microphones are")
+    parser.add_argument("--repeat", action="append", default=[], type=source_repeat, metavar="SOURCE=N",
+                        help=f"a source's clips N times an epoch (default: real ones {FinetuneConfig.real_repeat}, "
+                             "synthetic ones once), e.g. precise=1 or kokoro=2; repeatable")
     parser.add_argument("--distill-weight", type=float, default=FinetuneConfig.distill_weight)
     parser.add_argument("--ckpt-minutes", type=float, default=FinetuneConfig.ckpt_minutes)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -254,7 +272,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = FinetuneConfig(steps=args.steps, head_lr=args.head_lr, body_lr=args.body_lr, distill_weight=args.distill_weight,
                          ckpt_minutes=args.ckpt_minutes, int8_aware=args.int8_aware,
-                         fixed_statistics=args.fixed_statistics, streamed=args.streamed, band_limit=args.band_limit)
+                         fixed_statistics=args.fixed_statistics, streamed=args.streamed, band_limit=args.band_limit,
+                         source_repeat=tuple(args.repeat))
     train(args.corpus, args.init, args.out, args.data, cfg, args.resume)
 
 

@@ -50,6 +50,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     real_repeat: int = 3  # the real recordings (REAL_SOURCES) are about an hour; repeat them each epoch
+    source_repeat: tuple[tuple[str, int], ...] = ()
+    """(source, times) pairs that override the repeat of a source's clips each epoch, real or synthetic."""
     probe_every: int = 50  # steps between greedy-CER probes on a few held-out clips
     probe_size: int = 24
     select_size: int = 300  # held-out clips scored at each checkpoint to pick the best model
@@ -57,6 +59,11 @@ class TrainConfig:
     seed: int = 0
     distill_weight: float = 0.0  # weight of the teacher-prediction loss beside CTC; 0 = CTC only
     distill_layer: int = 3  # hidden state (0 = the CNN's projection) that predicts the teacher
+
+
+def repeat_of(source: str, cfg: TrainConfig) -> int:
+    """How often a clip of ``source`` comes each epoch."""
+    return dict(cfg.source_repeat).get(source, cfg.real_repeat if source in REAL_SOURCES else 1)
 
 
 class BucketedData:
@@ -69,7 +76,7 @@ class BucketedData:
         ]
         self.labels = [np.asarray(encode(r.text), dtype=np.int64) for r in rows]
         self.cfg = cfg
-        index = [i for i, r in enumerate(rows) for _ in range(cfg.real_repeat if r.source in REAL_SOURCES else 1)]
+        index = [i for i, r in enumerate(rows) for _ in range(repeat_of(r.source, cfg))]
         index.sort(key=lambda i: len(self.audio[i]))
         budget = cfg.batch_seconds * SAMPLE_RATE
         self.batches: list[list[int]] = []
