@@ -164,12 +164,12 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
 
     batching = TrainConfig(batch_seconds=cfg.batch_seconds, real_repeat=cfg.real_repeat,
                            source_repeat=cfg.source_repeat, seed=cfg.seed)
-    rows = training_rows(corpora)
-    missing = {source for source, _ in cfg.source_repeat} - {r.source for r in rows}
+    clips = training_rows(corpora)
+    sources = {r.source for r in clips}
+    missing = {source for source, _ in cfg.source_repeat} - sources
     if missing:
-        raise SystemExit(f"--repeat: no training clips from {', '.join(sorted(missing))} "
-                         f"(sources: {', '.join(sorted({r.source for r in rows}))})")
-    dataset = BucketedData(corpus, rows, batching)
+        raise SystemExit(f"--repeat: no training clips from {', '.join(sorted(missing))} (sources: {', '.join(sorted(sources))})")
+    dataset = BucketedData(corpus, clips, batching)
     synthetic = [r for r in select_rows(read_manifest(corpus / "eval.jsonl"), cfg.select_synthetic, cfg.seed + 2)
                  if r.source != "fsdd"]
     rows = real_dev(data)

@@ -118,7 +118,7 @@ def streamed_forward(model: Wav2Vec2ForCTC, audio: torch.Tensor, shape: StreamSh
             cnn = torch.cat([previous[:, step.first_frame - previous_first: chunk.cnn_from - previous_first], cnn], 1)
         attended = step.attended_frames
         if attended:
-            context = torch.stack(_final_frames(final, step.first_frame, step.first_frame + attended)[:-1])
+            context = torch.stack(_final_frames(final, step.first_frame, step.first_frame + attended, cfg.num_hidden_layers))
         else:
             context = audio.new_zeros(cfg.num_hidden_layers, len(audio), 0, cfg.hidden_size)
         hidden = stage(cnn[:, :attended], cnn[:, attended:], context)
@@ -130,12 +130,13 @@ def streamed_forward(model: Wav2Vec2ForCTC, audio: torch.Tensor, shape: StreamSh
     return outputs
 
 
-def _final_frames(final: list[tuple[int, list[torch.Tensor]]], start: int, stop: int) -> list[torch.Tensor]:
-    """Every level's final frames [start, stop), from the chunks' pieces (read only where they overlap,
-    so a chunk's left context costs its length, not the clip's)."""
-    pieces = [(first, levels) for first, levels in final if first < stop and first + levels[0].shape[1] > start]
-    return [torch.cat([levels[n][:, max(start - first, 0): stop - first] for first, levels in pieces], 1)
-            for n in range(len(final[0][1]))]
+def _final_frames(final: list[tuple[int, list[torch.Tensor]]], start: int, stop: int,
+                  levels: int | None = None) -> list[torch.Tensor]:
+    """The first ``levels`` levels' (default: every level's) final frames [start, stop), from the chunks'
+    pieces (read only where they overlap, so a chunk's left context costs its length, not the clip's)."""
+    pieces = [(first, states) for first, states in final if first < stop and first + states[0].shape[1] > start]
+    return [torch.cat([states[n][:, max(start - first, 0): stop - first] for first, states in pieces], 1)
+            for n in range(len(final[0][1]) if levels is None else levels)]
 
 
 Sums = tuple[torch.Tensor, torch.Tensor]

@@ -56,13 +56,18 @@ class ChunkStep:
     """The frames ``[final_from, final_to)`` become final in it."""
 
 
+def first_frame(final_to: int, left_frames: int) -> int:
+    """Where a step's audio starts: ``left_frames`` of context before the first frame not yet final."""
+    return max(0, final_to - left_frames)
+
+
 def chunk_step(final_to: int, previous_total: int | None, stop: int, *, left_frames: int, right_samples: int,
                conv: Sequence[tuple[int, int]]) -> ChunkStep:
     """The step ``ChunkedEncoder`` takes when the span's audio reaches sample ``stop``, after earlier
     steps made frames before ``final_to`` final and the previous chunk's audio made
     ``previous_total`` frames (None: no previous chunk). Training replays these steps
     (``training.stream_shaped``), so this is the one place that says what a chunk reads and keeps."""
-    first = max(0, final_to - left_frames)
+    first = first_frame(final_to, left_frames)
     made = cnn_frames(stop - first * math.prod(stride for _, stride in conv), conv)
     context = final_to - first
     reused = reusable_frames(made, previous_total - first) if previous_total is not None and context > 0 else 0
@@ -114,9 +119,8 @@ class ChunkedEncoder:
 
     @property
     def oldest_needed(self) -> int:
-        """The earliest sample the next step may read (``chunk_step``'s first frame: left context
-        before the first frame not yet final)."""
-        return self._span_start + max(0, self._final_to - self._left_frames) * self.encoder.samples_per_frame
+        """The earliest sample the next step may read."""
+        return self._span_start + first_frame(self._final_to, self._left_frames) * self.encoder.samples_per_frame
 
     def frames(self, read: Callable[[int, int], np.ndarray], start_sample: int, stop_sample: int) -> tuple[int, EncodedFrames]:
         """Encode what is new up to ``stop_sample`` and return the frames that lie inside
