@@ -59,3 +59,7 @@ def test_the_command_refuses_a_folder_that_is_not_a_model_without_a_traceback(ti
     assert done.returncode == 1
     assert done.stderr.strip() == f"average: {tmp_path} has no {WEIGHTS} and config.json (a save_pretrained folder)"
     assert not (tmp_path / "soup").exists()
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("")
+    with pytest.raises(SystemExit, match="exists and is not an empty folder"):
+        write_average(tmp_path / "taken", [tiny_model, tiny_model])

@@ -56,9 +56,9 @@ def average_weights(models: list[Path]) -> dict[str, torch.Tensor]:
 
 def write_average(out: Path, models: list[Path]) -> None:
     """Write the models' mean to ``out`` with the first model's other files and ``average.json``."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SystemExit(f"average: {out} exists and is not an empty folder")
     weights = average_weights(models)
-    if out.exists() and any(out.iterdir()):
-        raise SystemExit(f"average: {out} exists and is not empty")
     out.mkdir(parents=True, exist_ok=True)
     for item in models[0].iterdir():
         if item.is_file() and item.name not in NOT_COPIED:
