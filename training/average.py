@@ -3,9 +3,12 @@
 Checkpoints fine-tuned from one model stay close enough that their mean is a model too, and it
 often keeps what each of them learned where either alone lost something (docs/model-v10-runs.md,
 "Weight averages"). Only checkpoints of one architecture average: the same config and the same
-tensors, name by name and shape by shape. The mean is taken in float32 and written in float32; the
-first model's other files (config, vocabulary, ``kwstream.json`` thresholds) are copied beside it,
-and ``average.json`` names the models that went into it.
+tensors, name by name and shape by shape. Floating-point weights are averaged in float32 and written
+in float32 (`python -m training.export_onnx --model DIR --half` stores them in float16 for shipping);
+any other tensor must be equal in every model and is kept. The first model's other files (config,
+vocabulary, ``kwstream.json``) are copied beside the mean, folders never; ``average.json`` names the
+models that went into it. The first model's thresholds were calibrated for another model: recalibrate
+them before the average ships (``kwstream eval --calibrate``).
 
 Usage: python -m training.average --out DIR MODEL_DIR MODEL_DIR [MODEL_DIR ...]
 """
@@ -18,20 +21,34 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 WEIGHTS = "model.safetensors"
-NOT_COPIED = {WEIGHTS, "onnx", "finetune_state.json", "average.json"}
-"""What belongs to one checkpoint alone: its weights, their export and its training record."""
+NOT_COPIED = {WEIGHTS, "finetune_state.json", "average.json"}
+"""What belongs to one checkpoint alone: its weights and its records."""
+THRESHOLDS = "kwstream.json"
 
 
-def _architecture(model: Path) -> dict:
-    config = json.loads((model / "config.json").read_text())
+def _architecture(model: Path) -> dict[str, object]:
+    """The config less what names or dates the checkpoint (path, library version, storage dtype)."""
+    try:
+        config = json.loads((model / "config.json").read_text())
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"average: {model / 'config.json'} is not JSON ({error})") from None
     return {k: v for k, v in config.items() if k not in ("_name_or_path", "transformers_version", "torch_dtype")}
 
 
+def _weights(model: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(model / WEIGHTS)
+    except SafetensorError as error:
+        raise SystemExit(f"average: {model / WEIGHTS} is not a safetensors file ({error})") from None
+
+
 def average_weights(models: list[Path]) -> dict[str, torch.Tensor]:
-    """The element-wise float32 mean of the models' weights; SystemExit (one line) when they differ in shape."""
+    """The models' floating-point weights averaged in float32, their other tensors kept (they must be
+    equal); SystemExit with one line where the models differ in architecture, tensors or shapes."""
     if len(models) < 2:
         raise SystemExit("average: give at least two models")
     for model in models:
@@ -41,21 +58,26 @@ def average_weights(models: list[Path]) -> dict[str, torch.Tensor]:
     for model in models[1:]:
         if _architecture(model) != first:
             raise SystemExit(f"average: {model}'s config differs from {models[0]}'s: not the same architecture")
-    total = {name: tensor.float() for name, tensor in load_file(models[0] / WEIGHTS).items()}
+    kept = _weights(models[0])
+    total = {name: tensor.float() for name, tensor in kept.items() if tensor.is_floating_point()}
     for model in models[1:]:
-        weights = load_file(model / WEIGHTS)
-        if weights.keys() != total.keys():
-            odd = sorted(weights.keys() ^ total.keys())
+        weights = _weights(model)
+        if weights.keys() != kept.keys():
+            odd = sorted(weights.keys() ^ kept.keys())
             raise SystemExit(f"average: {model} holds other tensors than {models[0]} ({odd[0]}, {len(odd)} in all)")
         for name, tensor in weights.items():
-            if tensor.shape != total[name].shape:
-                raise SystemExit(f"average: {name} is {tuple(tensor.shape)} in {model}, {tuple(total[name].shape)} in {models[0]}")
-            total[name] += tensor.float()
-    return {name: (tensor / len(models)).contiguous() for name, tensor in total.items()}
+            if tensor.shape != kept[name].shape:
+                raise SystemExit(f"average: {name} is {tuple(tensor.shape)} in {model}, {tuple(kept[name].shape)} in {models[0]}")
+            if name in total:
+                total[name] += tensor.float()
+            elif not torch.equal(tensor, kept[name]):
+                raise SystemExit(f"average: {name} ({tensor.dtype}) differs between {model} and {models[0]} and cannot be averaged")
+    return {name: (total[name] / len(models)).contiguous() if name in total else tensor for name, tensor in kept.items()}
 
 
-def write_average(out: Path, models: list[Path]) -> None:
-    """Write the models' mean to ``out`` with the first model's other files and ``average.json``."""
+def write_average(out: Path, models: list[Path]) -> str:
+    """Write the models' mean to ``out`` with the first model's other files and ``average.json``; say where
+    the thresholds came from."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SystemExit(f"average: {out} exists and is not an empty folder")
     weights = average_weights(models)
@@ -65,6 +87,9 @@ def write_average(out: Path, models: list[Path]) -> None:
             shutil.copy(item, out / item.name)
     save_file(weights, out / WEIGHTS, metadata={"format": "pt"})
     (out / "average.json").write_text(json.dumps({"models": [str(m.resolve()) for m in models]}, indent=1) + "\n")
+    if (out / THRESHOLDS).is_file():
+        return f"thresholds ({THRESHOLDS}) copied from {models[0]}: recalibrate them before it ships"
+    return f"no thresholds: {models[0]} has no {THRESHOLDS}"
 
 
 def main() -> None:
@@ -72,8 +97,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="a new folder for the average")
     parser.add_argument("models", type=Path, nargs="+", help="save_pretrained folders of one architecture")
     args = parser.parse_args()
-    write_average(args.out, args.models)
-    print(f"{args.out}: the mean of {len(args.models)} models")
+    thresholds = write_average(args.out, args.models)
+    print(f"{args.out}: the mean of {len(args.models)} models; {thresholds}")
 
 
 if __name__ == "__main__":
