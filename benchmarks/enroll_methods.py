@@ -20,7 +20,7 @@ averages that score with the letters + hidden states' own, scaled alike (each pa
 
     python -m benchmarks.enroll_methods [--fsdd ../shared/data/fsdd] [--wwb ../shared/data/wwb] [--cases fsdd,wwb]
         [--methods "without blank, best;summed"] [--negatives A.ogg B.ogg] [--floors 0.5,0.9] [--model DIR] [--no-centre]
-        [--voice-step 2]
+        [--voice-step 8]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from kwstream.enroll.enroll import EnrollSettings, feature_centre, prepare
 from kwstream.keywords.base import default_layer
 from kwstream.keywords.enrolled.scorer import CENTRED_SCALE, UNCENTRED_SCALE, hidden_score, letter_posteriors, subsequence_dtw, unit_rows
 from kwstream.model.encoder import EncodedFrames, Encoder, EncoderSettings
-from kwstream.model.speech_embedding import SpeechEmbedding
+from kwstream.model.speech_embedding import STEP_FRAMES, SpeechEmbedding
 from kwstream.assets import MODEL_DIR
 
 PAUSE_S = 1.0
@@ -108,12 +108,12 @@ def encode_clip(encoder: Encoder, embedding: SpeechEmbedding, audio: np.ndarray,
     example = prepare(audio, "clip", settings)
     spf, context = encoder.samples_per_frame, int(settings.context_s * SAMPLE_RATE)
     first = max(0, example.start_sample - context)
-    stretch = example.audio[first:example.stop_sample + context]
-    frames = encoder.encode(stretch, (layer,))
+    frames = encoder.encode(example.audio[first:example.stop_sample + context], (layer,))
     start = (example.start_sample - first) // spf
     stop = max(start + 1, min(len(frames), math.ceil((example.stop_sample - first) / spf)))
     return Clip(frames.features[layer], frames.features[layer] - centre, np.exp(frames.log_probs), letter_posteriors(frames.log_probs, encoder.blank_id),
-                embedding.frames(stretch, len(frames), spf / SAMPLE_RATE, voice_step), slice(start, stop), len(audio) / SAMPLE_RATE)
+                embedding.frames(lambda a, b: example.audio[a:b], first, len(frames), spf, voice_step), slice(start, stop),
+                len(audio) / SAMPLE_RATE)
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,8 @@ def main() -> None:
     parser.add_argument("--negatives", type=Path, nargs="+", default=[NEGATIVE_SPEECH],
                         help="keyword-free speech to calibrate on, one set of calibrated columns each (default: the bundled asset)")
     parser.add_argument("--model", type=Path, default=MODEL_DIR)
-    parser.add_argument("--voice-step", type=int, default=2, help="voice: mel frames (10 ms) between speech-embedding windows")
+    parser.add_argument("--voice-step", type=int, default=STEP_FRAMES,
+                        help="voice: mel frames (10 ms) between speech-embedding windows (default: as enrollment and listen)")
     parser.add_argument("--no-centre", dest="centre", action="store_false",
                         help="fused and centred: cosines of the hidden states as they are, not less their mean over the bundled speech")
     args = parser.parse_args()
@@ -246,7 +247,7 @@ def main() -> None:
     encoder = Encoder(EncoderSettings(model=str(args.model), threads=1))
     layer, settings = default_layer(encoder, "enrolled"), EnrollSettings()
     centre = feature_centre(encoder, layer) if args.centre else np.float32(0.0)
-    embedding, frame_s = SpeechEmbedding(threads=1), encoder.samples_per_frame / SAMPLE_RATE
+    embedding = SpeechEmbedding(threads=1)
     global HIDDEN_SIZE
     cases = [fsdd_case(*c, args.fsdd / "recordings", lo, hi) for c in FSDD_CASES] if "fsdd" in args.cases else []
     cases += [wwb_case(args.wwb)] if "wwb" in args.cases else []
@@ -273,7 +274,8 @@ def main() -> None:
         windows = []
         for s in range(0, len(negative_audio) - width, hop):
             frames = encoder.encode(negative_audio[s:s + width], (layer,))
-            windows.append(Window(frames, embedding.frames(negative_audio[s:s + width], len(frames), frame_s, args.voice_step)))
+            voice = embedding.frames(lambda a, b: negative_audio[a:b], s, len(frames), encoder.samples_per_frame, args.voice_step)
+            windows.append(Window(frames, voice))
         negative_windows.append(windows)
         negative_hours.append(len(negative_audio) / SAMPLE_RATE / 3600)
     HIDDEN_SIZE = negative_windows[0][0].frames.features[layer].shape[1]

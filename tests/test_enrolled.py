@@ -19,7 +19,9 @@ from kwstream.audio.sources import AudioFile
 from kwstream.model.encoder import EncodedFrames, Encoder, EncoderSettings
 from kwstream.enroll.enroll import EnrollSettings, check_examples, enroll, odd_take, pipeline_scores, prepare
 from kwstream.enroll.calibration import calibrate_threshold, false_alarms_per_hour, threshold_for_rate
-from kwstream.keywords.enrolled.scorer import CENTRED_SCALE, FUSED, HIDDEN, LETTERS, UNCENTRED_SCALE, hidden_score, letter_posteriors, EnrolledScorer, ExampleSet, _dtw, letter_count, subsequence_dtw, unit_rows
+from kwstream.keywords.enrolled.scorer import (CENTRED_SCALE, FUSED, HIDDEN, LETTERS, UNCENTRED_SCALE, VOICE, hidden_score, letter_posteriors,
+                                               matching_frames, voice_score, EnrolledScorer, ExampleSet, _dtw, letter_count, subsequence_dtw,
+                                               unit_rows)
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
 from kwstream.spotter import Spotter, SpotterSettings
 from kwstream.audio.io import read_audio
@@ -126,6 +128,28 @@ def test_fused_examples_let_the_hidden_states_decide_between_two_stretches_of_th
     assert match.score == pytest.approx(letters_only.score, rel=1e-4)  # cosine distance 0 on the right stretch: exp(-0) = 1
 
 
+def test_voice_keywords_score_the_voice_on_its_own_path_beside_the_letters():
+    """Two stretches spell and sound alike (letters, hidden states); only the second has the template's voice."""
+    rng = np.random.default_rng(8)
+    letters = np.eye(30, dtype=np.float32)[rng.integers(0, 30, 10)]  # one-hot: a frame matches itself at cost 0
+    hidden, voice = unit_rows(rng.standard_normal((10, 16))), unit_rows(rng.standard_normal((10, 96)))
+    other_voice = unit_rows(rng.standard_normal((10, 96)))
+    frames = lambda v: np.hstack([letters, hidden, v])  # noqa: E731  (matching_frames' VOICE layout)
+    template = ExampleSet.build([[frames(voice)]], VOICE, letters=30, scales=[(1.0, 0.5)])
+    [same] = template.match(frames(voice))
+    [other] = template.match(frames(other_voice))
+    assert same.score == pytest.approx(1.0) and (same.start_frame, same.end_frame) == (0, 10)
+    costs = template.voice_costs(frames(other_voice))[0]
+    assert costs[0] == pytest.approx(0.0, abs=1e-5) and costs[1] > 0.5  # the same letters, another voice
+    assert other.score == pytest.approx(voice_score(costs[0], costs[1], np.array([1.0, 0.5]))) == pytest.approx(0.5, abs=1e-5)
+    assert voice_score(1.5, 0.25, np.array([3.0, 0.5])) == pytest.approx(0.5)  # the mean of 1 - cost / scale, each part
+    with pytest.raises(ValueError, match="two scales"):
+        EnrolledScorer(["a"], [3], [[frames(voice)]], [None], [VOICE], letters=30, centres=[np.zeros(16, np.float32)])
+    window = EncodedFrames(np.zeros((10, 31), np.float32), {3: hidden})
+    with pytest.raises(ValueError, match="speech embedding"):
+        matching_frames(window, VOICE, 3, 0)
+
+
 def test_unit_rows_survive_silence():
     rows = unit_rows(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(rows, [[0.6, 0.8], [0.0, 0.0]])
@@ -204,6 +228,18 @@ def test_a_fused_keywords_centre_round_trips_and_older_keywords_have_none(tmp_pa
         (tmp_path / "hidden" / "keyword.json").write_text(json.dumps({**metadata, "scale": bad}))
         with pytest.raises(EnrollmentError, match=f"'hidden' .* is unreadable .*scale {shown}"):
             store.load("hidden")
+
+
+def test_a_voice_keyword_round_trips_with_its_two_scales_in_a_format_older_code_refuses(tmp_path):
+    store = KeywordStore(tmp_path)
+    store.save(dataclasses.replace(_keyword("voiced"), kind=VOICE, centre=np.zeros(8, np.float32), scale=(2.9, 0.12)))
+    assert store.load("voiced").scale == (2.9, 0.12) and store.load("voiced").kind == VOICE
+    metadata = json.loads((tmp_path / "voiced" / "keyword.json").read_text())
+    assert metadata["format"] == "kwstream-enrolled-4"
+    for bad in (None, 0.9, [2.9], [2.9, -1.0], [2.9, "x"]):
+        (tmp_path / "voiced" / "keyword.json").write_text(json.dumps({**metadata, "scale": bad}))
+        with pytest.raises(EnrollmentError, match="'voiced' .* is unreadable .*scale"):
+            store.load("voiced")
 
 
 def test_a_centred_hidden_keyword_scores_zero_at_its_scale_and_one_on_its_example():
@@ -395,6 +431,26 @@ def test_an_enrolled_digit_is_spotted_in_the_same_speakers_speech(tmp_path, bund
     assert len(detections) == 2, detections
     for d, (start, end) in zip(detections, sevens):
         assert start - 0.3 <= d.start < d.end <= end + 0.3 and d.score >= keyword.threshold  # the bundled model's end-to-end tolerance
+
+
+@needs_fsdd
+@pytest.mark.slow
+def test_a_voice_keyword_is_spotted_in_the_same_speakers_speech(tmp_path, bundled):
+    """``enroll --voice``: theo's "seven" from three takes, found in a stream of his other digits through the store and
+    a Spotter (the speech embedding read from the capture's ring, 0.8 s back)."""
+    import soundfile
+
+    examples = [(read_audio(RECORDINGS / f"7_theo_{i}.wav"), f"7_theo_{i}") for i in range(3)]
+    keyword = enroll("seven", examples, bundled, SpotterSettings(), kind=VOICE)
+    assert keyword.kind == VOICE and len(keyword.scale) == 2
+    np.testing.assert_allclose(np.linalg.norm(keyword.examples[0][:, -96:], axis=1), 1.0, atol=1e-5)  # the voice: unit rows
+    audio, spans = _stream(["3_theo_10", "7_theo_10", "9_theo_10", "1_theo_10", "7_theo_11", "6_theo_10", "8_theo_10"])
+    soundfile.write(tmp_path / "talk.flac", audio, SAMPLE_RATE)
+    detections = _spot(bundled, keyword, tmp_path / "store", tmp_path / "talk.flac")
+    sevens = [(start, end) for name, start, end in spans if name.startswith("7_")]
+    assert len(detections) == 2, detections
+    for d, (start, end) in zip(detections, sevens):
+        assert start - 0.3 <= d.start < d.end <= end + 0.3 and d.score >= keyword.threshold
 
 
 def test_calibration_sees_only_the_scores_the_detector_compares():

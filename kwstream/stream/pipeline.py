@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -32,7 +32,8 @@ import numpy as np
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.audio.ring import RingBuffer
 from kwstream.keywords.keyword_set import KeywordSet
-from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.model.encoder import EncodedFrames, Encoder, EncoderSettings
+from kwstream.model.speech_embedding import shared_speech_embedding
 from kwstream.stream.chunked import ChunkedEncoder
 from kwstream.stream.detector import Detection, Detector, DetectorSettings, WindowScore, as_if_live
 from kwstream.stream.events import Level, LevelMeter, ScoredWindow, VoiceActivity
@@ -42,6 +43,9 @@ from kwstream.stream.windows import Window, Windower
 log = logging.getLogger(__name__)
 
 PUSH_BLOCK_S = 0.5
+VOICE_HISTORY = SAMPLE_RATE
+"""Audio kept before the oldest window for voice keywords: more than a frame's speech embedding reaches back
+(``MIN_SAMPLES``, 0.79 s)."""
 """Audio is run in pieces of at most this length, so the pipeline's own ring stays small."""
 
 Event = Level | VoiceActivity | ScoredWindow | Detection
@@ -233,6 +237,8 @@ class KeywordPipeline:
         keep = cursor - self._windower.window_samples
         if self._windower.oldest_needed is not None:
             keep = min(keep, self._windower.oldest_needed, self._chunker.oldest_needed)
+        if self.keywords.needs_voice:
+            keep -= VOICE_HISTORY
         self.ring.release(keep)  # the one place that decides what the ring may overwrite
         return events
 
@@ -246,6 +252,8 @@ class KeywordPipeline:
         t0 = time.perf_counter()
         try:
             first_sample, frames = self._chunker.frames(self._read, window.start_sample, window.stop_sample)
+            if self.keywords.needs_voice:
+                frames = self._with_voice(first_sample, frames)
             matches = self.keywords.score_frames(frames)
         except Exception as exc:  # one bad window must not end a long-running listener
             self.stats.window_errors += 1
@@ -272,6 +280,12 @@ class KeywordPipeline:
         detections = self.detector.push(list(scores.values()), detected_at, time.time())
         self.stats.detections += len(detections)
         return events + detections
+
+    def _with_voice(self, first_sample: int, frames: EncodedFrames) -> EncodedFrames:
+        """``frames`` with the speech embedding beside them, for voice keywords (each frame's from the 0.8 s of audio
+        up to it, which the ring keeps: ``VOICE_HISTORY``)."""
+        rows = shared_speech_embedding().frames(self._read, first_sample, len(frames), self.encoder.samples_per_frame)
+        return replace(frames, voice=rows)
 
 
 def run(pipeline: KeywordPipeline, audio: np.ndarray) -> list[Event]:

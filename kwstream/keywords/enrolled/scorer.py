@@ -27,15 +27,20 @@ import numpy as np
 
 from kwstream.compiled import compiled
 from kwstream.model.encoder import EncodedFrames, Encoder
+from kwstream.model.speech_embedding import DIMENSIONS
 from kwstream.keywords.base import KeywordMatch
 
 
-HIDDEN, LETTERS, FUSED = "hidden", "letters", "letters+hidden"
+HIDDEN, LETTERS, FUSED, VOICE = "hidden", "letters", "letters+hidden", "letters+hidden+voice"
 """What an enrolled keyword's examples are: one layer's hidden states (cosine distance); the CTC
 head's per-frame letter probabilities without the blank (``letter_posteriors``; distance
 ``-log p.q``, the classic posteriorgram query-by-example); or both side by side (``fused_frames``;
 the sum of the two distances). Letters find the word in a new speaker's voice better than hidden
-states, both together rank it best (docs/enrollment.md); models without a CTC head have only hidden states."""
+states, both together rank it best (docs/enrollment.md); models without a CTC head have only hidden states.
+``VOICE`` adds the speech embedding beside each frame (``EncodedFrames.voice``), matched on a path of its own: it
+finds the enrolling speaker's word far more often and other speakers' less (``enroll --voice``)."""
+VOICE_COLUMNS = DIMENSIONS
+"""A ``VOICE`` example's or window's last columns: the speech embedding (unit rows)."""
 MIN_SAME_LETTER = 1e-5
 """Floor of the probability that two frames hold the same letter, so one frame cannot cost infinity."""
 
@@ -85,7 +90,7 @@ def fused_frames(log_probs: np.ndarray, hidden: np.ndarray, blank: int) -> np.nd
 
 
 def matching_frames(frames: EncodedFrames, kind: str, layer: int, blank: int, centre: np.ndarray | None = None) -> np.ndarray:
-    """What DTW compares for ``kind`` (``HIDDEN``, ``LETTERS`` or ``FUSED``), for an example or a window alike.
+    """What DTW compares for ``kind`` (``HIDDEN``, ``LETTERS``, ``FUSED`` or ``VOICE``), for an example or a window alike.
 
     ``centre``: subtracted from the hidden states before their cosines (``kwstream.enroll.enroll.feature_centre``):
     a transformer's hidden states share a large common direction, so that without it any two frames have a high
@@ -94,6 +99,10 @@ def matching_frames(frames: EncodedFrames, kind: str, layer: int, blank: int, ce
     if kind == LETTERS:
         return letter_posteriors(frames.log_probs, blank)
     hidden = frames.features[layer] if centre is None else frames.features[layer] - centre
+    if kind == VOICE:
+        if frames.voice is None:
+            raise ValueError("a voice keyword needs the speech embedding beside the frames (EncodedFrames.voice)")
+        return np.hstack([fused_frames(frames.log_probs, hidden, blank), frames.voice])
     return hidden if kind == HIDDEN else fused_frames(frames.log_probs, hidden, blank)
 
 
@@ -166,9 +175,11 @@ class ExampleSet:
     """(examples,) index of the keyword each example belongs to."""
     kind: str = HIDDEN
     letters: int = 0
-    """``FUSED``: how many of the columns, the first, are letter posteriors."""
+    """``FUSED`` and ``VOICE``: how many of the columns, the first, are letter posteriors."""
     scales: np.ndarray | None = None
-    """``HIDDEN``: (keywords,) ``hidden_score``'s scale of each keyword (None: ``UNCENTRED_SCALE`` for all)."""
+    """``HIDDEN``: (keywords,) ``hidden_score``'s scale of each keyword (None: ``UNCENTRED_SCALE`` for all);
+    ``VOICE``: (keywords, 2) the mean cost at which keyword-free speech matches each keyword, letters + hidden
+    states and voice (``voice_score``)."""
 
     @classmethod
     def build(cls, keyword_examples: Sequence[Sequence[np.ndarray]], kind: str = HIDDEN, letters: int = 0,
@@ -187,15 +198,9 @@ class ExampleSet:
         keywords = int(self.owner.max()) + 1
         if len(window) == 0:
             return [KeywordMatch(0.0, 0, 0)] * keywords
-        if self.kind == HIDDEN:
-            distances = (1.0 - self.frames @ unit_rows(window).T)[self.rows]
-        else:
-            window, n = np.asarray(window, dtype=np.float32), self.letters if self.kind == FUSED else self.frames.shape[1]
-            distances = -np.log(np.maximum(self.frames[:, :n] @ window[:, :n].T, MIN_SAME_LETTER))
-            if self.kind == FUSED:
-                distances += 1.0 - self.frames[:, n:] @ window[:, n:].T
-            distances = distances[self.rows]
-        cost, start = subsequence_dtw(distances, self.lengths)
+        if self.kind == VOICE:
+            return self._match_voice(window, keywords)
+        cost, start = subsequence_dtw(self._distances(window), self.lengths)
         end = np.argmin(cost, axis=1)
         best_cost = cost[np.arange(len(end)), end]
         matches = []
@@ -211,6 +216,57 @@ class ExampleSet:
             score = float(hidden_score(best_cost[e], scale) if self.kind == HIDDEN else np.exp(-best_cost[e]))
             matches.append(KeywordMatch(score, int(start[e, end[e]]), int(end[e]) + 1))
         return matches
+
+    def _distances(self, window: np.ndarray, columns: slice = slice(None)) -> np.ndarray:
+        """(examples, max_frames, window frames) distances of ``columns`` of a ``HIDDEN``, ``LETTERS`` or ``FUSED`` window."""
+        if self.kind == HIDDEN:
+            return (1.0 - self.frames @ unit_rows(window).T)[self.rows]
+        frames, window = self.frames[:, columns], np.asarray(window, dtype=np.float32)[:, columns]
+        n = self.letters if self.kind in (FUSED, VOICE) else frames.shape[1]
+        distances = -np.log(np.maximum(frames[:, :n] @ window[:, :n].T, MIN_SAME_LETTER))
+        if self.kind in (FUSED, VOICE):
+            distances += 1.0 - frames[:, n:] @ window[:, n:].T
+        return distances[self.rows]
+
+    def _voice_paths(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``VOICE``: the letters + hidden states' ``subsequence_dtw`` cost and start (examples, window frames), and
+        each example's best voice cost (examples,), each on its own paths."""
+        window = np.asarray(window, dtype=np.float32)
+        fused_cost, start = subsequence_dtw(self._distances(window, slice(0, -VOICE_COLUMNS)), self.lengths)
+        voice = (1.0 - self.frames[:, -VOICE_COLUMNS:] @ window[:, -VOICE_COLUMNS:].T)[self.rows]
+        return fused_cost, start, subsequence_dtw(voice, self.lengths)[0].min(axis=1)
+
+    def voice_costs(self, window: np.ndarray) -> np.ndarray:
+        """(keywords, 2) each ``VOICE`` keyword's best letters + hidden states cost and best voice cost in ``window``
+        (inf where none fits): what ``voice_score`` scales."""
+        fused, _, voice = self._voice_paths(window)
+        fused = fused.min(axis=1)
+        return np.array([[fused[self.owner == k].min(), voice[self.owner == k].min()] for k in range(int(self.owner.max()) + 1)])
+
+    def _match_voice(self, window: np.ndarray, keywords: int) -> list[KeywordMatch]:
+        """Letters + hidden states and voice each on its own best path, each keyword's score their mean ``voice_score``;
+        the word's frames are the letters' path."""
+        fused_cost, start, voice_cost = self._voice_paths(window)
+        end = np.argmin(fused_cost, axis=1)
+        best_fused = fused_cost[np.arange(len(end)), end]
+        matches = []
+        for k in range(keywords):
+            mine = np.flatnonzero(self.owner == k)
+            e = mine[np.argmin(best_fused[mine])]
+            if not np.isfinite(best_fused[e]):
+                matches.append(KeywordMatch(0.0, 0, 0))
+                continue
+            score = voice_score(float(best_fused[e]), float(voice_cost[mine].min()), self.scales[k])
+            matches.append(KeywordMatch(score, int(start[e, end[e]]), int(end[e]) + 1))
+        return matches
+
+
+def voice_score(fused_cost: float, voice_cost: float, scales: np.ndarray) -> float:
+    """A ``VOICE`` keyword's score: the mean of ``1 - cost / scale`` of its two paths (each clipped to [0, 1]), where a
+    scale is the mean cost at which keyword-free speech matches the keyword: such speech scores 0 on each part, the
+    takes themselves near 1. (The letters' cost and the voice's cosine distance differ in size, about 3 against
+    0.2 for the bundled speech; scaled so, each counts alike.)"""
+    return float(np.mean(hidden_score(np.array([fused_cost, voice_cost]), np.asarray(scales, dtype=np.float64))))
 
 
 class EnrolledScorer:
@@ -233,6 +289,10 @@ class EnrolledScorer:
         scales = list(scales) if scales is not None else [None] * len(self.keywords)
         if any(kind == HIDDEN and centre is not None and scale is None for kind, centre, scale in zip(kinds, centres, scales)):
             raise ValueError("a centred hidden-state keyword needs its scale (uncentred keywords only score at UNCENTRED_SCALE)")
+        if any(kind == VOICE and np.shape(scale) != (2,) for kind, scale in zip(kinds, scales)):
+            raise ValueError("a voice keyword needs its two scales (letters + hidden states, voice)")
+        self.needs_voice = VOICE in kinds
+        """Whether the windows' frames must carry the speech embedding (``EncodedFrames.voice``)."""
         scales = [UNCENTRED_SCALE if scale is None else scale for scale in scales]
         # keywords are matched together where the windows' frames are the same: kind, layer and centre
         group = [(kind, -1, b"") if kind == LETTERS else (kind, layer, b"" if centre is None else np.asarray(centre, np.float32).tobytes())

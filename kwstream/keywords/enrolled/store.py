@@ -26,7 +26,7 @@ import numpy as np
 from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
 from kwstream.keywords.keyword_set import split_threshold
-from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, EnrolledScorer, letter_count
+from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, VOICE, EnrolledScorer, letter_count
 
 FORMAT = "kwstream-enrolled-1"
 CENTRED_FORMAT = "kwstream-enrolled-2"
@@ -35,7 +35,9 @@ code that predates centring refuses it instead of scoring uncentred windows agai
 CENTRED_HIDDEN_FORMAT = "kwstream-enrolled-3"
 """A hidden-state keyword whose hidden states are centred, scored at its own ``scale``: code from before it
 (which would score it at the uncentred scale) refuses it."""
-FORMATS = (FORMAT, CENTRED_FORMAT, CENTRED_HIDDEN_FORMAT)
+VOICE_FORMAT = "kwstream-enrolled-4"
+"""A letters + hidden states + voice keyword (``enroll --voice``), with its two scales: code from before it refuses it."""
+FORMATS = (FORMAT, CENTRED_FORMAT, CENTRED_HIDDEN_FORMAT, VOICE_FORMAT)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 METADATA_FILE = "keyword.json"
 FEATURES_FILE = "examples.npz"
@@ -69,20 +71,21 @@ class EnrolledKeyword:
     """How the threshold was chosen: method, leave-one-out scores, negative scores."""
     kind: str = HIDDEN
     """``HIDDEN``: the examples are ``layer``'s hidden states; ``LETTERS``: the CTC head's letter posteriors;
-    ``FUSED``: both side by side."""
+    ``FUSED``: both side by side; ``VOICE``: and the speech embedding beside them."""
     centre: np.ndarray | None = field(default=None, repr=False)
     """(hidden,) float32 mean hidden state subtracted from the examples' and the windows' hidden states
     (``kwstream.keywords.enrolled.scorer.matching_frames``); None: not centred."""
-    scale: float | None = None
+    scale: float | tuple[float, float] | None = None
     """``HIDDEN`` keywords with a centre: ``hidden_score``'s scale, the mean distance at which keyword-free speech
-    matches them (``kwstream.enroll.enroll.speech_scale``); None otherwise."""
+    matches them (``kwstream.enroll.enroll.speech_scale``); ``VOICE``: ``voice_score``'s two (``voice_scales``);
+    None otherwise."""
 
 
 def stored_format(keyword: EnrolledKeyword) -> str:
     """The format that says how ``keyword`` is scored: uncentred, centred letters + hidden, or centred hidden states."""
     if keyword.centre is None:
         return FORMAT
-    return CENTRED_HIDDEN_FORMAT if keyword.kind == HIDDEN else CENTRED_FORMAT
+    return {HIDDEN: CENTRED_HIDDEN_FORMAT, VOICE: VOICE_FORMAT}.get(keyword.kind, CENTRED_FORMAT)
 
 
 def check_name(name: str) -> str:
@@ -150,15 +153,19 @@ class KeywordStore:
                 centre = npz["centre"].astype(np.float32) if metadata["format"] != FORMAT else None
             if centre is not None and centre.ndim != 1:
                 raise ValueError(f"its centre has shape {centre.shape}")
+            scale = metadata.get("scale")
             keyword = EnrolledKeyword(metadata["name"], int(metadata["layer"]), float(metadata["threshold"]),
                                       metadata["fingerprint"], metadata["model"], examples,
                                       list(metadata.get("sources", [])), dict(metadata.get("calibration", {})),
-                                      metadata.get("kind", HIDDEN), centre, metadata.get("scale"))
-            if keyword.kind not in (HIDDEN, LETTERS, FUSED):
+                                      metadata.get("kind", HIDDEN), centre, tuple(scale) if isinstance(scale, list) else scale)
+            if keyword.kind not in (HIDDEN, LETTERS, FUSED, VOICE):
                 raise ValueError(f"unknown kind {keyword.kind!r}")
             if metadata["format"] != stored_format(keyword):
                 raise ValueError(f"a {keyword.kind} keyword in format {metadata['format']!r}")
-            if (keyword.scale is not None) != (metadata["format"] == CENTRED_HIDDEN_FORMAT) or (keyword.scale is not None and not (math.isfinite(keyword.scale) and keyword.scale > 0)):
+            values = [] if keyword.scale is None else list(keyword.scale) if isinstance(keyword.scale, tuple) else [keyword.scale]
+            if len(values) != {CENTRED_HIDDEN_FORMAT: 1, VOICE_FORMAT: 2}.get(metadata["format"], 0) \
+                    or isinstance(keyword.scale, tuple) != (metadata["format"] == VOICE_FORMAT) \
+                    or not all(type(v) in (int, float) and math.isfinite(v) and v > 0 for v in values):
                 raise ValueError(f"scale {keyword.scale!r} in format {metadata['format']!r}")
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise EnrollmentError(f"enrolled keyword {name!r} in {folder} is unreadable ({exc}); enroll it again") from None
