@@ -198,9 +198,11 @@ class ExampleSet:
         keywords = int(self.owner.max()) + 1
         if len(window) == 0:
             return [KeywordMatch(0.0, 0, 0)] * keywords
+        voice_cost = None
         if self.kind == VOICE:
-            return self._match_voice(window, keywords)
-        cost, start = subsequence_dtw(self._distances(window), self.lengths)
+            cost, start, voice_cost = self._voice_paths(window)
+        else:
+            cost, start = subsequence_dtw(self._distances(window), self.lengths)
         end = np.argmin(cost, axis=1)
         best_cost = cost[np.arange(len(end)), end]
         matches = []
@@ -210,15 +212,21 @@ class ExampleSet:
             if not np.isfinite(best_cost[e]):
                 matches.append(KeywordMatch(0.0, 0, 0))
                 continue
-            # hidden: hidden_score; letters: exp(-cost), the geometric mean of p.q along the path
-            # (fused: times exp(-mean cosine distance))
-            scale = UNCENTRED_SCALE if self.scales is None else self.scales[k]
-            score = float(hidden_score(best_cost[e], scale) if self.kind == HIDDEN else np.exp(-best_cost[e]))
+            score = self._score(k, float(best_cost[e]), None if voice_cost is None else float(voice_cost[mine].min()))
             matches.append(KeywordMatch(score, int(start[e, end[e]]), int(end[e]) + 1))
         return matches
 
+    def _score(self, keyword: int, cost: float, voice_cost: float | None) -> float:
+        """Keyword ``keyword``'s score for its best path's ``cost`` (and, ``VOICE``, its best voice path's)."""
+        if self.kind == VOICE:  # the word's frames are the letters' path
+            return voice_score(cost, voice_cost, self.scales[keyword])
+        if self.kind == HIDDEN:
+            return float(hidden_score(cost, UNCENTRED_SCALE if self.scales is None else self.scales[keyword]))
+        return float(np.exp(-cost))  # letters: the geometric mean of p.q along the path (fused: times exp(-mean cosine distance))
+
     def _distances(self, window: np.ndarray, columns: slice = slice(None)) -> np.ndarray:
-        """(examples, max_frames, window frames) distances of ``columns`` of a ``HIDDEN``, ``LETTERS`` or ``FUSED`` window."""
+        """(examples, max_frames, window frames) distances of ``columns`` of a ``HIDDEN``, ``LETTERS`` or ``FUSED`` window
+        (or of a ``VOICE`` window's letters and hidden states)."""
         if self.kind == HIDDEN:
             return (1.0 - self.frames @ unit_rows(window).T)[self.rows]
         frames, window = self.frames[:, columns], np.asarray(window, dtype=np.float32)[:, columns]
@@ -243,29 +251,12 @@ class ExampleSet:
         fused = fused.min(axis=1)
         return np.array([[fused[self.owner == k].min(), voice[self.owner == k].min()] for k in range(int(self.owner.max()) + 1)])
 
-    def _match_voice(self, window: np.ndarray, keywords: int) -> list[KeywordMatch]:
-        """Letters + hidden states and voice each on its own best path, each keyword's score their mean ``voice_score``;
-        the word's frames are the letters' path."""
-        fused_cost, start, voice_cost = self._voice_paths(window)
-        end = np.argmin(fused_cost, axis=1)
-        best_fused = fused_cost[np.arange(len(end)), end]
-        matches = []
-        for k in range(keywords):
-            mine = np.flatnonzero(self.owner == k)
-            e = mine[np.argmin(best_fused[mine])]
-            if not np.isfinite(best_fused[e]):
-                matches.append(KeywordMatch(0.0, 0, 0))
-                continue
-            score = voice_score(float(best_fused[e]), float(voice_cost[mine].min()), self.scales[k])
-            matches.append(KeywordMatch(score, int(start[e, end[e]]), int(end[e]) + 1))
-        return matches
-
 
 def voice_score(fused_cost: float, voice_cost: float, scales: np.ndarray) -> float:
     """A ``VOICE`` keyword's score: the mean of ``1 - cost / scale`` of its two paths (each clipped to [0, 1]), where a
     scale is the mean cost at which keyword-free speech matches the keyword: such speech scores 0 on each part, the
-    takes themselves near 1. (The letters' cost and the voice's cosine distance differ in size, about 3 against
-    0.2 for the bundled speech; scaled so, each counts alike.)"""
+    takes themselves near 1. (The letters' cost and the voice's cosine distance differ in size, for the bundled speech
+    against theo's "seven" about 3 and 0.12; scaled so, each counts alike.)"""
     return float(np.mean(hidden_score(np.array([fused_cost, voice_cost]), np.asarray(scales, dtype=np.float64))))
 
 
