@@ -3,7 +3,6 @@ shipped weights, and gives PyTorch's numbers on real speech: its first run needs
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from kwstream.assets import DEMO_AUDIO, MODEL_DIR

@@ -13,7 +13,6 @@ with --lead-noise a faint noise at that fraction of the clip's RMS, as a microph
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
