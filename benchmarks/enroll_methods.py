@@ -14,8 +14,9 @@ nine digits, takes 0-2, as ``--negatives``), scored in 1.5 s windows every 0.25 
 are, and the leave-one-out scores of the takes.
 
 "Voice" is Google's speech embedding (``kwstream.model.speech_embedding``: openWakeWord's, trained on far more
-voices than the bundled model), one 760 ms window centred on each frame; its cosine distances are scored as
-centred hidden states are (0 at the mean distance of the bundled speech). "Letters + hidden states + voice"
+voices than the bundled model), beside each frame the window of the 0.79 s of audio up to its end, as enrollment
+and the pipeline compute it; its cosine distances are scored as centred hidden states are (0 at the mean distance
+of the bundled speech). "Letters + hidden states + voice"
 averages that score with the letters + hidden states' own, scaled alike (each part's best path on its own).
 
     python -m benchmarks.enroll_methods [--fsdd ../shared/data/fsdd] [--wwb ../shared/data/wwb] [--cases fsdd,wwb]
@@ -177,8 +178,7 @@ def score(kind: str, distance: Callable, pool: Callable, templates: list[Clip], 
 
 def rescale(scores: np.ndarray, speech: np.ndarray) -> np.ndarray:
     """Centred hidden-state ``scores`` (at ``CENTRED_SCALE``) at the keyword's scale, as enrollment's
-    ``speech_scale`` sets it: the mean distance at which keyword-free ``speech`` (scores alike) matches it.
-"""
+    ``speech_scale`` sets it: the mean distance at which keyword-free ``speech`` (scores alike) matches it."""
     scale = CENTRED_SCALE * (1.0 - float(np.mean(speech)))
     return hidden_score(CENTRED_SCALE * (1.0 - np.asarray(scores, dtype=np.float64)), scale)
 

@@ -129,7 +129,7 @@ def test_fused_examples_let_the_hidden_states_decide_between_two_stretches_of_th
 
 
 def test_voice_keywords_score_the_voice_on_its_own_path_beside_the_letters():
-    """Two stretches spell and sound alike (letters, hidden states); only the second has the template's voice."""
+    """The same word (letters, hidden states) in the template's voice and in another; each part finds its own best path."""
     rng = np.random.default_rng(8)
     letters = np.eye(30, dtype=np.float32)[rng.integers(0, 30, 10)]  # one-hot: a frame matches itself at cost 0
     hidden, voice = unit_rows(rng.standard_normal((10, 16))), unit_rows(rng.standard_normal((10, 96)))
@@ -143,6 +143,15 @@ def test_voice_keywords_score_the_voice_on_its_own_path_beside_the_letters():
     assert costs[0] == pytest.approx(0.0, abs=1e-5) and costs[1] > 0.5  # the same letters, another voice
     assert other.score == pytest.approx(voice_score(costs[0], costs[1], np.array([1.0, 0.5]))) == pytest.approx(0.5, abs=1e-5)
     assert voice_score(1.5, 0.25, np.array([3.0, 0.5])) == pytest.approx(0.5)  # the mean of 1 - cost / scale, each part
+    noise = lambda n: np.hstack([np.eye(30, dtype=np.float32)[rng.integers(0, 30, n)], unit_rows(rng.standard_normal((n, 16))),  # noqa: E731
+                                 unit_rows(rng.standard_normal((n, 96)))])
+    apart = np.concatenate([frames(other_voice), noise(5), np.hstack([noise(10)[:, :46], voice])])  # the voice 15 frames later
+    two = ExampleSet.build([[frames(voice)], [frames(voice)]], VOICE, letters=30, scales=[(1.0, 0.5), (1.0, 2.0)])
+    found = two.match(apart)
+    assert [(m.start_frame, m.end_frame) for m in found] == [(0, 10)] * 2  # where the letters are
+    assert found[0].score == pytest.approx(1.0, abs=1e-4) == found[1].score  # the voice found on its own path, 15 frames on
+    assert two.match(frames(other_voice))[1].score > two.match(frames(other_voice))[0].score  # each keyword its own scales
+    assert two.voice_costs(apart[:0]).tolist() == [[np.inf, np.inf]] * 2  # an empty window
     with pytest.raises(ValueError, match="two scales"):
         EnrolledScorer(["a"], [3], [[frames(voice)]], [None], [VOICE], letters=30, centres=[np.zeros(16, np.float32)])
     window = EncodedFrames(np.zeros((10, 31), np.float32), {3: hidden})
@@ -451,6 +460,27 @@ def test_a_voice_keyword_is_spotted_in_the_same_speakers_speech(tmp_path, bundle
     assert len(detections) == 2, detections
     for d, (start, end) in zip(detections, sevens):
         assert start - 0.3 <= d.start < d.end <= end + 0.3 and d.score >= keyword.threshold
+
+
+def test_a_voice_keyword_listens_through_the_pipeline_with_the_speech_embedding(bundled):
+    """The pipeline adds each window's speech embedding (``_with_voice``): "hey" from the demo, as a voice keyword, is
+    found where it is said and every window scores without an error."""
+    from kwstream.assets import DEMO_AUDIO
+    from kwstream.enroll.enroll import example_features, feature_centre
+    from kwstream.keywords.keyword_set import KeywordSet
+    from kwstream.stream.events import ScoredWindow
+    from kwstream.stream.pipeline import KeywordPipeline, PipelineSettings, run
+
+    audio = read_audio(DEMO_AUDIO)
+    hey = prepare(audio[int(0.3 * SAMPLE_RATE):int(1.6 * SAMPLE_RATE)], "hey", EnrollSettings())  # "hey" at 0.83-1.11 s
+    centre = feature_centre(bundled, 3)
+    example = example_features(bundled, hey, 3, EnrollSettings(), VOICE, centre)
+    scorer = EnrolledScorer(["hey"], [3], [[example]], [None], [VOICE], bundled.blank_id, letter_count(bundled), [centre], [(3.0, 0.12)])
+    pipeline = KeywordPipeline(KeywordSet(bundled, scorers=[scorer]), bundled, PipelineSettings())
+    windows = [e for e in run(pipeline, audio) if isinstance(e, ScoredWindow)]
+    assert pipeline.stats.window_errors == 0 and len(windows) == pipeline.stats.windows > 10
+    best = max(windows, key=lambda w: w.scores["hey"].score)
+    assert best.scores["hey"].start < 1.11 and best.scores["hey"].end > 0.83 and best.scores["hey"].score > 0.5, best
 
 
 def test_calibration_sees_only_the_scores_the_detector_compares():

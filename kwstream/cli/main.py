@@ -95,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"false alarms per hour the threshold aims at on keyword-free speech (default {TARGET_FA_PER_HOUR:g})")
     enroll.add_argument("--layer", type=int, help="encoder layer of the features (default: chosen for the model)")
     enroll.add_argument("--voice", action="store_true",
-                        help="also match the takes' voice (a speech embedding): finds the enrolling speaker's word far more "
-                             "often, other speakers' less; for a keyword one person says (needs a model with a CTC head)")
+                        help="also match the takes' voice (a speech embedding): finds the enrolling speaker's word more often "
+                             "(measured on one speaker), other speakers' less; for a keyword one person says (needs a CTC head)")
     enroll.add_argument("--replace", action="store_true", help="overwrite a keyword of the same name")
 
     keywords_cmd = commands.add_parser("keywords", parents=[common], help="list or remove enrolled and trained keywords")

@@ -29,8 +29,7 @@ from kwstream.enroll.calibration import TARGET_FA_PER_HOUR, Calibration, TakesDi
 from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import Microphone
 from kwstream.stream.replay import compared_scores
-from kwstream.keywords.base import default_layer
-from kwstream.keywords.base import KeywordMatch
+from kwstream.keywords.base import KeywordMatch, default_layer
 from kwstream.keywords.enrolled.scorer import (CENTRED_SCALE, FUSED, HIDDEN, LETTERS, VOICE, EnrolledScorer, ExampleSet, letter_count,
                                                matching_frames)
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError

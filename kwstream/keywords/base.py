@@ -30,6 +30,9 @@ class KeywordScorer(Protocol):
     thresholds: dict[str, float | None]
     """A threshold per keyword measured for it (by enrollment or training), or None for the
     model's calibrated default."""
+    needs_voice: bool
+    """Optional (absent: False): whether the windows' frames must carry the speech embedding
+    (``EncodedFrames.voice``), for voice keywords."""
 
     def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
         """One match per keyword, in the order of ``keywords``."""

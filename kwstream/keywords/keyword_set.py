@@ -231,7 +231,7 @@ class KeywordSet:
         """Every keyword, scorer by scorer."""
         if len({k.lower() for k in self.names}) != len(self.names):
             raise KeywordError(f"duplicate keywords in {self.names}")
-        self.needs_voice: bool = any(getattr(scorer, "needs_voice", False) for scorer in self.scorers)
+        self.needs_voice: bool = any(getattr(scorer, "needs_voice", False) for scorer in self.scorers)  # optional (KeywordScorer)
         """Whether a scorer matches voices: the windows' frames must carry the speech embedding (``EncodedFrames.voice``)."""
         self.layers: tuple[int, ...] = tuple(sorted({layer for scorer in self.scorers for layer in scorer.layers}))
         """Hidden-state layers the scorers need from the encoder besides the log-probabilities."""

@@ -125,6 +125,7 @@ class EncodedFrames:
             {layer: np.concatenate([p.features[layer] for p in parts]) for layer in parts[0].features},
             join([p.cnn for p in parts]),
             join([p.states for p in parts], axis=1),
+            join([p.voice for p in parts]),
         )
 
 

@@ -15,16 +15,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from kwstream.audio.io import SAMPLE_RATE
-
 MEL_HOP_S = 0.010
 WINDOW_FRAMES = 76
 STEP_FRAMES = 8
 STEP_S = STEP_FRAMES * MEL_HOP_S
 WINDOW_S = WINDOW_FRAMES * MEL_HOP_S
 DIMENSIONS = 96
-MIN_SAMPLES = WINDOW_FRAMES * 160 + 480
-"""Audio that gives at least one window (the melspectrogram's own frame is 30 ms)."""
+MEL_HOP = 160
+MIN_SAMPLES = (WINDOW_FRAMES - 1) * MEL_HOP + 640
+"""Audio that gives at least one window: 75 hops of the melspectrogram and its own frame (640 samples, 40 ms)."""
 
 
 class SpeechEmbedding:
@@ -62,6 +61,13 @@ class SpeechEmbedding:
         window (760 ms of mel frames, ``MIN_SAMPLES`` of audio) that ends by frame j's end, so that it needs no audio
         after the frame, as a stream's newest frame has none, and reaches back before ``first`` as a stream can.
 
+        Almost: ``melspectrogram.onnx`` floors its output 80 dB below the loudest point of all the audio it is given
+        (here from 0.8 s before ``first`` to the last frame's end), so a much louder sound later in that audio lifts
+        the floor under quiet frames before it (speech 34 dB louder after quiet speech: rows 0.029 apart in cosine
+        distance, a quarter of the voice's scale for theo's "seven"). Enrollment and the pipeline read alike (a take
+        with its context, a window with 0.8 s before it), so the effect is the same on both sides for speech of an
+        even level.
+
         ``read(start, stop)``: samples [start, stop) of the audio (start >= 0; before sample 0 counts as silence).
         """
         context = math.ceil(MIN_SAMPLES / samples_per_frame)
@@ -70,8 +76,8 @@ class SpeechEmbedding:
         audio = np.pad(np.asarray(audio, dtype=np.float32), (max(0, -start), 0))
         steps = self.features(audio, step_frames)
         ends = (context + np.arange(frames) + 1) * samples_per_frame
-        index = np.floor((ends - MIN_SAMPLES) / (step_frames * MEL_HOP_S * SAMPLE_RATE) + 1e-6).astype(np.int64)
-        rows = steps[np.clip(index, 0, len(steps) - 1)]
+        index = (ends - MIN_SAMPLES) // (step_frames * MEL_HOP)  # >= 0: the context holds a whole window
+        rows = steps[index]  # the last frame's window is the last of ``steps``
         return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-8)
 
 

@@ -43,10 +43,10 @@ from kwstream.stream.windows import Window, Windower
 log = logging.getLogger(__name__)
 
 PUSH_BLOCK_S = 0.5
+"""Audio is run in pieces of at most this length, so the pipeline's own ring stays small."""
 VOICE_HISTORY = SAMPLE_RATE
 """Audio kept before the oldest window for voice keywords: more than a frame's speech embedding reaches back
 (``MIN_SAMPLES``, 0.79 s)."""
-"""Audio is run in pieces of at most this length, so the pipeline's own ring stays small."""
 
 Event = Level | VoiceActivity | ScoredWindow | Detection
 """What ``push`` and ``flush`` return, in stream order."""
@@ -163,7 +163,9 @@ class KeywordPipeline:
         s = self.settings
         self.detector = Detector(keywords.thresholds, s.detector)
         self._block = int(PUSH_BLOCK_S * SAMPLE_RATE)
-        self._history_capacity = 2 * int(s.history_s * SAMPLE_RATE) + 2 * self._block
+        self._history_capacity = 2 * int(s.history_s * SAMPLE_RATE) + 2 * self._block + VOICE_HISTORY * keywords.needs_voice
+        self._voice = shared_speech_embedding() if keywords.needs_voice else None
+        """Loaded here, not in the first window: a missing model is an error at the start, not one per window."""
         self._capture = ring
         self.reset()
 
@@ -284,7 +286,7 @@ class KeywordPipeline:
     def _with_voice(self, first_sample: int, frames: EncodedFrames) -> EncodedFrames:
         """``frames`` with the speech embedding beside them, for voice keywords (each frame's from the 0.8 s of audio
         up to it, which the ring keeps: ``VOICE_HISTORY``)."""
-        rows = shared_speech_embedding().frames(self._read, first_sample, len(frames), self.encoder.samples_per_frame)
+        rows = self._voice.frames(self._read, first_sample, len(frames), self.encoder.samples_per_frame)
         return replace(frames, voice=rows)
 
 

@@ -247,6 +247,8 @@ class ExampleSet:
     def voice_costs(self, window: np.ndarray) -> np.ndarray:
         """(keywords, 2) each ``VOICE`` keyword's best letters + hidden states cost and best voice cost in ``window``
         (inf where none fits): what ``voice_score`` scales."""
+        if len(window) == 0:
+            return np.full((int(self.owner.max()) + 1, 2), np.inf)
         fused, _, voice = self._voice_paths(window)
         fused = fused.min(axis=1)
         return np.array([[fused[self.owner == k].min(), voice[self.owner == k].min()] for k in range(int(self.owner.max()) + 1)])
