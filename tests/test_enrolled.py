@@ -152,6 +152,8 @@ def test_voice_keywords_score_the_voice_on_its_own_path_beside_the_letters():
     assert found[0].score == pytest.approx(1.0, abs=1e-4) == found[1].score  # the voice found on its own path, 15 frames on
     assert two.match(frames(other_voice))[1].score > two.match(frames(other_voice))[0].score  # each keyword its own scales
     assert two.voice_costs(apart[:0]).tolist() == [[np.inf, np.inf]] * 2  # an empty window
+    parts = [EncodedFrames(np.zeros((n, 31), np.float32), {3: hidden[:n]}, voice=voice[:n]) for n in (4, 6)]
+    np.testing.assert_array_equal(EncodedFrames.concat(parts).voice, np.concatenate([voice[:4], voice[:6]]))  # joined frames keep it
     with pytest.raises(ValueError, match="two scales"):
         EnrolledScorer(["a"], [3], [[frames(voice)]], [None], [VOICE], letters=30, centres=[np.zeros(16, np.float32)])
     window = EncodedFrames(np.zeros((10, 31), np.float32), {3: hidden})
@@ -469,7 +471,7 @@ def test_a_voice_keyword_listens_through_the_pipeline_with_the_speech_embedding(
     from kwstream.enroll.enroll import example_features, feature_centre
     from kwstream.keywords.keyword_set import KeywordSet
     from kwstream.stream.events import ScoredWindow
-    from kwstream.stream.pipeline import KeywordPipeline, PipelineSettings, run
+    from kwstream.stream.pipeline import VOICE_HISTORY, KeywordPipeline, PipelineSettings, run
 
     audio = read_audio(DEMO_AUDIO)
     hey = prepare(audio[int(0.3 * SAMPLE_RATE):int(1.6 * SAMPLE_RATE)], "hey", EnrollSettings())  # "hey" at 0.83-1.11 s
@@ -477,8 +479,10 @@ def test_a_voice_keyword_listens_through_the_pipeline_with_the_speech_embedding(
     example = example_features(bundled, hey, 3, EnrollSettings(), VOICE, centre)
     scorer = EnrolledScorer(["hey"], [3], [[example]], [None], [VOICE], bundled.blank_id, letter_count(bundled), [centre], [(3.0, 0.12)])
     pipeline = KeywordPipeline(KeywordSet(bundled, scorers=[scorer]), bundled, PipelineSettings())
+    plain = KeywordPipeline(KeywordSet(bundled, ["hey"]), bundled, PipelineSettings())
+    assert pipeline._history_capacity == plain._history_capacity + VOICE_HISTORY  # the ring holds the 0.8 s the voice reads back
     windows = [e for e in run(pipeline, audio) if isinstance(e, ScoredWindow)]
-    assert pipeline.stats.window_errors == 0 and len(windows) == pipeline.stats.windows > 10
+    assert pipeline.stats.window_errors == 0 and len(windows) == pipeline.stats.windows > 10 and pipeline.ring.overrun_samples == 0
     best = max(windows, key=lambda w: w.scores["hey"].score)
     assert best.scores["hey"].start < 1.11 and best.scores["hey"].end > 0.83 and best.scores["hey"].score > 0.5, best
 

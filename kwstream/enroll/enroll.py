@@ -377,8 +377,8 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     model has a CTC head and no ``layer`` is asked for (they rank the word best on the development
     speakers, docs/enrollment.md), else hidden states, which it falls back to where the takes do
     not match in letters (a word the model's alphabet cannot spell). ``VOICE`` (asked for, never the default): letters
-    and hidden states as by default, and the speech embedding beside them on a path of its own, which finds the
-    enrolling speaker's word far more often and other speakers' less (docs/enrollment.md). The takes' agreement is
+    and hidden states as by default, and the speech embedding beside them on a path of its own, which found the
+    enrolling speaker's word more often and other speakers' less (docs/enrollment.md). The takes' agreement is
     judged on hidden states either way (where it was measured)."""
     defaulted = kind is None
     if kind is None:

@@ -23,7 +23,9 @@ WINDOW_S = WINDOW_FRAMES * MEL_HOP_S
 DIMENSIONS = 96
 MEL_HOP = 160
 MIN_SAMPLES = (WINDOW_FRAMES - 1) * MEL_HOP + 640
-"""Audio that gives at least one window: 75 hops of the melspectrogram and its own frame (640 samples, 40 ms)."""
+"""Audio taken as one window's: 75 hops of the melspectrogram and 640 samples. Its own frame is 512 samples, so a
+window needs 12,512 and this holds 128 to spare (a window a step older than the newest that fits, for about one frame
+in ten); kept, because voice keywords were enrolled and measured with it."""
 
 
 class SpeechEmbedding:

@@ -150,7 +150,8 @@ class KeywordPipeline:
                 only the compute had taken time: the window's end plus its compute.
             stats: the totals to keep up to date (a Spotter shares its own); default a new one.
             ring: a capture's ring, from sample 0 of the stream, to read (``advance``) instead of
-                keeping one of its own (``push``); it must hold ``settings.history_s`` twice over.
+                keeping one of its own (``push``); it must hold ``settings.history_s`` twice over, and
+                ``VOICE_HISTORY`` more for voice keywords.
         """
         self.keywords = keywords
         self.encoder = encoder

@@ -38,7 +38,7 @@ head's per-frame letter probabilities without the blank (``letter_posteriors``; 
 the sum of the two distances). Letters find the word in a new speaker's voice better than hidden
 states, both together rank it best (docs/enrollment.md); models without a CTC head have only hidden states.
 ``VOICE`` adds the speech embedding beside each frame (``EncodedFrames.voice``), matched on a path of its own: it
-finds the enrolling speaker's word far more often and other speakers' less (``enroll --voice``)."""
+found the enrolling speaker's word more often (one speaker measured) and other speakers' less (``enroll --voice``)."""
 VOICE_COLUMNS = DIMENSIONS
 """A ``VOICE`` example's or window's last columns: the speech embedding (unit rows)."""
 MIN_SAME_LETTER = 1e-5
