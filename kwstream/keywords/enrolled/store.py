@@ -82,7 +82,8 @@ class EnrolledKeyword:
 
 
 def stored_format(keyword: EnrolledKeyword) -> str:
-    """The format that says how ``keyword`` is scored: uncentred, centred letters + hidden, or centred hidden states."""
+    """The format that says how ``keyword`` is scored: uncentred, centred letters + hidden, centred hidden states, or
+    voice (letters + hidden + voice, two scales)."""
     if keyword.centre is None:
         return FORMAT
     return {HIDDEN: CENTRED_HIDDEN_FORMAT, VOICE: VOICE_FORMAT}.get(keyword.kind, CENTRED_FORMAT)
