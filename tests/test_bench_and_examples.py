@@ -8,10 +8,12 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import REPO, SpeechStream
 from kwstream.assets import DEMO_AUDIO
+from kwstream.audio.io import SAMPLE_RATE
 from kwstream.evaluation.bench import speech_stream
 from kwstream.model.resolve import BUNDLED_MODEL_DIR
 
@@ -126,3 +128,27 @@ def test_an_example_without_its_arguments_says_how_to_run_it(example):
     result = subprocess.run([sys.executable, str(REPO / "examples" / example)], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert result.stderr.startswith("usage: ") and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_bench_measures_the_keywords_a_user_enrolled(tiny_model, tmp_path):
+    """``bench --enrolled NAME --store DIR`` costs an enrolled keyword (here a voice keyword, the dearest kind: the
+    stream computes the speech embedding too), with none of the typed defaults beside it."""
+    from kwstream.keywords.enrolled.scorer import VOICE, VOICE_COLUMNS, letter_count
+    from kwstream.keywords.enrolled.store import EnrolledKeyword, KeywordStore
+    from kwstream.model.encoder import Encoder, EncoderSettings
+
+    encoder = Encoder(EncoderSettings(model=str(tiny_model)))
+    hidden = encoder.encode(np.zeros(SAMPLE_RATE, np.float32), (1,)).features[1].shape[1]
+    rng = np.random.default_rng(0)
+    examples = [rng.standard_normal((n, letter_count(encoder) + hidden + VOICE_COLUMNS)).astype(np.float32) for n in (20, 24, 22)]
+    KeywordStore(tmp_path).save(EnrolledKeyword("mine", 1, 0.5, encoder.fingerprint, str(tiny_model), examples, kind=VOICE,
+                                                centre=np.zeros(hidden, np.float32), scale=(1.0, 1.0)))
+    result = subprocess.run([sys.executable, "-m", "kwstream", "bench", "--model", str(tiny_model), "--keywords", "",
+                             "--enrolled", "mine", "--store", str(tmp_path), "--seconds", "4", "--repeats", "1", "--json"],
+                            capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads(result.stdout)
+    speech = report["results"][0]
+    assert report["keywords"] == ["mine"] and speech["windows"] > 0 and speech["cpu_per_audio_s"] > 0
+    assert speech["words"] == 0  # the bench's spoken digits are not this keyword: no latency to measure

@@ -13,7 +13,6 @@ from kwstream.cli import options
 from kwstream.cli.tables import figure, print_table
 from kwstream.errors import KwstreamError
 from kwstream.evaluation.bench import bench, random_model, startup
-from kwstream.keywords.keyword_set import KeywordSet, parse_keywords
 from kwstream.model.encoder import Encoder
 from kwstream.stream.vad import VadSettings
 
@@ -29,8 +28,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     args.no_vad, args.vad_aggressiveness, args.threshold = False, VadSettings.aggressiveness, None
     settings = options.settings(args)
     encoder = Encoder(settings.encoder)
-    keywords = KeywordSet(encoder, parse_keywords(args.keywords), settings=settings.keywords)
-    options.warn(keywords.homophone_warnings)
+    keywords = options.keyword_set(args, encoder, settings)
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("benchmarking", total=3 * args.repeats)

@@ -14,7 +14,7 @@ import logging
 import sys
 
 from kwstream.cli.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
-from kwstream.cli.options import add_keywords_option, add_model_options, add_window_options, pipeline_options, positive_int
+from kwstream.cli.options import add_keyword_sources, add_keywords_option, add_model_options, add_window_options, pipeline_options, positive_int
 from kwstream.errors import KwstreamError
 from kwstream.enroll.calibration import TARGET_FA_PER_HOUR
 from kwstream.evaluation.bench import WORDS as BENCH_WORDS
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(bench, model_group=model)
     bench.add_argument("--keywords", default=",".join(BENCH_WORDS.values()), metavar="KW,...",
                        help="keywords scored in each window (default: the words spoken in the speech stream, for latency)")
+    add_keyword_sources(bench)
     bench.add_argument("--seconds", type=float, default=30.0, help="length of each test stream")
     bench.add_argument("--repeats", type=int, default=3, help="runs per stream; medians are reported")
     add_window_options(bench)

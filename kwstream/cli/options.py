@@ -75,6 +75,20 @@ def add_window_options(parser: argparse.ArgumentParser) -> None:
                         help="normalise the model's first layer over the voiced audio heard so far, fading over this many seconds (0: each chunk alone)")
 
 
+def add_keyword_sources(parser: argparse.ArgumentParser) -> None:
+    """--classifier, --enrolled, --trained, --trained-alone and --store: keywords besides typed ones (``keyword_set``)."""
+    parser.add_argument("--classifier", action="append", default=[], metavar="HEAD",
+                        help="a head from `kwstream train` (for the same --model); spots its keywords; repeatable")
+    parser.add_argument("--enrolled", action="append", default=[], metavar="NAME[:T]",
+                        help="a keyword from `kwstream enroll` (same --model), optionally with a threshold; repeatable")
+    parser.add_argument("--trained", action="append", default=[], metavar="NAME",
+                        help="keywords from `kwstream train --keywords` (a name in the store or a folder; same --model): "
+                        "each CTC candidate of --keywords scores its CTC score times their posterior (all of the model's keywords when "
+                        "--keywords is empty); repeatable")
+    parser.add_argument("--trained-alone", action="store_true", help="with --trained: spot its keywords with the trained model alone, no CTC")
+    parser.add_argument("--store", metavar="DIR", help="enrolled and trained keywords' directory (default: the user data dir, see `kwstream keywords`)")
+
+
 def pipeline_options() -> argparse.ArgumentParser:
     """The options of every command that runs the whole pipeline (listen, eval, enroll, scan)."""
     pipeline = argparse.ArgumentParser(add_help=False)
@@ -84,16 +98,7 @@ def pipeline_options() -> argparse.ArgumentParser:
     add_window_options(pipeline)
     pipeline.add_argument("--vad-aggressiveness", type=int, choices=[0, 1, 2, 3], default=VadSettings.aggressiveness, help="0 keeps most audio, 3 drops most non-speech")
     pipeline.add_argument("--no-vad", action="store_true", help="encode all audio, not only voiced spans")
-    pipeline.add_argument("--classifier", action="append", default=[], metavar="HEAD",
-                          help="a head from `kwstream train` (for the same --model); spots its keywords; repeatable")
-    pipeline.add_argument("--enrolled", action="append", default=[], metavar="NAME[:T]",
-                          help="a keyword from `kwstream enroll` (same --model), optionally with a threshold; repeatable")
-    pipeline.add_argument("--trained", action="append", default=[], metavar="NAME",
-                          help="keywords from `kwstream train --keywords` (a name in the store or a folder; same --model): "
-                          "each CTC candidate of --keywords scores its CTC score times their posterior (all of the model's keywords when "
-                          "--keywords is empty); repeatable")
-    pipeline.add_argument("--trained-alone", action="store_true", help="with --trained: spot its keywords with the trained model alone, no CTC")
-    pipeline.add_argument("--store", metavar="DIR", help="enrolled and trained keywords' directory (default: the user data dir, see `kwstream keywords`)")
+    add_keyword_sources(pipeline)
     return pipeline
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -58,29 +57,41 @@ class SpeechEmbedding:
         return self._embedding.run(None, {"input_1": windows})[0].reshape(len(windows), DIMENSIONS)
 
     def frames(self, read: Callable[[int, int], np.ndarray], first: int, frames: int, samples_per_frame: int,
-               step_frames: int = STEP_FRAMES) -> np.ndarray:
-        """(frames, 96) unit rows beside an encoder's ``frames`` that start at sample ``first``: row j embeds the last
-        window (760 ms of mel frames, ``MIN_SAMPLES`` of audio) that ends by frame j's end, so that it needs no audio
-        after the frame, as a stream's newest frame has none, and reaches back before ``first`` as a stream can.
+               step_frames: int = STEP_FRAMES, known: dict[int, np.ndarray] | None = None) -> np.ndarray:
+        """(frames, 96) unit rows beside an encoder's ``frames`` that start at sample ``first``: row j embeds the
+        window (``MIN_SAMPLES`` of audio) that ends at the last step boundary by frame j's end, so that it needs no
+        audio after the frame, as a stream's newest frame has none, and reaches back before ``first`` as a stream
+        can. Step boundaries lie every ``step_frames`` mel hops from sample 0 of ``read``, so that windows of one
+        stream that overlap share their steps.
+
+        ``known``: the steps embedded so far in this stream (by boundary; the pipeline keeps one per stream); only
+        the others are embedded, and added to it, so that overlapping windows embed each step once (six times fewer
+        embeddings for listen's windows). Steps before the first one asked for are dropped from it.
 
         Almost: ``melspectrogram.onnx`` floors its output 80 dB below the loudest point of all the audio it is given
-        (here from 0.8 s before ``first`` to the last frame's end), so a much louder sound later in that audio lifts
-        the floor under quiet frames before it (speech 34 dB louder after quiet speech: rows 0.029 apart in cosine
-        distance, a quarter of the voice's scale for theo's "seven"). Enrollment and the pipeline read alike (a take
-        with its context, a window with 0.8 s before it), so the effect is the same on both sides for speech of an
-        even level.
+        (the new steps' windows: from 0.79 s before the first of them to the last one's end), so a much louder sound
+        later in that audio lifts the floor under quiet frames before it (speech 34 dB louder after quiet speech:
+        rows 0.029 apart in cosine distance, a quarter of the voice's scale for theo's "seven"). For speech of an even
+        level the effect is the same for a take and a stream.
 
         ``read(start, stop)``: samples [start, stop) of the audio (start >= 0; before sample 0 counts as silence).
         """
-        context = math.ceil(MIN_SAMPLES / samples_per_frame)
-        start = first - context * samples_per_frame
-        audio = read(max(0, start), first + frames * samples_per_frame)
-        audio = np.pad(np.asarray(audio, dtype=np.float32), (max(0, -start), 0))
-        steps = self.features(audio, step_frames)
-        ends = (context + np.arange(frames) + 1) * samples_per_frame
-        index = (ends - MIN_SAMPLES) // (step_frames * MEL_HOP)  # >= 0: the context holds a whole window
-        rows = steps[index]  # the last frame's window is the last of ``steps``
-        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-8)
+        if frames == 0:
+            return np.zeros((0, DIMENSIONS), np.float32)
+        step = step_frames * MEL_HOP
+        ends = (first + (np.arange(frames) + 1) * samples_per_frame) // step  # each frame's last boundary, in steps
+        known = {} if known is None else known
+        for old in [s for s in known if s < ends[0]]:
+            del known[old]
+        missing = [s for s in range(int(ends[0]), int(ends[-1]) + 1) if s not in known]
+        if missing:
+            start, stop = missing[0] * step - MIN_SAMPLES, missing[-1] * step
+            audio = np.pad(np.asarray(read(max(0, start), stop), dtype=np.float32), (max(0, -start), 0))
+            rows = self.features(audio, step_frames)  # one per boundary from missing[0] to missing[-1]
+            rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-8)
+            for s, row in zip(range(missing[0], missing[-1] + 1), rows):
+                known.setdefault(s, row)
+        return np.stack([known[s] for s in ends])
 
 
 @functools.cache

@@ -46,7 +46,7 @@ PUSH_BLOCK_S = 0.5
 """Audio is run in pieces of at most this length, so the pipeline's own ring stays small."""
 VOICE_HISTORY = SAMPLE_RATE
 """Audio kept before the oldest window for voice keywords: more than a frame's speech embedding reaches back
-(``MIN_SAMPLES``, 0.79 s)."""
+(``MIN_SAMPLES`` before the last step boundary by the frame's end: at most 0.87 s)."""
 
 Event = Level | VoiceActivity | ScoredWindow | Detection
 """What ``push`` and ``flush`` return, in stream order."""
@@ -185,6 +185,8 @@ class KeywordPipeline:
         self.ring = self._capture or RingBuffer(self._history_capacity)
         self._position = 0
         self._span = -1
+        self._voice_steps: dict[int, np.ndarray] = {}
+        """The speech embedding's steps embedded so far, shared by overlapping windows (``SpeechEmbedding.frames``)."""
         self.detector.reset()
 
     @property
@@ -287,7 +289,8 @@ class KeywordPipeline:
     def _with_voice(self, first_sample: int, frames: EncodedFrames) -> EncodedFrames:
         """``frames`` with the speech embedding beside them, for voice keywords (each frame's from the 0.8 s of audio
         up to it, which the ring keeps: ``VOICE_HISTORY``)."""
-        rows = self._voice.frames(self._read, first_sample, len(frames), self.encoder.samples_per_frame)
+        rows = self._voice.frames(self._read, first_sample, len(frames), self.encoder.samples_per_frame,
+                                  known=self._voice_steps)
         return replace(frames, voice=rows)
 
 
