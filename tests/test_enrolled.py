@@ -139,7 +139,7 @@ def test_voice_keywords_score_the_voice_on_its_own_path_beside_the_letters():
     [same] = template.match(frames(voice))
     [other] = template.match(frames(other_voice))
     assert same.score == pytest.approx(1.0) and (same.start_frame, same.end_frame) == (0, 10)
-    costs = template.voice_costs(frames(other_voice))[0]
+    costs = template.costs(frames(other_voice))[0]
     assert costs[0] == pytest.approx(0.0, abs=1e-5) and costs[1] > 0.5  # the same letters, another voice
     assert other.score == pytest.approx(voice_score(costs[0], costs[1], np.array([1.0, 0.5]))) == pytest.approx(0.5, abs=1e-5)
     assert voice_score(1.5, 0.25, np.array([3.0, 0.5])) == pytest.approx(0.5)  # the mean of 1 - cost / scale, each part
@@ -151,7 +151,7 @@ def test_voice_keywords_score_the_voice_on_its_own_path_beside_the_letters():
     assert [(m.start_frame, m.end_frame) for m in found] == [(0, 10)] * 2  # where the letters are
     assert found[0].score == pytest.approx(1.0, abs=1e-4) == found[1].score  # the voice found on its own path, 15 frames on
     assert two.match(frames(other_voice))[1].score > two.match(frames(other_voice))[0].score  # each keyword its own scales
-    assert two.voice_costs(apart[:0]).tolist() == [[np.inf, np.inf]] * 2  # an empty window
+    assert two.costs(apart[:0]).tolist() == [[np.inf, np.inf]] * 2  # an empty window
     parts = [EncodedFrames(np.zeros((n, 31), np.float32), {3: hidden[:n]}, voice=voice[:n]) for n in (4, 6)]
     np.testing.assert_array_equal(EncodedFrames.concat(parts).voice, np.concatenate([voice[:4], voice[:6]]))  # joined frames keep it
     with pytest.raises(ValueError, match="two scales"):
@@ -462,6 +462,29 @@ def test_a_voice_keyword_is_spotted_in_the_same_speakers_speech(tmp_path, bundle
     assert len(detections) == 2, detections
     for d, (start, end) in zip(detections, sevens):
         assert start - 0.3 <= d.start < d.end <= end + 0.3 and d.score >= keyword.threshold
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", [HIDDEN, VOICE])
+def test_one_pass_over_speech_gives_the_scale_and_the_scores_the_pipeline_gives_at_it(bundled, kind):
+    """Enrollment encodes the bundled speech once for a scaled keyword (``speech_matches``): the costs it keeps give
+    the scale, and at that scale exactly the scores that the pipeline with the keyword itself gives."""
+    from kwstream.assets import DEMO_AUDIO, NEGATIVE_SPEECH
+    from kwstream.enroll.enroll import example_features, feature_centre, speech_matches
+    from kwstream.stream.pipeline import PipelineSettings
+
+    audio = read_audio(DEMO_AUDIO)
+    hey = prepare(audio[int(0.3 * SAMPLE_RATE):int(1.6 * SAMPLE_RATE)], "hey", EnrollSettings())
+    centre = feature_centre(bundled, 3)
+    example = example_features(bundled, hey, 3, EnrollSettings(), kind, centre)
+    speech, settings = read_audio(NEGATIVE_SPEECH)[:30 * SAMPLE_RATE], PipelineSettings()
+    matches = speech_matches([example], 3, bundled, settings, centre, kind, speech)
+    scale = matches.voice_scales() if kind == VOICE else matches.hidden_scale(settings.detector)
+    assert np.all(np.asarray(scale) > 0.05)  # a mean distance, not the floor of 1e-3
+    scorer = EnrolledScorer(["hey"], [3], [[example]], [None], [kind], bundled.blank_id, letter_count(bundled), [centre], [scale])
+    expected = pipeline_scores(speech, scorer, bundled, settings)
+    assert len(expected) > 20
+    np.testing.assert_allclose(matches.compared_scores(scale, settings.detector), expected, rtol=0, atol=1e-9)
 
 
 def test_a_voice_keyword_listens_through_the_pipeline_with_the_speech_embedding(bundled):

@@ -30,12 +30,14 @@ from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import Microphone
 from kwstream.stream.replay import compared_scores
 from kwstream.keywords.base import KeywordMatch, default_layer
-from kwstream.keywords.enrolled.scorer import (CENTRED_SCALE, FUSED, HIDDEN, LETTERS, VOICE, EnrolledScorer, ExampleSet, letter_count,
+from kwstream.keywords.enrolled.scorer import (CENTRED_SCALE, FUSED, HIDDEN, LETTERS, VOICE, EnrolledScorer, ExampleSet, hidden_score,
+                                               letter_count, voice_score,
                                                matching_frames)
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError
 from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import EncodedFrames, Encoder
 from kwstream.model.speech_embedding import shared_speech_embedding
+from kwstream.stream.detector import DetectorSettings
 from kwstream.stream.events import LevelMeter, ScoredWindow
 from kwstream.stream.pipeline import KeywordPipeline, PipelineSettings, run
 from kwstream.stream.vad import SpeechEnd, SpeechStart, VadGate, VadSettings
@@ -304,31 +306,68 @@ def example_features(encoder: Encoder, example: Example, layer: int, settings: E
 
 
 class SpeechCosts:
-    """A scorer that scores nothing and keeps a ``VOICE`` keyword's two costs in every window the pipeline scores."""
+    """A scorer that scores nothing and keeps what a centred ``HIDDEN`` or a ``VOICE`` keyword's score is made of in
+    every window the pipeline scores: its best path's cost, or its two (``ExampleSet.costs``)."""
 
-    def __init__(self, features: Sequence[np.ndarray], layer: int, centre: np.ndarray, encoder: Encoder) -> None:
-        self.keywords, self.layers, self.thresholds, self.needs_voice = ["speech"], (layer,), {"speech": None}, True
-        self._examples = ExampleSet.build([list(features)], VOICE, letter_count(encoder))
-        self._layer, self._centre, self._blank = layer, centre, encoder.blank_id
+    def __init__(self, features: Sequence[np.ndarray], layer: int, centre: np.ndarray, encoder: Encoder, kind: str) -> None:
+        self.keywords, self.layers, self.thresholds, self.needs_voice = ["speech"], (layer,), {"speech": None}, kind == VOICE
+        self._examples = ExampleSet.build([list(features)], kind, letter_count(encoder))
+        self._kind, self._layer, self._centre, self._blank = kind, layer, centre, encoder.blank_id
         self.costs: list[np.ndarray] = []
 
     def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
-        self.costs.append(self._examples.voice_costs(matching_frames(frames, VOICE, self._layer, self._blank, self._centre))[0])
+        self.costs.append(self._examples.costs(matching_frames(frames, self._kind, self._layer, self._blank, self._centre))[0])
         return [KeywordMatch(0.0, 0, 0)]
 
 
-def voice_scales(features: Sequence[np.ndarray], layer: int, encoder: Encoder, settings: PipelineSettings,
-                 centre: np.ndarray) -> tuple[float, float]:
-    """``voice_score``'s two scales for a ``VOICE`` keyword: the mean costs at which the bundled keyword-free speech
-    matches its takes, letters + hidden states and voice, over the windows ``listen`` would score."""
-    costs = SpeechCosts(features, layer, centre, encoder)
-    run(KeywordPipeline(KeywordSet(encoder, scorers=[costs]), encoder, settings), read_audio(NEGATIVE_SPEECH))
-    found = np.array(costs.costs).reshape(-1, 2)
-    found = found[np.isfinite(found).all(axis=1)]
-    if not len(found):
-        raise EnrollmentError("the bundled keyword-free speech gave no window to scale a voice keyword by")
-    fused, voice = np.maximum(found.mean(axis=0), 1e-3)
-    return float(fused), float(voice)
+@dataclass(frozen=True)
+class SpeechMatches:
+    """How the bundled keyword-free speech matches a centred ``HIDDEN`` or a ``VOICE`` keyword, window by window, from
+    one pass of the pipeline: enough for both the keyword's scale and its scores at that scale, which calibration
+    needs, without encoding the speech twice."""
+
+    windows: list[ScoredWindow]
+    """The windows the pipeline scored (their spans; the scores are placeholders)."""
+    costs: np.ndarray
+    """(windows, parts) the keyword's best costs in each: one part for ``HIDDEN``, two for ``VOICE`` (inf: none fits)."""
+
+    def compared_scores(self, scale: float | tuple[float, float], detector: DetectorSettings) -> np.ndarray:
+        """What the detector compares with the threshold when the keyword at ``scale`` hears the speech, as
+        ``pipeline_scores`` gives it (a window's score is its costs' ``hidden_score``, or their ``voice_score``)."""
+        if self.costs.shape[1] == 2:
+            scores = [voice_score(fused, voice, np.asarray(scale)) for fused, voice in self.costs]
+        else:
+            scores = hidden_score(self.costs[:, 0], float(scale)).tolist()
+        windows = [replace(w, scores={KEYWORD: replace(w.scores[KEYWORD], score=float(s))}) for w, s in zip(self.windows, scores)]
+        return np.array(compared_scores(windows, KEYWORD, detector), dtype=np.float64)
+
+    def hidden_scale(self, detector: DetectorSettings) -> float:
+        """``hidden_score``'s scale for a centred ``HIDDEN`` keyword: the mean distance at which the speech matches it,
+        from the scores the Detector compares at ``CENTRED_SCALE`` (which clips nothing)."""
+        scores = self.compared_scores(CENTRED_SCALE, detector)
+        return max(float(CENTRED_SCALE * (1.0 - scores.mean())), 1e-3) if len(scores) else CENTRED_SCALE
+
+    def voice_scales(self) -> tuple[float, float]:
+        """``voice_score``'s two scales for a ``VOICE`` keyword: the mean costs at which the speech matches its takes,
+        letters + hidden states and voice, over the windows ``listen`` would score."""
+        found = self.costs[np.isfinite(self.costs).all(axis=1)]
+        if not len(found):
+            raise EnrollmentError("the bundled keyword-free speech gave no window to scale a voice keyword by")
+        fused, voice = np.maximum(found.mean(axis=0), 1e-3)
+        return float(fused), float(voice)
+
+
+KEYWORD = "speech"
+"""The name ``SpeechCosts`` scores under."""
+
+
+def speech_matches(features: Sequence[np.ndarray], layer: int, encoder: Encoder, settings: PipelineSettings,
+                   centre: np.ndarray, kind: str, speech: np.ndarray) -> SpeechMatches:
+    """Keyword-free ``speech`` heard by a centred ``HIDDEN`` or a ``VOICE`` keyword through the pipeline."""
+    costs = SpeechCosts(features, layer, centre, encoder, kind)
+    pipeline = KeywordPipeline(KeywordSet(encoder, scorers=[costs]), encoder, settings)
+    windows = [e for e in run(pipeline, speech) if isinstance(e, ScoredWindow)]
+    return SpeechMatches(windows, np.array(costs.costs, dtype=np.float64).reshape(len(windows), 1 + (kind == VOICE)))
 
 
 def pipeline_scores(audio: np.ndarray, scorer: EnrolledScorer, encoder: Encoder, settings: PipelineSettings) -> np.ndarray:
@@ -339,19 +378,24 @@ def pipeline_scores(audio: np.ndarray, scorer: EnrolledScorer, encoder: Encoder,
     return np.array(compared_scores(windows, scorer.keywords[0], settings.detector), dtype=np.float64)
 
 
-def speech_scale(features: Sequence[np.ndarray], layer: int, encoder: Encoder, settings: PipelineSettings, centre: np.ndarray) -> float:
-    """``hidden_score``'s scale for a centred ``HIDDEN`` keyword: the mean distance at which the bundled keyword-free
-    speech matches its takes, from the scores the Detector compares at ``CENTRED_SCALE`` (which clips nothing)."""
-    scorer = EnrolledScorer(["speech"], [layer], [list(features)], [None], [HIDDEN], centres=[centre], scales=[CENTRED_SCALE])
-    scores = pipeline_scores(read_audio(NEGATIVE_SPEECH), scorer, encoder, settings)
-    return max(float(CENTRED_SCALE * (1.0 - scores.mean())), 1e-3) if len(scores) else CENTRED_SCALE
+def scaled(features: Sequence[np.ndarray], layer: int, encoder: Encoder, settings: PipelineSettings, centre: np.ndarray,
+           kind: str) -> tuple[float | tuple[float, float] | None, np.ndarray | None]:
+    """A keyword's scale and the bundled speech's scores at it (None, None for kinds without a scale: ``FUSED``,
+    ``LETTERS``), from one pass over the speech."""
+    if kind not in (HIDDEN, VOICE):
+        return None, None
+    speech = speech_matches(features, layer, encoder, settings, centre, kind, read_audio(NEGATIVE_SPEECH))
+    scale = speech.voice_scales() if kind == VOICE else speech.hidden_scale(settings.detector)
+    return scale, speech.compared_scores(scale, settings.detector)
 
 
 def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndarray], layer: int, encoder: Encoder,
               negatives: Sequence[np.ndarray], settings: PipelineSettings, target_per_hour: float = TARGET_FA_PER_HOUR,
-              kind: str = HIDDEN, centre: np.ndarray | None = None, scale: float | tuple[float, float] | None = None) -> Calibration:
+              kind: str = HIDDEN, centre: np.ndarray | None = None, scale: float | tuple[float, float] | None = None,
+              bundled: np.ndarray | None = None) -> Calibration:
     """Leave-one-out scores of the takes and the scores of keyword-free speech (the bundled
-    speech and ``negatives``), through the real pipeline."""
+    speech and ``negatives``), through the real pipeline. ``bundled``: the bundled speech's scores, where they are
+    known already (``scaled``)."""
     def scorer(takes: list[np.ndarray]) -> EnrolledScorer:
         return EnrolledScorer([name], [layer], [takes], [None], [kind], encoder.blank_id, letter_count(encoder), [centre], [scale])
 
@@ -361,9 +405,11 @@ def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndar
         positives.append(float(scores.max()) if len(scores) else 0.0)
     check_positives(positives)  # before the slower negatives
     everyone = scorer(list(features))
-    speech = [read_audio(NEGATIVE_SPEECH), *negatives]
-    negative_scores = np.concatenate([pipeline_scores(audio, everyone, encoder, settings) for audio in speech])
-    hours = sum(len(audio) for audio in speech) / SAMPLE_RATE / 3600
+    speech = read_audio(NEGATIVE_SPEECH)
+    if bundled is None:
+        bundled = pipeline_scores(speech, everyone, encoder, settings)
+    negative_scores = np.concatenate([bundled, *(pipeline_scores(audio, everyone, encoder, settings) for audio in negatives)])
+    hours = sum(len(audio) for audio in [speech, *negatives]) / SAMPLE_RATE / 3600
     return calibrate_threshold(positives, negative_scores, hours, target_per_hour)
 
 
@@ -394,21 +440,19 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     centre = None if kind == LETTERS else feature_centre(encoder, layer)
     features = [h - centre for h in hidden] if kind == HIDDEN else [example_features(encoder, e, layer, enroll_settings, kind, centre)
                                                                     for e in examples]
-    scale: float | tuple[float, float] | None = None
-    if kind == HIDDEN:
-        scale = speech_scale(features, layer, encoder, settings, centre)
-    elif kind == VOICE:
-        scale = voice_scales(features, layer, encoder, settings, centre)
+    scale, bundled = scaled(features, layer, encoder, settings, centre, kind)
     try:
-        calibration = calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale)
+        calibration = calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale,
+                                bundled)
     except TakesDisagree:
         if not defaulted or kind == HIDDEN:
             raise
         # the takes agree in hidden states but not in letters: a word the model's alphabet does not spell
         # (another language, noisy takes); hidden states make no assumption about it
         kind, features = HIDDEN, [h - centre for h in hidden]
-        scale = speech_scale(features, layer, encoder, settings, centre)
-        calibration = calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale)
+        scale, bundled = scaled(features, layer, encoder, settings, centre, kind)
+        calibration = calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale,
+                                bundled)
     return EnrolledKeyword(name, layer, calibration.threshold, encoder.fingerprint, encoder.name, features,
                            [e.source for e in examples], calibration.as_dict(), kind, centre, scale)
 

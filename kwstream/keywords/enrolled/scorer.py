@@ -71,7 +71,7 @@ def hidden_score(distance: np.ndarray | float, scale: float) -> np.ndarray:
     """Score in [0, 1] of a mean cosine distance of hidden states: ``1 - distance / scale``, clipped.
 
     Centred hidden states are scaled by the mean distance at which keyword-free speech matches the keyword
-    (``kwstream.enroll.enroll.speech_scale``): it scores 0 there, and only speech closer than usual is scored and
+    (``kwstream.enroll.enroll.SpeechMatches.hidden_scale``): it scores 0 there, and only speech closer than usual is scored and
     can fire. Centred, takes of one word and other speech lie close in cosine (jackson's sevens: 0.83 between
     takes, keyword-free speech 0.42 in the median and up to 0.68) and noisy takes lower still (Spanish: 0.2), so
     no one fixed scale suits all; and with none clipped, the normal tail that calibration fits to the whole of
@@ -244,14 +244,21 @@ class ExampleSet:
         voice = (1.0 - self.frames[:, -VOICE_COLUMNS:] @ window[:, -VOICE_COLUMNS:].T)[self.rows]
         return fused_cost, start, subsequence_dtw(voice, self.lengths)[0].min(axis=1)
 
-    def voice_costs(self, window: np.ndarray) -> np.ndarray:
-        """(keywords, 2) each ``VOICE`` keyword's best letters + hidden states cost and best voice cost in ``window``
-        (inf where none fits): what ``voice_score`` scales."""
+    def costs(self, window: np.ndarray) -> np.ndarray:
+        """What each keyword's score in ``window`` is made of (inf where no path fits): (keywords, 1) the best path's
+        mean distance for ``HIDDEN`` (what ``hidden_score`` scales), (keywords, 2) the best letters + hidden states
+        cost and the best voice cost for ``VOICE`` (what ``voice_score`` scales)."""
+        keywords = int(self.owner.max()) + 1
+        if self.kind not in (HIDDEN, VOICE):
+            raise ValueError(f"{self.kind} keywords are not scaled: their scores are their costs' exp(-cost)")
         if len(window) == 0:
-            return np.full((int(self.owner.max()) + 1, 2), np.inf)
+            return np.full((keywords, 1 + (self.kind == VOICE)), np.inf)
+        if self.kind == HIDDEN:
+            best = subsequence_dtw(self._distances(window), self.lengths)[0].min(axis=1)
+            return np.array([[best[self.owner == k].min()] for k in range(keywords)])
         fused, _, voice = self._voice_paths(window)
         fused = fused.min(axis=1)
-        return np.array([[fused[self.owner == k].min(), voice[self.owner == k].min()] for k in range(int(self.owner.max()) + 1)])
+        return np.array([[fused[self.owner == k].min(), voice[self.owner == k].min()] for k in range(keywords)])
 
 
 def voice_score(fused_cost: float, voice_cost: float, scales: np.ndarray) -> float:

@@ -77,7 +77,7 @@ class EnrolledKeyword:
     (``kwstream.keywords.enrolled.scorer.matching_frames``); None: not centred."""
     scale: float | tuple[float, float] | None = None
     """``HIDDEN`` keywords with a centre: ``hidden_score``'s scale, the mean distance at which keyword-free speech
-    matches them (``kwstream.enroll.enroll.speech_scale``); ``VOICE``: ``voice_score``'s two (``voice_scales``);
+    matches them (``kwstream.enroll.enroll.SpeechMatches``); ``VOICE``: ``voice_score``'s two (likewise);
     None otherwise."""
 
 
