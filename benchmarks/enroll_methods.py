@@ -179,7 +179,7 @@ def score(kind: str, distance: Callable, pool: Callable, templates: list[Clip], 
 
 def rescale(scores: np.ndarray, speech: np.ndarray) -> np.ndarray:
     """Centred hidden-state ``scores`` (at ``CENTRED_SCALE``) at the keyword's scale, as enrollment's
-    ``speech_scale`` sets it: the mean distance at which keyword-free ``speech`` (scores alike) matches it."""
+    ``SpeechMatches.hidden_scale`` sets it: the mean distance at which keyword-free ``speech`` (scores alike) matches it."""
     scale = CENTRED_SCALE * (1.0 - float(np.mean(speech)))
     return hidden_score(CENTRED_SCALE * (1.0 - np.asarray(scores, dtype=np.float64)), scale)
 
