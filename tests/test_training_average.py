@@ -92,3 +92,27 @@ def test_the_command_refuses_a_folder_that_is_not_a_model_without_a_traceback(ti
     assert done.returncode == 1
     assert done.stderr.strip() == f"average: {tmp_path} has no {WEIGHTS} and config.json (a save_pretrained folder)"
     assert not (tmp_path / "soup").exists()
+
+
+def test_a_runs_last_checkpoint_exports_as_a_complete_model(tiny_model, tmp_path):
+    """``training.finetune --export-last``: OUT/last/ from OUT/last.pt, a model transformers loads, with the scores the
+    run logged at that step (what ``training.average`` and ``training.dev_report`` take)."""
+    from dataclasses import asdict
+
+    from training.finetune import FinetuneConfig
+
+    out = tmp_path / "run"
+    out.mkdir()
+    trained = {name: tensor + 0.5 for name, tensor in Wav2Vec2ForCTC.from_pretrained(tiny_model).state_dict().items()}
+    torch.save({"model": trained, "optimizer": {}, "step": 7, "best": 0.3,
+                "config": asdict(FinetuneConfig(steps=7, source_repeat=(("precise", 1),)))}, out / "last.pt")
+    (out / "log.jsonl").write_text(json.dumps({"step": 0, "score": 0.4}) + "\n" + json.dumps({"step": 7, "score": 0.3}) + "\n")
+    result = subprocess.run([sys.executable, "-m", "training.finetune", "--init", str(tiny_model), "--out", str(out),
+                             "--export-last"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    exported = Wav2Vec2ForCTC.from_pretrained(out / "last").state_dict()
+    for name, tensor in trained.items():
+        torch.testing.assert_close(exported[name], tensor)
+    state = json.loads((out / "last" / "finetune_state.json").read_text())
+    assert state["step"] == 7 and state["score"] == 0.3 and state["config"]["source_repeat"] == [["precise", 1]]
+    assert (out / "last" / "vocab.json").is_file()  # the processor, as best/ has it

@@ -12,7 +12,8 @@ that what Whisper learned from real speech is not washed out by synthetic voices
 The best model is chosen on development data only: the mean of greedy CER from raw audio on
 held-out REAL speakers (the wake-phrase development share, FSDD's theo) and on the corpus's
 held-out synthetic clips. Checkpoints every --ckpt-minutes go to ~/.cache/kwstream/finetune;
---resume continues; best/ is a complete model with its processor.
+--resume continues; best/ is a complete model with its processor, and so is last/ at the run's end
+(``--export-last`` writes it from the last checkpoint of a run that stopped before).
 """
 
 from __future__ import annotations
@@ -116,6 +117,28 @@ def save_state(path: Path, model: Wav2Vec2ForCTC, optimizer: torch.optim.Optimiz
     os.replace(tmp, path)
 
 
+def save_model(model: Wav2Vec2ForCTC, folder: Path, record: dict, cfg: FinetuneConfig) -> None:
+    """A complete model (weights, processor) in ``folder``, with the development scores it was saved at."""
+    model.save_pretrained(folder)
+    build_processor(folder).save_pretrained(folder)
+    (folder / "finetune_state.json").write_text(json.dumps({**record, "config": asdict(cfg)}, indent=1))
+
+
+def export_last(init: Path, out: Path) -> Path:
+    """OUT/last/: the model in OUT/last.pt (a run stopped early, or one that ended before runs wrote ``last/``),
+    with the last development scores of OUT/log.jsonl."""
+    state = torch.load(out / "last.pt", map_location="cpu")
+    model = Wav2Vec2ForCTC.from_pretrained(init)
+    if state["config"].get("int8_aware"):
+        make_int8_aware(model)
+    model.load_state_dict(state["model"])
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line.strip()]
+    record = next((r for r in reversed(records) if r["step"] == state["step"]), {"step": state["step"]})
+    save_model(model, out / "last", record, FinetuneConfig(**{k: tuple(tuple(x) for x in v) if k == "source_repeat" else v
+                                                              for k, v in state["config"].items()}))
+    return out / "last"
+
+
 def training_rows(corpora: list[Path]) -> list[Utterance]:
     """Every corpus's synthetic clips; the first corpus's real ones, and from each later corpus only
     real sources that no earlier one holds (corpora copy the same shared recordings, and a later one
@@ -196,9 +219,9 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
                   **{k: round(v, 4) for k, v in ema.items()}}
         if record["score"] < best:
             best = record["score"]
-            model.save_pretrained(out / "best")
-            build_processor(out / "best").save_pretrained(out / "best")
-            (out / "best" / "finetune_state.json").write_text(json.dumps({**record, "config": asdict(cfg)}, indent=1))
+            save_model(model, out / "best", record, cfg)
+        if step == cfg.steps:
+            save_model(model, out / "last", record, cfg)
         save_state(last, model, optimizer, step, best, cfg)
         log.write(json.dumps(record) + "\n")
         log.flush()
@@ -241,11 +264,11 @@ def source_repeat(text: str) -> tuple[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, action="append", required=True,
+    parser.add_argument("--corpus", type=Path, action="append", default=[],
                         help="a corpus folder (train.jsonl, eval.jsonl); repeat to add another's synthetic clips and the real sources "
                              "the earlier ones lack")
     parser.add_argument("--init", type=Path, required=True, help="the assembled student to start from")
-    parser.add_argument("--out", type=Path, default=DEFAULT_DIR, help="checkpoints, log.jsonl and best/")
+    parser.add_argument("--out", type=Path, default=DEFAULT_DIR, help="checkpoints, log.jsonl, best/ and (at the end) last/")
     parser.add_argument("--data", type=Path, default=SHARED_DATA_DIR, help="the shared recordings folder")
     parser.add_argument("--steps", type=int, default=FinetuneConfig.steps)
     parser.add_argument("--head-lr", type=float, default=FinetuneConfig.head_lr)
@@ -266,9 +289,16 @@ def main() -> None:
     parser.add_argument("--ckpt-minutes", type=float, default=FinetuneConfig.ckpt_minutes)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--export-last", action="store_true",
+                        help="write OUT/last/, a complete model, from OUT/last.pt and stop (runs write it at their end)")
     args = parser.parse_args()
     if not (args.init / "config.json").is_file():
         parser.error(f"--init {args.init}: no saved model there (config.json missing)")
+    if args.export_last:
+        print(f"wrote {export_last(args.init, args.out)}")
+        return
+    if not args.corpus:
+        parser.error("the following arguments are required: --corpus")
     torch.set_num_threads(args.threads)
     cfg = FinetuneConfig(steps=args.steps, head_lr=args.head_lr, body_lr=args.body_lr, distill_weight=args.distill_weight,
                          ckpt_minutes=args.ckpt_minutes, int8_aware=args.int8_aware,
