@@ -133,7 +133,7 @@ def test_an_example_without_its_arguments_says_how_to_run_it(example):
 @pytest.mark.slow
 def test_bench_measures_the_keywords_a_user_enrolled(tiny_model, tmp_path):
     """``bench --enrolled NAME --store DIR`` costs an enrolled keyword (here a voice keyword, the dearest kind: the
-    stream computes the speech embedding too), with none of the typed defaults beside it."""
+    stream computes the speech embedding too), alone: the spoken digits are the default keywords only without one."""
     from kwstream.keywords.enrolled.scorer import VOICE, VOICE_COLUMNS, letter_count
     from kwstream.keywords.enrolled.store import EnrolledKeyword, KeywordStore
     from kwstream.model.encoder import Encoder, EncoderSettings
@@ -144,7 +144,7 @@ def test_bench_measures_the_keywords_a_user_enrolled(tiny_model, tmp_path):
     examples = [rng.standard_normal((n, letter_count(encoder) + hidden + VOICE_COLUMNS)).astype(np.float32) for n in (20, 24, 22)]
     KeywordStore(tmp_path).save(EnrolledKeyword("mine", 1, 0.5, encoder.fingerprint, str(tiny_model), examples, kind=VOICE,
                                                 centre=np.zeros(hidden, np.float32), scale=(1.0, 1.0)))
-    result = subprocess.run([sys.executable, "-m", "kwstream", "bench", "--model", str(tiny_model), "--keywords", "",
+    result = subprocess.run([sys.executable, "-m", "kwstream", "bench", "--model", str(tiny_model),
                              "--enrolled", "mine", "--store", str(tmp_path), "--seconds", "4", "--repeats", "1", "--json"],
                             capture_output=True, timeout=300)
     assert result.returncode == 0, result.stderr.decode()
@@ -152,3 +152,10 @@ def test_bench_measures_the_keywords_a_user_enrolled(tiny_model, tmp_path):
     speech = report["results"][0]
     assert report["keywords"] == ["mine"] and speech["windows"] > 0 and speech["cpu_per_audio_s"] > 0
     assert speech["words"] == 0  # the bench's spoken digits are not this keyword: no latency to measure
+
+
+def test_bench_serve_refuses_keywords_it_would_not_time():
+    """``--serve`` load-tests the server's own keywords; keywords named beside it would be silently left out."""
+    result = subprocess.run([sys.executable, "-m", "kwstream", "bench", "--serve", "1", "--enrolled", "mine"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "--serve" in result.stderr, result.stderr

@@ -12,7 +12,7 @@ from rich.progress import Progress
 from kwstream.cli import options
 from kwstream.cli.tables import figure, print_table
 from kwstream.errors import KwstreamError
-from kwstream.evaluation.bench import bench, random_model, startup
+from kwstream.evaluation.bench import WORDS, bench, random_model, startup
 from kwstream.model.encoder import Encoder
 from kwstream.stream.vad import VadSettings
 
@@ -20,12 +20,18 @@ from kwstream.stream.vad import VadSettings
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.seconds <= 0 or args.repeats < 1:
         raise KwstreamError("--seconds must be positive and --repeats at least 1")
+    others = args.enrolled or args.classifier or args.trained
     if args.serve:
+        if others or args.keywords is not None:
+            raise KwstreamError("--serve times the server's own keywords (hey, stop): leave out --keywords, --enrolled, "
+                                "--classifier and --trained")
         from kwstream.cli.serve_bench import cmd_serve_bench
 
         return cmd_serve_bench(args)
     args.model = random_model(args.random) if args.random else args.model
     args.no_vad, args.vad_aggressiveness, args.threshold = False, VadSettings.aggressiveness, None
+    if args.keywords is None:  # the spoken digits, unless enrolled or trained keywords are to be timed on their own
+        args.keywords = "" if others else ",".join(WORDS.values())
     settings = options.settings(args)
     encoder = Encoder(settings.encoder)
     keywords = options.keyword_set(args, encoder, settings)

@@ -120,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     model = bench.add_mutually_exclusive_group()
     model.add_argument("--random", choices=["tiny", "base"], help="a random-weight model of this size instead (cost only)")
     add_model_options(bench, model_group=model)
-    bench.add_argument("--keywords", default=",".join(BENCH_WORDS.values()), metavar="KW,...",
-                       help="keywords scored in each window (default: the words spoken in the speech stream, for latency)")
+    bench.add_argument("--keywords", metavar="KW,...",
+                       help=f"keywords scored in each window (default: the words spoken in the speech stream, for latency: "
+                            f"{','.join(BENCH_WORDS.values())}; none where --enrolled, --classifier or --trained name some)")
     add_keyword_sources(bench)
     bench.add_argument("--seconds", type=float, default=30.0, help="length of each test stream")
     bench.add_argument("--repeats", type=int, default=3, help="runs per stream; medians are reported")

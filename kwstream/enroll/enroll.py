@@ -284,7 +284,7 @@ def feature_centre(encoder: Encoder, layer: int) -> np.ndarray:
     takes of different digits score 0.77, of one digit 0.95). ``FUSED``: they add almost nothing to the letters'
     cost otherwise; centred, the sum ranks the word better at every rate measured. ``HIDDEN``: uncentred, the
     bundled keyword-free speech scores up to 0.83 and calibration lands on 1.0; centred and scored at
-    ``speech_scale``, it does not (docs/enrollment.md)."""
+    ``SpeechMatches.hidden_scale``, it does not (docs/enrollment.md)."""
     return np.concatenate(speech_pieces(encoder, layer)).mean(axis=0).astype(np.float32)
 
 

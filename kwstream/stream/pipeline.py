@@ -287,8 +287,9 @@ class KeywordPipeline:
         return events + detections
 
     def _with_voice(self, first_sample: int, frames: EncodedFrames) -> EncodedFrames:
-        """``frames`` with the speech embedding beside them, for voice keywords (each frame's from the 0.8 s of audio
-        up to it, which the ring keeps: ``VOICE_HISTORY``)."""
+        """``frames`` with the speech embedding beside them, for voice keywords (each frame's from the 0.79 s of audio
+        up to the last 80 ms step by its end, reaching back at most 0.87 s, which the ring keeps: ``VOICE_HISTORY``);
+        steps that earlier windows embedded are reused (``_voice_steps``)."""
         rows = self._voice.frames(self._read, first_sample, len(frames), self.encoder.samples_per_frame,
                                   known=self._voice_steps)
         return replace(frames, voice=rows)
