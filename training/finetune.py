@@ -117,11 +117,12 @@ def save_state(path: Path, model: Wav2Vec2ForCTC, optimizer: torch.optim.Optimiz
     os.replace(tmp, path)
 
 
-def save_model(model: Wav2Vec2ForCTC, folder: Path, record: dict, cfg: FinetuneConfig) -> None:
-    """A complete model (weights, processor) in ``folder``, with the development scores it was saved at."""
+def save_model(model: Wav2Vec2ForCTC, folder: Path, record: dict, config: dict) -> None:
+    """A complete model (weights, processor) in ``folder``, with the development scores it was saved at and the
+    run's configuration (``asdict(FinetuneConfig)``)."""
     model.save_pretrained(folder)
     build_processor(folder).save_pretrained(folder)
-    (folder / "finetune_state.json").write_text(json.dumps({**record, "config": asdict(cfg)}, indent=1))
+    (folder / "finetune_state.json").write_text(json.dumps({**record, "config": config}, indent=1))
 
 
 def export_last(init: Path, out: Path) -> Path:
@@ -134,8 +135,7 @@ def export_last(init: Path, out: Path) -> Path:
     model.load_state_dict(state["model"])
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line.strip()]
     record = next((r for r in reversed(records) if r["step"] == state["step"]), {"step": state["step"]})
-    save_model(model, out / "last", record, FinetuneConfig(**{k: tuple(tuple(x) for x in v) if k == "source_repeat" else v
-                                                              for k, v in state["config"].items()}))
+    save_model(model, out / "last", record, state["config"])
     return out / "last"
 
 
@@ -219,9 +219,9 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
                   **{k: round(v, 4) for k, v in ema.items()}}
         if record["score"] < best:
             best = record["score"]
-            save_model(model, out / "best", record, cfg)
+            save_model(model, out / "best", record, asdict(cfg))
         if step == cfg.steps:
-            save_model(model, out / "last", record, cfg)
+            save_model(model, out / "last", record, asdict(cfg))
         save_state(last, model, optimizer, step, best, cfg)
         log.write(json.dumps(record) + "\n")
         log.flush()

@@ -305,12 +305,16 @@ def example_features(encoder: Encoder, example: Example, layer: int, settings: E
     return features[start:max(stop, start + 1)]
 
 
+KEYWORD = "speech"
+"""The name ``SpeechCosts`` scores under."""
+
+
 class SpeechCosts:
     """A scorer that scores nothing and keeps what a centred ``HIDDEN`` or a ``VOICE`` keyword's score is made of in
     every window the pipeline scores: its best path's cost, or its two (``ExampleSet.costs``)."""
 
     def __init__(self, features: Sequence[np.ndarray], layer: int, centre: np.ndarray, encoder: Encoder, kind: str) -> None:
-        self.keywords, self.layers, self.thresholds, self.needs_voice = ["speech"], (layer,), {"speech": None}, kind == VOICE
+        self.keywords, self.layers, self.thresholds, self.needs_voice = [KEYWORD], (layer,), {KEYWORD: None}, kind == VOICE
         self._examples = ExampleSet.build([list(features)], kind, letter_count(encoder))
         self._kind, self._layer, self._centre, self._blank = kind, layer, centre, encoder.blank_id
         self.costs: list[np.ndarray] = []
@@ -355,10 +359,6 @@ class SpeechMatches:
             raise EnrollmentError("the bundled keyword-free speech gave no window to scale a voice keyword by")
         fused, voice = np.maximum(found.mean(axis=0), 1e-3)
         return float(fused), float(voice)
-
-
-KEYWORD = "speech"
-"""The name ``SpeechCosts`` scores under."""
 
 
 def speech_matches(features: Sequence[np.ndarray], layer: int, encoder: Encoder, settings: PipelineSettings,
