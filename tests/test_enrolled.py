@@ -487,6 +487,25 @@ def test_one_pass_over_speech_gives_the_scale_and_the_scores_the_pipeline_gives_
     np.testing.assert_allclose(matches.compared_scores(scale, settings.detector), expected, rtol=0, atol=1e-9)
 
 
+@needs_fsdd
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", [HIDDEN, VOICE])
+def test_enrollment_calibrates_on_the_one_pass_scores_as_on_its_own(bundled, kind):
+    """``scaled_calibration``, which both of ``enroll``'s paths take (the asked-for kind and the hidden-states fallback),
+    hands calibration the bundled speech's scores from the pass that gave the scale: the same threshold, recall and
+    false alarms as calibration scoring that speech through a pipeline of its own at that scale."""
+    from kwstream.enroll.enroll import calibrate, example_features, feature_centre, scaled_calibration
+    from kwstream.stream.pipeline import PipelineSettings
+
+    examples = [prepare(read_audio(RECORDINGS / f"7_theo_{i}.wav"), f"7_theo_{i}", EnrollSettings(), seed=i) for i in range(3)]
+    centre, settings = feature_centre(bundled, 3), PipelineSettings()
+    features = [example_features(bundled, e, 3, EnrollSettings(), kind, centre) for e in examples]
+    scale, calibration = scaled_calibration("seven", examples, features, 3, bundled, (), settings, 0.5, kind, centre)
+    assert scale is not None
+    alone = calibrate("seven", examples, features, 3, bundled, (), settings, 0.5, kind, centre, scale)
+    assert calibration.as_dict() == alone.as_dict()
+
+
 def test_a_voice_keyword_listens_through_the_pipeline_with_the_speech_embedding(bundled):
     """The pipeline adds each window's speech embedding (``_with_voice``): "hey" from the demo, as a voice keyword, is
     found where it is said and every window scores without an error."""

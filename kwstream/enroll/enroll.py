@@ -389,6 +389,15 @@ def scaled(features: Sequence[np.ndarray], layer: int, encoder: Encoder, setting
     return scale, speech.compared_scores(scale, settings.detector)
 
 
+def scaled_calibration(name: str, examples: Sequence[Example], features: Sequence[np.ndarray], layer: int, encoder: Encoder,
+                       negatives: Sequence[np.ndarray], settings: PipelineSettings, target_per_hour: float, kind: str,
+                       centre: np.ndarray | None) -> tuple[float | tuple[float, float] | None, Calibration]:
+    """A keyword's scale (``scaled``) and its calibration at that scale, the bundled speech encoded once for both."""
+    scale, bundled = scaled(features, layer, encoder, settings, centre, kind)
+    return scale, calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale,
+                            bundled)
+
+
 def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndarray], layer: int, encoder: Encoder,
               negatives: Sequence[np.ndarray], settings: PipelineSettings, target_per_hour: float = TARGET_FA_PER_HOUR,
               kind: str = HIDDEN, centre: np.ndarray | None = None, scale: float | tuple[float, float] | None = None,
@@ -440,19 +449,17 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     centre = None if kind == LETTERS else feature_centre(encoder, layer)
     features = [h - centre for h in hidden] if kind == HIDDEN else [example_features(encoder, e, layer, enroll_settings, kind, centre)
                                                                     for e in examples]
-    scale, bundled = scaled(features, layer, encoder, settings, centre, kind)
     try:
-        calibration = calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale,
-                                bundled)
+        scale, calibration = scaled_calibration(name, examples, features, layer, encoder, negatives, settings, target_per_hour,
+                                                kind, centre)
     except TakesDisagree:
         if not defaulted or kind == HIDDEN:
             raise
         # the takes agree in hidden states but not in letters: a word the model's alphabet does not spell
         # (another language, noisy takes); hidden states make no assumption about it
         kind, features = HIDDEN, [h - centre for h in hidden]
-        scale, bundled = scaled(features, layer, encoder, settings, centre, kind)
-        calibration = calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale,
-                                bundled)
+        scale, calibration = scaled_calibration(name, examples, features, layer, encoder, negatives, settings, target_per_hour,
+                                                kind, centre)
     return EnrolledKeyword(name, layer, calibration.threshold, encoder.fingerprint, encoder.name, features,
                            [e.source for e in examples], calibration.as_dict(), kind, centre, scale)
 
