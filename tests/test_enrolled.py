@@ -371,13 +371,16 @@ SPANISH = REPO.parent / "shared" / "data" / "precise" / "not-wake-words" / "es"
 def test_a_spanish_word_enrolls_and_round_trips_through_the_store(tmp_path, bundled):
     """Real home-microphone takes of "aspirador" (metadata.csv: its transcript); no spelling is
     involved, so the path is the one English words take. The takes are noisy (the VAD hears
-    speech through most of them), so enrollment narrows them to their loud part."""
+    speech through most of them), so enrollment narrows them to their loud part. Most triples of these takes are refused
+    as disagreeing, by versions 11 and 12 alike (2 of 16 triples of the set's fit takes enroll, the same two on both);
+    this is one of the two. The triple used before (1ddbebac, 27b00122, 3d272ba2) sat at the floor of 0.1: its weakest
+    take scored 0.105 on version 11 and 0.09 on version 12."""
     def take(prefix: str) -> tuple[np.ndarray, str]:
         [path] = SPANISH.glob(f"not-wakeword-es-{prefix}-*.flac")
         return read_audio(path), path.name
 
     transcripts = dict(line.split(",")[:2] for line in (SPANISH / "metadata.csv").read_text().splitlines() if line)
-    takes = [take(p) for p in ("1ddbebac", "27b00122", "3d272ba2")]
+    takes = [take(p) for p in ("27b00122", "2ab80fc2", "3d272ba2")]
     assert {transcripts[Path(name).with_suffix(".wav").name] for _, name in takes} == {"aspirador"}
     keyword = enroll("aspirador", takes, bundled, SpotterSettings())
     assert keyword.kind == HIDDEN  # the takes do not match in the English model's letters: its hidden states serve
@@ -388,7 +391,7 @@ def test_a_spanish_word_enrolls_and_round_trips_through_the_store(tmp_path, bund
     for got, want in zip(loaded.examples, keyword.examples):
         np.testing.assert_array_equal(got, want)
     # the stored keyword scores a held-out take exactly as the one enrolled in memory does
-    held_out = take("2ab80fc2")
+    held_out = take("1ddbebac")
     settings = SpotterSettings()
     stored = pipeline_scores(prepare(*held_out, EnrollSettings()).audio, load_scorer(["aspirador"], store, bundled), bundled, settings)
     fresh = EnrolledScorer([keyword.name], [keyword.layer], [keyword.examples], [keyword.threshold], [keyword.kind], bundled.blank_id,
