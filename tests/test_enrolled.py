@@ -506,7 +506,7 @@ def test_enrollment_calibrates_on_the_one_pass_scores_as_on_its_own(bundled, kin
     scale, calibration = scaled_calibration("seven", examples, features, 3, bundled, (), settings, 0.5, kind, centre)
     assert scale is not None
     alone = calibrate("seven", examples, features, 3, bundled, (), settings, 0.5, kind, centre, scale)
-    assert calibration.as_dict() == alone.as_dict()
+    assert (calibration.threshold, calibration.as_dict()) == (alone.threshold, alone.as_dict())
 
 
 def test_a_voice_keyword_listens_through_the_pipeline_with_the_speech_embedding(bundled):

@@ -378,8 +378,8 @@ def pipeline_scores(audio: np.ndarray, scorer: EnrolledScorer, encoder: Encoder,
     return np.array(compared_scores(windows, scorer.keywords[0], settings.detector), dtype=np.float64)
 
 
-def scaled(features: Sequence[np.ndarray], layer: int, encoder: Encoder, settings: PipelineSettings, centre: np.ndarray,
-           kind: str) -> tuple[float | tuple[float, float] | None, np.ndarray | None]:
+def scaled(features: Sequence[np.ndarray], layer: int, encoder: Encoder, settings: PipelineSettings,
+           centre: np.ndarray | None, kind: str) -> tuple[float | tuple[float, float] | None, np.ndarray | None]:
     """A keyword's scale and the bundled speech's scores at it (None, None for kinds without a scale: ``FUSED``,
     ``LETTERS``), from one pass over the speech."""
     if kind not in (HIDDEN, VOICE):
