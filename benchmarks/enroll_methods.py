@@ -3,7 +3,9 @@
 Development material only. FSDD: each digit is enrolled from recordings 0-2 of one speaker and
 looked for in the listening speaker's recordings 3-49 of all ten digits (theo -> theo: the same
 speaker; jackson -> lucas, nicolas: other speakers). wwb: "jarvis" from 3 clips, looked for among 100
-more and 100 of each other phrase (no speaker ids: the takes' speakers may or may not recur). Every recording is encoded once as enrollment
+more and 100 of each other phrase (no speaker ids: the takes' speakers may or may not recur). Speech Commands
+(``--cases commands``): each digit from 3 clips of three speakers, looked for among 7 clips of each of the 30 words
+by 7 others (the words are each other's near misses: three/tree, two/up...). Every recording is encoded once as enrollment
 encodes a take (padded, VAD-trimmed, with 0.4 s of context); a test recording's score is its
 templates' best subsequence-DTW match over its speech and context, as one scoring window sees a
 word. One threshold is shared by a case's keywords; false alarms per hour are counted over the other
@@ -19,7 +21,7 @@ and the pipeline compute it; its cosine distances are scored as centred hidden s
 of the bundled speech). "Letters + hidden states + voice"
 averages that score with the letters + hidden states' own, scaled alike (each part's best path on its own).
 
-    python -m benchmarks.enroll_methods [--fsdd ../shared/data/fsdd] [--wwb ../shared/data/wwb] [--cases fsdd,wwb]
+    python -m benchmarks.enroll_methods [--fsdd ../shared/data/fsdd] [--wwb ../shared/data/wwb] [--cases fsdd,wwb,commands]
         [--methods "without blank, best;summed"] [--negatives A.ogg B.ogg] [--floors 0.5,0.9] [--model DIR] [--no-centre]
         [--voice-step 8]
 """
@@ -38,9 +40,9 @@ from kwstream.assets import NEGATIVE_SPEECH
 from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.enroll.calibration import FLOOR_FRACTION, calibrate_threshold
 from kwstream.keywords.enrolled.store import EnrollmentError
-from kwstream.enroll.enroll import EnrollSettings, feature_centre, prepare
+from kwstream.enroll.enroll import FLOOR_FRACTIONS, EnrollSettings, feature_centre, prepare
 from kwstream.keywords.base import default_layer
-from kwstream.keywords.enrolled.scorer import CENTRED_SCALE, UNCENTRED_SCALE, hidden_score, letter_posteriors, subsequence_dtw, unit_rows
+from kwstream.keywords.enrolled.scorer import CENTRED_SCALE, FUSED, UNCENTRED_SCALE, hidden_score, letter_posteriors, subsequence_dtw, unit_rows
 from kwstream.model.encoder import EncodedFrames, Encoder, EncoderSettings
 from kwstream.model.speech_embedding import STEP_FRAMES, SpeechEmbedding
 from kwstream.assets import MODEL_DIR
@@ -82,6 +84,19 @@ def wwb_case(wwb: Path) -> Case:
     clips = {phrase: sorted((wwb / phrase).glob("*.flac")) for phrase in WWB_PHRASES}
     tests = [(phrase, path) for phrase in WWB_PHRASES for path in clips[phrase][3:3 + WWB_PER_PHRASE]]
     return Case("wwb jarvis (speakers unknown)", [Keyword("jarvis", clips["jarvis"][:3], [])], tests)
+
+
+COMMAND_DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+"""The Speech Commands words that may be enrolled here: the bundled negatives hold the other words' first clips."""
+
+
+def commands_case(commands: Path) -> Case:
+    """Each Speech Commands digit from its first 3 clips by name (three speakers), looked for among clips 3-9 of
+    all 30 words (each word's 10 clips are 10 speakers', so no test is of a speaker the takes are)."""
+    clips = {d.name: sorted(d.glob("*.flac")) for d in sorted(commands.iterdir()) if d.is_dir()}
+    keywords = [Keyword(word, clips[word][:3], []) for word in COMMAND_DIGITS]
+    return Case("Speech Commands digits, 3 speakers -> 7 others", keywords,
+                [(word, p) for word, paths in clips.items() for p in paths[3:]])
 
 
 @dataclass(frozen=True)
@@ -231,9 +246,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fsdd", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd")
     parser.add_argument("--wwb", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "wwb")
-    parser.add_argument("--cases", default="fsdd,wwb", help="fsdd (theo -> theo, jackson -> lucas, nicolas), wwb (jarvis), or both")
+    parser.add_argument("--commands", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_commands")
+    parser.add_argument("--cases", default="fsdd,wwb",
+                        help="comma-separated: fsdd (theo -> theo, jackson -> lucas, nicolas), wwb (jarvis), commands (Speech Commands)")
     parser.add_argument("--test-indices", default="3-49")
-    parser.add_argument("--floors", default=f"{FLOOR_FRACTION}", help="comma-separated floor fractions, one calibrated column each")
+    parser.add_argument("--floors", default=f"{FLOOR_FRACTIONS[FUSED]:g},{FLOOR_FRACTION:g}",
+                        help="comma-separated floor fractions, one calibrated column each (default: the shipped ones, letters + "
+                             "hidden states' and the other kinds')")
     parser.add_argument("--methods", default="", help="';'-separated parts of methods' names: the methods holding one (default: all)")
     parser.add_argument("--negatives", type=Path, nargs="+", default=[NEGATIVE_SPEECH],
                         help="keyword-free speech to calibrate on, one set of calibrated columns each (default: the bundled asset)")
@@ -253,6 +272,7 @@ def main() -> None:
     global HIDDEN_SIZE
     cases = [fsdd_case(*c, args.fsdd / "recordings", lo, hi) for c in FSDD_CASES] if "fsdd" in args.cases else []
     cases += [wwb_case(args.wwb)] if "wwb" in args.cases else []
+    cases += [commands_case(args.commands)] if "commands" in args.cases else []
     cache: dict[Path, Clip] = {}
 
     def clip(path: Path) -> Clip:
@@ -288,9 +308,13 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |" + " --- |" * len(columns))
     for case in cases:
         usable = [(label, p) for label, p in case.tests if takes_well(p)]
-        if len(usable) < len(case.tests):  # wwb: a few clipped recordings
+        enrollable = [k for k in case.keywords if all(takes_well(p) for p in k.takes)]
+        if len(usable) < len(case.tests):  # wwb, Speech Commands: a few clipped or silent recordings
             case = Case(f"{case.title}, {len(case.tests) - len(usable)} of {len(case.tests)} clips left out (clipped or silent)",
                         case.keywords, usable)
+        if len(enrollable) < len(case.keywords):  # a take enrollment refuses: that word is not enrolled (its clips stay)
+            case = Case(f"{case.title}, {len(case.keywords) - len(enrollable)} of {len(case.keywords)} words not enrollable",
+                        enrollable, case.tests)
         for method, (kind, distance, pool) in methods.items():
             pos, neg, hours = [], [], 0.0
             calibrated_hits, calibrated_fas = [[] for _ in columns], [0] * len(columns)

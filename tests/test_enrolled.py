@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO, SAMPLE_RATE
 from kwstream.audio.sources import AudioFile
 from kwstream.model.encoder import EncodedFrames, Encoder, EncoderSettings
-from kwstream.enroll.enroll import EnrollSettings, check_examples, enroll, odd_take, pipeline_scores, prepare
+from kwstream.enroll.enroll import FLOOR_FRACTIONS, EnrollSettings, check_examples, enroll, odd_take, pipeline_scores, prepare
 from kwstream.enroll.calibration import calibrate_threshold, false_alarms_per_hour, threshold_for_rate
 from kwstream.keywords.enrolled.scorer import (CENTRED_SCALE, FUSED, HIDDEN, LETTERS, UNCENTRED_SCALE, VOICE, hidden_score, letter_posteriors,
                                                matching_frames, voice_score, EnrolledScorer, ExampleSet, _dtw, letter_count, subsequence_dtw,
@@ -437,7 +437,7 @@ def test_an_enrolled_digit_is_spotted_in_the_same_speakers_speech(tmp_path, bund
         assert not encoder.has_ctc_head
     examples = [(read_audio(RECORDINGS / f"7_jackson_{i}.wav"), f"7_jackson_{i}") for i in range(3)]
     keyword = enroll("seven", examples, encoder, SpotterSettings())
-    assert keyword.layer == 3 and len(keyword.examples) == 3 and 0.2 < keyword.threshold < 1
+    assert keyword.layer == 3 and len(keyword.examples) == 3 and 0.1 < keyword.threshold < 1
     audio, spans = _stream(["3_jackson_10", "7_jackson_10", "9_jackson_10", "1_jackson_10", "7_jackson_11", "6_jackson_10"])
     soundfile.write(tmp_path / "talk.flac", audio, SAMPLE_RATE)
     detections = _spot(encoder, keyword, tmp_path / "store", tmp_path / "talk.flac")
@@ -445,6 +445,28 @@ def test_an_enrolled_digit_is_spotted_in_the_same_speakers_speech(tmp_path, bund
     assert len(detections) == 2, detections
     for d, (start, end) in zip(detections, sevens):
         assert start - 0.3 <= d.start < d.end <= end + 0.3 and d.score >= keyword.threshold  # the bundled model's end-to-end tolerance
+
+
+@needs_fsdd
+@pytest.mark.slow
+def test_a_word_enrolled_in_one_voice_is_spotted_in_other_speakers_speech(tmp_path, bundled):
+    """Letters + hidden states are the default for any voice: jackson's "seven" in lucas's and nicolas's digits. Other
+    voices score below the takes' matches of each other, which is why its floor is 0.7 of them, not 0.9."""
+    import soundfile
+
+    examples = [(read_audio(RECORDINGS / f"7_jackson_{i}.wav"), f"7_jackson_{i}") for i in range(3)]
+    keyword = enroll("seven", examples, bundled, SpotterSettings())
+    lowest = min(keyword.calibration["leave_one_out"])  # the bundled speech allows lower: the floor decides
+    assert keyword.kind == FUSED and keyword.threshold == pytest.approx(FLOOR_FRACTIONS[FUSED] * lowest, abs=1e-4)
+    words = [f"{digit}_{speaker}_{index}" for speaker in ("lucas", "nicolas") for digit, index in
+             [(3, 10), (7, 10), (9, 10), (1, 10), (7, 11), (6, 10)]]
+    audio, spans = _stream(words)
+    soundfile.write(tmp_path / "talk.flac", audio, SAMPLE_RATE)
+    detections = _spot(bundled, keyword, tmp_path / "store", tmp_path / "talk.flac")
+    sevens = [(start, end) for name, start, end in spans if name.startswith("7_")]
+    assert len(detections) == len(sevens), (detections, keyword.threshold)
+    for d, (start, end) in zip(detections, sevens):
+        assert start - 0.3 <= d.start < d.end <= end + 0.3
 
 
 @needs_fsdd
