@@ -190,3 +190,35 @@ def test_the_loss_on_streamed_frames_falls_on_a_batch_seen_again(weights: dict[s
         optimizer.step()
     assert losses[0] != pytest.approx(whole, rel=1e-3)  # the streamed frames, not the whole clips'
     assert losses[-1] < losses[0]
+
+
+def test_the_speech_embedding_teaches_one_block_through_a_map_only_training_keeps(
+        weights: dict[str, torch.Tensor], speech: np.ndarray) -> None:
+    """training.finetune --embedding-weight: openWakeWord's embedding of the audio, predicted from block 2's output at
+    each window's centre frame; the term falls on a batch seen again, and a clip shorter than a window adds nothing."""
+    from kwstream.model.speech_embedding import MIN_SAMPLES
+    from training.embedding_teacher import EmbeddingTeacher, centre_frames
+    from training.finetune import FinetuneConfig, batch_losses
+    from training.vocab import encode
+
+    assert list(centre_frames(3)) == [19, 23, 27]  # windows of 0.76 s every 80 ms: centres at 0.38, 0.46, 0.54 s
+    audios = [speech[:24000], speech[8000:40000]]
+    labels = [np.asarray(encode("HEY")), np.asarray(encode("HEY THERE"))]
+    teacher = WhisperTeacher(weights)
+    torch.manual_seed(0)
+    model = F.build_student(F.FrontEndConfig(), weights)
+    model.requires_grad_(True)
+    embedding = EmbeddingTeacher(model.config.hidden_size, block=2)
+    optimizer = torch.optim.AdamW([*model.parameters(), *embedding.parameters()], lr=3e-4)
+    cfg = FinetuneConfig(embedding_weight=1.0)
+    offset = F.frame_offset(F.FrontEndConfig())
+    history = []
+    for _ in range(4):
+        loss, parts = batch_losses(model, teacher, audios, labels, offset, cfg, embedding=embedding)
+        history.append(parts["embedding"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert 0.0 < history[-1] < history[0]
+    outputs = F.student_forward(model, F.normalised(np.stack([speech[:MIN_SAMPLES - 1]])))
+    assert embedding.loss(outputs, [speech[:MIN_SAMPLES - 1]]).item() == 0.0

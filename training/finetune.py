@@ -38,6 +38,7 @@ from kwstream.stream.pipeline import PipelineSettings
 from training.augment import AugmentConfig, Augmenter
 from training.corpus import SHARED_DATA_DIR, Utterance, read_manifest
 from training.evaluate import error_rate, evaluate_rows, transcribe
+from training.embedding_teacher import EmbeddingTeacher
 from training.fake_int8 import make_int8_aware
 from training.fixed_statistics import fix_statistics
 from training.frontend import distillation_terms, frame_offset, student_forward, teacher_targets
@@ -73,13 +74,16 @@ class FinetuneConfig:
     fixed_statistics: bool = False  # the CNN normalises every input alike (training.fixed_statistics)
     streamed: float = 0.0  # share of steps that train what `kwstream listen` computes (training.stream_shaped)
     band_limit: float = AugmentConfig.p_band_limit  # share of clips heard through 8 kHz (telephone) bandwidth
+    embedding_weight: float = 0.0  # openWakeWord's speech embedding as a second teacher (training.embedding_teacher)
+    embedding_block: int = 2  # the block whose output predicts it
 
 
 def batch_losses(model: Wav2Vec2ForCTC, teacher: WhisperTeacher, audios: list[np.ndarray],
                  labels: list[np.ndarray], offset: int, cfg: FinetuneConfig,
-                 stream: StreamShape | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                 stream: StreamShape | None = None, embedding: EmbeddingTeacher | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The training loss on one batch of augmented clips, on the student's frames of the whole clips
-    or, given ``stream``, on those a stream of that shape makes of them; and its parts for the log."""
+    or, given ``stream``, on those a stream of that shape makes of them; and its parts for the log.
+    ``embedding``: the second teacher, weighted by ``cfg.embedding_weight``."""
     x, y = collate(audios, labels)
     raw = torch.zeros_like(x)
     for row, audio in enumerate(audios):
@@ -91,7 +95,12 @@ def batch_losses(model: Wav2Vec2ForCTC, teacher: WhisperTeacher, audios: list[np
                                  mask.sum(-1), blank=PAD_ID, zero_infinity=True)
     blocks, stem, cosine = distillation_terms(outputs, teacher_targets(teacher, raw), offset)
     loss = ctc + cfg.distill_weight * (blocks + cfg.stem_weight * stem)
-    return loss, {"ctc": ctc.item(), "distill": blocks.item(), "cosine": cosine.item()}
+    parts = {"ctc": ctc.item(), "distill": blocks.item(), "cosine": cosine.item()}
+    if embedding is not None:
+        second = embedding.loss(outputs, audios)
+        loss = loss + cfg.embedding_weight * second
+        parts["embedding"] = second.item()
+    return loss, parts
 
 
 def select_score(model: Wav2Vec2ForCTC, corpus: Path, synthetic: list, real: list[tuple[Path, str]],
@@ -110,10 +119,10 @@ def select_score(model: Wav2Vec2ForCTC, corpus: Path, synthetic: list, real: lis
 
 
 def save_state(path: Path, model: Wav2Vec2ForCTC, optimizer: torch.optim.Optimizer, step: int, best: float,
-               cfg: FinetuneConfig) -> None:
+               cfg: FinetuneConfig, embedding: EmbeddingTeacher | None = None) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "best": best,
-                "config": asdict(cfg)}, tmp)
+                "config": asdict(cfg), "embedding": None if embedding is None else embedding.state_dict()}, tmp)
     os.replace(tmp, path)
 
 
@@ -167,16 +176,21 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
     teacher = WhisperTeacher()
     head = list(model.lm_head.parameters())
     body = [p for name, p in model.named_parameters() if not name.startswith("lm_head.")]
-    optimizer = torch.optim.AdamW([{"params": head, "lr": cfg.head_lr}, {"params": body, "lr": cfg.body_lr}],
-                                  betas=(0.9, 0.98), weight_decay=0.01)
+    embedding = EmbeddingTeacher(model.config.hidden_size, cfg.embedding_block) if cfg.embedding_weight > 0 else None
+    groups = [{"params": head, "lr": cfg.head_lr}, {"params": body, "lr": cfg.body_lr}]
+    groups += [] if embedding is None else [{"params": list(embedding.parameters()), "lr": cfg.head_lr}]
+    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.98), weight_decay=0.01)
     step, best = 0, float("inf")
     last = out / "last.pt"
     if resume and last.exists():
         state = torch.load(last, map_location="cpu")
-        changed = [k for k in ("streamed", "fixed_statistics", "int8_aware") if state["config"].get(k, getattr(FinetuneConfig, k)) != getattr(cfg, k)]
+        changed = [k for k in ("streamed", "fixed_statistics", "int8_aware", "embedding_weight", "embedding_block")
+                   if state["config"].get(k, getattr(FinetuneConfig, k)) != getattr(cfg, k)]
         if changed:
             raise SystemExit(f"--resume: {', '.join(changed)} differ from the run's ({last}); its best score meant another thing")
         model.load_state_dict(state["model"])
+        if embedding is not None:
+            embedding.load_state_dict(state["embedding"])
         optimizer.load_state_dict(state["optimizer"])
         step, best = state["step"], state["best"]
         print(f"resumed at step {step}, best development score {best:.4f}")
@@ -222,7 +236,7 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
             save_model(model, out / "best", record, asdict(cfg))
         if step == cfg.steps:
             save_model(model, out / "last", record, asdict(cfg))
-        save_state(last, model, optimizer, step, best, cfg)
+        save_state(last, model, optimizer, step, best, cfg, embedding)
         log.write(json.dumps(record) + "\n")
         log.flush()
         tqdm.write(json.dumps(record))
@@ -237,7 +251,7 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
         rng = np.random.default_rng([cfg.seed, step, 1])
         audios = [augmenter(dataset.float_audio(i), rng) for i in batch]
         stream = shape if rng.random() < cfg.streamed else None
-        loss, parts = batch_losses(model, teacher, audios, [dataset.labels[i] for i in batch], offset, cfg, stream)
+        loss, parts = batch_losses(model, teacher, audios, [dataset.labels[i] for i in batch], offset, cfg, stream, embedding)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -286,6 +300,9 @@ def main() -> None:
                         help=f"a source's clips N times an epoch (default: real ones {FinetuneConfig.real_repeat}, "
                              "synthetic ones once), e.g. precise=1 or kokoro=2; repeatable")
     parser.add_argument("--distill-weight", type=float, default=FinetuneConfig.distill_weight)
+    parser.add_argument("--embedding-weight", type=float, default=FinetuneConfig.embedding_weight,
+                        help="openWakeWord's speech embedding as a second teacher, predicted from --embedding-block's output (0: off)")
+    parser.add_argument("--embedding-block", type=int, default=FinetuneConfig.embedding_block)
     parser.add_argument("--ckpt-minutes", type=float, default=FinetuneConfig.ckpt_minutes)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -303,7 +320,8 @@ def main() -> None:
     cfg = FinetuneConfig(steps=args.steps, head_lr=args.head_lr, body_lr=args.body_lr, distill_weight=args.distill_weight,
                          ckpt_minutes=args.ckpt_minutes, int8_aware=args.int8_aware,
                          fixed_statistics=args.fixed_statistics, streamed=args.streamed, band_limit=args.band_limit,
-                         source_repeat=tuple(args.repeat))
+                         source_repeat=tuple(args.repeat), embedding_weight=args.embedding_weight,
+                         embedding_block=args.embedding_block)
     train(args.corpus, args.init, args.out, args.data, cfg, args.resume)
 
 
