@@ -201,14 +201,17 @@ def test_the_speech_embedding_teaches_one_block_through_a_map_only_training_keep
     from training.finetune import FinetuneConfig, batch_losses
     from training.vocab import encode
 
-    assert list(centre_frames(3)) == [19, 23, 27]  # windows of 0.76 s every 80 ms: centres at 0.38, 0.46, 0.54 s
+    receptive, hop = F.receptive_field(F.FrontEndConfig())
+    window_centres = (np.arange(5) * 1280 + (12512 - 1) / 2) / 16000  # 0.78 s windows (75 mel hops + a 512-sample frame) every 80 ms
+    frame_centres = (centre_frames(5, receptive, hop) * hop + (receptive - 1) / 2) / 16000
+    assert np.abs(frame_centres - window_centres).max() <= hop / 2 / 16000  # the nearest frame: within 10 ms
     audios = [speech[:24000], speech[8000:40000]]
     labels = [np.asarray(encode("HEY")), np.asarray(encode("HEY THERE"))]
     teacher = WhisperTeacher(weights)
     torch.manual_seed(0)
     model = F.build_student(F.FrontEndConfig(), weights)
     model.requires_grad_(True)
-    embedding = EmbeddingTeacher(model.config.hidden_size, block=2)
+    embedding = EmbeddingTeacher(model.config, block=2)
     optimizer = torch.optim.AdamW([*model.parameters(), *embedding.parameters()], lr=3e-4)
     cfg = FinetuneConfig(embedding_weight=1.0)
     offset = F.frame_offset(F.FrontEndConfig())
@@ -222,3 +225,5 @@ def test_the_speech_embedding_teaches_one_block_through_a_map_only_training_keep
     assert 0.0 < history[-1] < history[0]
     outputs = F.student_forward(model, F.normalised(np.stack([speech[:MIN_SAMPLES - 1]])))
     assert embedding.loss(outputs, [speech[:MIN_SAMPLES - 1]]).item() == 0.0
+    with pytest.raises(ValueError, match="from 1 to 4"):
+        EmbeddingTeacher(model.config, block=5)

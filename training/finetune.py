@@ -176,7 +176,7 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
     teacher = WhisperTeacher()
     head = list(model.lm_head.parameters())
     body = [p for name, p in model.named_parameters() if not name.startswith("lm_head.")]
-    embedding = EmbeddingTeacher(model.config.hidden_size, cfg.embedding_block) if cfg.embedding_weight > 0 else None
+    embedding = EmbeddingTeacher(model.config, cfg.embedding_block) if cfg.embedding_weight > 0 else None
     groups = [{"params": head, "lr": cfg.head_lr}, {"params": body, "lr": cfg.body_lr}]
     groups += [] if embedding is None else [{"params": list(embedding.parameters()), "lr": cfg.head_lr}]
     optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.98), weight_decay=0.01)
@@ -184,8 +184,8 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
     last = out / "last.pt"
     if resume and last.exists():
         state = torch.load(last, map_location="cpu")
-        changed = [k for k in ("streamed", "fixed_statistics", "int8_aware", "embedding_weight", "embedding_block")
-                   if state["config"].get(k, getattr(FinetuneConfig, k)) != getattr(cfg, k)]
+        compared = ("streamed", "fixed_statistics", "int8_aware", "embedding_weight") + (("embedding_block",) if embedding else ())
+        changed = [k for k in compared if state["config"].get(k, getattr(FinetuneConfig, k)) != getattr(cfg, k)]
         if changed:
             raise SystemExit(f"--resume: {', '.join(changed)} differ from the run's ({last}); its best score meant another thing")
         model.load_state_dict(state["model"])
@@ -254,7 +254,7 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
         loss, parts = batch_losses(model, teacher, audios, [dataset.labels[i] for i in batch], offset, cfg, stream, embedding)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([*model.parameters(), *(embedding.parameters() if embedding else ())], 1.0)
         optimizer.step()
         scheduler.step()
         step += 1

@@ -118,13 +118,18 @@ def fourier_basis(channels: int, kernel: int) -> np.ndarray:
     return np.stack(waves).astype(np.float32)
 
 
-def frame_offset(front: FrontEndConfig | Wav2Vec2Config) -> int:
-    """Whisper frames between the student's frame 0 and the Whisper frame centred on the same sample."""
+def receptive_field(front: FrontEndConfig | Wav2Vec2Config) -> tuple[int, int]:
+    """(samples one student frame sees, samples between frames): frame j sees [j * hop, j * hop + samples)."""
     receptive, jump = front.conv_kernel[0], front.conv_stride[0]
     for kernel, stride in zip(front.conv_kernel[1:], front.conv_stride[1:], strict=True):
         receptive += (kernel - 1) * jump
         jump *= stride
-    return round((receptive - 1) / 2 / TEACHER_HOP)
+    return receptive, jump
+
+
+def frame_offset(front: FrontEndConfig | Wav2Vec2Config) -> int:
+    """Whisper frames between the student's frame 0 and the Whisper frame centred on the same sample."""
+    return round((receptive_field(front)[0] - 1) / 2 / TEACHER_HOP)
 
 
 def student_forward(model: Wav2Vec2ForCTC, audio: torch.Tensor) -> list[torch.Tensor]:
