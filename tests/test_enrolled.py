@@ -451,15 +451,16 @@ def test_an_enrolled_digit_is_spotted_in_the_same_speakers_speech(tmp_path, bund
 @pytest.mark.slow
 def test_a_word_enrolled_in_one_voice_is_spotted_in_other_speakers_speech(tmp_path, bundled):
     """Letters + hidden states are the default for any voice: jackson's "seven" in lucas's and nicolas's digits. Other
-    voices score below the takes' matches of each other, which is why its floor is 0.7 of them, not 0.9."""
+    voices score below the takes' matches of each other, which is why its floor is 0.7 of them: nicolas's sevens 42
+    and 47 score 0.22, under the 0.24 that a floor of 0.9 gives."""
     import soundfile
 
     examples = [(read_audio(RECORDINGS / f"7_jackson_{i}.wav"), f"7_jackson_{i}") for i in range(3)]
     keyword = enroll("seven", examples, bundled, SpotterSettings())
     lowest = min(keyword.calibration["leave_one_out"])  # the bundled speech allows lower: the floor decides
     assert keyword.kind == FUSED and keyword.threshold == pytest.approx(FLOOR_FRACTIONS[FUSED] * lowest, abs=1e-4)
-    words = [f"{digit}_{speaker}_{index}" for speaker in ("lucas", "nicolas") for digit, index in
-             [(3, 10), (7, 10), (9, 10), (1, 10), (7, 11), (6, 10)]]
+    words = [f"{digit}_lucas_{index}" for digit, index in [(3, 10), (7, 10), (9, 10), (1, 10), (7, 11), (6, 10)]]
+    words += [f"{digit}_nicolas_{index}" for digit, index in [(3, 10), (7, 42), (9, 10), (1, 10), (7, 47), (6, 10)]]
     audio, spans = _stream(words)
     soundfile.write(tmp_path / "talk.flac", audio, SAMPLE_RATE)
     detections = _spot(bundled, keyword, tmp_path / "store", tmp_path / "talk.flac")

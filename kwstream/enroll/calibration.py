@@ -26,8 +26,9 @@ MIN_AGREEMENT = 0.1
 """Lowest leave-one-out score accepted: below it a take does not resemble the others at all
 (another word, a bad take, or a model whose features mean nothing)."""
 FLOOR_FRACTION = 0.9
-"""The threshold never goes below this share of the lowest leave-one-out score, however low the
-negatives score: the takes' own scores set a floor, not the threshold."""
+"""By default the threshold never goes below this share of the lowest leave-one-out score, however low the
+negatives score: the takes' own scores set a floor, not the threshold (``kwstream.enroll.enroll.FLOOR_FRACTIONS``
+lowers it for letters + hidden states)."""
 TAIL_SAMPLES_MIN = 5
 """Fewer nonzero negative scores than this cannot fit a tail: the highest one, plus a margin, is used."""
 SPARSE_MARGIN = 0.05
