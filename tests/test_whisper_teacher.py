@@ -30,6 +30,21 @@ def speech() -> np.ndarray:
     return audio[: 3 * 16000]
 
 
+def _batch(speech: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The fine-tuning tests' batch: two overlapping pieces of the demo, with transcripts."""
+    from training.vocab import encode
+
+    return [speech[:24000], speech[8000:40000]], [np.asarray(encode("HEY")), np.asarray(encode("HEY THERE"))]
+
+
+def _trainable_student(weights: dict[str, torch.Tensor]):
+    """A student built from Whisper's weights, seeded, every parameter trainable."""
+    torch.manual_seed(0)
+    model = F.build_student(F.FrontEndConfig(), weights)
+    model.requires_grad_(True)
+    return model
+
+
 def test_reader_finds_the_encoder_with_its_documented_shapes() -> None:
     variables = read_model_bin(whisper_tiny_en_path())
     assert variables["encoder/conv1/weight"].shape == (384, 80, 3)
@@ -139,16 +154,12 @@ def test_end_to_end_loss_falls_and_distillation_holds_the_student_near_whisper(
     """training.finetune on one batch seen again: the loss falls, and with the distillation term the student
     stays nearer Whisper's frames than the same steps without it (so the term is not dead)."""
     from training.finetune import FinetuneConfig, batch_losses
-    from training.vocab import encode
 
-    audios = [speech[:24000], speech[8000:40000]]
-    labels = [np.asarray(encode("HEY")), np.asarray(encode("HEY THERE"))]
+    audios, labels = _batch(speech)
     teacher = WhisperTeacher(weights)
 
     def run(distill_weight: float) -> list[tuple[float, dict[str, float]]]:
-        torch.manual_seed(0)
-        model = F.build_student(F.FrontEndConfig(), weights)
-        model.requires_grad_(True)
+        model = _trainable_student(weights)
         optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
         history = []
         for _ in range(4):
@@ -169,14 +180,10 @@ def test_the_loss_on_streamed_frames_falls_on_a_batch_seen_again(weights: dict[s
     """training.finetune --streamed: the same loss on the frames a stream makes (training.stream_shaped)."""
     from training.finetune import FinetuneConfig, batch_losses
     from training.stream_shaped import StreamShape
-    from training.vocab import encode
 
-    audios = [speech[:24000], speech[8000:40000]]
-    labels = [np.asarray(encode("HEY")), np.asarray(encode("HEY THERE"))]
+    audios, labels = _batch(speech)
     teacher = WhisperTeacher(weights)
-    torch.manual_seed(0)
-    model = F.build_student(F.FrontEndConfig(), weights)
-    model.requires_grad_(True)
+    model = _trainable_student(weights)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     offset = F.frame_offset(F.FrontEndConfig())
     with torch.no_grad():
@@ -199,18 +206,14 @@ def test_the_speech_embedding_teaches_one_block_through_a_map_only_training_keep
     from kwstream.model.speech_embedding import MIN_SAMPLES
     from training.embedding_teacher import EmbeddingTeacher, centre_frames
     from training.finetune import FinetuneConfig, batch_losses
-    from training.vocab import encode
 
     receptive, hop = F.receptive_field(F.FrontEndConfig())
     window_centres = (np.arange(5) * 1280 + (12512 - 1) / 2) / 16000  # 0.78 s windows (75 mel hops + a 512-sample frame) every 80 ms
     frame_centres = (centre_frames(5, receptive, hop) * hop + (receptive - 1) / 2) / 16000
     assert np.abs(frame_centres - window_centres).max() <= hop / 2 / 16000  # the nearest frame: within 10 ms
-    audios = [speech[:24000], speech[8000:40000]]
-    labels = [np.asarray(encode("HEY")), np.asarray(encode("HEY THERE"))]
+    audios, labels = _batch(speech)
     teacher = WhisperTeacher(weights)
-    torch.manual_seed(0)
-    model = F.build_student(F.FrontEndConfig(), weights)
-    model.requires_grad_(True)
+    model = _trainable_student(weights)
     embedding = EmbeddingTeacher(model.config, block=2)
     optimizer = torch.optim.AdamW([*model.parameters(), *embedding.parameters()], lr=3e-4)
     cfg = FinetuneConfig(embedding_weight=1.0)
