@@ -309,14 +309,18 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |" + " --- |" * len(columns))
     for case in cases:
         usable = [(label, p) for label, p in case.tests if takes_well(p)]
-        enrollable = [Keyword(k.label, k.takes, [p for p in k.own if takes_well(p)])
-                      for k in case.keywords if all(takes_well(p) for p in k.takes)]
+        takeable = [k for k in case.keywords if all(takes_well(p) for p in k.takes)]
+        enrollable = [Keyword(k.label, k.takes, [p for p in k.own if takes_well(p)]) for k in takeable]
+        own_dropped = sum(len(k.own) for k in takeable) - sum(len(k.own) for k in enrollable)
         if len(usable) < len(case.tests):  # wwb, Speech Commands: a few clipped or silent recordings
             case = Case(f"{case.title}, {len(case.tests) - len(usable)} of {len(case.tests)} clips left out (clipped or silent)",
                         case.keywords, usable)
         dropped = len(case.keywords) - len(enrollable)  # a take enrollment refuses: that word is left out (its clips stay)
-        case = Case(f"{case.title}, {dropped} of {len(case.keywords)} words not enrollable" if dropped else case.title,
-                    enrollable, case.tests)
+        title = case.title + (f", {dropped} of {len(case.keywords)} words not enrollable" if dropped else "")
+        case = Case(title + (f", {own_dropped} own negatives left out" if own_dropped else ""), enrollable, case.tests)
+        if not enrollable:
+            print(f"| {case.title} | no word can be enrolled |", flush=True)
+            continue
         for method, (kind, distance, pool) in methods.items():
             pos, neg, hours = [], [], 0.0
             calibrated_hits, calibrated_fas = [[] for _ in columns], [0] * len(columns)

@@ -208,6 +208,7 @@ def test_the_speech_embedding_teaches_one_block_through_a_map_only_training_keep
     from training.finetune import FinetuneConfig, batch_losses
 
     receptive, hop = F.receptive_field(F.FrontEndConfig())
+    assert (receptive, hop) == (2000, 320)  # kernels 400, 3, 3, 3; strides 160, 2, 1, 1
     window_centres = (np.arange(5) * 1280 + (12512 - 1) / 2) / 16000  # 0.78 s windows (75 mel hops + a 512-sample frame) every 80 ms
     frame_centres = (centre_frames(5, receptive, hop) * hop + (receptive - 1) / 2) / 16000
     assert np.abs(frame_centres - window_centres).max() <= hop / 2 / 16000  # the nearest frame: within 10 ms
@@ -215,6 +216,7 @@ def test_the_speech_embedding_teaches_one_block_through_a_map_only_training_keep
     teacher = WhisperTeacher(weights)
     model = _trainable_student(weights)
     embedding = EmbeddingTeacher(model.config, block=2)
+    assert (embedding.receptive, embedding.hop) == (receptive, hop)  # the model's own front end
     optimizer = torch.optim.AdamW([*model.parameters(), *embedding.parameters()], lr=3e-4)
     cfg = FinetuneConfig(embedding_weight=1.0)
     offset = F.frame_offset(F.FrontEndConfig())
