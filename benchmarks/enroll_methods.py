@@ -312,12 +312,15 @@ def main() -> None:
         takeable = [k for k in case.keywords if all(takes_well(p) for p in k.takes)]
         enrollable = [Keyword(k.label, k.takes, [p for p in k.own if takes_well(p)]) for k in takeable]
         own_dropped = sum(len(k.own) for k in takeable) - sum(len(k.own) for k in enrollable)
-        if len(usable) < len(case.tests):  # wwb, Speech Commands: a few clipped or silent recordings
-            case = Case(f"{case.title}, {len(case.tests) - len(usable)} of {len(case.tests)} clips left out (clipped or silent)",
-                        case.keywords, usable)
         dropped = len(case.keywords) - len(enrollable)  # a take enrollment refuses: that word is left out (its clips stay)
-        title = case.title + (f", {dropped} of {len(case.keywords)} words not enrollable" if dropped else "")
-        case = Case(title + (f", {own_dropped} own negatives left out" if own_dropped else ""), enrollable, case.tests)
+        notes = []
+        if len(usable) < len(case.tests):  # wwb, Speech Commands: a few clipped or silent recordings
+            notes.append(f"{len(case.tests) - len(usable)} of {len(case.tests)} clips left out (clipped or silent)")
+        if dropped:
+            notes.append(f"{dropped} of {len(case.keywords)} words not enrollable")
+        if own_dropped:
+            notes.append(f"{own_dropped} own negatives left out")
+        case = Case(", ".join([case.title, *notes]), enrollable, usable)
         if not enrollable:
             print(f"| {case.title} | no word can be enrolled |", flush=True)
             continue

@@ -16,13 +16,8 @@ import torch
 from torch import nn
 from transformers import Wav2Vec2Config
 
-from kwstream.model.speech_embedding import DIMENSIONS, MEL_HOP, MIN_SAMPLES, STEP_FRAMES, WINDOW_FRAMES, SpeechEmbedding
+from kwstream.model.speech_embedding import DIMENSIONS, MEL_FRAME, MEL_HOP, MIN_SAMPLES, STEP_FRAMES, WINDOW_FRAMES, SpeechEmbedding
 from training.frontend import receptive_field
-
-MEL_FRAME = 512
-"""The melspectrogram's own frame: a window of ``WINDOW_FRAMES`` hops spans ``(WINDOW_FRAMES - 1) * MEL_HOP + MEL_FRAME``
-samples."""
-
 
 def centre_frames(steps: int, receptive: int, hop: int) -> np.ndarray:
     """For each of ``steps`` embedding windows from the audio's start, the student frame (each seeing ``receptive``

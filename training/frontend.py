@@ -44,6 +44,7 @@ from training.corpus import FSDD_EVAL_SPEAKERS, SHARED_DATA_DIR, wwb_dev_clip
 from training.distill import distillation_loss
 from training.evaluate import normalize_audio
 from training.schedule import warmup_cosine
+from training.stream_shaped import cnn_field
 from training.vocab import PAD_ID, VOCAB
 from training.whisper_teacher import (SAMPLE_RATE, WhisperTeacher, load_weights, log_mel, block_outputs, transplant,
                                       whisper_wav2vec2_config)
@@ -120,11 +121,7 @@ def fourier_basis(channels: int, kernel: int) -> np.ndarray:
 
 def receptive_field(front: FrontEndConfig | Wav2Vec2Config) -> tuple[int, int]:
     """(samples one student frame sees, samples between frames): frame j sees [j * hop, j * hop + samples)."""
-    receptive, jump = front.conv_kernel[0], front.conv_stride[0]
-    for kernel, stride in zip(front.conv_kernel[1:], front.conv_stride[1:], strict=True):
-        receptive += (kernel - 1) * jump
-        jump *= stride
-    return receptive, jump
+    return cnn_field(zip(front.conv_kernel, front.conv_stride, strict=True))
 
 
 def frame_offset(front: FrontEndConfig | Wav2Vec2Config) -> int:

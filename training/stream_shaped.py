@@ -19,7 +19,7 @@ what a stream computes trains the model: on real clips its log-probabilities mat
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -158,7 +158,7 @@ def _chunk_cnn(conv_layers: nn.ModuleList, first_layer: torch.Tensor, sums: tupl
     count = chunk.audio_stop - chunk.audio_start
     level = level * count / max(count - 1, 1) + VARIANCE_FLOOR  # the encoder's var(ddof=1)
     scale = torch.rsqrt(var + norm.eps * level[:, None]).float()
-    x = first_layer[:, :, chunk.cnn_from * ratio: (chunk.step.total_frames - 1) * ratio + _receptive_field(conv[1:])]
+    x = first_layer[:, :, chunk.cnn_from * ratio: (chunk.step.total_frames - 1) * ratio + cnn_field(conv[1:])[0]]
     x = (x - mean[..., None].float()) * scale[..., None] * norm.weight[:, None] + norm.bias[:, None]
     x = conv_layers[0].activation(x)
     for layer in conv_layers[1:]:
@@ -166,13 +166,14 @@ def _chunk_cnn(conv_layers: nn.ModuleList, first_layer: torch.Tensor, sums: tupl
     return x.transpose(1, 2)
 
 
-def _receptive_field(conv: Sequence[tuple[int, int]]) -> int:
-    """How many of its input's steps one output of a CNN of (kernel, stride) layers reads."""
+def cnn_field(conv: Iterable[tuple[int, int]]) -> tuple[int, int]:
+    """(how many of its input's steps one output of a CNN of (kernel, stride) layers reads, input steps between
+    outputs)."""
     field, jump = 1, 1
     for kernel, stride in conv:
         field += (kernel - 1) * jump
         jump *= stride
-    return field
+    return field, jump
 
 
 def _cumulative(values: torch.Tensor) -> Sums:

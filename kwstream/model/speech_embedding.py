@@ -21,6 +21,8 @@ STEP_S = STEP_FRAMES * MEL_HOP_S
 WINDOW_S = WINDOW_FRAMES * MEL_HOP_S
 DIMENSIONS = 96
 MEL_HOP = 160
+MEL_FRAME = 512
+"""The melspectrogram's own frame: a window spans ``(WINDOW_FRAMES - 1) * MEL_HOP + MEL_FRAME`` samples."""
 MIN_SAMPLES = (WINDOW_FRAMES - 1) * MEL_HOP + 640
 """Audio taken as one window's: 75 hops of the melspectrogram and 640 samples. Its own frame is 512 samples, so a
 window needs 12,512 and this holds 128 to spare (a window a step older than the newest that fits, for about one frame
