@@ -19,7 +19,10 @@ are, and the leave-one-out scores of the takes.
 voices than the bundled model), beside each frame the window of the 0.79 s of audio up to its end, as enrollment
 and the pipeline compute it; its cosine distances are scored as centred hidden states are (0 at the mean distance
 of the bundled speech). "Letters + hidden states + voice"
-averages that score with the letters + hidden states' own, scaled alike (each part's best path on its own).
+averages that score with the letters + hidden states' own, scaled alike (each part's best path on its own). "Or the
+spelling the takes agree on" is what enrollment ships by default: where most takes read alike (greedy CTC), a test
+recording also scores as that typed keyword, against the threshold typed keywords of it get (``SpelledOr``); its
+calibrated columns take the match's threshold, as enrollment does.
 
     python -m benchmarks.enroll_methods [--fsdd ../shared/data/fsdd] [--wwb ../shared/data/wwb] [--cases fsdd,wwb,commands]
         [--methods "without blank, best;summed"] [--negatives A.ogg B.ogg] [--floors 0.5,0.9] [--model DIR] [--no-centre]
@@ -40,7 +43,9 @@ from kwstream.assets import NEGATIVE_SPEECH
 from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.enroll.calibration import FLOOR_FRACTION, calibrate_threshold
 from kwstream.keywords.enrolled.store import EnrollmentError
-from kwstream.enroll.enroll import FLOOR_FRACTIONS, EnrollSettings, feature_centre, prepare
+from kwstream.enroll.enroll import FLOOR_FRACTIONS, EnrollSettings, feature_centre, prepare, spelling_for
+from kwstream.keywords.enrolled.spelled import combined_score, greedy_spelling
+from kwstream.keywords.keyword_set import typed_scorer
 from kwstream.keywords.base import default_layer
 from kwstream.keywords.enrolled.scorer import CENTRED_SCALE, FUSED, UNCENTRED_SCALE, hidden_score, letter_posteriors, subsequence_dtw, unit_rows
 from kwstream.model.encoder import EncodedFrames, Encoder, EncoderSettings
@@ -175,6 +180,7 @@ METHODS = {
     "CTC posteriorgram without blank, best template": ("letters", posteriorgram_distance, np.min),
     "CTC posteriorgram without blank, mean of templates": ("letters", posteriorgram_distance, np.mean),
     "letters + hidden states (summed distances), best template": ("fused", fused_distance, np.min),
+    "letters + hidden states, or the spelling the takes agree on (the default)": ("fused+spelled", fused_distance, np.min),
     "voice (speech embedding), best template": ("voice", cosine_distance, np.min),
     "letters + hidden states + voice (scores averaged), best template": ("fused+voice", None, np.min),
 }
@@ -182,6 +188,9 @@ SCALED = ("centred", "voice")
 """Kinds scored 0 at the mean distance of the bundled speech (``rescale``)."""
 HIDDEN_SIZE = 0
 """The encoder's hidden size, set in ``main`` (``fused_distance`` needs it)."""
+ENCODER: Encoder | None = None
+NEGATIVE_HOURS = 0.0
+"""The encoder and the first negatives' length, set in ``main`` (``spelled_scores`` needs them)."""
 
 
 def score(kind: str, distance: Callable, pool: Callable, templates: list[Clip], window: np.ndarray) -> float:
@@ -216,6 +225,9 @@ def keyword_scores(kind: str, distance: Callable, pool: Callable, templates: lis
                    negative_windows: list[list[Window]], layer: int, blank: int, centre: np.ndarray) -> list:
     """One keyword's scores: of the test clips, of each set of negative windows, of its enroller's own negatives and
     of its takes left out one at a time (scaled kinds at the keyword's scale from the first negatives)."""
+    if kind == "fused+spelled":
+        return spelled_scores(keyword_scores("fused", distance, pool, templates, tests, own, negative_windows, layer, blank, centre),
+                              templates, tests)
     if kind == "fused+voice":  # each part scored on its own path, scaled alike (0 at the bundled speech's mean), then averaged
         fused = keyword_scores("fused", fused_distance, pool, templates, tests, own, negative_windows, layer, blank, centre)
         voice = keyword_scores("voice", cosine_distance, pool, templates, tests, own, negative_windows, layer, blank, centre)
@@ -232,6 +244,28 @@ def keyword_scores(kind: str, distance: Callable, pool: Callable, templates: lis
     if kind in SCALED:  # the bundled speech (the first --negatives) sets the scale, as in enrollment
         scores, own_scores, loo, *window_scores = [rescale(x, window_scores[0]) for x in (scores, own_scores, loo, *window_scores)]
     return [scores, window_scores, own_scores, loo]
+
+
+def spelled_scores(fused: list, templates: list[Clip], tests: list[Clip]) -> list:
+    """``fused`` (``keyword_scores``' four) with the tests' scores as ``SpelledOr`` scores them, the takes' agreed spelling
+    read too, weighted by the threshold that the shipped calibration on the first negatives gives. The rest stay the
+    match's: enrollment's threshold comes from the match alone."""
+    spellings = [greedy_spelling(log(t.posteriors[t.speech]), ENCODER.tokens, ENCODER.blank_id, ENCODER.delimiter_id) for t in templates]
+    spelling = spelling_for(ENCODER, spellings)
+    scores, windows, own, loo = fused
+    try:
+        threshold = calibrate_threshold(list(loo), windows[0], NEGATIVE_HOURS, floor_fraction=FLOOR_FRACTIONS[FUSED]).threshold
+    except EnrollmentError:  # takes enrollment refuses: nothing to weigh the spelling by, nothing spotted
+        return fused
+    if spelling is None:
+        return fused
+    read = typed_scorer(ENCODER, [spelling.text])
+    weight = threshold / spelling.threshold
+    return [np.array([combined_score(s, read.score(log(c.posteriors))[0].score, weight) for s, c in zip(scores, tests)]), windows, own, loo]
+
+
+def log(probabilities: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(probabilities, 1e-30))
 
 
 def recall_at(pos: np.ndarray, neg: np.ndarray, hours: float, rate: float) -> float:
@@ -302,7 +336,9 @@ def main() -> None:
             windows.append(Window(frames, voice))
         negative_windows.append(windows)
         negative_hours.append(len(negative_audio) / SAMPLE_RATE / 3600)
+    global ENCODER, NEGATIVE_HOURS
     HIDDEN_SIZE = negative_windows[0][0].frames.features[layer].shape[1]
+    ENCODER, NEGATIVE_HOURS = encoder, negative_hours[0]
     calibrated = " | ".join(f"calibrated on {args.negatives[n].name}{' + own negatives' if own else ''}, floor {f:g} (recall, FA/h)"
                             for n, f, own in columns)
     print(f"| case | method | recall at 0.5 FA/h | at 1 FA/h | at 2 FA/h | {calibrated} |")

@@ -16,7 +16,8 @@ from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, EnrollSet
 from kwstream.keywords.classifier.head import HeadConfig
 from kwstream.keywords.classifier.trained import read_metadata, remove_trained, trained_names
 from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, VOICE
-from kwstream.keywords.enrolled.store import EnrollmentError, KeywordStore, check_name
+from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_name
+from kwstream.keywords.homophones import homophone_warning
 from kwstream.model.encoder import Encoder
 
 
@@ -103,17 +104,21 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                      kind=VOICE if args.voice else None)
     path = store.save(keyword, replace=args.replace)
     calibration = keyword.calibration
-    print(f"kwstream: enrolled {keyword.name!r} from {len(keyword.examples)} examples ({matched(keyword.kind, keyword.layer)}, "
+    print(f"kwstream: enrolled {keyword.name!r} from {len(keyword.examples)} examples ({matched(keyword)}, "
           f"threshold {keyword.threshold:.2f}: {calibration['method']}) in {path}", file=sys.stderr)
     print(f"kwstream: expected at this threshold: recall {calibration['expected_recall']:.2f} (takes found by the others), "
           f"{calibration['expected_fa_per_hour']:.2g} false alarms/h on keyword-free speech", file=sys.stderr)
+    if keyword.spelling is not None and (warning := homophone_warning(keyword.spelling.text)):
+        print(f"kwstream: warning: the takes read as {keyword.spelling.text!r}, and {warning}", file=sys.stderr)
     return 0
 
 
-def matched(kind: str, layer: int) -> str:
+def matched(keyword: EnrolledKeyword) -> str:
     """What an enrolled keyword matches, in words."""
-    return {HIDDEN: f"layer {layer}", LETTERS: "letter posteriors", FUSED: f"letter posteriors + layer {layer}",
-            VOICE: f"letter posteriors + layer {layer} + voice"}[kind]
+    layer = keyword.layer
+    what = {HIDDEN: f"layer {layer}", LETTERS: "letter posteriors", FUSED: f"letter posteriors + layer {layer}",
+            VOICE: f"letter posteriors + layer {layer} + voice"}[keyword.kind]
+    return what if keyword.spelling is None else f"{what}, or read as {keyword.spelling.text!r}"
 
 
 def cmd_keywords(args: argparse.Namespace) -> int:
@@ -134,7 +139,7 @@ def cmd_keywords(args: argparse.Namespace) -> int:
     for name in names:
         k = store.load(name)
         frames = "/".join(str(len(e)) for e in k.examples)
-        print(f"{k.name:<16} threshold {k.threshold:.2f}  {matched(k.kind, k.layer)}  examples {len(k.examples)} ({frames} frames)  model {k.model}")
+        print(f"{k.name:<16} threshold {k.threshold:.2f}  {matched(k)}  examples {len(k.examples)} ({frames} frames)  model {k.model}")
     for name in trained:
         config = HeadConfig(**read_metadata(store.root / name)["config"])
         print(f"{name:<16} trained  keywords {','.join(config.keywords)}  layer {config.layer:>2}  model {config.model_name}")

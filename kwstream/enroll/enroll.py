@@ -12,7 +12,8 @@ comes from keyword-free speech (``kwstream.enroll.calibration``): the bundled sp
 ``--negatives``, scored exactly as ``listen`` scores them (pushed through a KeywordPipeline: VAD,
 windows, streaming encoder, and the scores the Detector itself compares with a threshold), at a
 target rate of false alarms; each take against the others (leave one out) sets a floor under it
-and the expected recall.
+and the expected recall. Letters + hidden states keywords also keep the spelling their takes read alike, if they
+do, scored as a typed keyword beside the match (``kwstream.keywords.enrolled.spelled``).
 """
 
 from __future__ import annotations
@@ -26,16 +27,18 @@ import numpy as np
 from kwstream.assets import NEGATIVE_SPEECH
 from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.enroll.calibration import (FLOOR_FRACTION, TARGET_FA_PER_HOUR, Calibration, TakesDisagree, calibrate_threshold,
-                                        check_positives)
+                                        check_positives, false_alarms_per_hour)
 from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import Microphone
 from kwstream.stream.replay import compared_scores
-from kwstream.keywords.base import KeywordMatch, default_layer
+from kwstream.keywords.base import KeywordMatch, KeywordScorer, default_layer
+from kwstream.keywords.ctc import CtcKeywordScorer
 from kwstream.keywords.enrolled.scorer import (CENTRED_SCALE, FUSED, HIDDEN, LETTERS, VOICE, EnrolledScorer, ExampleSet, hidden_score,
                                                letter_count, voice_score,
                                                matching_frames)
+from kwstream.keywords.enrolled.spelled import Spelling, agreed_spelling, combined_score, greedy_spelling, spelling_threshold
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError
-from kwstream.keywords.keyword_set import KeywordSet
+from kwstream.keywords.keyword_set import Keyword, KeywordSet, typed_scorer
 from kwstream.model.encoder import EncodedFrames, Encoder
 from kwstream.model.speech_embedding import shared_speech_embedding
 from kwstream.stream.detector import DetectorSettings
@@ -289,21 +292,42 @@ def feature_centre(encoder: Encoder, layer: int) -> np.ndarray:
     return np.concatenate(speech_pieces(encoder, layer)).mean(axis=0).astype(np.float32)
 
 
-def example_features(encoder: Encoder, example: Example, layer: int, settings: EnrollSettings, kind: str = HIDDEN,
-                     centre: np.ndarray | None = None) -> np.ndarray:
-    """(frames, hidden) features of the example's speech on ``layer`` (less ``centre``), (frames, letters) letter
-    posteriors for ``LETTERS``, both side by side for ``FUSED``, and the speech embedding beside them for ``VOICE``
-    (``matching_frames``), encoded with its surrounding audio."""
+def encoded_take(encoder: Encoder, example: Example, layer: int, settings: EnrollSettings) -> tuple[EncodedFrames, slice]:
+    """The example encoded with ``settings.context_s`` of its surrounding audio on each side (as the streaming encoder
+    sees a word inside a window), and the frames of its speech among them."""
     spf = encoder.samples_per_frame
     context = int(settings.context_s * SAMPLE_RATE)
     first = max(0, example.start_sample - context)
     encoded = encoder.encode(example.audio[first:example.stop_sample + context], (layer,))
-    if kind == VOICE:  # the embedding reaches back before the stretch, into the take's padding
-        encoded = replace(encoded, voice=shared_speech_embedding().frames(lambda a, b: example.audio[a:b], first, len(encoded), spf))
-    features = matching_frames(encoded, kind, layer, encoder.blank_id, centre)
     start = (example.start_sample - first) // spf
-    stop = min(len(features), math.ceil((example.stop_sample - first) / spf))
-    return features[start:max(stop, start + 1)]
+    stop = min(len(encoded), math.ceil((example.stop_sample - first) / spf))
+    return encoded, slice(start, max(stop, start + 1))
+
+
+def example_features(encoder: Encoder, example: Example, layer: int, settings: EnrollSettings, kind: str = HIDDEN,
+                     centre: np.ndarray | None = None) -> np.ndarray:
+    """(frames, hidden) features of the example's speech on ``layer`` (less ``centre``), (frames, letters) letter
+    posteriors for ``LETTERS``, both side by side for ``FUSED``, and the speech embedding beside them for ``VOICE``
+    (``matching_frames``), encoded with its surrounding audio (``encoded_take``)."""
+    encoded, speech = encoded_take(encoder, example, layer, settings)
+    if kind == VOICE:  # the embedding reaches back before the stretch, into the take's padding
+        first = max(0, example.start_sample - int(settings.context_s * SAMPLE_RATE))
+        encoded = replace(encoded, voice=shared_speech_embedding().frames(lambda a, b: example.audio[a:b], first, len(encoded),
+                                                                          encoder.samples_per_frame))
+    return matching_frames(encoded, kind, layer, encoder.blank_id, centre)[speech]
+
+
+def take_spelling(encoder: Encoder, example: Example, layer: int, settings: EnrollSettings) -> str:
+    """What the CTC head reads in the example's speech (``greedy_spelling``)."""
+    encoded, speech = encoded_take(encoder, example, layer, settings)
+    return greedy_spelling(encoded.log_probs[speech], encoder.tokens, encoder.blank_id, encoder.delimiter_id)
+
+
+def spelling_for(encoder: Encoder, take_spellings: Sequence[str]) -> Spelling | None:
+    """The spelling the takes agree on (``agreed_spelling``), at ``spelling_threshold`` of the one a typed keyword of it
+    gets; None without one."""
+    text = agreed_spelling(take_spellings)
+    return None if text is None else Spelling(text, spelling_threshold(KeywordSet(encoder, [Keyword(text)]).thresholds[text]))
 
 
 KEYWORD = "speech"
@@ -371,11 +395,44 @@ def speech_matches(features: Sequence[np.ndarray], layer: int, encoder: Encoder,
     return SpeechMatches(windows, np.array(costs.costs, dtype=np.float64).reshape(len(windows), 1 + (kind == VOICE)))
 
 
+MATCHED, SPELLED = "matched", "spelled"
+"""The names ``PathScores`` scores a keyword's two paths under."""
+
+
+class PathScores:
+    """A scorer that scores one enrolled keyword's two paths as two keywords, its takes' match (``MATCHED``) and, where
+    it has a spelling, the spelling read as a typed keyword (``SPELLED``): one pass of the pipeline gives calibration
+    both, to be joined (``heard_scores``) once the match's threshold is known."""
+
+    def __init__(self, enrolled: EnrolledScorer, spelled: CtcKeywordScorer | None) -> None:
+        self.keywords = [MATCHED] + ([SPELLED] if spelled is not None else [])
+        self.layers, self.needs_voice = enrolled.layers, enrolled.needs_voice
+        self.thresholds: dict[str, float | None] = dict.fromkeys(self.keywords)
+        self._enrolled, self._spelled = enrolled, spelled
+
+    def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
+        return self._enrolled.score_frames(frames) + ([] if self._spelled is None else self._spelled.score(frames.log_probs))
+
+
+def heard(audio: np.ndarray, scorer: KeywordScorer, encoder: Encoder, settings: PipelineSettings) -> list[ScoredWindow]:
+    """The windows the pipeline scores when ``audio`` is heard with ``scorer``."""
+    pipeline = KeywordPipeline(KeywordSet(encoder, scorers=[scorer]), encoder, settings)
+    return [e for e in run(pipeline, audio) if isinstance(e, ScoredWindow)]
+
+
+def heard_scores(windows: Sequence[ScoredWindow], detector: DetectorSettings, weight: float | None = None) -> np.ndarray:
+    """What the detector compares with the threshold in ``windows`` (``PathScores``'): the match alone, or with
+    ``weight`` the keyword's score with its spelling (``combined_score``), as ``SpelledOr`` scores it."""
+    if weight is not None:
+        windows = [replace(w, scores={MATCHED: replace(w.scores[MATCHED], score=combined_score(
+            w.scores[MATCHED].score, w.scores[SPELLED].score, weight))}) for w in windows]
+    return np.array(compared_scores(windows, MATCHED, detector), dtype=np.float64)
+
+
 def pipeline_scores(audio: np.ndarray, scorer: EnrolledScorer, encoder: Encoder, settings: PipelineSettings) -> np.ndarray:
     """Every score the detector would compare with the threshold when ``audio`` is heard: the
     scorer's (one) keyword's smoothed scores, from the Detector itself (``compared_scores``)."""
-    pipeline = KeywordPipeline(KeywordSet(encoder, scorers=[scorer]), encoder, settings)
-    windows = [e for e in run(pipeline, audio) if isinstance(e, ScoredWindow)]
+    windows = heard(audio, scorer, encoder, settings)
     return np.array(compared_scores(windows, scorer.keywords[0], settings.detector), dtype=np.float64)
 
 
@@ -401,35 +458,50 @@ def scaled(features: Sequence[np.ndarray], layer: int, encoder: Encoder, setting
 
 def scaled_calibration(name: str, examples: Sequence[Example], features: Sequence[np.ndarray], layer: int, encoder: Encoder,
                        negatives: Sequence[np.ndarray], settings: PipelineSettings, target_per_hour: float, kind: str,
-                       centre: np.ndarray | None) -> tuple[float | tuple[float, float] | None, Calibration]:
+                       centre: np.ndarray | None, take_spellings: Sequence[str] = ()
+                       ) -> tuple[float | tuple[float, float] | None, Calibration]:
     """A keyword's scale (``scaled``) and its calibration at that scale, the bundled speech encoded once for both."""
     scale, bundled = scaled(features, layer, encoder, settings, centre, kind)
     return scale, calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale,
-                            bundled)
+                            bundled, take_spellings)
 
 
 def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndarray], layer: int, encoder: Encoder,
               negatives: Sequence[np.ndarray], settings: PipelineSettings, target_per_hour: float = TARGET_FA_PER_HOUR,
               kind: str = HIDDEN, centre: np.ndarray | None = None, scale: float | tuple[float, float] | None = None,
-              bundled: np.ndarray | None = None) -> Calibration:
+              bundled: np.ndarray | None = None, take_spellings: Sequence[str] = ()) -> Calibration:
     """Leave-one-out scores of the takes and the scores of keyword-free speech (the bundled
     speech and ``negatives``), through the real pipeline. ``bundled``: the bundled speech's scores, where they are
-    known already (``scaled``)."""
-    def scorer(takes: list[np.ndarray]) -> EnrolledScorer:
-        return EnrolledScorer([name], [layer], [takes], [None], [kind], encoder.blank_id, letter_count(encoder), [centre], [scale])
+    known already (``scaled``). ``take_spellings``: what each take reads as (``FUSED``), where the takes' spelling
+    is to be scored too: the threshold comes from the match alone, and the expected recall and false alarms from
+    both paths at it (each take with the spelling of the others, if they agree on one)."""
+    def scorer(takes: list[np.ndarray], spelling: Spelling | None) -> PathScores:
+        enrolled = EnrolledScorer([name], [layer], [takes], [None], [kind], encoder.blank_id, letter_count(encoder), [centre], [scale])
+        return PathScores(enrolled, None if spelling is None else typed_scorer(encoder, [spelling.text]))
 
-    positives = []
-    for i, example in enumerate(examples):
-        scores = pipeline_scores(example.audio, scorer([f for j, f in enumerate(features) if j != i]), encoder, settings)
-        positives.append(float(scores.max()) if len(scores) else 0.0)
+    def others(i: int) -> Spelling | None:
+        return spelling_for(encoder, [s for j, s in enumerate(take_spellings) if j != i]) if take_spellings else None
+
+    heard_takes = [heard(e.audio, scorer([f for j, f in enumerate(features) if j != i], others(i)), encoder, settings)
+                   for i, e in enumerate(examples)]
+    positives = [float(heard_scores(w, settings.detector).max(initial=0.0)) for w in heard_takes]
     check_positives(positives)  # before the slower negatives
-    everyone = scorer(list(features))
+    spelling = spelling_for(encoder, take_spellings) if take_spellings else None
+    everyone = scorer(list(features), spelling)
     speech = read_audio(NEGATIVE_SPEECH)
-    if bundled is None:
-        bundled = pipeline_scores(speech, everyone, encoder, settings)
-    negative_scores = np.concatenate([bundled, *(pipeline_scores(audio, everyone, encoder, settings) for audio in negatives)])
+    heard_speech = [heard(audio, everyone, encoder, settings) for audio in ([] if bundled is not None else [speech]) + list(negatives)]
+    matched = np.concatenate([[] if bundled is None else bundled, *(heard_scores(w, settings.detector) for w in heard_speech)])
     hours = sum(len(audio) for audio in [speech, *negatives]) / SAMPLE_RATE / 3600
-    return calibrate_threshold(positives, negative_scores, hours, target_per_hour, FLOOR_FRACTIONS.get(kind, FLOOR_FRACTION))
+    calibration = calibrate_threshold(positives, matched, hours, target_per_hour, FLOOR_FRACTIONS.get(kind, FLOOR_FRACTION))
+    if spelling is None:
+        return calibration
+    threshold = calibration.threshold
+    joined = np.concatenate([heard_scores(w, settings.detector, threshold / spelling.threshold) for w in heard_speech])
+    found = [float(heard_scores(w, settings.detector, None if (s := others(i)) is None else threshold / s.threshold).max(initial=0.0))
+             for i, w in enumerate(heard_takes)]
+    return replace(calibration, method=f"{calibration.method}; its spelling at {spelling.threshold:g}",
+                   negatives_max=float(joined.max(initial=0.0)), expected_recall=float(np.mean(np.array(found) >= threshold)),
+                   expected_fa_per_hour=false_alarms_per_hour(joined, hours, threshold))
 
 
 def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Encoder, settings: PipelineSettings,
@@ -444,7 +516,8 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     not match in letters (a word the model's alphabet cannot spell). ``VOICE`` (asked for, never the default): letters
     and hidden states as by default, and the speech embedding beside them on a path of its own, which found the
     enrolling speaker's word more often and other speakers' less (docs/enrollment.md). The takes' agreement is
-    judged on hidden states either way (where it was measured)."""
+    judged on hidden states either way (where it was measured). A ``FUSED`` keyword whose takes read alike also keeps
+    that spelling (``spelling_for``)."""
     defaulted = kind is None
     if kind is None:
         kind = FUSED if encoder.has_ctc_head and layer is None else HIDDEN
@@ -459,19 +532,22 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     centre = None if kind == LETTERS else feature_centre(encoder, layer)
     features = [h - centre for h in hidden] if kind == HIDDEN else [example_features(encoder, e, layer, enroll_settings, kind, centre)
                                                                     for e in examples]
+    # the letters + hidden states' takes also teach a spelling, where they read alike (``kwstream.keywords.enrolled.spelled``)
+    take_spellings = [take_spelling(encoder, e, layer, enroll_settings) for e in examples] if kind == FUSED else []
     try:
         scale, calibration = scaled_calibration(name, examples, features, layer, encoder, negatives, settings, target_per_hour,
-                                                kind, centre)
+                                                kind, centre, take_spellings)
     except TakesDisagree:
         if not defaulted or kind == HIDDEN:
             raise
         # the takes agree in hidden states but not in letters: a word the model's alphabet does not spell
         # (another language, noisy takes); hidden states make no assumption about it
-        kind, features = HIDDEN, [h - centre for h in hidden]
+        kind, features, take_spellings = HIDDEN, [h - centre for h in hidden], []
         scale, calibration = scaled_calibration(name, examples, features, layer, encoder, negatives, settings, target_per_hour,
                                                 kind, centre)
     return EnrolledKeyword(name, layer, calibration.threshold, encoder.fingerprint, encoder.name, features,
-                           [e.source for e in examples], calibration.as_dict(), kind, centre, scale)
+                           [e.source for e in examples], calibration.as_dict(), kind, centre, scale,
+                           spelling_for(encoder, take_spellings) if take_spellings else None)
 
 
 def record_take(seconds: float, device: int | str | None, meter: Callable[[float], None]) -> np.ndarray:

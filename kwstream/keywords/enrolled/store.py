@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,8 @@ from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
 from kwstream.keywords.keyword_set import split_threshold
 from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, VOICE, EnrolledScorer, letter_count
+from kwstream.keywords.enrolled.spelled import SpelledOr, Spelling
+from kwstream.keywords.keyword_set import typed_scorer
 
 FORMAT = "kwstream-enrolled-1"
 CENTRED_FORMAT = "kwstream-enrolled-2"
@@ -79,6 +81,9 @@ class EnrolledKeyword:
     """``HIDDEN`` keywords with a centre: ``hidden_score``'s scale, the mean distance at which keyword-free speech
     matches them (``kwstream.enroll.enroll.SpeechMatches``); ``VOICE``: ``voice_score``'s two (likewise);
     None otherwise."""
+    spelling: Spelling | None = None
+    """``FUSED``: the spelling the takes agree on, also read as a typed keyword (``kwstream.keywords.enrolled.spelled``);
+    None where they agree on none (and for keywords enrolled before 2026-12-07, which code from before ignores it in)."""
 
 
 def stored_format(keyword: EnrolledKeyword) -> str:
@@ -161,6 +166,7 @@ class KeywordStore:
                                       metadata.get("kind", HIDDEN), centre, tuple(scale) if isinstance(scale, list) else scale)
             if keyword.kind not in (HIDDEN, LETTERS, FUSED, VOICE):
                 raise ValueError(f"unknown kind {keyword.kind!r}")
+            keyword = replace(keyword, spelling=stored_spelling(metadata.get("spelling"), keyword.kind))
             if metadata["format"] != stored_format(keyword):
                 raise ValueError(f"a {keyword.kind} keyword in format {metadata['format']!r}")
             values = [] if keyword.scale is None else list(keyword.scale) if isinstance(keyword.scale, tuple) else [keyword.scale]
@@ -180,6 +186,17 @@ class KeywordStore:
         shutil.rmtree(self.root / name)
 
 
+def stored_spelling(value: object, kind: str) -> Spelling | None:
+    """A keyword's ``spelling`` as ``keyword.json`` holds it (ValueError where it is not one a letters + hidden states
+    keyword can have)."""
+    if value is None:
+        return None
+    if kind != FUSED or not isinstance(value, dict) or not isinstance(value.get("text"), str) or not value["text"].strip() \
+            or type(value.get("threshold")) not in (int, float) or not 0 < value["threshold"] <= 1:
+        raise ValueError(f"spelling {value!r} of a {kind} keyword")
+    return Spelling(value["text"], float(value["threshold"]))
+
+
 def check_model(keyword: EnrolledKeyword, encoder: Encoder) -> None:
     """Refuse a keyword whose features came from another checkpoint than ``encoder``."""
     if keyword.fingerprint != encoder.fingerprint:
@@ -196,7 +213,7 @@ def parse_enrolled(spec: str) -> tuple[str, float | None]:
     return check_name(name), threshold
 
 
-def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder) -> EnrolledScorer:
+def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder) -> EnrolledScorer | SpelledOr:
     """The scorer for ``--enrolled NAME[:T]`` options, every keyword checked against ``encoder``,
     with the thresholds measured at enrollment (a ``:T`` given here goes to the spotter as the
     user's own, see ``kwstream.keywords.keyword_set.keyword_thresholds``)."""
@@ -207,6 +224,10 @@ def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder) -> Enro
         check_model(keyword, encoder)
         keywords.append(keyword)
         thresholds.append(keyword.threshold)
-    return EnrolledScorer([k.name for k in keywords], [k.layer for k in keywords], [k.examples for k in keywords], thresholds,
-                          [k.kind for k in keywords], encoder.blank_id if encoder.has_ctc_head else 0, letter_count(encoder),
-                          [k.centre for k in keywords], [k.scale for k in keywords])
+    enrolled = EnrolledScorer([k.name for k in keywords], [k.layer for k in keywords], [k.examples for k in keywords], thresholds,
+                              [k.kind for k in keywords], encoder.blank_id if encoder.has_ctc_head else 0, letter_count(encoder),
+                              [k.centre for k in keywords], [k.scale for k in keywords])
+    spelled = [k.spelling.text for k in keywords if k.spelling is not None]
+    if not spelled:
+        return enrolled
+    return SpelledOr(enrolled, typed_scorer(encoder, spelled), [k.spelling for k in keywords], thresholds)
