@@ -232,3 +232,37 @@ def test_the_speech_embedding_teaches_one_block_through_a_map_only_training_keep
     assert embedding.loss(outputs, [speech[:MIN_SAMPLES - 1]]).item() == 0.0
     with pytest.raises(ValueError, match="from 1 to 4"):
         EmbeddingTeacher(model.config, block=5)
+
+
+def test_a_student_a_block_smaller_keeps_each_blocks_teacher(weights: dict[str, torch.Tensor], speech: np.ndarray) -> None:
+    """training.drop_block: without block 2 the student's blocks are Whisper's 0, 1 and 3; each kept block's output is
+    what it was in the bigger student until the gap, fine-tuning pairs them with those teacher blocks, and its loss falls."""
+    from training.drop_block import drop_block, teacher_blocks
+    from training.finetune import FinetuneConfig, batch_losses
+
+    audios, labels = _batch(speech)
+    teacher = WhisperTeacher(weights)
+    model = _trainable_student(weights)
+    x = F.normalised(np.stack([speech[:16000]]))
+    with torch.no_grad():
+        before = F.student_forward(model, x)
+    smaller = drop_block(model, 2)
+    assert (teacher_blocks(smaller), smaller.config.num_hidden_layers, len(smaller.wav2vec2.encoder.layers)) == ([0, 1, 3], 3, 3)
+    with torch.no_grad():
+        after = F.student_forward(smaller, x)
+    assert len(after) == 4 and all(torch.equal(a, b) for a, b in zip(after[:3], before[:3]))  # the blocks below the gap
+    targets = F.teacher_targets(teacher, torch.from_numpy(np.stack([speech[:16000]])), teacher_blocks(smaller))
+    full = F.teacher_targets(teacher, torch.from_numpy(np.stack([speech[:16000]])))
+    assert len(targets) == 4 and torch.equal(targets[3], full[4])  # the top block learns Whisper's output
+    optimizer = torch.optim.AdamW(smaller.parameters(), lr=3e-4)
+    offset = F.frame_offset(F.FrontEndConfig())
+    losses = []
+    for _ in range(4):
+        loss, _ = batch_losses(smaller, teacher, audios, labels, offset, FinetuneConfig())
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert losses[-1] < losses[0]
+    with pytest.raises(SystemExit, match="feeds the head"):
+        drop_block(smaller, 2)

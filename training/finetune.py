@@ -38,6 +38,7 @@ from kwstream.stream.pipeline import PipelineSettings
 from training.augment import AugmentConfig, Augmenter
 from training.corpus import SHARED_DATA_DIR, Utterance, read_manifest
 from training.evaluate import error_rate, evaluate_rows, transcribe
+from training.drop_block import teacher_blocks
 from training.embedding_teacher import EmbeddingTeacher
 from training.fake_int8 import make_int8_aware
 from training.fixed_statistics import fix_statistics
@@ -93,7 +94,7 @@ def batch_losses(model: Wav2Vec2ForCTC, teacher: WhisperTeacher, audios: list[np
     mask = y >= 0
     ctc = nn.functional.ctc_loss(log_probs.transpose(0, 1), y[mask], torch.full((len(audios),), log_probs.shape[1]),
                                  mask.sum(-1), blank=PAD_ID, zero_infinity=True)
-    blocks, stem, cosine = distillation_terms(outputs, teacher_targets(teacher, raw), offset)
+    blocks, stem, cosine = distillation_terms(outputs, teacher_targets(teacher, raw, teacher_blocks(model)), offset)
     loss = ctc + cfg.distill_weight * (blocks + cfg.stem_weight * stem)
     parts = {"ctc": ctc.item(), "distill": blocks.item(), "cosine": cosine.item()}
     if embedding is not None:

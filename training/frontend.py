@@ -30,6 +30,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -182,11 +183,13 @@ def normalised(batch: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.stack([normalize_audio(a) for a in batch]))
 
 
-def teacher_targets(teacher: WhisperTeacher, raw: torch.Tensor) -> list[torch.Tensor]:
-    """Whisper's stem output, then each block's output, on raw audio (batch, samples)."""
+def teacher_targets(teacher: WhisperTeacher, raw: torch.Tensor, blocks: Sequence[int] | None = None) -> list[torch.Tensor]:
+    """Whisper's stem output, then each block's output (those of ``blocks`` only, a smaller student's
+    ``training.drop_block.teacher_blocks``), on raw audio (batch, samples)."""
     with torch.no_grad():
         stem = teacher.stem(log_mel(raw, teacher.filters))
-        return [stem, *block_outputs(teacher.encoder, stem)]
+        outputs = block_outputs(teacher.encoder, stem)
+        return [stem, *(outputs if blocks is None else [outputs[b] for b in blocks])]
 
 
 def distillation_terms(outputs: list[torch.Tensor], targets: list[torch.Tensor],
