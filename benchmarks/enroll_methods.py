@@ -21,8 +21,9 @@ and the pipeline compute it; its cosine distances are scored as centred hidden s
 of the bundled speech). "Letters + hidden states + voice"
 averages that score with the letters + hidden states' own, scaled alike (each part's best path on its own). "Or the
 spelling the takes agree on" is what enrollment ships by default: where most takes read alike (greedy CTC), a test
-recording also scores as that typed keyword, against the threshold typed keywords of it get (``SpelledOr``); its
-calibrated columns take the match's threshold, as enrollment does.
+recording also scores as that typed keyword (``SpelledOr``), at the threshold enrollment gives it; each calibrated
+column joins it at that column's threshold (which comes from the match alone, as in enrollment), the shared
+thresholds at the first column's.
 
     python -m benchmarks.enroll_methods [--fsdd ../shared/data/fsdd] [--wwb ../shared/data/wwb] [--cases fsdd,wwb,commands]
         [--methods "without blank, best;summed"] [--negatives A.ogg B.ogg] [--floors 0.5,0.9] [--model DIR] [--no-centre]
@@ -41,11 +42,11 @@ import numpy as np
 
 from kwstream.assets import NEGATIVE_SPEECH
 from kwstream.audio.io import SAMPLE_RATE, read_audio
-from kwstream.enroll.calibration import FLOOR_FRACTION, calibrate_threshold
+from kwstream.enroll.calibration import FLOOR_FRACTION, calibrate_threshold, threshold_for_rate
 from kwstream.keywords.enrolled.store import EnrollmentError
-from kwstream.enroll.enroll import FLOOR_FRACTIONS, EnrollSettings, feature_centre, prepare, spelling_for
-from kwstream.keywords.enrolled.spelled import combined_score, greedy_spelling
-from kwstream.keywords.keyword_set import typed_scorer
+from kwstream.enroll.enroll import FLOOR_FRACTIONS, EnrollSettings, feature_centre, prepare
+from kwstream.keywords.enrolled.spelled import agreed_spelling, combined_score, greedy_spelling, spelling_threshold
+from kwstream.keywords.keyword_set import model_calibration, typed_scorer
 from kwstream.keywords.base import default_layer
 from kwstream.keywords.enrolled.scorer import CENTRED_SCALE, FUSED, UNCENTRED_SCALE, hidden_score, letter_posteriors, subsequence_dtw, unit_rows
 from kwstream.model.encoder import EncodedFrames, Encoder, EncoderSettings
@@ -227,7 +228,7 @@ def keyword_scores(kind: str, distance: Callable, pool: Callable, templates: lis
     of its takes left out one at a time (scaled kinds at the keyword's scale from the first negatives)."""
     if kind == "fused+spelled":
         return spelled_scores(keyword_scores("fused", distance, pool, templates, tests, own, negative_windows, layer, blank, centre),
-                              templates, tests)
+                              templates, tests, negative_windows)
     if kind == "fused+voice":  # each part scored on its own path, scaled alike (0 at the bundled speech's mean), then averaged
         fused = keyword_scores("fused", fused_distance, pool, templates, tests, own, negative_windows, layer, blank, centre)
         voice = keyword_scores("voice", cosine_distance, pool, templates, tests, own, negative_windows, layer, blank, centre)
@@ -246,22 +247,21 @@ def keyword_scores(kind: str, distance: Callable, pool: Callable, templates: lis
     return [scores, window_scores, own_scores, loo]
 
 
-def spelled_scores(fused: list, templates: list[Clip], tests: list[Clip]) -> list:
-    """``fused`` (``keyword_scores``' four) with the tests' scores as ``SpelledOr`` scores them, the takes' agreed spelling
-    read too, weighted by the threshold that the shipped calibration on the first negatives gives. The rest stay the
-    match's: enrollment's threshold comes from the match alone."""
+def spelled_scores(fused: list, templates: list[Clip], tests: list[Clip], negative_windows: list[list[Window]]) -> list:
+    """``fused`` (``keyword_scores``' four) and, where the takes agree on a spelling, a fifth: each test's reading of
+    it and its threshold, as enrollment sets it (``spelling_threshold`` of a typed keyword's, or where the first
+    negatives' windows read it at the target rate if higher), to join with the match's at each column's threshold
+    (``combined_score``). Enrollment's threshold comes from the match alone."""
     spellings = [greedy_spelling(log(t.posteriors[t.speech]), ENCODER.tokens, ENCODER.blank_id, ENCODER.delimiter_id) for t in templates]
-    spelling = spelling_for(ENCODER, spellings)
-    scores, windows, own, loo = fused
-    try:
-        threshold = calibrate_threshold(list(loo), windows[0], NEGATIVE_HOURS, floor_fraction=FLOOR_FRACTIONS[FUSED]).threshold
-    except EnrollmentError:  # takes enrollment refuses: nothing to weigh the spelling by, nothing spotted
+    text, typed = agreed_spelling(spellings), model_calibration(ENCODER)
+    if text is None or typed is None:
         return fused
-    if spelling is None:
+    read = typed_scorer(ENCODER, [text])
+    negatives = np.array([read.score(w.frames.log_probs)[0].score for w in negative_windows[0]])
+    threshold = max(spelling_threshold(typed.threshold_for(text)), threshold_for_rate(negatives, NEGATIVE_HOURS))
+    if threshold >= 1.0:
         return fused
-    read = typed_scorer(ENCODER, [spelling.text])
-    weight = threshold / spelling.threshold
-    return [np.array([combined_score(s, read.score(log(c.posteriors))[0].score, weight) for s, c in zip(scores, tests)]), windows, own, loo]
+    return [*fused, (np.array([read.score(log(c.posteriors))[0].score for c in tests]), threshold)]
 
 
 def log(probabilities: np.ndarray) -> np.ndarray:
@@ -364,23 +364,35 @@ def main() -> None:
             pos, neg, hours = [], [], 0.0
             calibrated_hits, calibrated_fas = [[] for _ in columns], [0] * len(columns)
             for keyword in case.keywords:
-                scores, window_scores, own, loo = keyword_scores(kind, distance, pool, [clip(p) for p in keyword.takes],
-                                                                 [clip(p) for _, p in case.tests], [clip(p) for p in keyword.own],
-                                                                 negative_windows, layer, encoder.blank_id, centre)
+                matched, window_scores, own, loo, *spelled = keyword_scores(
+                    kind, distance, pool, [clip(p) for p in keyword.takes], [clip(p) for _, p in case.tests],
+                    [clip(p) for p in keyword.own], negative_windows, layer, encoder.blank_id, centre)
+
+                def heard(threshold: float) -> np.ndarray:
+                    """The tests' scores at a keyword ``threshold``: with the spelling read, where there is one."""
+                    if not spelled or not np.isfinite(threshold):
+                        return matched
+                    read, spelling_at = spelled[0]
+                    return np.array([combined_score(m, r, threshold, spelling_at) for m, r in zip(matched, read)])
+
                 is_keyword = np.array([label == keyword.label for label, _ in case.tests])
+                thresholds = []
+                own_hours = sum(clip(p).seconds + PAUSE_S for p in keyword.own) / 3600
+                for n, floor, with_own in columns:
+                    negatives = np.concatenate([window_scores[n], own]) if with_own else window_scores[n]
+                    try:
+                        thresholds.append(calibrate_threshold(list(loo), negatives, negative_hours[n] + (own_hours if with_own else 0.0),
+                                                              floor_fraction=floor).threshold)
+                    except EnrollmentError:  # enrollment would refuse these takes: nothing is spotted
+                        thresholds.append(np.inf)
+                for f, threshold in enumerate(thresholds):
+                    scores = heard(threshold)
+                    calibrated_hits[f].append(scores[is_keyword] >= threshold)
+                    calibrated_fas[f] += int((scores[~is_keyword] >= threshold).sum())
+                scores = heard(thresholds[0])  # the shared thresholds: the spelling joined at the first column's
                 pos.append(scores[is_keyword])
                 neg.append(scores[~is_keyword])
                 hours += sum(clip(p).seconds + PAUSE_S for label, p in case.tests if label != keyword.label) / 3600
-                own_hours = sum(clip(p).seconds + PAUSE_S for p in keyword.own) / 3600
-                for f, (n, floor, with_own) in enumerate(columns):
-                    negatives = np.concatenate([window_scores[n], own]) if with_own else window_scores[n]
-                    try:
-                        threshold = calibrate_threshold(list(loo), negatives, negative_hours[n] + (own_hours if with_own else 0.0),
-                                                        floor_fraction=floor).threshold
-                    except EnrollmentError:  # enrollment would refuse these takes: nothing is spotted
-                        threshold = np.inf
-                    calibrated_hits[f].append(scores[is_keyword] >= threshold)
-                    calibrated_fas[f] += int((scores[~is_keyword] >= threshold).sum())
             pos_all, neg_all = np.concatenate(pos), np.concatenate(neg)
             cells = [f"{recall_at(pos_all, neg_all, hours, r):.2f}" for r in RATES]
             cells += [f"{np.concatenate(hits).mean():.2f}, {fas / hours:.1f}" for hits, fas in zip(calibrated_hits, calibrated_fas)]

@@ -383,7 +383,7 @@ def test_a_spanish_word_enrolls_and_round_trips_through_the_store(tmp_path, bund
     takes = [take(p) for p in ("27b00122", "2ab80fc2", "3d272ba2")]
     assert {transcripts[Path(name).with_suffix(".wav").name] for _, name in takes} == {"aspirador"}
     keyword = enroll("aspirador", takes, bundled, SpotterSettings())
-    assert keyword.kind == HIDDEN  # the takes do not match in the English model's letters: its hidden states serve
+    assert keyword.kind == HIDDEN and keyword.spelling is None  # the takes do not match in the English model's letters: its hidden states serve
     store = KeywordStore(tmp_path)
     store.save(keyword)
     loaded = store.load("aspirador")
@@ -480,7 +480,7 @@ def test_a_voice_keyword_is_spotted_in_the_same_speakers_speech(tmp_path, bundle
 
     examples = [(read_audio(RECORDINGS / f"7_theo_{i}.wav"), f"7_theo_{i}") for i in range(3)]
     keyword = enroll("seven", examples, bundled, SpotterSettings(), kind=VOICE)
-    assert keyword.kind == VOICE and len(keyword.scale) == 2
+    assert keyword.kind == VOICE and len(keyword.scale) == 2 and keyword.spelling is None  # the voice keyword: no spelling
     np.testing.assert_allclose(np.linalg.norm(keyword.examples[0][:, -96:], axis=1), 1.0, atol=1e-5)  # the voice: unit rows
     audio, spans = _stream(["3_theo_10", "7_theo_10", "9_theo_10", "1_theo_10", "7_theo_11", "6_theo_10", "8_theo_10"])
     soundfile.write(tmp_path / "talk.flac", audio, SAMPLE_RATE)
@@ -527,9 +527,9 @@ def test_enrollment_calibrates_on_the_one_pass_scores_as_on_its_own(bundled, kin
     examples = [prepare(read_audio(RECORDINGS / f"7_theo_{i}.wav"), f"7_theo_{i}", EnrollSettings(), seed=i) for i in range(3)]
     centre, settings = feature_centre(bundled, 3), PipelineSettings()
     features = [example_features(bundled, e, 3, EnrollSettings(), kind, centre) for e in examples]
-    scale, calibration = scaled_calibration("seven", examples, features, 3, bundled, (), settings, 0.5, kind, centre)
-    assert scale is not None
-    alone = calibrate("seven", examples, features, 3, bundled, (), settings, 0.5, kind, centre, scale)
+    scale, calibration, spelling = scaled_calibration("seven", examples, features, 3, bundled, (), settings, 0.5, kind, centre)
+    assert scale is not None and spelling is None  # no take's spelling given: none
+    alone, _ = calibrate("seven", examples, features, 3, bundled, (), settings, 0.5, kind, centre, scale)
     assert (calibration.threshold, calibration.as_dict()) == (alone.threshold, alone.as_dict())
 
 

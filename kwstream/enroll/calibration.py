@@ -73,7 +73,8 @@ class Calibration:
     negative_hours: float
     negatives_max: float
     expected_recall: float
-    """Share of the takes that the other takes find at the threshold (leave one out)."""
+    """Share of the takes that the other takes find at the threshold (leave one out; with a spelling, by either path,
+    while ``positives`` stay the match's)."""
     expected_fa_per_hour: float
     """On the negatives, counted or (beyond them) from the fitted tail."""
 

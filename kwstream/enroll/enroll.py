@@ -27,7 +27,7 @@ import numpy as np
 from kwstream.assets import NEGATIVE_SPEECH
 from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.enroll.calibration import (FLOOR_FRACTION, TARGET_FA_PER_HOUR, Calibration, TakesDisagree, calibrate_threshold,
-                                        check_positives, false_alarms_per_hour)
+                                        check_positives, false_alarms_per_hour, threshold_for_rate)
 from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import Microphone
 from kwstream.stream.replay import compared_scores
@@ -38,7 +38,7 @@ from kwstream.keywords.enrolled.scorer import (CENTRED_SCALE, FUSED, HIDDEN, LET
                                                matching_frames)
 from kwstream.keywords.enrolled.spelled import Spelling, agreed_spelling, combined_score, greedy_spelling, spelling_threshold
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError
-from kwstream.keywords.keyword_set import Keyword, KeywordSet, typed_scorer
+from kwstream.keywords.keyword_set import KeywordSet, model_calibration, typed_scorer
 from kwstream.model.encoder import EncodedFrames, Encoder
 from kwstream.model.speech_embedding import shared_speech_embedding
 from kwstream.stream.detector import DetectorSettings
@@ -323,13 +323,6 @@ def take_spelling(encoder: Encoder, example: Example, layer: int, settings: Enro
     return greedy_spelling(encoded.log_probs[speech], encoder.tokens, encoder.blank_id, encoder.delimiter_id)
 
 
-def spelling_for(encoder: Encoder, take_spellings: Sequence[str]) -> Spelling | None:
-    """The spelling the takes agree on (``agreed_spelling``), at ``spelling_threshold`` of the one a typed keyword of it
-    gets; None without one."""
-    text = agreed_spelling(take_spellings)
-    return None if text is None else Spelling(text, spelling_threshold(KeywordSet(encoder, [Keyword(text)]).thresholds[text]))
-
-
 KEYWORD = "speech"
 """The name ``SpeechCosts`` scores under."""
 
@@ -420,12 +413,14 @@ def heard(audio: np.ndarray, scorer: KeywordScorer, encoder: Encoder, settings: 
     return [e for e in run(pipeline, audio) if isinstance(e, ScoredWindow)]
 
 
-def heard_scores(windows: Sequence[ScoredWindow], detector: DetectorSettings, weight: float | None = None) -> np.ndarray:
-    """What the detector compares with the threshold in ``windows`` (``PathScores``'): the match alone, or with
-    ``weight`` the keyword's score with its spelling (``combined_score``), as ``SpelledOr`` scores it."""
-    if weight is not None:
+def heard_scores(windows: Sequence[ScoredWindow], detector: DetectorSettings,
+                 thresholds: tuple[float, float] | None = None) -> np.ndarray:
+    """What the detector compares with the threshold in ``windows`` (``PathScores``'): the match alone, or, given the
+    keyword's and its spelling's ``thresholds``, the keyword's score with its spelling (``combined_score``), as
+    ``SpelledOr`` scores it."""
+    if thresholds is not None:
         windows = [replace(w, scores={MATCHED: replace(w.scores[MATCHED], score=combined_score(
-            w.scores[MATCHED].score, w.scores[SPELLED].score, weight))}) for w in windows]
+            w.scores[MATCHED].score, w.scores[SPELLED].score, *thresholds))}) for w in windows]
     return np.array(compared_scores(windows, MATCHED, detector), dtype=np.float64)
 
 
@@ -459,49 +454,63 @@ def scaled(features: Sequence[np.ndarray], layer: int, encoder: Encoder, setting
 def scaled_calibration(name: str, examples: Sequence[Example], features: Sequence[np.ndarray], layer: int, encoder: Encoder,
                        negatives: Sequence[np.ndarray], settings: PipelineSettings, target_per_hour: float, kind: str,
                        centre: np.ndarray | None, take_spellings: Sequence[str] = ()
-                       ) -> tuple[float | tuple[float, float] | None, Calibration]:
-    """A keyword's scale (``scaled``) and its calibration at that scale, the bundled speech encoded once for both."""
+                       ) -> tuple[float | tuple[float, float] | None, Calibration, Spelling | None]:
+    """A keyword's scale (``scaled``), its calibration at that scale, the bundled speech encoded once for both, and its
+    spelling (``calibrate``)."""
     scale, bundled = scaled(features, layer, encoder, settings, centre, kind)
-    return scale, calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale,
-                            bundled, take_spellings)
+    return scale, *calibrate(name, examples, features, layer, encoder, negatives, settings, target_per_hour, kind, centre, scale,
+                             bundled, take_spellings)
 
 
 def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndarray], layer: int, encoder: Encoder,
               negatives: Sequence[np.ndarray], settings: PipelineSettings, target_per_hour: float = TARGET_FA_PER_HOUR,
               kind: str = HIDDEN, centre: np.ndarray | None = None, scale: float | tuple[float, float] | None = None,
-              bundled: np.ndarray | None = None, take_spellings: Sequence[str] = ()) -> Calibration:
+              bundled: np.ndarray | None = None, take_spellings: Sequence[str] = ()) -> tuple[Calibration, Spelling | None]:
     """Leave-one-out scores of the takes and the scores of keyword-free speech (the bundled
     speech and ``negatives``), through the real pipeline. ``bundled``: the bundled speech's scores, where they are
-    known already (``scaled``). ``take_spellings``: what each take reads as (``FUSED``), where the takes' spelling
-    is to be scored too: the threshold comes from the match alone, and the expected recall and false alarms from
-    both paths at it (each take with the spelling of the others, if they agree on one)."""
-    def scorer(takes: list[np.ndarray], spelling: Spelling | None) -> PathScores:
+    known already (``scaled``).
+
+    ``take_spellings``: what each take reads as (``FUSED``). Where they agree on a spelling (``agreed_spelling``) and
+    the model has typed keywords' thresholds, it is scored too: at ``spelling_threshold`` of the typed keyword's, or
+    where the keyword-free speech reads it at the target rate if that is higher (dropped where that reaches 1). The
+    threshold still comes from the match alone; the expected recall and false alarms from both paths at it (each
+    take with the others' spelling where it is the same). Returns the calibration and the spelling (None: none)."""
+    text = agreed_spelling(take_spellings)
+    typed = model_calibration(encoder) if text is not None else None
+    text = text if typed is not None else None
+    if text is not None and bundled is not None:
+        raise ValueError("a keyword with a spelling scores the bundled speech itself: leave out `bundled`")
+
+    def scorer(takes: list[np.ndarray], spelled: str | None) -> PathScores:
         enrolled = EnrolledScorer([name], [layer], [takes], [None], [kind], encoder.blank_id, letter_count(encoder), [centre], [scale])
-        return PathScores(enrolled, None if spelling is None else typed_scorer(encoder, [spelling.text]))
+        return PathScores(enrolled, None if spelled is None else typed_scorer(encoder, [spelled]))
 
-    def others(i: int) -> Spelling | None:
-        return spelling_for(encoder, [s for j, s in enumerate(take_spellings) if j != i]) if take_spellings else None
+    def same_text(i: int) -> str | None:
+        """``text`` where the other takes agree on it too, so that take i is heard as they would find it."""
+        return text if text is not None and agreed_spelling([s for j, s in enumerate(take_spellings) if j != i]) == text else None
 
-    heard_takes = [heard(e.audio, scorer([f for j, f in enumerate(features) if j != i], others(i)), encoder, settings)
+    heard_takes = [heard(e.audio, scorer([f for j, f in enumerate(features) if j != i], same_text(i)), encoder, settings)
                    for i, e in enumerate(examples)]
     positives = [float(heard_scores(w, settings.detector).max(initial=0.0)) for w in heard_takes]
     check_positives(positives)  # before the slower negatives
-    spelling = spelling_for(encoder, take_spellings) if take_spellings else None
-    everyone = scorer(list(features), spelling)
     speech = read_audio(NEGATIVE_SPEECH)
+    everyone = scorer(list(features), text)
     heard_speech = [heard(audio, everyone, encoder, settings) for audio in ([] if bundled is not None else [speech]) + list(negatives)]
     matched = np.concatenate([[] if bundled is None else bundled, *(heard_scores(w, settings.detector) for w in heard_speech)])
     hours = sum(len(audio) for audio in [speech, *negatives]) / SAMPLE_RATE / 3600
     calibration = calibrate_threshold(positives, matched, hours, target_per_hour, FLOOR_FRACTIONS.get(kind, FLOOR_FRACTION))
-    if spelling is None:
-        return calibration
-    threshold = calibration.threshold
-    joined = np.concatenate([heard_scores(w, settings.detector, threshold / spelling.threshold) for w in heard_speech])
-    found = [float(heard_scores(w, settings.detector, None if (s := others(i)) is None else threshold / s.threshold).max(initial=0.0))
-             for i, w in enumerate(heard_takes)]
-    return replace(calibration, method=f"{calibration.method}; its spelling at {spelling.threshold:g}",
-                   negatives_max=float(joined.max(initial=0.0)), expected_recall=float(np.mean(np.array(found) >= threshold)),
-                   expected_fa_per_hour=false_alarms_per_hour(joined, hours, threshold))
+    if text is None:
+        return calibration, None
+    read = np.concatenate([compared_scores(w, SPELLED, settings.detector) for w in heard_speech])
+    spelling = Spelling(text, round(max(spelling_threshold(typed.threshold_for(text)), threshold_for_rate(read, hours, target_per_hour)), 4))
+    if spelling.threshold >= 1.0:  # keyword-free speech reads it too often to be heard at all
+        return calibration, None
+    both = (calibration.threshold, spelling.threshold)
+    joined = np.concatenate([heard_scores(w, settings.detector, both) for w in heard_speech])
+    found = [float(heard_scores(w, settings.detector, both if same_text(i) else None).max(initial=0.0)) for i, w in enumerate(heard_takes)]
+    return replace(calibration, method=f"{calibration.method}; its spelling at {spelling.threshold:.2f}",
+                   negatives_max=float(joined.max(initial=0.0)), expected_recall=float(np.mean(np.array(found) >= calibration.threshold)),
+                   expected_fa_per_hour=false_alarms_per_hour(joined, hours, calibration.threshold)), spelling
 
 
 def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Encoder, settings: PipelineSettings,
@@ -517,7 +526,7 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     and hidden states as by default, and the speech embedding beside them on a path of its own, which found the
     enrolling speaker's word more often and other speakers' less (docs/enrollment.md). The takes' agreement is
     judged on hidden states either way (where it was measured). A ``FUSED`` keyword whose takes read alike also keeps
-    that spelling (``spelling_for``)."""
+    that spelling (``calibrate``)."""
     defaulted = kind is None
     if kind is None:
         kind = FUSED if encoder.has_ctc_head and layer is None else HIDDEN
@@ -535,19 +544,18 @@ def enroll(name: str, recordings: Sequence[tuple[np.ndarray, str]], encoder: Enc
     # the letters + hidden states' takes also teach a spelling, where they read alike (``kwstream.keywords.enrolled.spelled``)
     take_spellings = [take_spelling(encoder, e, layer, enroll_settings) for e in examples] if kind == FUSED else []
     try:
-        scale, calibration = scaled_calibration(name, examples, features, layer, encoder, negatives, settings, target_per_hour,
-                                                kind, centre, take_spellings)
+        scale, calibration, spelling = scaled_calibration(name, examples, features, layer, encoder, negatives, settings,
+                                                          target_per_hour, kind, centre, take_spellings)
     except TakesDisagree:
         if not defaulted or kind == HIDDEN:
             raise
         # the takes agree in hidden states but not in letters: a word the model's alphabet does not spell
         # (another language, noisy takes); hidden states make no assumption about it
-        kind, features, take_spellings = HIDDEN, [h - centre for h in hidden], []
-        scale, calibration = scaled_calibration(name, examples, features, layer, encoder, negatives, settings, target_per_hour,
-                                                kind, centre)
+        kind, features = HIDDEN, [h - centre for h in hidden]
+        scale, calibration, spelling = scaled_calibration(name, examples, features, layer, encoder, negatives, settings,
+                                                          target_per_hour, kind, centre)
     return EnrolledKeyword(name, layer, calibration.threshold, encoder.fingerprint, encoder.name, features,
-                           [e.source for e in examples], calibration.as_dict(), kind, centre, scale,
-                           spelling_for(encoder, take_spellings) if take_spellings else None)
+                           [e.source for e in examples], calibration.as_dict(), kind, centre, scale, spelling)
 
 
 def record_take(seconds: float, device: int | str | None, meter: Callable[[float], None]) -> np.ndarray:

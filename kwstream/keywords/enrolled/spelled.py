@@ -4,9 +4,10 @@ Matching the takes (``EnrolledScorer``) finds the enrolling voice's word best; o
 from the takes, and the floor that keeps the match's false alarms down loses many of them. The CTC head reads
 letters in any voice it was trained for, so where the takes decode to one spelling (most of them alike, three
 letters or more), that spelling is also scored as a typed keyword, at a stricter threshold than a typed keyword of
-that text gets from the model's calibration (``MARGIN``). The keyword fires where either path reaches its own threshold: the
-spelled score is scaled by the ratio of the two thresholds (``combined_score``), so that the keyword's one
-threshold serves both (measured on development speakers: docs/enrollment.md, "A spelling learned from the takes").
+that text gets from the model's calibration (``MARGIN``). The keyword fires where either path reaches its own
+threshold: the spelled score is mapped so that its threshold lands on the keyword's (``combined_score``), and the
+keyword's one threshold serves both (measured on development speakers: docs/enrollment.md, "A spelling learned
+from the takes").
 """
 
 from __future__ import annotations
@@ -45,32 +46,41 @@ def greedy_spelling(log_probs: np.ndarray, tokens: Sequence[str], blank: int, de
 
 
 def agreed_spelling(spellings: Sequence[str]) -> str | None:
-    """The spelling most takes decode to: held by at least two and at least half of them, with ``MIN_LETTERS``
-    letters or more; None where the takes do not agree so."""
-    if not spellings:
+    """The spelling most takes decode to: held by at least two and at least half of them, and by more than any
+    other, with ``MIN_LETTERS`` letters or more; None where the takes do not agree so."""
+    counts = Counter(spellings).most_common(2)
+    if not counts or (len(counts) == 2 and counts[1][1] == counts[0][1]):
         return None
-    text, count = Counter(spellings).most_common(1)[0]
+    text, count = counts[0]
     letters = sum(ch.isalpha() for ch in text)
     return text if count >= max(2, (len(spellings) + 1) // 2) and letters >= MIN_LETTERS else None
 
 
 @dataclass(frozen=True)
 class Spelling:
+    """What an enrolled keyword's takes read as, and the score at which reading it fires the keyword."""
+
     text: str
+    """Lower-case letters, apostrophes and spaces (word delimiters), as a typed keyword is written."""
     threshold: float
-    """``MARGIN`` times the threshold a typed keyword of ``text`` gets on the keyword's model (its calibration, at
-    enrollment), at most 1 (``spelling_threshold``)."""
+    """Below 1: ``spelling_threshold`` of the one a typed keyword of ``text`` gets on the keyword's model, or higher
+    where keyword-free speech reads it more often than enrollment's target rate (``kwstream.enroll.enroll.calibrate``)."""
 
 
 def spelling_threshold(typed: float) -> float:
+    """``MARGIN`` times a typed keyword's threshold ``typed``, at most 1."""
     return round(min(1.0, typed * MARGIN), 4)
 
 
-def combined_score(matched: float, spelled: float, weight: float) -> float:
-    """The keyword's score: its takes' match, or its spelling's score times ``weight`` (the keyword's threshold over
-    the spelling's), whichever is higher, at most 1: at the keyword's threshold it fires where either path reaches
-    its own."""
-    return max(matched, min(1.0, spelled * weight))
+def combined_score(matched: float, spelled: float, keyword_threshold: float, spelling_threshold: float) -> float:
+    """The keyword's score: its takes' match, or its spelling's score mapped so that the spelling's threshold lands on
+    the keyword's and 1 on 1 (linear on each side), whichever is higher. At the keyword's threshold it fires where
+    either path reaches its own, and a threshold set above it (``--enrolled NAME:T``) moves both paths' together."""
+    if spelled <= spelling_threshold:
+        read = spelled * keyword_threshold / spelling_threshold
+    else:
+        read = keyword_threshold + (spelled - spelling_threshold) * (1.0 - keyword_threshold) / (1.0 - spelling_threshold)
+    return max(matched, min(1.0, read))
 
 
 class SpelledOr:
@@ -84,13 +94,13 @@ class SpelledOr:
         self._enrolled, self._ctc = enrolled, ctc
         self.keywords, self.layers, self.thresholds = enrolled.keywords, enrolled.layers, enrolled.thresholds
         self.needs_voice = enrolled.needs_voice
-        self._spelled = [(i, threshold / spelling.threshold)
+        self._spelled = [(i, threshold, spelling.threshold)
                          for i, (spelling, threshold) in enumerate(zip(spellings, thresholds)) if spelling is not None]
 
     def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
         matches = self._enrolled.score_frames(frames)
-        for (i, weight), read in zip(self._spelled, self._ctc.score(frames.log_probs)):
-            score = combined_score(matches[i].score, read.score, weight)
+        for (i, threshold, spelling_threshold), read in zip(self._spelled, self._ctc.score(frames.log_probs)):
+            score = combined_score(matches[i].score, read.score, threshold, spelling_threshold)
             if score > matches[i].score:
                 matches[i] = KeywordMatch(score, read.start_frame, read.end_frame)
         return matches

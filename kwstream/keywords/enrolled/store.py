@@ -25,10 +25,9 @@ import numpy as np
 
 from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
-from kwstream.keywords.keyword_set import split_threshold
+from kwstream.keywords.keyword_set import split_threshold, typed_scorer
 from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, VOICE, EnrolledScorer, letter_count
 from kwstream.keywords.enrolled.spelled import SpelledOr, Spelling
-from kwstream.keywords.keyword_set import typed_scorer
 
 FORMAT = "kwstream-enrolled-1"
 CENTRED_FORMAT = "kwstream-enrolled-2"
@@ -41,6 +40,8 @@ VOICE_FORMAT = "kwstream-enrolled-4"
 """A letters + hidden states + voice keyword (``enroll --voice``), with its two scales: code from before it refuses it."""
 FORMATS = (FORMAT, CENTRED_FORMAT, CENTRED_HIDDEN_FORMAT, VOICE_FORMAT)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+SPELLING_PATTERN = re.compile(r"\S+( \S+)*")
+"""What ``greedy_spelling`` writes: the model's letters, words one space apart."""
 METADATA_FILE = "keyword.json"
 FEATURES_FILE = "examples.npz"
 
@@ -83,7 +84,8 @@ class EnrolledKeyword:
     None otherwise."""
     spelling: Spelling | None = None
     """``FUSED``: the spelling the takes agree on, also read as a typed keyword (``kwstream.keywords.enrolled.spelled``);
-    None where they agree on none (and for keywords enrolled before 2026-12-07, which code from before ignores it in)."""
+    None where they agree on none, and in keywords enrolled before 2026-12-07 (versions from before ignore the field
+    and score the match alone)."""
 
 
 def stored_format(keyword: EnrolledKeyword) -> str:
@@ -191,8 +193,9 @@ def stored_spelling(value: object, kind: str) -> Spelling | None:
     keyword can have)."""
     if value is None:
         return None
-    if kind != FUSED or not isinstance(value, dict) or not isinstance(value.get("text"), str) or not value["text"].strip() \
-            or type(value.get("threshold")) not in (int, float) or not 0 < value["threshold"] <= 1:
+    if kind != FUSED or not isinstance(value, dict) or not isinstance(value.get("text"), str) \
+            or not SPELLING_PATTERN.fullmatch(value["text"]) or type(value.get("threshold")) not in (int, float) \
+            or not 0 < value["threshold"] < 1:
         raise ValueError(f"spelling {value!r} of a {kind} keyword")
     return Spelling(value["text"], float(value["threshold"]))
 
