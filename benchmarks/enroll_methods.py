@@ -42,10 +42,10 @@ import numpy as np
 
 from kwstream.assets import NEGATIVE_SPEECH
 from kwstream.audio.io import SAMPLE_RATE, read_audio
-from kwstream.enroll.calibration import FLOOR_FRACTION, calibrate_threshold, threshold_for_rate
+from kwstream.enroll.calibration import FLOOR_FRACTION, TARGET_FA_PER_HOUR, calibrate_threshold
 from kwstream.keywords.enrolled.store import EnrollmentError
-from kwstream.enroll.enroll import FLOOR_FRACTIONS, EnrollSettings, feature_centre, prepare
-from kwstream.keywords.enrolled.spelled import agreed_spelling, combined_score, greedy_spelling, spelling_threshold
+from kwstream.enroll.enroll import FLOOR_FRACTIONS, EnrollSettings, feature_centre, prepare, spelling_at
+from kwstream.keywords.enrolled.spelled import agreed_spelling, combined_score, greedy_spelling
 from kwstream.keywords.keyword_set import model_calibration, typed_scorer
 from kwstream.keywords.base import default_layer
 from kwstream.keywords.enrolled.scorer import CENTRED_SCALE, FUSED, UNCENTRED_SCALE, hidden_score, letter_posteriors, subsequence_dtw, unit_rows
@@ -249,19 +249,20 @@ def keyword_scores(kind: str, distance: Callable, pool: Callable, templates: lis
 
 def spelled_scores(fused: list, templates: list[Clip], tests: list[Clip], negative_windows: list[list[Window]]) -> list:
     """``fused`` (``keyword_scores``' four) and, where the takes agree on a spelling, a fifth: each test's reading of
-    it and its threshold, as enrollment sets it (``spelling_threshold`` of a typed keyword's, or where the first
-    negatives' windows read it at the target rate if higher), to join with the match's at each column's threshold
-    (``combined_score``). Enrollment's threshold comes from the match alone."""
+    it and its threshold, to join with the match's at each column's threshold (``combined_score``; enrollment's
+    threshold comes from the match alone). The spelling's threshold is ``spelling_at``'s as enrollment sets it, but
+    from the first negatives' windows as the benchmark scores them (each window alone, not the detector's), for
+    every column."""
     spellings = [greedy_spelling(log(t.posteriors[t.speech]), ENCODER.tokens, ENCODER.blank_id, ENCODER.delimiter_id) for t in templates]
     text, typed = agreed_spelling(spellings), model_calibration(ENCODER)
     if text is None or typed is None:
         return fused
     read = typed_scorer(ENCODER, [text])
     negatives = np.array([read.score(w.frames.log_probs)[0].score for w in negative_windows[0]])
-    threshold = max(spelling_threshold(typed.threshold_for(text)), threshold_for_rate(negatives, NEGATIVE_HOURS))
-    if threshold >= 1.0:
+    spelling = spelling_at(text, typed.threshold_for(text), negatives, NEGATIVE_HOURS, TARGET_FA_PER_HOUR)
+    if spelling is None:
         return fused
-    return [*fused, (np.array([read.score(log(c.posteriors))[0].score for c in tests]), threshold)]
+    return [*fused, (np.array([read.score(log(c.posteriors))[0].score for c in tests]), spelling.threshold)]
 
 
 def log(probabilities: np.ndarray) -> np.ndarray:

@@ -50,12 +50,55 @@ def test_the_agreed_spelling_is_held_by_most_takes_and_is_a_word_not_a_fragment(
 
 
 def test_the_spelling_fires_where_it_reaches_its_own_threshold_at_the_keywords():
-    """The keyword's threshold 0.2 and the spelling's 0.4: a reading of 0.4 scores 0.2, 1 scores 1, and the match's
-    score stands where it is the higher; so a threshold set above the keyword's moves both paths."""
+    """The keyword's threshold 0.2 and the spelling's 0.4: readings are shifted down by 0.2, so a reading of 0.4 scores
+    0.2; the match's score stands where it is the higher; nothing read scores 0 even where the shift is upwards."""
     assert combined_score(0.1, 0.4, 0.2, 0.4) == pytest.approx(0.2)
     assert combined_score(0.1, 0.39, 0.2, 0.4) < 0.2 and combined_score(0.3, 0.39, 0.2, 0.4) == 0.3
-    assert combined_score(0.0, 1.0, 0.2, 0.4) == pytest.approx(1.0) and combined_score(0.0, 0.7, 0.2, 0.4) == pytest.approx(0.6)
-    assert combined_score(0.0, 0.2, 0.2, 0.4) == pytest.approx(0.1)
+    assert combined_score(0.0, 1.0, 0.2, 0.4) == pytest.approx(0.8) and combined_score(0.0, 0.1, 0.2, 0.4) == 0.0
+    assert combined_score(0.0, 0.0, 0.5, 0.3) == 0.0 and combined_score(0.0, 0.9, 0.5, 0.3) == 1.0
+
+
+def test_the_detector_fires_on_the_shifted_reading_where_it_would_on_the_reading_at_its_own_threshold():
+    """The detector's two tests (the mean of two windows, a lone window less its margin) see the shifted readings as
+    they see the readings themselves: windows fire at the keyword's threshold where they fire at the spelling's (for a
+    keyword's threshold of the lone window's margin, 0.2, or more; under it a reading clipped at 0 can differ)."""
+    from kwstream.stream.detector import DetectorSettings, WindowScore
+    from kwstream.stream.events import ScoredWindow
+    from kwstream.stream.replay import compared_scores
+
+    detector = DetectorSettings()
+
+    def fired(scores, threshold: float) -> bool:
+        windows = [ScoredWindow(i * 0.25, i * 0.25 + 1.5, {"k": WindowScore("k", float(s), 0.0, 0.5)}, 0.0) for i, s in enumerate(scores)]
+        return max(compared_scores(windows, "k", detector), default=-1.0) >= threshold
+
+    rng = np.random.default_rng(4)
+    for keyword_threshold, spelling_at_ in ((0.2, 0.54), (0.36, 0.36), (0.5, 0.3)):
+        for _ in range(500):
+            readings = rng.uniform(0.0, 1.0, size=int(rng.integers(1, 5)))
+            shifted = [combined_score(0.0, r, keyword_threshold, spelling_at_) for r in readings]
+            assert fired(readings, spelling_at_) == fired(shifted, keyword_threshold)
+
+
+def test_a_spellings_threshold_rises_where_keyword_free_speech_reads_it_and_is_dropped_at_one():
+    """``spelling_at``: 1.5 times a typed keyword's threshold, or where the speech's readings reach the target rate (an
+    hour of them here, so the count decides: the 11th highest of 50 at 10 an hour) if that is higher."""
+    from kwstream.enroll.enroll import spelling_at
+
+    quiet = np.linspace(0.01, 0.3, 50)
+    assert spelling_at("seven", 0.36, quiet, 1.0, 10.0) == Spelling("seven", 0.54)
+    loud = np.linspace(0.5, 0.9, 50)
+    raised = spelling_at("seven", 0.36, loud, 1.0, 10.0)
+    assert raised.threshold == pytest.approx(np.sort(loud)[::-1][10], abs=1e-4) and raised.threshold > 0.54
+    assert spelling_at("seven", 0.7, quiet, 1.0, 10.0) is None  # 1.5 x 0.7 is past 1
+    assert spelling_at("seven", 0.36, np.full(50, 1.0), 1.0, 0.5) is None  # the speech reads it everywhere, fully
+
+
+def test_a_calibration_that_may_have_a_spelling_scores_the_bundled_speech_itself():
+    from kwstream.enroll.enroll import calibrate
+
+    with pytest.raises(ValueError, match="leave out `bundled`"):
+        calibrate("seven", [], [], 3, None, (), None, bundled=np.zeros(3), take_spellings=["seven", "sa"])
 
 
 def test_the_spellings_threshold_is_stricter_than_a_typed_keywords():

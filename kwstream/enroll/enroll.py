@@ -323,6 +323,14 @@ def take_spelling(encoder: Encoder, example: Example, layer: int, settings: Enro
     return greedy_spelling(encoded.log_probs[speech], encoder.tokens, encoder.blank_id, encoder.delimiter_id)
 
 
+def spelling_at(text: str, typed_threshold: float, read: np.ndarray, hours: float, target_per_hour: float) -> Spelling | None:
+    """``text`` as a keyword's spelling: at ``spelling_threshold`` of a typed keyword's ``typed_threshold``, or where the
+    scores keyword-free speech reads it at (``read``, the detector's, heard over ``hours``) reach ``target_per_hour``
+    if that is higher; None where that is not below 1 (such speech reads it too often to listen for it)."""
+    threshold = round(max(spelling_threshold(typed_threshold), threshold_for_rate(read, hours, target_per_hour)), 4)
+    return Spelling(text, threshold) if 0.0 < threshold < 1.0 else None
+
+
 KEYWORD = "speech"
 """The name ``SpeechCosts`` scores under."""
 
@@ -475,11 +483,11 @@ def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndar
     where the keyword-free speech reads it at the target rate if that is higher (dropped where that reaches 1). The
     threshold still comes from the match alone; the expected recall and false alarms from both paths at it (each
     take with the others' spelling where it is the same). Returns the calibration and the spelling (None: none)."""
+    if take_spellings and bundled is not None:
+        raise ValueError("a keyword that may have a spelling scores the bundled speech itself: leave out `bundled`")
     text = agreed_spelling(take_spellings)
     typed = model_calibration(encoder) if text is not None else None
     text = text if typed is not None else None
-    if text is not None and bundled is not None:
-        raise ValueError("a keyword with a spelling scores the bundled speech itself: leave out `bundled`")
 
     def scorer(takes: list[np.ndarray], spelled: str | None) -> PathScores:
         enrolled = EnrolledScorer([name], [layer], [takes], [None], [kind], encoder.blank_id, letter_count(encoder), [centre], [scale])
@@ -502,8 +510,8 @@ def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndar
     if text is None:
         return calibration, None
     read = np.concatenate([compared_scores(w, SPELLED, settings.detector) for w in heard_speech])
-    spelling = Spelling(text, round(max(spelling_threshold(typed.threshold_for(text)), threshold_for_rate(read, hours, target_per_hour)), 4))
-    if spelling.threshold >= 1.0:  # keyword-free speech reads it too often to be heard at all
+    spelling = spelling_at(text, typed.threshold_for(text), read, hours, target_per_hour)
+    if spelling is None:
         return calibration, None
     both = (calibration.threshold, spelling.threshold)
     joined = np.concatenate([heard_scores(w, settings.detector, both) for w in heard_speech])

@@ -5,7 +5,7 @@ from the takes, and the floor that keeps the match's false alarms down loses man
 letters in any voice it was trained for, so where the takes decode to one spelling (most of them alike, three
 letters or more), that spelling is also scored as a typed keyword, at a stricter threshold than a typed keyword of
 that text gets from the model's calibration (``MARGIN``). The keyword fires where either path reaches its own
-threshold: the spelled score is mapped so that its threshold lands on the keyword's (``combined_score``), and the
+threshold: the spelled score is shifted so that its threshold lands on the keyword's (``combined_score``), and the
 keyword's one threshold serves both (measured on development speakers: docs/enrollment.md, "A spelling learned
 from the takes").
 """
@@ -28,8 +28,8 @@ MIN_LETTERS = 3
 MARGIN = 1.5
 """The spelling's threshold is the typed keyword's times this (at most 1): typed keywords' thresholds aim at 5 false
 alarms per hour on the development speech, enrolled keywords' at 0.5. Chosen on FSDD's development speakers (jackson's
-ten digits in lucas's and nicolas's streams: recall 0.84, 0.81 and 0.80 at 3.3, 2.6 and 1.6 false alarms per hour at
-1, 1.3 and 1.5; the takes' match alone 0.73 at 0.7; docs/enrollment.md)."""
+ten digits in lucas's and nicolas's streams, a first form of this code: recall 0.84, 0.81 and 0.80 at 3.3, 2.6 and 1.6
+false alarms per hour at 1, 1.3 and 1.5; the takes' match alone 0.73 at 0.7; docs/enrollment.md)."""
 
 
 def greedy_spelling(log_probs: np.ndarray, tokens: Sequence[str], blank: int, delimiter: int | None) -> str:
@@ -61,10 +61,10 @@ class Spelling:
     """What an enrolled keyword's takes read as, and the score at which reading it fires the keyword."""
 
     text: str
-    """Lower-case letters, apostrophes and spaces (word delimiters), as a typed keyword is written."""
+    """The model's letters in lower case, words one space apart (``greedy_spelling``), as a typed keyword is written."""
     threshold: float
-    """Below 1: ``spelling_threshold`` of the one a typed keyword of ``text`` gets on the keyword's model, or higher
-    where keyword-free speech reads it more often than enrollment's target rate (``kwstream.enroll.enroll.calibrate``)."""
+    """In (0, 1): ``spelling_threshold`` of the one a typed keyword of ``text`` gets on the keyword's model, or higher
+    where keyword-free speech reads it more often than enrollment's target rate (``kwstream.enroll.enroll.spelling_at``)."""
 
 
 def spelling_threshold(typed: float) -> float:
@@ -73,14 +73,14 @@ def spelling_threshold(typed: float) -> float:
 
 
 def combined_score(matched: float, spelled: float, keyword_threshold: float, spelling_threshold: float) -> float:
-    """The keyword's score: its takes' match, or its spelling's score mapped so that the spelling's threshold lands on
-    the keyword's and 1 on 1 (linear on each side), whichever is higher. At the keyword's threshold it fires where
-    either path reaches its own, and a threshold set above it (``--enrolled NAME:T``) moves both paths' together."""
-    if spelled <= spelling_threshold:
-        read = spelled * keyword_threshold / spelling_threshold
-    else:
-        read = keyword_threshold + (spelled - spelling_threshold) * (1.0 - keyword_threshold) / (1.0 - spelling_threshold)
-    return max(matched, min(1.0, read))
+    """The keyword's score: its takes' match, or its spelling's score shifted by the keyword's threshold less the
+    spelling's (in [0, 1]; 0 where nothing is read), whichever is higher. A shift keeps what the detector does with a
+    path's scores (the mean of consecutive windows, a lone window less its margin), so at the keyword's threshold it
+    fires where either path alone would at its own (exactly where the keyword's threshold is at least the lone
+    window's margin; under it, a reading clipped at 0 can let a pair of windows fire a little sooner). A threshold set above the keyword's (``--enrolled NAME:T``) moves
+    both; above 1 less the shift only the match can reach it."""
+    read = min(1.0, max(0.0, spelled - spelling_threshold + keyword_threshold)) if spelled > 0 else 0.0
+    return max(matched, read)
 
 
 class SpelledOr:

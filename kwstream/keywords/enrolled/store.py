@@ -84,8 +84,9 @@ class EnrolledKeyword:
     None otherwise."""
     spelling: Spelling | None = None
     """``FUSED``: the spelling the takes agree on, also read as a typed keyword (``kwstream.keywords.enrolled.spelled``);
-    None where they agree on none, and in keywords enrolled before 2026-12-07 (versions from before ignore the field
-    and score the match alone)."""
+    None where they agree on none, where the model has no typed keywords' thresholds, where keyword-free speech reads
+    it too often (``kwstream.enroll.enroll.spelling_at``), and in keywords enrolled before 2026-12-07 (versions from
+    before ignore the field and score the match alone)."""
 
 
 def stored_format(keyword: EnrolledKeyword) -> str:
