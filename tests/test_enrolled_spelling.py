@@ -13,7 +13,7 @@ from kwstream.audio.io import read_audio
 from kwstream.enroll.enroll import enroll
 from kwstream.keywords.base import KeywordMatch
 from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, EnrolledScorer
-from kwstream.keywords.enrolled.spelled import MARGIN, SpelledOr, Spelling, agreed_spelling, combined_score, greedy_spelling, spelling_threshold
+from kwstream.keywords.enrolled.spelled import MARGIN, SpelledOr, Spelling, agreed_spelling, combined_score, greedy_spelling, stricter_than_typed
 from kwstream.keywords.enrolled.store import EnrollmentError, KeywordStore, load_scorer
 from kwstream.keywords.keyword_set import KeywordSet, typed_scorer
 from kwstream.model.encoder import EncodedFrames
@@ -102,7 +102,7 @@ def test_a_calibration_that_may_have_a_spelling_scores_the_bundled_speech_itself
 
 
 def test_the_spellings_threshold_is_stricter_than_a_typed_keywords():
-    assert spelling_threshold(0.36) == pytest.approx(0.54) and spelling_threshold(0.8) == 1.0
+    assert stricter_than_typed(0.36) == pytest.approx(0.54) and stricter_than_typed(0.8) == 1.0
 
 
 def _reading(encoder, text: str, frames: int = 40) -> np.ndarray:
@@ -221,4 +221,4 @@ def test_a_spelling_that_keyword_free_speech_reads_is_held_higher_and_a_homophon
     assert warning.startswith('kwstream: warning: the takes read as \'one\', and "one" sounds like "won"')
     spelling = KeywordStore(tmp_path).load("one").spelling
     typed = model_calibration(Encoder(EncoderSettings(model=str(BUNDLED)))).threshold_for("one")
-    assert spelling.text == "one" and spelling_threshold(typed) < spelling.threshold < 1.0
+    assert spelling.text == "one" and stricter_than_typed(typed) < spelling.threshold < 1.0

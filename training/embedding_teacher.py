@@ -19,6 +19,7 @@ from transformers import Wav2Vec2Config
 from kwstream.model.speech_embedding import DIMENSIONS, MEL_FRAME, MEL_HOP, MIN_SAMPLES, STEP_FRAMES, WINDOW_FRAMES, SpeechEmbedding
 from training.frontend import receptive_field
 
+
 def centre_frames(steps: int, receptive: int, hop: int) -> np.ndarray:
     """For each of ``steps`` embedding windows from the audio's start, the student frame (each seeing ``receptive``
     samples, ``hop`` apart) centred nearest the window's centre."""

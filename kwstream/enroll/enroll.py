@@ -36,7 +36,7 @@ from kwstream.keywords.ctc import CtcKeywordScorer
 from kwstream.keywords.enrolled.scorer import (CENTRED_SCALE, FUSED, HIDDEN, LETTERS, VOICE, EnrolledScorer, ExampleSet, hidden_score,
                                                letter_count, voice_score,
                                                matching_frames)
-from kwstream.keywords.enrolled.spelled import Spelling, agreed_spelling, combined_score, greedy_spelling, spelling_threshold
+from kwstream.keywords.enrolled.spelled import Spelling, agreed_spelling, combined_score, greedy_spelling, stricter_than_typed
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError
 from kwstream.keywords.keyword_set import KeywordSet, model_calibration, typed_scorer
 from kwstream.model.encoder import EncodedFrames, Encoder
@@ -324,10 +324,10 @@ def take_spelling(encoder: Encoder, example: Example, layer: int, settings: Enro
 
 
 def spelling_at(text: str, typed_threshold: float, read: np.ndarray, hours: float, target_per_hour: float) -> Spelling | None:
-    """``text`` as a keyword's spelling: at ``spelling_threshold`` of a typed keyword's ``typed_threshold``, or where the
+    """``text`` as a keyword's spelling: at ``stricter_than_typed`` of a typed keyword's ``typed_threshold``, or where the
     scores keyword-free speech reads it at (``read``, the detector's, heard over ``hours``) reach ``target_per_hour``
     if that is higher; None where that is not below 1 (such speech reads it too often to listen for it)."""
-    threshold = round(max(spelling_threshold(typed_threshold), threshold_for_rate(read, hours, target_per_hour)), 4)
+    threshold = round(max(stricter_than_typed(typed_threshold), threshold_for_rate(read, hours, target_per_hour)), 4)
     return Spelling(text, threshold) if 0.0 < threshold < 1.0 else None
 
 
@@ -479,7 +479,7 @@ def calibrate(name: str, examples: Sequence[Example], features: Sequence[np.ndar
     known already (``scaled``).
 
     ``take_spellings``: what each take reads as (``FUSED``). Where they agree on a spelling (``agreed_spelling``) and
-    the model has typed keywords' thresholds, it is scored too: at ``spelling_threshold`` of the typed keyword's, or
+    the model has typed keywords' thresholds, it is scored too: at ``stricter_than_typed`` of the typed keyword's, or
     where the keyword-free speech reads it at the target rate if that is higher (dropped where that reaches 1). The
     threshold still comes from the match alone; the expected recall and false alarms from both paths at it (each
     take with the others' spelling where it is the same). Returns the calibration and the spelling (None: none)."""

@@ -63,11 +63,11 @@ class Spelling:
     text: str
     """The model's letters in lower case, words one space apart (``greedy_spelling``), as a typed keyword is written."""
     threshold: float
-    """In (0, 1): ``spelling_threshold`` of the one a typed keyword of ``text`` gets on the keyword's model, or higher
+    """In (0, 1): ``stricter_than_typed`` of the one a typed keyword of ``text`` gets on the keyword's model, or higher
     where keyword-free speech reads it more often than enrollment's target rate (``kwstream.enroll.enroll.spelling_at``)."""
 
 
-def spelling_threshold(typed: float) -> float:
+def stricter_than_typed(typed: float) -> float:
     """``MARGIN`` times a typed keyword's threshold ``typed``, at most 1."""
     return round(min(1.0, typed * MARGIN), 4)
 
@@ -77,8 +77,8 @@ def combined_score(matched: float, spelled: float, keyword_threshold: float, spe
     spelling's (in [0, 1]; 0 where nothing is read), whichever is higher. A shift keeps what the detector does with a
     path's scores (the mean of consecutive windows, a lone window less its margin), so at the keyword's threshold it
     fires where either path alone would at its own (exactly where the keyword's threshold is at least the lone
-    window's margin; under it, a reading clipped at 0 can let a pair of windows fire a little sooner). A threshold set above the keyword's (``--enrolled NAME:T``) moves
-    both; above 1 less the shift only the match can reach it."""
+    window's margin; under it, a reading clipped at 0 can let a pair of windows fire a little sooner). A threshold
+    set above the keyword's (``--enrolled NAME:T``) moves both; above 1 less the shift only the match can reach it."""
     read = min(1.0, max(0.0, spelled - spelling_threshold + keyword_threshold)) if spelled > 0 else 0.0
     return max(matched, read)
 
