@@ -12,7 +12,7 @@ import pytest
 from kwstream.audio.io import read_audio
 from kwstream.enroll.enroll import enroll
 from kwstream.keywords.base import KeywordMatch
-from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, EnrolledScorer
+from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, EnrolledScorer, letter_count
 from kwstream.keywords.enrolled.spelled import MARGIN, SpelledOr, Spelling, agreed_spelling, combined_score, greedy_spelling, stricter_than_typed
 from kwstream.keywords.enrolled.store import EnrollmentError, KeywordStore, load_scorer
 from kwstream.keywords.keyword_set import KeywordSet, typed_scorer
@@ -136,6 +136,29 @@ def test_keywords_with_a_spelling_are_found_where_it_is_read_and_the_others_keep
     assert got[1].score == pytest.approx(max(matched[1].score, combined_score(0.0, cat.score, 0.3, 0.5)))
     assert (got[0], got[2]) == (matched[0], matched[2])
     assert (scorer.keywords, scorer.layers, scorer.thresholds) == (enrolled.keywords, enrolled.layers, enrolled.thresholds)
+
+
+def test_a_spelling_is_read_with_the_listeners_pause_between_words(tmp_path, tiny_model):
+    """``load_scorer(..., pause_ms)``: a stored keyword's spelling ends a word after the blank time the listener gives
+    typed keywords (``KeywordSettings.pause_ms``), so the two paths of one listener agree on where words end."""
+    from kwstream.audio.io import SAMPLE_RATE
+    from kwstream.model.encoder import Encoder, EncoderSettings
+
+    encoder = Encoder(EncoderSettings(model=str(tiny_model)))
+    rng = np.random.default_rng(3)
+    takes = [rng.random((n, letter_count(encoder) + 8)).astype(np.float32) for n in (9, 10)]  # letters, then layer 1's states
+    keyword = dataclasses.replace(_keyword("pet", encoder.fingerprint), layer=1, kind=FUSED, examples=takes,
+                                  sources=["a.wav", "b.wav"], centre=np.zeros(8, np.float32), spelling=Spelling("dog", 0.5))
+    store = KeywordStore(tmp_path)
+    store.save(keyword)
+    store.save(dataclasses.replace(keyword, name="plain", spelling=None))
+    window = EncodedFrames(_reading(encoder, "dog"), {1: rng.standard_normal((40, 8)).astype(np.float32)})
+    frame_ms = 1000 * encoder.samples_per_frame / SAMPLE_RATE
+    short, long = round(8 * frame_ms), round(12 * frame_ms)  # 10 blank frames before "dog": a word boundary at 8, none at 12
+    matched = load_scorer(["plain"], store, encoder, short).score_frames(window)[0].score
+    assert matched < keyword.threshold  # the takes do not match: only the reading can fire
+    heard = {pause: load_scorer(["pet"], store, encoder, pause).score_frames(window)[0].score for pause in (short, long)}
+    assert heard[short] >= keyword.threshold > heard[long]
 
 
 def test_calibration_joins_both_paths_window_by_window_as_the_scorer_does():

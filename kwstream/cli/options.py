@@ -125,9 +125,10 @@ def settings(args: argparse.Namespace) -> SpotterSettings:
         raise KwstreamError(str(exc)) from None
 
 
-def scorers(args: argparse.Namespace, encoder: Encoder) -> list[KeywordScorer]:
+def scorers(args: argparse.Namespace, encoder: Encoder, pipeline: SpotterSettings) -> list[KeywordScorer]:
     """The keyword scorers besides typed keywords that the command line names, checked against
-    ``encoder``: enrolled keywords (--enrolled) and trained classifiers (--classifier)."""
+    ``encoder``: enrolled keywords (--enrolled; their spellings read with ``pipeline``'s pause between words)
+    and trained classifiers (--classifier)."""
     found: list[KeywordScorer] = []
     if args.classifier:
         from kwstream.keywords.classifier.head import ClassifierScorer
@@ -136,7 +137,7 @@ def scorers(args: argparse.Namespace, encoder: Encoder) -> list[KeywordScorer]:
     if args.enrolled:
         from kwstream.keywords.enrolled.store import KeywordStore, load_scorer
 
-        found.append(load_scorer(args.enrolled, KeywordStore(args.store), encoder))
+        found.append(load_scorer(args.enrolled, KeywordStore(args.store), encoder, pipeline.keywords.pause_ms))
     return found
 
 
@@ -164,7 +165,7 @@ def keyword_set(args: argparse.Namespace, encoder: Encoder, pipeline: SpotterSet
     typed = parse_keywords(args.keywords)
     own = {name: t for name, t in map(split_threshold, args.enrolled) if t is not None}  # they outrank every default
     own |= {k.text: k.threshold for k in typed if k.threshold is not None}  # also for those --trained confirms
-    others = scorers(args, encoder)
+    others = scorers(args, encoder, pipeline)
     if args.trained:
         typed, found = trained(args, typed, encoder, pipeline)
         others += found

@@ -25,7 +25,7 @@ import numpy as np
 
 from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
-from kwstream.keywords.keyword_set import split_threshold, typed_scorer
+from kwstream.keywords.keyword_set import KeywordSettings, split_threshold, typed_scorer
 from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, VOICE, EnrolledScorer, letter_count
 from kwstream.keywords.enrolled.spelled import SpelledOr, Spelling
 
@@ -217,10 +217,13 @@ def parse_enrolled(spec: str) -> tuple[str, float | None]:
     return check_name(name), threshold
 
 
-def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder) -> EnrolledScorer | SpelledOr:
+def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder,
+                pause_ms: int = KeywordSettings.pause_ms) -> EnrolledScorer | SpelledOr:
     """The scorer for ``--enrolled NAME[:T]`` options, every keyword checked against ``encoder``,
     with the thresholds measured at enrollment (a ``:T`` given here goes to the spotter as the
-    user's own, see ``kwstream.keywords.keyword_set.keyword_thresholds``)."""
+    user's own, see ``kwstream.keywords.keyword_set.keyword_thresholds``). ``pause_ms``: the blank time
+    that ends a word where a keyword's spelling is read, the listener's ``KeywordSettings.pause_ms`` as typed
+    keywords get it."""
     keywords, thresholds = [], []
     for spec in specs:
         name, _ = parse_enrolled(spec)
@@ -234,4 +237,4 @@ def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder) -> Enro
     spelled = [k.spelling.text for k in keywords if k.spelling is not None]
     if not spelled:
         return enrolled
-    return SpelledOr(enrolled, typed_scorer(encoder, spelled), [k.spelling for k in keywords], thresholds)
+    return SpelledOr(enrolled, typed_scorer(encoder, spelled, pause_ms), [k.spelling for k in keywords], thresholds)
