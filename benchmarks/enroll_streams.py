@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,7 +31,7 @@ from kwstream.keywords.enrolled.scorer import VOICE
 from kwstream.keywords.enrolled.store import KeywordStore
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.spotter import SpotterSettings
-from training.dev_report import best_recall
+from training.dev_report import eval_report, summarise
 from training.digit_streams import DEFAULT_FSDD_DIR, StreamSettings, build
 from training.texts import DIGITS
 
@@ -55,32 +54,22 @@ def enroll_digits(fsdd: Path, speaker: str, store: KeywordStore, encoder: Encode
 
 
 def heard(model: str, store: Path, streams: list[Path], labels: Path, threads: int) -> dict:
-    """``kwstream eval --json`` of the store's digits on ``streams``."""
+    """The store's digits on ``streams`` (``kwstream eval --json``, ``summarise``d at ``RATES``): at the enrolled
+    thresholds ("default") and the best at each rate, per digit and their mean."""
     enrolled = [a for name in DIGITS for a in ("--enrolled", name)]
-    cmd = [sys.executable, "-m", "kwstream", "eval", "--model", model, "--threads", str(threads), "--json", "--store", str(store),
-           *enrolled, "--keywords", "", "--labels", str(labels), *map(str, streams)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"kwstream eval failed:\n{done.stderr}")
-    return json.loads(done.stdout)
-
-
-def rows(report: dict) -> dict[str, dict]:
-    """Per keyword, then their mean: recall and false alarms per hour at the enrolled thresholds, best recall at ``RATES``."""
-    found = {k["keyword"]: {"recall": k["recall"], "fa_per_hour": k["false_alarms_per_hour"], "false_alarms": k["false_alarms"],
-                            **{f"recall_at_{rate:g}": best_recall(k, rate) for rate in RATES}} for k in report["keywords"]}
-    found["mean"] = {field: sum(r[field] for r in found.values()) / len(found) for field in next(iter(found.values()))}
-    return found
+    report = eval_report(model, threads, ["--store", str(store), *enrolled, "--keywords", "", "--labels", str(labels),
+                                          *map(str, streams)], str(store))
+    return summarise(report, RATES)
 
 
 def markdown(results: dict[str, dict]) -> str:
     rates = " | ".join(f"best @{rate:g}/h" for rate in RATES)
     lines = [f"| keywords | digit | recall | FA/h | false alarms | {rates} |", "| --- | --- | --- | --- | --- |" + " --- |" * len(RATES)]
     for variant, found in results.items():
-        for name, r in found.items():
+        for name, r in [*found["keywords"].items(), ("**mean**", found["mean"])]:
             best = " | ".join(f"{r[f'recall_at_{rate:g}']:.2f}" for rate in RATES)
-            shown = f"**{name}**" if name == "mean" else name
-            lines.append(f"| {variant} | {shown} | {r['recall']:.3f} | {r['fa_per_hour']:.2f} | {r['false_alarms']:g} | {best} |")
+            lines.append(f"| {variant} | {name} | {r['default_recall']:.3f} | {r['default_fa_per_hour']:.2f} | "
+                         f"{r['default_false_alarms']:g} | {best} |")
     return "\n".join(lines)
 
 
@@ -105,13 +94,13 @@ def main() -> None:
         streams = [p for p in build(args.fsdd, tmp / "streams", SPEAKERS, STREAMS, exclude=TAKES) if p.stem in listen]
         labels, store, plain = tmp / "streams" / "labels.csv", KeywordStore(tmp / "store"), KeywordStore(tmp / "plain")
         enroll_digits(args.fsdd, args.enroll, store, encoder, args.voice)
-        results = {"as enrolled": rows(heard(args.model, store.root, streams, labels, args.threads))}
+        results = {"as enrolled": heard(args.model, store.root, streams, labels, args.threads)}
         keywords = [store.load(name) for name in DIGITS]
         spelled = sum(k.spelling is not None for k in keywords)
         if args.spelling and spelled:
             for keyword in keywords:
                 plain.save(dataclasses.replace(keyword, spelling=None))
-            results["the takes' match alone"] = rows(heard(args.model, plain.root, streams, labels, args.threads))
+            results["the takes' match alone"] = heard(args.model, plain.root, streams, labels, args.threads)
     if args.out:
         setup = {"enroll": args.enroll, "listen": listen, "voice": args.voice, "spelled": spelled, "model": args.model}
         args.out.write_text(json.dumps({"setup": setup, "results": results}, indent=1) + "\n")

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from kwstream.keywords.classifier.head import HeadConfig
 from kwstream.keywords.classifier.trained import read_metadata
-from training.dev_report import CACHE, RATES, summarise
+from training.dev_report import CACHE, RATES, eval_report, summarise
 
 SETS = {"natural_clean": "dev_natural/clean", "natural_noisy": "dev_natural/noisy"}
 MODES = {"CTC": [], "trained": ["--trained-alone"], "CTC+trained": []}
@@ -29,12 +27,8 @@ MODES = {"CTC": [], "trained": ["--trained-alone"], "CTC+trained": []}
 def run(model: str, folder: Path, keywords: list[str], mode: str, trained: list[str], threads: int) -> dict:
     """``kwstream eval --json``'s report of one mode on one set."""
     extra = [a for t in trained for a in ("--trained", t)] + MODES[mode] if mode != "CTC" else []
-    cmd = [sys.executable, "-m", "kwstream", "eval", "--model", model, "--threads", str(threads), "--json",
-           "--keywords", ",".join(keywords), *extra, "--labels", str(folder / "labels.csv"), *map(str, sorted(folder.glob("*.flac")))]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{folder} {mode}: kwstream eval failed:\n{done.stderr}")
-    return json.loads(done.stdout)
+    return eval_report(model, threads, ["--keywords", ",".join(keywords), *extra, "--labels", str(folder / "labels.csv"),
+                                        *map(str, sorted(folder.glob("*.flac")))], f"{folder} {mode}")
 
 
 def false_alarms_at_recall(report: dict, recall: float) -> float:

@@ -64,10 +64,11 @@ def best_recall(keyword: dict, rate: float) -> float:
     return max(recalls, default=0.0)
 
 
-def summarise(report: dict) -> dict:
+def summarise(report: dict, rates: Sequence[float] = RATES) -> dict:
+    """Per keyword and their mean: recall, false alarms (per hour and counted) at the defaults, best recall at ``rates``."""
     rows = {k["keyword"]: {"labels": k["labels"], "default_recall": k["recall"],
-                           "default_fa_per_hour": k["false_alarms_per_hour"],
-                           **{f"recall_at_{rate:g}": best_recall(k, rate) for rate in RATES}}
+                           "default_fa_per_hour": k["false_alarms_per_hour"], "default_false_alarms": k["false_alarms"],
+                           **{f"recall_at_{rate:g}": best_recall(k, rate) for rate in rates}}
             for k in report["keywords"]}
     mean = {field: sum(r[field] for r in rows.values()) / len(rows) for field in next(iter(rows.values())) if field != "labels"}
     return {"negative_hours": report["negative_hours"], "audio_s": report["audio_s"], "keywords": rows, "mean": mean}
@@ -79,12 +80,18 @@ def run_set(model: str, dev: DevSet, threads: int, int8: bool = False, eval_args
         print(f"{dev.name}: {folder} not built, skipped", file=sys.stderr)
         return None
     files = sorted(folder.glob("*.flac")) + (sorted(CACHE.glob(dev.extra_negatives)) if dev.extra_negatives else [])
-    cmd = [sys.executable, "-m", "kwstream", "eval", "--model", model, "--threads", str(threads), "--json",
-           *(["--int8"] if int8 else []), *eval_args, "--keywords", ",".join(dev.keywords), "--labels", str(folder / "labels.csv"), *map(str, files)]
+    return summarise(eval_report(model, threads, [*(["--int8"] if int8 else []), *eval_args, "--keywords", ",".join(dev.keywords),
+                                                  "--labels", str(folder / "labels.csv"), *map(str, files)], dev.name))
+
+
+def eval_report(model: str, threads: int, args: Sequence[str], what: str) -> dict:
+    """``kwstream eval --json``'s report of ``model`` with ``args``, run as a user runs it; a failure ends the program
+    with its output, named ``what``."""
+    cmd = [sys.executable, "-m", "kwstream", "eval", "--model", model, "--threads", str(threads), "--json", *args]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"{dev.name}: kwstream eval failed:\n{done.stderr}")
-    return summarise(json.loads(done.stdout))
+        raise SystemExit(f"{what}: kwstream eval failed:\n{done.stderr}")
+    return json.loads(done.stdout)
 
 
 def markdown(results: dict[str, dict]) -> str:
