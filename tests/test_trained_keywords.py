@@ -6,6 +6,7 @@ wiring test are real heads whose output layer is set by hand, so that they alway
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,23 @@ def test_every_available_voice_source_speaks_a_keyword_into_the_cache(tmp_path: 
         np.testing.assert_array_equal(cache.audio(utterance), audio)
 
 
+def test_speech_synthesised_ahead_in_processes_is_the_speech_synthesised_here(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    jobs = [synth.Utterance(text, text, text, *synth.draw_voice(rng, ["espeak", "flite"])) for text in ("hey", "stop", "hey stop")]
+    jobs.append(jobs[0])  # the same recipe twice is synthesised once
+    here = list(synth.synthesised(jobs, synth.SpeechCache(tmp_path / "here"), workers=1))
+    ahead = synth.SpeechCache(tmp_path / "ahead")
+    for mine, theirs in zip(here, synth.synthesised(jobs, ahead, workers=2), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    assert all(ahead.path(j).is_file() for j in jobs)
+
+
+def test_an_engine_that_fails_in_a_worker_process_fails_the_synthesis(tmp_path: Path) -> None:
+    jobs = [synth.Utterance("hey", "hey", "hey", "espeak", voice, 1.0, 50) for voice in ("en-us", "nosuchvoice")]
+    with pytest.raises(subprocess.CalledProcessError):
+        list(synth.synthesised(jobs, synth.SpeechCache(tmp_path), workers=2))
+
+
 @pytest.mark.slow
 def test_a_few_training_steps_write_a_head_that_listen_uses(encoder: Encoder, tmp_path: Path) -> None:
     settings = KeywordTrainSettings(("hey", "stop"), tmp_path / "store" / "tiny",
@@ -158,6 +176,7 @@ def test_a_few_training_steps_write_a_head_that_listen_uses(encoder: Encoder, tm
     (["--keywords", "h3y", "--out", "x"], "h3y"),
     (["--keywords", "hey,hey", "--out", "x"], "twice"),
     (["--keywords", "hey"], "--name"),
+    (["--data", "x", "--out", "x", "--workers", "2"], "--workers are for --keywords"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:
     args = [str(tmp_path / a) if a == "x" else a for a in args]

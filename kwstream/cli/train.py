@@ -13,6 +13,7 @@ from pathlib import Path
 from kwstream.errors import KwstreamError
 from kwstream.keywords.classifier.trained import check_free, trained_folder
 from kwstream.model.encoder import Encoder, EncoderSettings
+from kwstream.scan.pool import cores
 from kwstream.train.features import AugmentSettings, default_cache_dir
 from kwstream.train.fit import FitSettings
 from kwstream.train.keywords import KeywordTrainSettings, format_keyword_report, train_keywords
@@ -27,8 +28,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise KwstreamError("--copies must be 0 or more and --val-percent in [0, 100)")
     if args.keywords is not None:
         return train_from_text(args)
-    if not args.out or args.name:
-        raise KwstreamError("--data needs --out HEAD (a file), and --name is for --keywords")
+    if not args.out or args.name or args.examples or args.workers:
+        raise KwstreamError("--data needs --out HEAD (a file); --name, --examples and --workers are for --keywords")
     settings = TrainSettings(
         data=Path(args.data), out=Path(args.out), layer=args.layer, unfreeze=args.unfreeze,
         val_percent=TrainSettings.val_percent if args.val_percent is None else args.val_percent,
@@ -59,7 +60,7 @@ def train_from_text(args: argparse.Namespace) -> int:
     synth = SynthSettings(positives=examples, near_misses=examples * 3 // 4, general=examples // 2)
     defaults = KeywordTrainSettings((), out)
     settings = KeywordTrainSettings(
-        keywords=tuple(args.keywords.split(",")), out=out, synth=synth, layer=args.layer,
+        keywords=tuple(args.keywords.split(",")), out=out, synth=synth, workers=args.workers or cores(), layer=args.layer,
         val_percent=defaults.val_percent if args.val_percent is None else args.val_percent,
         feature_cache=Path(args.cache) if args.cache else default_cache_dir(),
         augment=AugmentSettings(copies=defaults.augment.copies if args.copies is None else args.copies),

@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from kwstream.train.features import AugmentSettings
 from kwstream.train.features import default_cache_dir as default_feature_cache
 from kwstream.train.fit import FitSettings
 from kwstream.train.report import ClassifierReport
-from kwstream.train.synth import SpeechCache, SynthSettings, Utterance, available_engines, utterances
+from kwstream.train.synth import SpeechCache, SynthSettings, Utterance, available_engines, synthesised, utterances
 from kwstream.train.synth import default_cache_dir as default_speech_cache
 from kwstream.train.train import TrainSettings, fit_head
 
@@ -44,6 +45,8 @@ class KeywordTrainSettings:
     out: Path
     """The folder the trained keywords are written to (a new one)."""
     synth: SynthSettings = SynthSettings()
+    workers: int = 1
+    """Processes that synthesise speech ahead of the encoder (``synth.synthesised``; the CLI's default: the cores)."""
     speech_cache: Path = field(default_factory=default_speech_cache)
     feature_cache: Path = field(default_factory=default_feature_cache)
     layer: int | None = None
@@ -94,18 +97,19 @@ def centred_clip(audio: np.ndarray, centre: int, samples: int) -> np.ndarray:
 
 
 def write_layout(folder: Path, jobs: Sequence[Utterance], keywords: Sequence[str], encoder: Encoder,
-                 speech: SpeechCache, clip_s: float, seed: int) -> None:
-    """The Speech Commands layout of ``jobs``: one 1 s clip each, centred on its target keyword's best CTC alignment."""
+                 speech: SpeechCache, clip_s: float, seed: int, workers: int = 1) -> None:
+    """The Speech Commands layout of ``jobs``: one 1 s clip each, centred on its target keyword's best CTC alignment
+    (synthesised by ``workers`` processes)."""
     scorer = typed_scorer(encoder, keywords)
     samples = int(clip_s * SAMPLE_RATE)
     for label in {*keywords, UNKNOWN_CLASS, BACKGROUND_FOLDER}:
         (folder / label).mkdir(parents=True, exist_ok=True)
-    for i, job in enumerate(tqdm(jobs, desc="synthesising", unit="utterance")):
-        audio = speech.audio(job)
-        match = scorer.score(encoder.encode(audio).log_probs)[keywords.index(job.target)]
-        frames = encoder.samples_per_frame
-        centre = (match.start_frame + match.end_frame) * frames // 2 if match.score > 0 else len(audio) // 2
-        sf.write(folder / job.label / f"{job.speaker}_nohash_{i}.wav", centred_clip(audio, centre, samples), SAMPLE_RATE)
+    with closing(synthesised(jobs, speech, workers)) as spoken:
+        for i, (job, audio) in enumerate(tqdm(zip(jobs, spoken), total=len(jobs), desc="synthesising", unit="utterance")):
+            match = scorer.score(encoder.encode(audio).log_probs)[keywords.index(job.target)]
+            frames = encoder.samples_per_frame
+            centre = (match.start_frame + match.end_frame) * frames // 2 if match.score > 0 else len(audio) // 2
+            sf.write(folder / job.label / f"{job.speaker}_nohash_{i}.wav", centred_clip(audio, centre, samples), SAMPLE_RATE)
     rng = np.random.default_rng(seed)
     for name, exponent in (("white", 0.0), ("pink", 1.0), ("brown", 2.0)):
         noise = 0.1 * colored_noise(rng, int(NOISE_S * SAMPLE_RATE), exponent)
@@ -137,7 +141,7 @@ def train_keywords(settings: KeywordTrainSettings, encoder: Encoder, note: Calla
     if not (layout / "complete").is_file():
         shutil.rmtree(layout, ignore_errors=True)
         write_layout(layout, jobs, keywords, encoder, SpeechCache(settings.speech_cache), settings.augment.clip_s,
-                     settings.synth.seed)
+                     settings.synth.seed, settings.workers)
         (layout / "complete").touch()
     held_out = held_out_voices(jobs, settings.val_percent)
     head, report = fit_head(TrainSettings(data=layout, out=out, layer=settings.layer, val_percent=settings.val_percent,

@@ -14,9 +14,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -212,3 +214,26 @@ class SpeechCache:
         sf.write(partial, audio, SAMPLE_RATE)
         partial.replace(path)
         return sf.read(path, dtype="float32")[0]  # as 16-bit FLAC holds it, so a cached read gives the same
+
+
+def _synthesise(speech: SpeechCache, utterance: Utterance) -> None:
+    speech.audio(utterance)
+
+
+def synthesised(jobs: Sequence[Utterance], speech: SpeechCache, workers: int = 1) -> Iterator[np.ndarray]:
+    """Each job's audio (``SpeechCache.audio``), in order. With ``workers`` > 1 the uncached ones are synthesised
+    ahead in that many processes (spawned: each loads its own neural voices) while the caller works on what is
+    ready: synthesis, the Kokoro voices above all, is most of the time ``kwstream train --keywords`` takes."""
+    missing = list(dict.fromkeys(j for j in jobs if not speech.path(j).is_file()))
+    if workers <= 1 or len(missing) < 2:
+        yield from map(speech.audio, jobs)
+        return
+    pool = ProcessPoolExecutor(min(workers, len(missing)), multiprocessing.get_context("spawn"))
+    try:
+        ahead: dict[Utterance, Future] = {job: pool.submit(_synthesise, speech, job) for job in missing}
+        for job in jobs:
+            if job in ahead:
+                ahead[job].result()
+            yield speech.audio(job)
+    finally:  # Ctrl-C, an engine's error, or the caller stopped reading: nothing more is synthesised
+        pool.shutdown(cancel_futures=True)
