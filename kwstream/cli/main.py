@@ -148,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=positive_int, help="training epochs (default 30; 20 with --keywords)")
     train.add_argument("--copies", type=int, help="noisy, time-shifted copies per training clip (default 2; 1 with --keywords)")
     train.add_argument("--examples", type=positive_int, metavar="N", help="with --keywords: synthesised utterances of "
-                       "each keyword (default 120; near misses 3/4 and other speech 1/2 as many)")
-    train.add_argument("--workers", type=positive_int, help="with --keywords: processes that synthesise speech (default: the cores)")
+                       "each keyword (default 360; near misses 3/4 and other speech 1/2 as many)")
+    train.add_argument("--workers", type=positive_int, help="with --keywords: processes that synthesise speech, ~400 MB each (default: the cores, up to 4)")
     train.add_argument("--val-percent", type=float, help="share of speakers (voices) held out by name hash (default 10; 15 with --keywords)")
     train.add_argument("--val-speakers", default="", metavar="S,...", help="hold out exactly these speakers instead")
     train.add_argument("--cache", metavar="DIR", help="feature cache (default: ~/.cache/kwstream/classifier-features)")
