@@ -95,7 +95,7 @@ def test_no_import_cycles_in_the_package():
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("kwstream.errors",),
-    ("kwstream.extras", "kwstream.compiled", "kwstream.assets"),
+    ("kwstream.extras", "kwstream.compiled", "kwstream.assets", "kwstream.processes"),
     ("kwstream.audio",),
     ("kwstream.model",),
     ("kwstream.keywords",),

@@ -139,7 +139,7 @@ def test_every_available_voice_source_speaks_a_keyword_into_the_cache(tmp_path: 
 def test_speech_synthesised_ahead_in_processes_is_the_speech_synthesised_here(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     jobs = [synth.Utterance(text, text, text, *synth.draw_voice(rng, ["espeak", "flite"])) for text in ("hey", "stop", "hey stop")]
-    jobs.append(jobs[0])  # the same recipe twice is synthesised once
+    jobs.append(jobs[0])  # the same recipe twice
     here = list(synth.synthesised(jobs, synth.SpeechCache(tmp_path / "here"), workers=1))
     ahead = synth.SpeechCache(tmp_path / "ahead")
     for mine, theirs in zip(here, synth.synthesised(jobs, ahead, workers=2), strict=True):
@@ -177,6 +177,7 @@ def test_a_few_training_steps_write_a_head_that_listen_uses(encoder: Encoder, tm
     (["--keywords", "hey,hey", "--out", "x"], "twice"),
     (["--keywords", "hey"], "--name"),
     (["--data", "x", "--out", "x", "--workers", "2"], "--workers are for --keywords"),
+    (["--data", "x", "--out", "x", "--examples", "20"], "--examples and --workers are for --keywords"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:
     args = [str(tmp_path / a) if a == "x" else a for a in args]

@@ -22,7 +22,8 @@ from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder
 from kwstream.scan.inputs import find_files
 from kwstream.scan.manifest import ScanOutput, manifest_path
-from kwstream.scan.pool import cores, scan_local, scan_ray
+from kwstream.processes import cores
+from kwstream.scan.pool import scan_local, scan_ray
 from kwstream.scan.worker import FileResult, Scanner, ScanJob
 from kwstream.scan.writers import check_output
 from kwstream.stream.pipeline import PipelineSettings

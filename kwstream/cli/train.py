@@ -13,10 +13,10 @@ from pathlib import Path
 from kwstream.errors import KwstreamError
 from kwstream.keywords.classifier.trained import check_free, trained_folder
 from kwstream.model.encoder import Encoder, EncoderSettings
-from kwstream.scan.pool import cores
+from kwstream.processes import cores
 from kwstream.train.features import AugmentSettings, default_cache_dir
 from kwstream.train.fit import FitSettings
-from kwstream.train.keywords import MOST_DEFAULT_WORKERS, KeywordTrainSettings, format_keyword_report, train_keywords
+from kwstream.train.keywords import MAX_DEFAULT_WORKERS, KeywordTrainSettings, format_keyword_report, train_keywords
 from kwstream.train.report import format_report
 from kwstream.train.synth import SynthSettings
 from kwstream.train.train import TrainSettings, train
@@ -61,7 +61,7 @@ def train_from_text(args: argparse.Namespace) -> int:
     defaults = KeywordTrainSettings((), out)
     settings = KeywordTrainSettings(
         keywords=tuple(args.keywords.split(",")), out=out, synth=synth, layer=args.layer,
-        workers=args.workers or min(cores(), MOST_DEFAULT_WORKERS),
+        workers=args.workers or min(cores(), MAX_DEFAULT_WORKERS),
         val_percent=defaults.val_percent if args.val_percent is None else args.val_percent,
         feature_cache=Path(args.cache) if args.cache else default_cache_dir(),
         augment=AugmentSettings(copies=defaults.augment.copies if args.copies is None else args.copies),

@@ -4,23 +4,16 @@ in worker processes (one model each), or in a pool of Ray actors (one model each
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
-import signal
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from kwstream.processes import cores, terminate, worker_pool
 from kwstream.scan.worker import FileResult, Scanner, ScanJob
 
 _scanner: Scanner | None = None
 """The worker process's own scanner (set by ``_start_worker``)."""
-
-
-def cores() -> int:
-    """The cores this process may run on (its affinity, where the system tells it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _quiet_scanner(job: ScanJob) -> Scanner:
@@ -32,7 +25,6 @@ def _quiet_scanner(job: ScanJob) -> Scanner:
 
 def _start_worker(job: ScanJob) -> None:
     global _scanner
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it ends the workers
     _scanner = _quiet_scanner(job)
 
 
@@ -64,11 +56,11 @@ def scan_local(files: Sequence[Path], job: ScanJob, workers: int, scanner: Scann
     job = job.with_threads(max(1, cores() // workers))
     todo = [(str(p), 0) for p in reversed(files)]
     while todo:
-        executor = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _start_worker, (job,))
+        executor = worker_pool(workers, _start_worker, (job,))
         try:
             yield from _drain(executor, todo, workers)
         except BaseException:  # Ctrl-C, or the caller stopped reading
-            _terminate(executor)
+            terminate(executor)
             raise
         executor.shutdown()
 
@@ -94,18 +86,6 @@ def _drain(executor: ProcessPoolExecutor, todo: list[tuple[str, int]], workers: 
                     continue
                 result = FileResult(path, 0.0, error="the worker process died twice on this file")
             yield result
-
-
-def _terminate(executor: ProcessPoolExecutor) -> None:
-    """End the workers now, files in hand or not (Python 3.14 has ``terminate_workers``; before, the
-    executor's own map of processes is the only handle on them)."""
-    terminate = getattr(executor, "terminate_workers", None)
-    if terminate is not None:
-        terminate()
-        return
-    for process in list((getattr(executor, "_processes", None) or {}).values()):
-        process.terminate()
-    executor.shutdown(wait=False, cancel_futures=True)
 
 
 def scan_ray(files: Sequence[Path], job: ScanJob, workers: int | None, address: str | None) -> Iterator[FileResult]:

@@ -35,7 +35,7 @@ from kwstream.train.synth import SpeechCache, SynthSettings, Utterance, availabl
 from kwstream.train.synth import default_cache_dir as default_speech_cache
 from kwstream.train.train import TrainSettings, fit_head
 
-MOST_DEFAULT_WORKERS = 4
+MAX_DEFAULT_WORKERS = 4
 """The most synthesis processes the CLI starts unasked: each holds its own neural voices, about 400 MB."""
 NOISE_S = 30.0
 """Length of each generated background noise (white, pink, brown)."""
@@ -49,7 +49,7 @@ class KeywordTrainSettings:
     synth: SynthSettings = SynthSettings()
     workers: int = 1
     """Processes that synthesise speech ahead of the encoder (``synth.synthesised``; the CLI's default: the cores, up
-    to ``MOST_DEFAULT_WORKERS``)."""
+    to ``MAX_DEFAULT_WORKERS``)."""
     speech_cache: Path = field(default_factory=default_speech_cache)
     feature_cache: Path = field(default_factory=default_feature_cache)
     layer: int | None = None

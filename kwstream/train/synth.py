@@ -14,11 +14,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,7 +26,9 @@ import soundfile as sf
 
 from kwstream.assets import HOMOPHONES_FILE
 from kwstream.audio.io import SAMPLE_RATE
+from kwstream.errors import KwstreamError
 from kwstream.keywords.homophones import homophones
+from kwstream.processes import terminate, worker_pool
 from kwstream.train import voices
 
 RESERVED_VOICES = {("flite", "slt")}
@@ -222,18 +223,24 @@ def _synthesise(speech: SpeechCache, utterance: Utterance) -> None:
 
 def synthesised(jobs: Sequence[Utterance], speech: SpeechCache, workers: int = 1) -> Iterator[np.ndarray]:
     """Each job's audio (``SpeechCache.audio``), in order. With ``workers`` > 1 the uncached ones are synthesised
-    ahead in that many processes (spawned: each loads its own neural voices) while the caller works on what is
-    ready: synthesis, the Kokoro voices above all, is most of the time ``kwstream train --keywords`` takes."""
-    missing = list(dict.fromkeys(j for j in jobs if not speech.path(j).is_file()))
+    ahead in that many processes (each loads its own neural voices) while the caller works on what is ready:
+    synthesis, the Kokoro voices above all, is most of the time ``kwstream train --keywords`` takes."""
+    missing = {speech.path(j): j for j in jobs if not speech.path(j).is_file()}
     if workers <= 1 or len(missing) < 2:
         yield from map(speech.audio, jobs)
         return
-    pool = ProcessPoolExecutor(min(workers, len(missing)), multiprocessing.get_context("spawn"))
+    pool = worker_pool(min(workers, len(missing)))
     try:
-        ahead: dict[Utterance, Future] = {job: pool.submit(_synthesise, speech, job) for job in missing}
+        ahead = {path: pool.submit(_synthesise, speech, job) for path, job in missing.items()}
         for job in jobs:
-            if job in ahead:
-                ahead[job].result()
-            yield speech.audio(job)
-    finally:  # Ctrl-C, an engine's error, or the caller stopped reading: nothing more is synthesised
-        pool.shutdown(cancel_futures=True)
+            path = speech.path(job)
+            if path in ahead:
+                ahead[path].result()
+            yield sf.read(path, dtype="float32")[0]  # the worker's file: none is an error, not synthesis here
+    except BaseException as error:  # Ctrl-C, an engine's error, or the caller stopped reading: nothing more is synthesised
+        terminate(pool)
+        if isinstance(error, BrokenProcessPool):
+            raise KwstreamError("a speech synthesis process died (out of memory?): what it finished is cached; "
+                                "run again, with fewer --workers") from None
+        raise
+    pool.shutdown()
