@@ -3,12 +3,16 @@ job runner kills it, runs no ``finally`` to end its workers, so they must notice
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+
+import pytest
 
 PARENT = textwrap.dedent("""
     import os, time
@@ -29,19 +33,26 @@ def running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow  # starts processes
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
     script = tmp_path / "parent.py"
     script.write_text(PARENT)
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert parent.stdout.readline().strip() == "ready"
-        children = [int(p) for p in subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout.split()]
-        assert len(children) >= 2  # the two workers (and the resource tracker)
-        parent.send_signal(signal.SIGTERM)
-        parent.wait(10)
-        deadline = time.monotonic() + 15
-        while any(map(running, children)) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not [p for p in children if running(p)]
-    finally:
-        parent.kill()
+    children: list[int] = []
+    with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True) as parent:
+        try:
+            assert select.select([parent.stdout], [], [], 120)[0], "the parent never had its workers ready"
+            assert parent.stdout.readline().strip() == "ready"
+            found = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout
+            children = [int(p) for p in found.split()]
+            assert len(children) >= 2  # the two workers (and the resource tracker)
+            parent.send_signal(signal.SIGTERM)
+            parent.wait(10)
+            deadline = time.monotonic() + 15
+            while any(map(running, children)) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not [p for p in children if running(p)]
+        finally:  # whatever failed, nothing is left running
+            parent.kill()
+            for pid in filter(running, children):
+                os.kill(pid, signal.SIGKILL)

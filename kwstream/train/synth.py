@@ -28,7 +28,7 @@ from kwstream.assets import HOMOPHONES_FILE
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.errors import KwstreamError
 from kwstream.keywords.homophones import homophones
-from kwstream.processes import terminate, worker_pool
+from kwstream.processes import worker_pool
 from kwstream.train import voices
 
 RESERVED_VOICES = {("flite", "slt")}
@@ -237,10 +237,8 @@ def synthesised(jobs: Sequence[Utterance], speech: SpeechCache, workers: int = 1
             if path in ahead:
                 ahead[path].result()
             yield sf.read(path, dtype="float32")[0]  # the worker's file: none is an error, not synthesis here
-    except BaseException as error:  # Ctrl-C, an engine's error, or the caller stopped reading: nothing more is synthesised
-        terminate(pool)
-        if isinstance(error, BrokenProcessPool):
-            raise KwstreamError("a speech synthesis process died (out of memory?): what it finished is cached; "
-                                "run again, with fewer --workers") from None
-        raise
-    pool.shutdown()
+    except BrokenProcessPool:
+        raise KwstreamError("a speech synthesis process died (out of memory?): what it finished is cached; "
+                            "run again, with fewer --workers") from None
+    finally:  # also on Ctrl-C, an engine's error or the caller's stopping: the utterances in hand are finished (a
+        pool.shutdown(cancel_futures=True)  # worker ended mid-write would leave a partial file), nothing new begun
