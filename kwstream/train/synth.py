@@ -225,15 +225,15 @@ def synthesised(jobs: Sequence[Utterance], speech: SpeechCache, workers: int = 1
     """Each job's audio (``SpeechCache.audio``), in order. With ``workers`` > 1 the uncached ones are synthesised
     ahead in that many processes (each loads its own neural voices) while the caller works on what is ready:
     synthesis, the Kokoro voices above all, is most of the time ``kwstream train --keywords`` takes."""
-    missing = {speech.path(j): j for j in jobs if not speech.path(j).is_file()}
+    paths = [speech.path(j) for j in jobs]
+    missing = {path: job for path, job in zip(paths, jobs) if not path.is_file()}
     if workers <= 1 or len(missing) < 2:
         yield from map(speech.audio, jobs)
         return
     pool = worker_pool(min(workers, len(missing)))
     try:
         ahead = {path: pool.submit(_synthesise, speech, job) for path, job in missing.items()}
-        for job in jobs:
-            path = speech.path(job)
+        for path in paths:
             if path in ahead:
                 ahead[path].result()
             yield sf.read(path, dtype="float32")[0]  # the worker's file: none is an error, not synthesis here
