@@ -22,6 +22,7 @@ SETTINGS = VadSettings()
 FRAME = RATE * SETTINGS.frame_ms // 1000  # 480
 PREROLL = RATE * SETTINGS.preroll_ms // 1000  # 4800
 HANGOVER = RATE * SETTINGS.hangover_ms // 1000  # 6400
+HANGOVER_FRAMES = -(-SETTINGS.hangover_ms // SETTINGS.frame_ms)  # whole frames: 14
 # webrtcvad keeps flagging frames as speech for a few frames after speech stops (its own
 # overhang: at most 3 frames for modes 2 and 3 with 30 ms frames, WebRTC vad_core.c
 # kOverHangMax2AGG/VAG = {9, 5, 3}); the gate's hangover comes on top of that.
@@ -204,16 +205,45 @@ def test_reset_restarts_sample_positions_at_zero():
     assert RATE - PREROLL - 3 * FRAME <= start <= RATE  # counted from the reset, not from 12345
 
 
-def test_flush_closes_an_open_span_at_the_last_sample():
+@pytest.mark.parametrize("quiet_after", [7, 4 * FRAME + 7, 10 * FRAME])
+def test_flush_closes_an_open_span_where_quiet_after_the_stream_would(quiet_after):
     word = load_word("9_nicolas_2")
-    audio = np.concatenate([np.zeros(RATE, np.float32), word, np.zeros(7, np.float32)])
-    assert len(audio) % FRAME != 0  # a partial frame is pending at the end
+    audio = np.concatenate([np.zeros(RATE, np.float32), word, np.zeros(quiet_after, np.float32)])
     gate = VadGate()
     events = gate.push(audio)
     assert [type(e) for e in events] == [SpeechStart]
     assert gate.in_speech
-    assert gate.flush() == [SpeechEnd(len(audio))]
+    live = VadGate()
+    followed_by_quiet = live.push(np.concatenate([audio, np.zeros(RATE, np.float32)]))
+    end = gate.flush()
+    assert end == followed_by_quiet[1:] and [type(e) for e in end] == [SpeechEnd]
+    assert len(audio) < end[0].sample <= len(audio) + (HANGOVER_FRAMES + 1) * FRAME  # past the last sample (its partial frame too)
+    assert gate.voiced_samples <= len(audio)  # the quiet after the stream is not heard audio
     assert gate.flush() == []
+
+
+def test_a_stream_that_opens_on_a_word_starts_its_span_a_preroll_before_it():
+    word = load_word("7_jackson_0")
+    gate = VadGate()
+    events = gate.push(np.concatenate([word, np.zeros(RATE, np.float32)]))
+    assert events[0] == SpeechStart(-PREROLL)  # the quiet before the stream, as a live stream would have had
+    later = VadGate()
+    events = later.push(np.concatenate([np.zeros(RATE, np.float32), word, np.zeros(RATE, np.float32), word]))
+    starts = [e.sample for e in events if isinstance(e, SpeechStart)]
+    assert len(starts) == 2 and all(s > 0 for s in starts)  # a stream that opens quiet: its spans start in it, as ever
+
+
+def test_a_flushed_stream_takes_no_more_audio_until_reset():
+    word = load_word("9_nicolas_2")
+    gate = VadGate()
+    gate.push(np.concatenate([np.zeros(RATE, np.float32), word]))
+    first = gate.flush()
+    with pytest.raises(RuntimeError, match="reset"):
+        gate.push(word)  # its span ended past its last sample: more audio cannot follow on
+    assert gate.flush() == []
+    gate.reset()
+    assert gate.push(np.concatenate([np.zeros(RATE, np.float32), word])) + gate.flush() == [
+        SpeechStart(next(e.sample for e in VadGate().push(np.concatenate([np.zeros(RATE, np.float32), word])))), *first]
 
 
 def test_flush_without_open_span_gives_nothing():
@@ -228,16 +258,16 @@ def test_disabled_vad_passes_everything_as_one_span():
     events = []
     for i in range(0, len(audio), 1000):
         events += gate.push(audio[i : i + 1000])
-    assert events == [SpeechStart(0)]
-    assert gate.flush() == [SpeechEnd(len(audio))]
+    assert events == [SpeechStart(-PREROLL)]
+    assert gate.flush() == [SpeechEnd(len(audio) + HANGOVER_FRAMES * FRAME)]
     assert gate.voiced_samples == len(audio)
 
 
-def test_disabled_vad_on_silence_still_opens_at_zero():
+def test_disabled_vad_on_silence_still_opens_at_the_start():
     gate = VadGate(VadSettings(enabled=False))
-    assert gate.push(np.zeros(100, np.float32)) == [SpeechStart(0)]
+    assert gate.push(np.zeros(100, np.float32)) == [SpeechStart(-PREROLL)]
     assert gate.push(np.zeros(50, np.float32)) == []
-    assert gate.flush() == [SpeechEnd(150)]
+    assert gate.flush() == [SpeechEnd(150 + HANGOVER_FRAMES * FRAME)]
 
 
 @pytest.mark.parametrize(

@@ -185,3 +185,13 @@ def test_end_without_start_is_ignored():
 def test_invalid_window_and_hop_raise(window, hop):
     with pytest.raises(ValueError):
         Windower(window, hop)
+
+
+def test_a_span_starting_in_the_quiet_before_the_stream_keeps_the_hops_of_one_starting_at_its_first_sample():
+    windower = Windower(window_samples=1000, hop_samples=250)
+    from_quiet = windower.push([SpeechStart(-300), SpeechEnd(1600)], available=1600)
+    windower.reset()
+    from_start = windower.push([SpeechStart(0), SpeechEnd(1600)], available=1600)
+    assert [w.stop_sample for w in from_quiet] == [w.stop_sample for w in from_start] == [250, 500, 750, 1000, 1250, 1500, 1600]
+    assert [w.start_sample for w in from_quiet[:4]] == [-300, -300, -250, 0]  # the quiet only lengthens the first windows
+    assert [w.start_sample for w in from_quiet[4:]] == [w.start_sample for w in from_start[4:]]

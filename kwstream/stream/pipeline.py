@@ -227,7 +227,7 @@ class KeywordPipeline:
         events: list[Event] = []
         cursor = self._position
         if self.events:
-            events += [VoiceActivity(e.sample / SAMPLE_RATE, isinstance(e, SpeechStart)) for e in vad_events]
+            events += [VoiceActivity(self._seconds(e.sample), isinstance(e, SpeechStart)) for e in vad_events]
         for window in self._windower.push(vad_events, cursor):
             if self.paused:
                 self._span = -1  # after a pause, start afresh where listening resumes
@@ -248,10 +248,20 @@ class KeywordPipeline:
         return events
 
     def _read(self, start: int, stop: int) -> np.ndarray:
-        """Samples [start, stop) of the ring; audio a capture overwrote before the pipeline ran it
-        (an overrun, counted by the ring) reads as silence, so that sample indices stay true."""
-        first, audio = self.ring.read(start, stop)
-        return audio if first == start else np.concatenate((np.zeros(first - start, np.float32), audio))
+        """Samples [start, stop) of the stream. Before its first sample and after its last (the quiet that frames
+        it, ``VadGate``) they read as silence, and so does audio a capture overwrote before the pipeline ran it (an
+        overrun, counted by the ring), so that sample indices stay true."""
+        begin, end = max(start, 0), min(stop, self.ring.write_index)
+        if begin >= end:
+            return np.zeros(stop - start, np.float32)
+        first, audio = self.ring.read(begin, end)
+        if first == start and end == stop:
+            return audio
+        return np.concatenate((np.zeros(first - start, np.float32), audio, np.zeros(stop - end, np.float32)))
+
+    def _seconds(self, sample: int) -> float:
+        """A sample index as stream time, within the audio heard (the quiet around the stream has no time of its own)."""
+        return min(max(sample, 0), self._position) / SAMPLE_RATE
 
     def _process(self, window: Window) -> list[Event]:
         t0 = time.perf_counter()
@@ -270,18 +280,18 @@ class KeywordPipeline:
         self.stats.encoded_s = self._chunker.encoded_samples / SAMPLE_RATE
         spf = self.encoder.samples_per_frame
         scores = {
-            keyword: WindowScore(keyword, m.score, (first_sample + m.start_frame * spf) / SAMPLE_RATE,
-                                 (first_sample + m.end_frame * spf) / SAMPLE_RATE)
+            keyword: WindowScore(keyword, m.score, self._seconds(first_sample + m.start_frame * spf),
+                                 self._seconds(first_sample + m.end_frame * spf))
             for keyword, m in matches.items()
         }
         events: list[Event] = []
         if self.events:
-            events.append(ScoredWindow(window.start_sample / SAMPLE_RATE, window.stop_sample / SAMPLE_RATE, scores,
+            events.append(ScoredWindow(self._seconds(window.start_sample), self._seconds(window.stop_sample), scores,
                                        compute_s, window.span))
         if self.captured is not None:
             detected_at = self.captured() / SAMPLE_RATE
         else:
-            detected_at = as_if_live(window.stop_sample / SAMPLE_RATE, compute_s)
+            detected_at = as_if_live(self._seconds(window.stop_sample), compute_s)  # as a replay of its events times it
         detections = self.detector.push(list(scores.values()), detected_at, time.time())
         self.stats.detections += len(detections)
         return events + detections

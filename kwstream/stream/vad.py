@@ -63,7 +63,14 @@ VadEvent = SpeechStart | SpeechEnd
 
 
 class VadGate:
-    """Turns a stream of samples into speech spans; ``push`` returns the events each chunk causes."""
+    """Turns a stream of samples into speech spans; ``push`` returns the events each chunk causes.
+
+    A stream is taken to be framed by quiet, as a live one is: a first span that reaches back to the
+    stream's start begins a pre-roll before it, and a span still open when the stream ends closes a
+    hangover after its last voiced frame, past the last sample. Their samples outside the stream
+    read as silence (``KeywordPipeline``). A recording that opens or ends on a word (a clip cut
+    tight, as datasets and voice notes are) is then heard as the word said in a quiet room: without
+    that silence the model cannot find it (FSDD clips: 0 of 20 digits found; with it, docs/how-it-works.md)."""
 
     def __init__(self, settings: VadSettings = VadSettings()) -> None:
         self.settings = settings
@@ -81,9 +88,10 @@ class VadGate:
         self._recent: deque[bool] = deque(maxlen=self.settings.trigger_window_frames)
         self._in_speech = not self.settings.enabled
         self._started = False
-        self._last_end = 0
+        self._last_end: int | None = None  # where the previous span ended; None before the first
         self._unvoiced_run = 0
         self.voiced_samples = 0
+        self._ended = False
 
     @property
     def in_speech(self) -> bool:
@@ -91,8 +99,10 @@ class VadGate:
 
     def push(self, samples: np.ndarray) -> list[VadEvent]:
         """Feed the next samples of the stream (float32 in [-1, 1])."""
+        if self._ended:  # its span ended past its last sample: more audio would be heard as if after that quiet
+            raise RuntimeError("the stream was flushed: reset() before pushing another")
         if not self.settings.enabled:
-            events: list[VadEvent] = [] if self._started else [SpeechStart(self._framer.received)]
+            events: list[VadEvent] = [] if self._started else [SpeechStart(self._framer.received - self._preroll)]
             self._started = True
             self._framer.push(samples)  # only counted: every sample is speech
             self.voiced_samples += len(samples)
@@ -112,7 +122,11 @@ class VadGate:
                 if sum(self._recent) >= self.settings.trigger_frames:
                     first_voiced = list(self._recent).index(True)
                     onset = frame_start - (len(self._recent) - 1 - first_voiced) * self._frame
-                    start = max(self._last_end, onset - self._preroll, 0)
+                    start = onset - self._preroll
+                    if self._last_end is not None:
+                        start = max(start, self._last_end)
+                    elif start < 0:  # the quiet before the stream (see the class)
+                        start = -self._preroll
                     events.append(SpeechStart(start))
                     self._in_speech = True
                     self._unvoiced_run = 0
@@ -129,9 +143,18 @@ class VadGate:
         return events
 
     def flush(self) -> list[VadEvent]:
-        """End of stream: close an open span at the last sample seen."""
-        span_open = self._in_speech if self.settings.enabled else self._started
-        if not span_open:
+        """End of stream: an open span closes where the quiet after the stream would close it (see the class). The
+        stream has ended: ``reset()`` before pushing another."""
+        if self._ended:
             return []
-        self._in_speech = self._started = False
-        return [SpeechEnd(self._framer.received)]
+        events: list[VadEvent] = []
+        if not self.settings.enabled:
+            if self._started:
+                events = [SpeechEnd(self._framer.received + self._hangover_frames * self._frame)]
+        elif self._in_speech:
+            heard = self.voiced_samples
+            # the pending partial frame, then enough quiet to close the span (silence is never speech: ``min_speech_dbfs``)
+            events = self.push(np.zeros((self._hangover_frames + 2) * self._frame, np.float32))
+            self.voiced_samples = heard
+        self._ended = True
+        return events

@@ -44,7 +44,9 @@ class Windower:
             if isinstance(event, SpeechStart):
                 self._span_start = event.sample
                 self._span += 1
-                self._next_stop = event.sample + self.hop_samples
+                # a span that starts in the quiet before the stream (``VadGate``) keeps the hops of one starting at its first
+                # sample: the quiet only lengthens its first windows
+                self._next_stop = max(event.sample, 0) + self.hop_samples
                 self._covered_to = event.sample
             elif isinstance(event, SpeechEnd) and self._span_start is not None:
                 windows += self._slide(event.sample)
