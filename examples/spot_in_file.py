@@ -5,12 +5,15 @@
 
 import sys
 
-from kwstream import AudioFile, Spotter
+from kwstream import AudioFile, AudioInputError, Spotter
 
 if len(sys.argv) < 2:
     sys.exit(f"usage: python {sys.argv[0]} RECORDING [KEYWORD ...]")
 path, *keywords = sys.argv[1:]
-spotter = Spotter(keywords or ["hey", "stop"], source=AudioFile(path, realtime=False))
+try:
+    spotter = Spotter(keywords or ["hey", "stop"], source=AudioFile(path, realtime=False))
+except AudioInputError as error:  # a missing or unreadable file, told before the model loads
+    sys.exit(f"spot_in_file: {error}")
 with spotter:
     for detection in spotter.detections():
         print(f"{detection.start:7.2f} s  {detection.keyword:<12} {detection.score:.2f}")

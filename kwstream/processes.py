@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 PARENT_CHECK_S = 1.0
 """How often a worker looks whether its parent still runs."""
@@ -19,6 +20,22 @@ PARENT_CHECK_S = 1.0
 def cores() -> int:
     """The cores this process may run on (its affinity, where the system tells it)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def physical_cores() -> int | None:
+    """Of ``cores()``, the physical ones (a core's hyperthreads count once, where Linux tells which they are): the
+    threads ONNX Runtime starts by default, but within this process's affinity (``taskset``), which its own default
+    ignores (it pins a thread to every physical core of the machine). None where the system does not tell the
+    affinity (macOS, Windows)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    shared = set()
+    for cpu in os.sched_getaffinity(0):
+        try:
+            shared.add(Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list").read_text().strip())
+        except OSError:
+            shared.add(str(cpu))
+    return len(shared)
 
 
 def _exit_with(parent: int) -> None:

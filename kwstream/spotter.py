@@ -98,6 +98,9 @@ class Spotter:
         self.settings = settings or SpotterSettings()
         if not isinstance(keywords, KeywordSet) and not keywords and not scorers:
             raise KeywordError("no keywords given")  # before a model loads for minutes
+        self.source = source if source is not None else Microphone()
+        if getattr(self.source, "recorded", False):  # a missing or unreadable file: AudioInputError here, before the model loads
+            self.source.check()  # (a device is checked when it opens: a spotter may be built before its microphone is plugged in)
         self.encoder = encoder or Encoder(self.settings.encoder)
         if isinstance(keywords, KeywordSet):
             if scorers or thresholds:
@@ -108,7 +111,6 @@ class Spotter:
             for warning in self.keyword_set.homophone_warnings:  # the CLI shows its own set's, so it passes the set
                 log.warning(warning)
         self.keywords = self.keyword_set.names
-        self.source = source if source is not None else Microphone()
         self.on_detect = on_detect
         self.on_event = on_event
         self.stats = SpotterStats()

@@ -93,6 +93,23 @@ def test_a_bad_input_is_reported_before_the_model_loads(tmp_path):
                                "--model", str(tmp_path / "no-model")), "no such audio file")
 
 
+@pytest.mark.parametrize("option", ["--plot", "--calibrate"])
+def test_eval_output_in_a_missing_folder_is_reported_before_the_model_loads(tmp_path, talk, option):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("stream,keyword,start,end\n")
+    out = tmp_path / "no-folder" / ("det.png" if option == "--plot" else "kwstream.json")
+    assert_user_error(kwstream("eval", "--keywords", "hey", "--labels", str(labels), option, str(out),
+                               "--model", str(tmp_path / "no-model"), str(talk)), f"{option} {out}: no such folder")
+
+
+def test_a_mistyped_option_is_told_with_its_commands_usage():
+    result = kwstream("listen", "--keywords", "hey", "--fiel", "x.wav")
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr
+    assert stderr.startswith("usage: kwstream listen") and stderr.splitlines()[-1] == (
+        "kwstream listen: error: unrecognized arguments: --fiel x.wav")
+
+
 def test_corrupt_file(tiny_model, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + os.urandom(2000))
@@ -229,4 +246,4 @@ def test_an_unspellable_keyword_names_what_the_model_spells():
 
 def test_threads_default_is_the_same_in_help_and_usage_doc():
     assert "(default: one per physical core" in " ".join(kwstream("listen", "--help").stdout.decode().split())
-    assert "| `--threads` | one per physical core |" in (REPO / "docs" / "usage.md").read_text()
+    assert "| `--threads` | one per physical core it may run on (`taskset` is kept) |" in (REPO / "docs" / "usage.md").read_text()

@@ -48,6 +48,25 @@ def test_threads_bound_numpys_blas_too(tiny_model):
     assert set(after) == {1}
 
 
+def test_the_models_threads_stay_on_the_cores_the_process_may_use(tiny_model):
+    """Without ``--threads``, ONNX Runtime's own default pinned a thread to every core of the machine, so ``taskset
+    -c 0 kwstream listen`` ran on core 1 too. In a fresh process bound to one core, every thread stays on it."""
+    import os
+
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs Linux and two cores for a thread to stray to")
+    code = ("import os, json\n"
+            "core = min(os.sched_getaffinity(0)); os.sched_setaffinity(0, {core})  # as taskset: before any thread starts\n"
+            "import numpy as np\n"
+            "from kwstream.model.encoder import Encoder, EncoderSettings\n"
+            f"encoder = Encoder(EncoderSettings(model={str(tiny_model)!r}, backend='onnx')); encoder.encode(np.zeros(16000, np.float32))\n"
+            "print(json.dumps([core, sorted({c for t in os.listdir('/proc/self/task') for c in os.sched_getaffinity(int(t))})]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    core, used = json.loads(done.stdout)
+    assert used == [core]
+
+
 def test_int8_gives_nearly_the_same_log_probs(tiny_model):
     audio = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
     full = Encoder(EncoderSettings(model=str(tiny_model))).log_probs(audio)

@@ -108,6 +108,7 @@ def test_user_mistakes_are_one_line_and_write_nothing(tmp_path, tiny_model, caps
     silence = tmp_path / "silence.wav"
     soundfile.write(silence, np.zeros(16000, np.float32), 16000)
     assert_error(["enroll", "word", "--from", WORDS[0], WORDS[1], str(silence), *model], "holds no speech")
+    assert_error(["enroll", "word", "--from", WORDS[0], WORDS[1], WORDS[0], *model], "are the same recording")
     assert_error(["enroll", "bad/name", "--from", *WORDS, *model], "letters, digits")
     assert_error(["enroll", "word", "--voice", "--layer", "2", "--from", *WORDS, *model], "--voice", "leave out --layer")
     assert not store.exists() or not any(store.iterdir())

@@ -242,6 +242,7 @@ def test_an_interrupted_scan_resumed_equals_an_uninterrupted_one(folder, one_wor
 @pytest.mark.parametrize("case, message", [
     ("nothing", "no audio files found"),
     ("exists", "exists: pass --resume"),
+    ("not a scan", "no scan's output to resume"),
     ("unspellable", "keyword"),
     ("format", "name it .jsonl, .csv or .parquet"),
     ("missing", "no such file or folder"),
@@ -251,9 +252,12 @@ def test_bad_input_fails_with_one_line(folder, one_worker, tmp_path, capsys, cas
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.txt").write_text("no audio here")
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"mine": "kept"}\n')
     args = {
         "nothing": ["scan", str(empty), "--keywords", "hey", "--out", str(tmp_path / "r.jsonl")],
         "exists": ["scan", str(folder), "--keywords", "hey", "--out", str(one_worker)],
+        "not a scan": ["scan", str(folder), "--keywords", "hey", "--out", str(mine), "--resume"],
         "unspellable": ["scan", str(folder), "--keywords", "h€y", "--out", str(tmp_path / "r.jsonl")],
         "format": ["scan", str(folder), "--keywords", "hey", "--out", str(tmp_path / "r.txt")],
         "missing": ["scan", str(folder), str(tmp_path / "typo"), "--keywords", "hey", "--out", str(tmp_path / "r.jsonl")],
@@ -263,6 +267,7 @@ def test_bad_input_fails_with_one_line(folder, one_worker, tmp_path, capsys, cas
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("kwstream: error:") and message in err[0], err
     assert not (tmp_path / "r.jsonl").exists()
+    assert mine.read_text() == '{"mine": "kept"}\n' and not (tmp_path / "mine.jsonl.manifest").exists()
 
 
 @pytest.mark.slow

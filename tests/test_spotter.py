@@ -173,6 +173,16 @@ def test_keyword_parsing_and_validation(encoder):
         Spotter(["café"], encoder=encoder)
 
 
+def test_a_missing_or_unreadable_file_fails_when_the_spotter_is_built(encoder, tmp_path):
+    from kwstream.audio.sources import AudioInputError
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not audio")
+    for path, reason in ((tmp_path / "nope.flac", "no such audio file"), (text, "cannot read")):
+        with pytest.raises(AudioInputError, match=reason):
+            Spotter(["stop"], encoder=encoder, source=AudioFile(path, realtime=False))
+
+
 def test_events_describe_the_stream_in_order(encoder, speech_stream, tmp_path):
     from kwstream.stream.events import Level, ScoredWindow, VoiceActivity
 

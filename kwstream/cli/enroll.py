@@ -12,7 +12,7 @@ import numpy as np
 
 from kwstream.audio.io import read_audio
 from kwstream.cli import options
-from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, EnrollSettings, enroll, prepare, record_take
+from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, EnrollSettings, check_distinct, enroll, prepare, record_take
 from kwstream.keywords.classifier.head import HeadConfig
 from kwstream.keywords.classifier.trained import read_metadata, remove_trained, trained_names
 from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, VOICE
@@ -95,6 +95,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     if args.voice and args.layer is not None:
         raise EnrollmentError("--voice matches letters, the default layer's hidden states and the voice; leave out --layer")
     recordings = [(read_take(p), p) for p in args.files] if args.files else None
+    if recordings:
+        check_distinct(recordings)
     negatives = [read_take(p) for p in negative_files(args.negatives)]
     encoder = Encoder(settings.encoder)
     if recordings is None:

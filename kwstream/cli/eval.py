@@ -29,6 +29,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise KwstreamError("--target-fa-per-hour must not be negative")
     if args.plot:
         require("matplotlib")
+    for option, out in (("--plot", args.plot), ("--calibrate", args.calibrate)):
+        if out and not Path(out).parent.is_dir():  # before the model listens for minutes
+            raise KwstreamError(f"{option} {out}: no such folder {Path(out).parent}")
     labels = read_labels(args.labels)
     transcripts = read_transcripts(args.transcripts) if args.transcripts else None
     paths = [Path(f) for f in args.files]

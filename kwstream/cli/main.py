@@ -155,11 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--cache", metavar="DIR", help="feature cache (default: ~/.cache/kwstream/classifier-features)")
     train.add_argument("--plot", metavar="PNG", help="confusion matrix image (default: HEAD.confusion.png)")
     train.add_argument("--json", action="store_true", help="the report as one JSON object")
+    parser.commands = commands.choices  # each command's parser, to tell a mistyped option with its own usage
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="kwstream: %(message)s")
     try:
         command = importlib.import_module(f"kwstream.cli.{COMMANDS[args.command]}")

@@ -46,7 +46,7 @@ def add_model_options(parser: argparse.ArgumentParser, *, runtime: bool = True,
     (model_group or parser).add_argument("--model", default=AUTO_MODEL,
                                          help="hub id or local save_pretrained directory (default: auto)")
     parser.add_argument("--device", default="cpu", choices=DEVICES, help="where the model runs")
-    parser.add_argument("--threads", type=positive_int, help="CPU threads for the model (default: one per physical core, the runtime's own choice)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for the model (default: one per physical core it may run on)")
     if runtime:
         parser.add_argument("--int8", action="store_true", help="quantise the model's linear layers to int8 (CPU; faster)")
         parser.add_argument("--backend", choices=BACKENDS, default=EncoderSettings.backend,

@@ -18,6 +18,7 @@ do, scored as a typed keyword beside the match (``kwstream.keywords.enrolled.spe
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -115,6 +116,7 @@ def voiced_span(audio: np.ndarray, vad: VadSettings, join_gap_s: float = 0.3) ->
     ends = [e.sample for e in events if isinstance(e, SpeechEnd)]
     spans: list[list[int]] = []
     for start, end in zip(starts, ends):
+        start, end = max(start, 0), min(end, len(audio))  # the quiet around the stream (``VadGate``) is not the take's
         if spans and start - spans[-1][1] < join_gap_s * SAMPLE_RATE:
             spans[-1][1] = end
         else:
@@ -199,6 +201,17 @@ def check_take(example: Example, settings: EnrollSettings) -> None:
     if clipped > settings.max_clipped:
         raise EnrollmentError(f"example {example.source} is clipped ({clipped:.1%} of its samples at full scale): "
                               f"record it further from the microphone or with less gain")
+
+
+def check_distinct(recordings: Sequence[tuple[np.ndarray, str]]) -> None:
+    """Refuse a recording given twice (``enroll --from a.wav a.wav``): a copy of a take agrees with it perfectly, which
+    says nothing of the word."""
+    seen: dict[bytes, str] = {}
+    for audio, source in recordings:
+        key = hashlib.sha256(np.ascontiguousarray(audio, np.float32).tobytes()).digest()
+        if key in seen:
+            raise EnrollmentError(f"examples {seen[key]} and {source} are the same recording: give each take its own")
+        seen[key] = source
 
 
 def check_examples(examples: Sequence[Example]) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from kwstream.errors import ModelLoadError
 from kwstream.model.onnx_export import OnnxExport, cached_export_dir, output_names, quiet
+from kwstream.processes import physical_cores
 
 
 class OnnxBackend:
@@ -58,7 +59,8 @@ class OnnxBackend:
 
 def _session(onnxruntime, path: Path, threads: int | None):
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's choice (one per physical core)
+    # given a count, ONNX Runtime leaves its threads on the cores the process may use; its own choice (0) pins one to every core
+    options.intra_op_num_threads = threads or physical_cores() or 0
     options.inter_op_num_threads = 1
     # The CNN's and the transformer's sessions run one after the other, each with its own pool:
     # threads left spinning by one take the cores from the other (measured: 1.4x slower with two threads).

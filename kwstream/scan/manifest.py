@@ -57,6 +57,9 @@ class ScanOutput:
         self.out = out
         self.path = manifest_path(out)
         self.results: dict[str, FileResult] = {}
+        if resume and out.exists() and not self.path.exists():  # not a scan's output: resuming would replace it
+            raise KwstreamError(f"{out} has no {self.path.name} beside it, so it is no scan's output to resume: "
+                                "pass --overwrite to replace it, or another --out")
         if resume and self.path.exists():
             self.results = self._read(header)
         with _uninterrupted():
