@@ -207,17 +207,26 @@ def test_48khz_stereo_32bit_audio_is_converted(server):
 def test_a_malformed_event_is_answered_with_an_error_and_the_connection_lives_on(server):
     async def go():
         async with client(server) as c:
+            await c.write_event(Event("audio-start", {"rate": "abc", "width": 2, "channels": 1}))
+            bad_start = await read(c)
             await c.write_event(Event("audio-chunk", {"rate": "fast", "width": 2, "channels": 1}, b"\0\0"))
             bad_format = await read(c)
             await c.write_event(Event("audio-chunk", {"width": 2}, b"\0\0"))
             missing = await read(c)
             await c.write_event(Describe().event())
-            return bad_format, missing, await read(c)
+            info = await read(c)
+        async with client(server) as c:  # a stream's first bad chunk is told (the rest are dropped quietly)
+            await c.write_event(Event("audio-chunk", {"rate": 1, "width": 1, "channels": 1}, bytes(20_480)))
+            too_long = await read(c)
+            await c.write_event(Describe().event())
+            return bad_format, bad_start, too_long, missing, info, await read(c)
 
-    bad_format, missing, info = asyncio.run(go())
+    bad_format, bad_start, too_long, missing, info, still = asyncio.run(go())
     assert Error.from_event(bad_format).code == "bad-audio" and "rate" in Error.from_event(bad_format).text
+    assert Error.from_event(bad_start).code == "bad-audio" and "'abc'" in Error.from_event(bad_start).text
+    assert Error.from_event(too_long).code == "bad-audio" and "s a chunk" in Error.from_event(too_long).text
     assert Error.from_event(missing).code == "malformed-event"
-    assert Info.is_type(info.type)
+    assert Info.is_type(info.type) and Info.is_type(still.type)
 
 
 @pytest.mark.slow  # real time: stalls and timeouts

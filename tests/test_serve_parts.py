@@ -62,6 +62,15 @@ def test_unreadable_chunks_are_refused_with_the_reason(rate, width, channels, si
         ChunkDecoder().decode(AudioChunk(rate, width, channels, bytes(size)))
 
 
+def test_a_chunk_holding_more_audio_than_the_limit_is_refused_before_it_is_decoded():
+    decoder = ChunkDecoder(max_chunk_s=10.0)
+    assert len(decoder.decode(AudioChunk(16000, 2, 1, bytes(2 * 160_000)))) > 0  # 10 s: the limit itself
+    with pytest.raises(AudioFormatError, match="at most 10 s a chunk"):
+        decoder.decode(AudioChunk(16000, 2, 1, bytes(2 * 160_002)))
+    with pytest.raises(AudioFormatError, match="at most 10 s a chunk"):  # 20 KiB at 1 Hz: 5.7 hours, 1.3 GB resampled
+        ChunkDecoder(max_chunk_s=10.0).decode(AudioChunk(1, 1, 1, bytes(20_480)))
+
+
 def test_the_format_may_not_change_mid_stream():
     decoder = ChunkDecoder()
     decoder.decode(AudioChunk(16000, 2, 1, bytes(4)))

@@ -221,6 +221,7 @@ def test_pause_skips_encoding_and_thresholds_change_live(encoder, speech_stream,
         spotter.wait()
     assert spotter.stats.windows == 0 and spotter.stats.detections == 0
     assert spotter.stats.voiced_s > 0  # capture and VAD went on
+    assert spotter.stats.audio_s > 0 and spotter.stats.paused_s == pytest.approx(spotter.stats.audio_s)  # told as not searched
 
 
 class Slow(Encoder):

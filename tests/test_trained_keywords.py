@@ -176,6 +176,8 @@ def test_a_few_training_steps_write_a_head_that_listen_uses(encoder: Encoder, tm
     (["--keywords", "h3y", "--out", "x"], "h3y"),
     (["--keywords", "hey,hey", "--out", "x"], "twice"),
     (["--keywords", "hey"], "--name"),
+    (["--keywords", "hey", "--name", "a/b"], "keyword name 'a/b' must be"),
+    (["--keywords", "hey", "--name", "/tmp/elsewhere"], "keyword name '/tmp/elsewhere' must be"),
     (["--data", "x", "--out", "x", "--workers", "2"], "--workers are for --keywords"),
     (["--data", "x", "--out", "x", "--examples", "20"], "--examples and --workers are for --keywords"),
 ])
@@ -186,6 +188,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], fragm
 
 def test_a_name_that_exists_is_refused_before_any_work(tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
-    assert_user_error(kwstream("train", "--keywords", "hey", "--name", "taken", "--store", str(tmp_path)), "already exists")
+    (tmp_path / "taken" / "trained.json").write_text("{}")
+    assert_user_error(kwstream("train", "--keywords", "hey", "--name", "taken", "--store", str(tmp_path)), "already exists",
+                      f"kwstream keywords --store {tmp_path} --remove taken")
+    (tmp_path / "folder").mkdir()
+    assert_user_error(kwstream("train", "--keywords", "hey", "--out", str(tmp_path / "folder")), "already exists",
+                      "remove it (delete it)")
     assert_user_error(kwstream("listen", "--keywords", "hey", "--trained", "nothing", "--store", str(tmp_path),
                                "--model", str(MODEL_DIR), "--file", str(DEMO)), "no trained keywords")

@@ -543,7 +543,8 @@ def run_dashboard(spotter: Spotter, source: AudioSource, state: DashboardState, 
     spotter.stop()
     counts = ", ".join(f"{keyword} {count}" for keyword, count in state.counts.items())
     stats = spotter.stats
-    print(f"kwstream: {stats.detections} detection(s) in {stats.audio_s:.1f} s of audio ({counts}), "
+    paused = f", {stats.paused_s:.1f} s of it paused: not searched" if stats.paused_s else ""
+    print(f"kwstream: {stats.detections} detection(s) in {stats.audio_s:.1f} s of audio ({counts}{paused}), "
           f"real-time factor {stats.real_time_factor:.3f}", file=sys.stderr)
     print(keywords_option(spotter.thresholds), flush=True)
     return options.input_status(source, status)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kwstream.errors import KwstreamError
 from kwstream.keywords.classifier.trained import check_free, trained_folder
+from kwstream.keywords.enrolled.store import check_name
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.processes import cores
 from kwstream.train.features import AugmentSettings, default_cache_dir
@@ -54,7 +55,7 @@ def train_from_text(args: argparse.Namespace) -> int:
         raise KwstreamError("--keywords needs one of --name NAME (the keyword store) or --out DIR")
     if args.unfreeze or args.val_speakers or args.plot:
         raise KwstreamError("--unfreeze, --val-speakers and --plot are for --data")
-    out = trained_folder(args.name, args.store) if args.name else Path(args.out)
+    out = trained_folder(check_name(args.name), args.store) if args.name else Path(args.out)  # a name, not a path
     check_free(out)
     examples = args.examples or SynthSettings.positives
     synth = SynthSettings(positives=examples, near_misses=examples * 3 // 4, general=examples // 2)

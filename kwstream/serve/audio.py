@@ -28,7 +28,10 @@ class AudioFormatError(KwstreamError):
 class ChunkDecoder:
     """One audio stream's chunks as 16 kHz mono float32; the format may not change mid-stream."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_chunk_s: float = float("inf")) -> None:
+        """``max_chunk_s``: the most audio one chunk may hold (the server's ``--max-backlog-s``), checked before it is
+        decoded: a few KiB at a rate of 1 Hz would otherwise resample to gigabytes."""
+        self.max_chunk_s = max_chunk_s
         self._format: tuple[int, int, int] | None = None
         self._widen = AudioChunkConverter(width=4)
         self._resampler: StreamResampler | None = None
@@ -45,6 +48,8 @@ class ChunkDecoder:
         frame_bytes = chunk.width * chunk.channels
         if len(chunk.audio) % frame_bytes:
             raise AudioFormatError(f"chunk of {len(chunk.audio)} bytes is not whole frames of {frame_bytes} bytes")
+        if (seconds := len(chunk.audio) // frame_bytes / chunk.rate) > self.max_chunk_s:
+            raise AudioFormatError(f"a chunk of {seconds:.3g} s of audio: send at most {self.max_chunk_s:g} s a chunk")
         if chunk.width == 2:  # the usual case: no copy through audioop
             samples = pcm16_to_float(chunk.audio)
         else:

@@ -117,6 +117,8 @@ class PipelineStats:
     detections: int = 0
     window_errors: int = 0
     """Windows whose encoding or scoring raised (logged and skipped)."""
+    paused_s: float = 0.0
+    """Audio run while ``paused``: heard (levels, VAD) but searched for nothing."""
 
     @property
     def real_time_factor(self) -> float:
@@ -213,6 +215,8 @@ class KeywordPipeline:
         while self._position < stop:
             end = min(stop, self._position + self._block)
             piece = self._read(self._position, end)
+            if self.paused:
+                self.stats.paused_s += (end - self._position) / SAMPLE_RATE
             self._position = end
             if self.events:
                 events += self._meter.push(piece)
