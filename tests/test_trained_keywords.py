@@ -177,7 +177,7 @@ def test_a_few_training_steps_write_a_head_that_listen_uses(encoder: Encoder, tm
     (["--keywords", "hey,hey", "--out", "x"], "twice"),
     (["--keywords", "hey"], "--name"),
     (["--keywords", "hey", "--name", "a/b"], "keyword name 'a/b' must be"),
-    (["--keywords", "hey", "--name", "/tmp/elsewhere"], "keyword name '/tmp/elsewhere' must be"),
+    (["--keywords", "hey", "--name", "x"], "must be 1-64 letters"),  # x: a path under tmp_path
     (["--data", "x", "--out", "x", "--workers", "2"], "--workers are for --keywords"),
     (["--data", "x", "--out", "x", "--examples", "20"], "--examples and --workers are for --keywords"),
 ])
@@ -191,6 +191,10 @@ def test_a_name_that_exists_is_refused_before_any_work(tmp_path: Path) -> None:
     (tmp_path / "taken" / "trained.json").write_text("{}")
     assert_user_error(kwstream("train", "--keywords", "hey", "--name", "taken", "--store", str(tmp_path)), "already exists",
                       f"kwstream keywords --store {tmp_path} --remove taken")
+    (tmp_path / "enrolled").mkdir()
+    (tmp_path / "enrolled" / "keyword.json").write_text("{}")
+    assert_user_error(kwstream("train", "--keywords", "hey", "--name", "enrolled", "--store", str(tmp_path)), "already exists",
+                      f"kwstream keywords --store {tmp_path} --remove enrolled")
     (tmp_path / "folder").mkdir()
     assert_user_error(kwstream("train", "--keywords", "hey", "--out", str(tmp_path / "folder")), "already exists",
                       "remove it (delete it)")

@@ -76,5 +76,6 @@ def train_from_text(args: argparse.Namespace) -> int:
     else:
         print(format_keyword_report(report))
     print(f"kwstream: wrote {out} in {(time.monotonic() - started) / 60:.1f} min; use it with "
-          f"`kwstream listen --keywords {','.join(report.keywords)} --trained {args.name or out}`", file=sys.stderr)
+          f"`kwstream listen --keywords {','.join(report.keywords)} --trained {args.name or out}"
+          f"{f' --store {args.store}' if args.name and args.store else ''}`", file=sys.stderr)
     return 0

@@ -16,6 +16,8 @@ from kwstream.audio.io import SAMPLE_RATE
 from kwstream.errors import KwstreamError
 
 MAX_RATE = 384_000
+MAX_CHUNK_S = 10.0
+"""The most audio a chunk may hold where the server's backlog allows less (Home Assistant's hold 64 ms)."""
 MAX_CHANNELS = 32
 WIDTHS = (1, 2, 3, 4)
 """Sample widths in bytes that a chunk may have."""
@@ -29,8 +31,8 @@ class ChunkDecoder:
     """One audio stream's chunks as 16 kHz mono float32; the format may not change mid-stream."""
 
     def __init__(self, max_chunk_s: float = float("inf")) -> None:
-        """``max_chunk_s``: the most audio one chunk may hold (the server's ``--max-backlog-s``), checked before it is
-        decoded: a few KiB at a rate of 1 Hz would otherwise resample to gigabytes."""
+        """``max_chunk_s``: the most audio one chunk may hold (the server's: ``MAX_CHUNK_S`` or its backlog, the
+        longer), checked before it is decoded: a few KiB at a rate of 1 Hz would otherwise resample to gigabytes."""
         self.max_chunk_s = max_chunk_s
         self._format: tuple[int, int, int] | None = None
         self._widen = AudioChunkConverter(width=4)

@@ -34,7 +34,7 @@ from wyoming.wake import Detect, Detection, NotDetected
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder
-from kwstream.serve.audio import AudioFormatError, ChunkDecoder, check_format
+from kwstream.serve.audio import MAX_CHUNK_S, AudioFormatError, ChunkDecoder, check_format
 from kwstream.serve.log import ServerLog
 from kwstream.serve.reader import RefusedEvent, read_event
 from kwstream.serve.scheduler import ModelScheduler, Outcome
@@ -219,7 +219,7 @@ class WakeHandler(AsyncEventHandler):
             check_format(start.rate, start.width, start.channels)
         stream = AudioStream(KeywordPipeline(self.service.keywords, self.service.encoder, self.service.pipeline_settings,
                                              events=False, captured=lambda: stream.received_samples), self._names,
-                             ChunkDecoder(self.service.settings.max_backlog_s))
+                             ChunkDecoder(max(self.service.settings.max_backlog_s, MAX_CHUNK_S)))
         self._stream = stream
         fmt = f"{start.rate} Hz, {start.width * 8} bit, {start.channels} ch" if start else "no audio-start"
         self.service.log.write("stream-start", self.client, format=fmt, keywords=",".join(sorted(self._names)))

@@ -33,6 +33,7 @@ import torch
 from kwstream.keywords.base import KeywordMatch, KeywordScorer
 from kwstream.keywords.classifier.head import ClassifierError, ClassifierHead, ClassifierScorer, HeadConfig, build_head
 from kwstream.keywords.ctc import CtcKeywordScorer
+from kwstream.keywords.enrolled.store import METADATA_FILE as ENROLLED_FILE
 from kwstream.keywords.enrolled.store import NAME_PATTERN, check_name, default_store
 from kwstream.keywords.keyword_set import KeywordSettings, typed_scorer
 from kwstream.model.encoder import EncodedFrames, Encoder
@@ -61,8 +62,8 @@ def check_free(folder: Path) -> None:
     """Refuse a folder or name that already exists (checked before training, and again when saving)."""
     if folder.exists():
         store = "" if folder.parent == default_store() else f" --store {folder.parent}"
-        removal = (f"`kwstream keywords{store} --remove {folder.name}`" if (folder / METADATA_FILE).is_file()
-                   and NAME_PATTERN.match(folder.name) else "delete it")
+        listed = any((folder / kind).is_file() for kind in (METADATA_FILE, ENROLLED_FILE))  # what `keywords` removes
+        removal = f"`kwstream keywords{store} --remove {folder.name}`" if listed and NAME_PATTERN.match(folder.name) else "delete it"
         raise ClassifierError(f"{folder} already exists: pick another --name or --out, or remove it ({removal})")
 
 
