@@ -203,18 +203,23 @@ class SpeechCache:
         key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:32]
         return self.root / key[:2] / f"{key}.flac"
 
+    @staticmethod
+    def read(path: Path) -> np.ndarray:
+        """A cached utterance as float32: as 16-bit FLAC holds it, so a fresh and a cached one are the same."""
+        return sf.read(path, dtype="float32")[0]
+
     def audio(self, utterance: Utterance) -> np.ndarray:
         """The utterance's 16 kHz float32 audio, trimmed and peak-normalised; synthesised once."""
         path = self.path(utterance)
         if path.is_file():
-            return sf.read(path, dtype="float32")[0]
+            return self.read(path)
         audio = voices.clip(utterance.engine, utterance.voice, utterance.text, utterance.rate, utterance.pitch,
                             word_gap=0, trim_seed=int(path.stem[:8], 16))
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.flac")
         sf.write(partial, audio, SAMPLE_RATE)
         partial.replace(path)
-        return sf.read(path, dtype="float32")[0]  # as 16-bit FLAC holds it, so a cached read gives the same
+        return self.read(path)
 
 
 def _synthesise(speech: SpeechCache, utterance: Utterance) -> None:
@@ -236,7 +241,7 @@ def synthesised(jobs: Sequence[Utterance], speech: SpeechCache, workers: int = 1
         for path in paths:
             if path in ahead:
                 ahead[path].result()
-            yield sf.read(path, dtype="float32")[0]  # the worker's file: none is an error, not synthesis here
+            yield speech.read(path)  # the worker's file: none is an error, not synthesis here
     except BrokenProcessPool:
         raise KwstreamError("a speech synthesis process died (out of memory?): what it finished is cached; "
                             "run again, with fewer --workers") from None
