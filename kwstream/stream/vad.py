@@ -33,11 +33,6 @@ class VadSettings:
     """Audio kept before the first voiced frame."""
     hangover_ms: int = 400
     """Unvoiced time after which a span closes (also kept after the last voiced frame)."""
-    warmup_ms: int = 150
-    """Start of the stream where webrtcvad, still adapting to the noise floor, opens no span (its voiced frames
-    count towards one opened just after, so a word that opens a recording is not lost: 36 of 60 of theo's FSDD clips
-    open a span, 32 without; without any warm-up 56, but spans open early in twice as many stream starts over home
-    noise, 104 of 255 instead of 48; this way 49)."""
     min_speech_dbfs: float = -55.0
     """Frames quieter than this (RMS) are never speech, whatever webrtcvad says."""
 
@@ -48,8 +43,8 @@ class VadSettings:
             raise ValueError(f"VAD frame must be 10, 20 or 30 ms, got {self.frame_ms}")
         if not 1 <= self.trigger_frames <= self.trigger_window_frames:
             raise ValueError("need 1 <= trigger_frames <= trigger_window_frames")
-        if min(self.preroll_ms, self.hangover_ms, self.warmup_ms) < 0:
-            raise ValueError("pre-roll, hangover and warm-up must not be negative")
+        if min(self.preroll_ms, self.hangover_ms) < 0:
+            raise ValueError("pre-roll and hangover must not be negative")
 
 
 @dataclass(frozen=True)
@@ -73,14 +68,15 @@ class VadGate:
     hangover after its last voiced frame, past the last sample. Their samples outside the stream
     read as silence (``KeywordPipeline``). A recording that opens or ends on a word (a clip cut
     tight, as datasets and voice notes are) is then heard as the word said in a quiet room: without
-    that silence the model cannot find it (FSDD clips: 0 of 20 digits found; with it, docs/how-it-works.md)."""
+    that silence the model cannot find it (FSDD clips: 0 of 20 digits found; with it, docs/how-it-works.md).
+    webrtcvad's first frames are trusted as they come: holding spans back for a warm-up of 150 ms while it adapts
+    lost short words that open a recording and saved nothing measurable over noise (docs/how-it-works.md)."""
 
     def __init__(self, settings: VadSettings = VadSettings()) -> None:
         self.settings = settings
         self._frame = SAMPLE_RATE * settings.frame_ms // 1000
         self._preroll = SAMPLE_RATE * settings.preroll_ms // 1000
         self._hangover_frames = max(1, -(-settings.hangover_ms // settings.frame_ms))  # at least hangover_ms
-        self._warmup_samples = SAMPLE_RATE * settings.warmup_ms // 1000
         self._min_rms = 10 ** (settings.min_speech_dbfs / 20)
         self.reset()
 
@@ -119,9 +115,9 @@ class VadGate:
             frame_start = position + i * self._frame
             # webrtcvad must see every frame to adapt, even those whose answer we overrule
             voiced = self._vad.is_speech(pcm[i].tobytes(), SAMPLE_RATE) and bool(loud[i])
-            self._recent.append(voiced)  # a warm-up frame cannot open a span, but counts towards one opened after it
+            self._recent.append(voiced)
             if not self._in_speech:
-                if frame_start >= self._warmup_samples and sum(self._recent) >= self.settings.trigger_frames:
+                if sum(self._recent) >= self.settings.trigger_frames:
                     first_voiced = list(self._recent).index(True)
                     onset = frame_start - (len(self._recent) - 1 - first_voiced) * self._frame
                     start = onset - self._preroll
