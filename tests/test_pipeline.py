@@ -144,3 +144,28 @@ def test_a_recording_cut_tight_around_its_word_is_heard_as_the_word_in_a_quiet_r
         assert [(d.start, d.end, d.detected_at) for d in replayed] == [(d.start, d.end, d.detected_at) for d in found]
         with Spotter(keywords, encoder=encoder, source=AudioFile(path, realtime=False)) as spotter:
             assert [(d.keyword, d.start, d.end) for d in spotter.detections()] == [(word, found[0].start, found[0].end)]
+
+
+@pytest.mark.parametrize("audio, message", [
+    (np.zeros((SAMPLE_RATE, 2), np.float32), "mono"),  # flattened, the channels would interleave as one voice
+    (np.zeros((2, SAMPLE_RATE), np.float32), "mono"),
+    (np.zeros(SAMPLE_RATE, np.int16), "float"),  # 16-bit PCM would read as far past full scale
+])
+def test_push_refuses_audio_it_would_misread_and_hears_nothing_of_it(encoder, audio, message):
+    p = pipeline(encoder)
+    with pytest.raises(ValueError, match=message):
+        p.push(audio)
+    assert p.position == 0
+
+
+def test_one_channel_as_a_column_is_mono(encoder, demo, spotter_detections):
+    assert found(pushed(pipeline(encoder), demo[:, None], 4000)) == spotter_detections
+
+
+def test_nan_and_infinite_samples_are_heard_as_silence_and_counted(encoder, demo, spotter_detections):
+    spoilt = demo.copy()
+    spoilt[SAMPLE_RATE // 2: SAMPLE_RATE // 2 + 100] = np.nan  # in the quiet before "hey": unchecked, no "hey"
+    spoilt[5 * SAMPLE_RATE] = np.inf
+    p = pipeline(encoder)
+    assert [k for k, *_ in found(pushed(p, spoilt, 4000))] == [k for k, *_ in spotter_detections]
+    assert p.stats.non_finite_samples == 101

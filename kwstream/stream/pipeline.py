@@ -119,6 +119,8 @@ class PipelineStats:
     """Windows whose encoding or scoring raised (logged and skipped)."""
     paused_s: float = 0.0
     """Audio run while ``paused``: heard (levels, VAD) but searched for nothing."""
+    non_finite_samples: int = 0
+    """NaN or infinite samples pushed, heard as silence (logged once): unchecked, one spoils a window's normalisation."""
 
     @property
     def real_time_factor(self) -> float:
@@ -201,12 +203,34 @@ class KeywordPipeline:
         pipeline's own ring; returns the events they complete, in stream order."""
         if self._capture is not None:
             raise RuntimeError("a pipeline that reads a capture's ring is fed by the capture: call advance()")
-        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        samples = self._checked(samples)
         events: list[Event] = []
         for first in range(0, len(samples), self._block):
             self.ring.write(samples[first:first + self._block])
             events += self.advance(self.ring.write_index)
         return events
+
+    def _checked(self, samples: np.ndarray) -> np.ndarray:
+        """``samples`` as 1-D float32; a ValueError for what would be misread: several channels (flattened, they
+        would interleave or follow one another as one voice) or integer PCM (it would read as far past full scale).
+        NaN and infinities become silence, counted in ``stats`` and logged once."""
+        samples = np.asarray(samples)
+        if samples.ndim == 2 and 1 in samples.shape:
+            samples = samples.reshape(-1)  # one channel, as a column or a row
+        if samples.ndim != 1:
+            raise ValueError(f"push takes mono samples (a 1-D array), got shape {samples.shape}: mix the channels "
+                             "down (samples.mean(axis=1)) or pick one")
+        if not np.issubdtype(samples.dtype, np.floating):
+            raise ValueError(f"push takes float samples in [-1, 1], got {samples.dtype}: for 16-bit PCM, "
+                             "samples.astype(np.float32) / 32768")
+        samples = samples.astype(np.float32, copy=False)
+        finite = np.isfinite(samples)
+        if not finite.all():
+            if not self.stats.non_finite_samples:
+                log.warning("NaN or infinite samples in the audio: heard as silence")
+            self.stats.non_finite_samples += int(np.count_nonzero(~finite))
+            samples = np.where(finite, samples, np.float32(0.0))
+        return samples
 
     def advance(self, stop: int) -> list[Event]:
         """Run the ring's samples from ``position`` up to ``stop`` (at most its write index);
