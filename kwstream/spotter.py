@@ -127,6 +127,8 @@ class Spotter:
 
     def start(self) -> Spotter:
         """Open the source and start the worker and dispatcher threads."""
+        if self._threads:  # its ring and source are spent: a second run would end at once with nothing
+            raise RuntimeError("this Spotter has already run: build a new one to listen again")
         self.source.start(self._ring)
         for target, name in ((self._work, "kwstream-worker"), (self._dispatch, "kwstream-dispatch")):
             thread = threading.Thread(target=target, name=name, daemon=True)

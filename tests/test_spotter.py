@@ -171,6 +171,17 @@ def test_keyword_parsing_and_validation(encoder):
         Spotter(["stop", "STOP"], encoder=encoder)
     with pytest.raises(KeywordError, match="cannot spell"):
         Spotter(["café"], encoder=encoder)
+    with pytest.raises(KeywordError, match="'sotp'.*not among the keywords"):  # a misspelt name changed nothing, silently
+        Spotter(["stop"], encoder=encoder, thresholds={"sotp": 0.9})
+    assert Spotter(["stop"], encoder=encoder, thresholds={"stop": 0.9}).thresholds == {"stop": 0.9}
+
+
+def test_a_spotter_that_has_run_refuses_to_start_again(encoder, speech_stream, tmp_path):
+    path = tmp_path / "speech.wav"
+    soundfile.write(path, speech_stream.audio, SAMPLE_RATE)
+    _, spotter = run(encoder, AudioFile(path, realtime=False))
+    with pytest.raises(RuntimeError, match="already run"):  # it ended at once, as if the file held nothing
+        spotter.start()
 
 
 def test_a_missing_or_unreadable_file_fails_when_the_spotter_is_built(encoder, tmp_path):

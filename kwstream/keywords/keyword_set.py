@@ -158,7 +158,11 @@ def keyword_thresholds(
     """Every keyword's threshold: typed ``hey:0.8`` or an override, else ``everyone``, else what
     its scorer measured for it, else the model's calibration by length (see resolve_thresholds)."""
     own = {k.text: k.threshold for k in typed} | {k: None for scorer in scorers for k in scorer.keywords}
-    own |= {k: t for k, t in (overrides or {}).items() if k in own}
+    unknown = sorted(set(overrides or {}) - set(own))
+    if unknown:  # a misspelt name would otherwise leave its keyword at the default, silently
+        raise KeywordError(f"thresholds given for {', '.join(map(repr, unknown))}, which is not among the keywords "
+                           f"({', '.join(own)})")
+    own |= dict(overrides or {})
     measured = {k: t for scorer in scorers for k, t in scorer.thresholds.items()}
     return resolve_thresholds(own, everyone, calibration, measured)
 
