@@ -4,7 +4,9 @@ and one corrupt file.
 
 Each file's detections are those of the Spotter on an AudioFile (what ``listen --file`` runs), plus
 one error row; worker processes, a resumed interrupted scan and a local Ray cluster give the same
-rows as one worker; bad input ends with one line and exit status 2.
+rows as one worker; bad input ends with one line and exit status 2, a file that could not be read
+with exit status 1 (after the other files' rows); what is no regular file (a FIFO, a broken symbolic
+link) is never opened.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import soxr
 from kwstream.assets import DEMO_AUDIO
 from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.audio.sources import AudioFile
-from kwstream.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR
+from kwstream.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR
 from kwstream.cli.main import main
 from kwstream.model.encoder import Encoder, EncoderSettings
 from kwstream.model.resolve import BUNDLED_MODEL_DIR
@@ -91,7 +93,7 @@ def rows(out: Path) -> list[tuple]:
 @pytest.fixture(scope="module")
 def one_worker(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("one") / "results.jsonl"
-    assert scan(folder, out, "--workers", "1") == EXIT_OK
+    assert scan(folder, out, "--workers", "1") == EXIT_FAILED  # the corrupt file
     return out
 
 
@@ -123,7 +125,7 @@ def test_the_library_yields_the_same_detections(folder, one_worker):
 @pytest.mark.slow
 def test_two_worker_processes_equal_one(folder, one_worker, tmp_path):
     out = tmp_path / "results.jsonl"
-    assert scan(folder, out, "--workers", "2") == EXIT_OK
+    assert scan(folder, out, "--workers", "2") == EXIT_FAILED
     assert rows(out) == rows(one_worker)
 
 
@@ -138,7 +140,7 @@ def test_a_worker_that_dies_has_its_files_retried(folder, one_worker, tmp_path):
     assert len(workers) == 2
     os.kill(workers[0], signal.SIGKILL)  # as the kernel's OOM killer would
     stdout, stderr = process.communicate(timeout=300)
-    assert process.returncode == EXIT_OK, stderr
+    assert process.returncode == EXIT_FAILED, stderr  # the corrupt file
     assert json.loads(stdout.splitlines()[-1])["files"] == 22
     assert rows(out) == rows(one_worker)
 
@@ -147,7 +149,7 @@ def test_csv_output_holds_the_same_rows(folder, one_worker, tmp_path):
     import csv
 
     out = tmp_path / "results.csv"
-    assert scan(folder, out, "--workers", "1", "--json") == EXIT_OK
+    assert scan(folder, out, "--workers", "1", "--json") == EXIT_FAILED
     with out.open() as f:
         got = sorted((r["file"], r["keyword"], r["error"]) for r in csv.DictReader(f))
     assert got == sorted((r["file"], r.get("keyword", ""), r.get("error", "")) for r in map(json.loads, one_worker.read_text().splitlines()))
@@ -160,17 +162,86 @@ def test_a_file_list_scans_what_it_names_and_a_missing_file_becomes_an_error_row
     gone = str(folder / "part0" / "deleted.wav")
     (tmp_path / "list.txt").write_text("\n".join(chosen[:2] + ["", gone] + chosen[2:]) + "\n")
     out = tmp_path / "results.jsonl"
-    assert main(["scan", "--from-list", str(tmp_path / "list.txt"), "--keywords", KEYWORDS, "--out", str(out), "--workers", "1"]) == EXIT_OK
+    assert main(["scan", "--from-list", str(tmp_path / "list.txt"), "--keywords", KEYWORDS, "--out", str(out), "--workers", "1"]) == EXIT_FAILED
     expected = [r for r in rows(one_worker) if dict(r)["file"] in chosen]
     assert [r for r in rows(out) if "error" not in dict(r)] == expected and expected
     errors = [dict(r) for r in rows(out) if "error" in dict(r)]
     assert errors == [{"file": gone, "error": f"no such audio file: {gone}"}]
 
 
+THREE = DEMO_AUDIO.parent / "fsdd_3_theo_0.wav"
+"""A short clip the bundled model hears "three" in: one model load scans it in seconds."""
+
+
+def _scan_process(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``kwstream scan`` in a process of its own, killed after 60 s: a scan that opens a FIFO waits for
+    a writer forever, and must fail the test rather than hang the test run."""
+    command = [sys.executable, "-m", "kwstream", "scan", *args, "--keywords", "three", "--out", "out.jsonl", "--workers", "1"]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("given", ["list", "folder"])
+def test_a_fifo_and_a_broken_link_become_error_rows_and_the_scan_goes_on(tmp_path, given):
+    """Neither is opened (a FIFO would block in open()); each is an error row, and the exit status 1
+    says some files could not be read."""
+    archive = tmp_path / "archive"
+    (archive / "special").mkdir(parents=True)
+    (archive / "good.wav").write_bytes(THREE.read_bytes())
+    os.mkfifo(archive / "special" / "pipe.wav")
+    (archive / "dangling.wav").symlink_to(tmp_path / "gone.wav")
+    names = ["archive/good.wav", "archive/special/pipe.wav", "archive/dangling.wav"]
+    if given == "list":
+        (tmp_path / "list.txt").write_text("\n".join(names + ["archive/missing.wav"]) + "\n")
+    done = _scan_process(tmp_path, *(["--from-list", "list.txt"] if given == "list" else ["archive"]))
+    assert done.returncode == EXIT_FAILED, done.stderr
+    found = {row["file"]: row for row in map(json.loads, (tmp_path / "out.jsonl").read_text().splitlines())}
+    assert found["archive/good.wav"]["keyword"] == "three"
+    assert found["archive/special/pipe.wav"]["error"] == "not a regular file: archive/special/pipe.wav (a FIFO)"
+    assert found["archive/dangling.wav"]["error"].startswith("no such audio file: archive/dangling.wav (a symbolic link to")
+    assert set(found) == set(names) | ({"archive/missing.wav"} if given == "list" else set())
+    assert f"{len(found) - 1} file(s) could not be read" in done.stderr
+
+
+def test_a_fifo_on_the_command_line_is_named_for_what_it_is(tmp_path):
+    os.mkfifo(tmp_path / "pipe.wav")
+    done = _scan_process(tmp_path, "pipe.wav")
+    assert done.returncode == EXIT_USER_ERROR
+    assert done.stderr.strip().splitlines()[-1] == "kwstream: error: not a regular file: pipe.wav (a FIFO)"
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_the_exit_status_is_0_when_every_file_was_read_and_1_when_one_was_not(tmp_path, capsys):
+    """Scripts and cron jobs tell from the status alone; the readable files' rows are written either way."""
+    (tmp_path / "good.wav").write_bytes(THREE.read_bytes())
+    assert scan(tmp_path / "good.wav", tmp_path / "good.jsonl", "--workers", "1", "--json") == EXIT_OK
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["errors"] == 0
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 10)
+    out = tmp_path / "both.jsonl"
+    assert scan(tmp_path, out, "--workers", "1", "--json") == EXIT_FAILED
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["errors"] == 1
+    assert rows(tmp_path / "good.jsonl") == [r for r in rows(out) if "error" not in dict(r)]
+
+
+def test_a_truncated_wav_is_an_error_row_and_an_unsized_streamed_one_is_not(tmp_path):
+    """libsndfile reads a WAV cut short as a shorter recording; its header says how long it was. A
+    writer that could not seek back (a pipe) leaves the size 0xFFFFFFFF: that is no truncation."""
+    whole = THREE.read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[:len(whole) // 3])
+    data = whole.index(b"data")
+    (tmp_path / "streamed.wav").write_bytes(whole[:data + 4] + b"\xff\xff\xff\xff" + whole[data + 8:])
+    out = tmp_path / "out.jsonl"
+    assert scan(tmp_path, out, "--workers", "1") == EXIT_FAILED
+    found = {Path(row["file"]).name: row for row in map(json.loads, out.read_text().splitlines())}
+    header_s, held_s = soundfile.info(THREE).duration, soundfile.info(tmp_path / "cut.wav").duration
+    assert found["cut.wav"] == {"file": str(tmp_path / "cut.wav"),
+                                "error": f"truncated: header says {header_s:.2f} s, file holds {held_s:.2f} s"}
+    assert found["streamed.wav"]["keyword"] == "three"
+
+
 def test_parquet_output_holds_the_same_rows(folder, one_worker, tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     out = tmp_path / "results.parquet"
-    assert scan(folder, out, "--workers", "1") == EXIT_OK
+    assert scan(folder, out, "--workers", "1") == EXIT_FAILED
     table = pq.read_table(out)
     assert table.column_names == ["file", "channel", "keyword", "score", "start", "end", "error"]
     assert str(table.schema.field("channel").type) == "int32" and table.column("channel").null_count == table.num_rows
@@ -233,7 +304,7 @@ def test_an_interrupted_scan_resumed_equals_an_uninterrupted_one(folder, one_wor
     first = {json.loads(line)["file"] for line in out.read_text().splitlines()}
     assert first <= {json.loads(line)["file"] for line in manifest_path(out).read_text().splitlines()[1:]}
     resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == EXIT_OK, resumed.stderr
+    assert resumed.returncode == EXIT_FAILED, resumed.stderr  # the corrupt file
     progress = [json.loads(line) for line in resumed.stdout.splitlines()][:-1]
     assert len(progress) == 22 - done["files"], "a rerun skips the finished files"
     assert rows(out) == rows(one_worker)
@@ -247,6 +318,7 @@ def test_an_interrupted_scan_resumed_equals_an_uninterrupted_one(folder, one_wor
     ("format", "name it .jsonl, .csv or .parquet"),
     ("missing", "no such file or folder"),
     ("no list", "cannot read the file list"),
+    ("broken link", "(a symbolic link to"),
 ])
 def test_bad_input_fails_with_one_line(folder, one_worker, tmp_path, capsys, case, message):
     empty = tmp_path / "empty"
@@ -262,7 +334,9 @@ def test_bad_input_fails_with_one_line(folder, one_worker, tmp_path, capsys, cas
         "format": ["scan", str(folder), "--keywords", "hey", "--out", str(tmp_path / "r.txt")],
         "missing": ["scan", str(folder), str(tmp_path / "typo"), "--keywords", "hey", "--out", str(tmp_path / "r.jsonl")],
         "no list": ["scan", "--from-list", str(tmp_path / "list.txt"), "--keywords", "hey", "--out", str(tmp_path / "r.jsonl")],
+        "broken link": ["scan", str(tmp_path / "link.wav"), "--keywords", "hey", "--out", str(tmp_path / "r.jsonl")],
     }[case]
+    (tmp_path / "link.wav").symlink_to(tmp_path / "gone.wav")
     assert main(args) == EXIT_USER_ERROR
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("kwstream: error:") and message in err[0], err
@@ -276,7 +350,7 @@ def test_a_local_ray_cluster_gives_the_detections_of_one_worker(folder, one_work
     ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
     try:
         out = tmp_path / "results.jsonl"
-        assert scan(folder, out, "--ray", "--workers", "2") == EXIT_OK  # Ray already initialised: the scan uses it
+        assert scan(folder, out, "--ray", "--workers", "2") == EXIT_FAILED  # Ray already initialised: the scan uses it
     finally:
         ray.shutdown()
     assert rows(out) == rows(one_worker)

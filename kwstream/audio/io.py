@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from kwstream.errors import AudioInputError
 
 SAMPLE_RATE = 16000
 """The rate every stage after the source works at (wav2vec2's rate)."""
+_KINDS = {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
 
 
 def read_audio(path: str | Path) -> np.ndarray:
@@ -28,12 +31,30 @@ def read_audio(path: str | Path) -> np.ndarray:
     return soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32) if rate != SAMPLE_RATE else audio
 
 
+def not_a_file(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as a recording, found with ``stat`` alone (never ``open``), or None
+    where it is a regular file (or a symbolic link to one)."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            return f"no such audio file: {path} (a symbolic link to {os.readlink(path)}, which does not exist)"
+        return f"no such audio file: {path}"
+    except OSError as exc:  # a symbolic link loop, a folder without search permission
+        return f"cannot read {path}: {exc.strerror}"
+    if stat.S_ISDIR(mode):
+        return f"{path} is a directory, not an audio file"
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS.items() if test(mode)), "neither file nor folder")
+        return f"not a regular file: {path} ({kind})"
+    return None
+
+
 def check_audio_file(path: Path) -> None:
     """Raise the error every command gives for a path that is not a file to read."""
-    if path.is_dir():
-        raise AudioInputError(f"{path} is a directory, not an audio file")
-    if not path.is_file():
-        raise AudioInputError(f"no such audio file: {path}")
+    if problem := not_a_file(path):
+        raise AudioInputError(problem)
 
 
 def unreadable(path: str | Path, exc: Exception) -> AudioInputError:

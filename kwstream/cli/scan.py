@@ -1,5 +1,7 @@
 """``kwstream scan``: every detection in a folder of recordings, written to a results file as the
-files finish, with a progress bar (or --json lines) and a summary per keyword."""
+files finish, with a progress bar (or --json lines) and a summary per keyword. Exit status: 0 when
+every file was read, 1 when some could not be (their error rows are in the output with the others'
+rows), 2 for a mistake on the command line, 130 when interrupted."""
 
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from kwstream.cli import options
-from kwstream.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
+from kwstream.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from kwstream.errors import KwstreamError
 from kwstream.extras import require
 from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder
+from kwstream.audio.io import not_a_file
 from kwstream.scan.inputs import find_files
 from kwstream.scan.manifest import ScanOutput, manifest_path
 from kwstream.processes import cores
@@ -40,9 +43,12 @@ class CommandLineKeywords:
 
 
 def duration_s(path: Path) -> float:
-    """The recording's length from its header (0 where it has none: the scan reports the file)."""
+    """The recording's length from its header (0 where it has none: the scan reports the file). What
+    is no regular file is not opened: a FIFO would wait for a writer before the scan had begun."""
     import soundfile
 
+    if not_a_file(path):
+        return 0.0
     try:
         return soundfile.info(str(path)).duration
     except Exception:  # noqa: BLE001  unreadable: its error row comes from the worker
@@ -82,12 +88,25 @@ class Report:
                              hours=f"{self.done_s / 3600:.2f}/{self.audio_s / 3600:.2f} audio h", rate=f"{per_s:.4f} h/s")
 
 
+def failed_files(output: ScanOutput) -> int:
+    """The files of the whole output (a resumed run's earlier ones included) that have an error row."""
+    return sum(1 for r in output.results.values() if r.error)
+
+
+def exit_status(output: ScanOutput, interrupted: bool) -> int:
+    """130 when interrupted; else 1 when any file could not be read, so that a script or a cron job
+    can tell (the rest's rows are written all the same); else 0."""
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if failed_files(output) else EXIT_OK
+
+
 def summary(output: ScanOutput, names: list[str], as_json: bool, interrupted: bool) -> None:
     """The closing counts per keyword (over the whole output, a resumed run's earlier files included)."""
     results = output.results.values()
     count = Counter(d.keyword for r in results for d in r.detections)
     files = Counter(k for r in results for k in {d.keyword for d in r.detections})
-    errors = sum(1 for r in results if r.error)
+    errors = failed_files(output)
     audio_h = sum(r.audio_s for r in results) / 3600
     if as_json:
         print(json.dumps({"type": "summary", "files": len(output.results), "errors": errors, "audio_h": round(audio_h, 5),
@@ -140,4 +159,4 @@ def cmd_scan(args: argparse.Namespace) -> int:
         results.close()
         output.close()
     summary(output, list(keywords.names), args.json, interrupted)
-    return EXIT_INTERRUPTED if interrupted else EXIT_OK
+    return exit_status(output, interrupted)

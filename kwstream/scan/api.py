@@ -25,7 +25,8 @@ def scan(
     each_channel: bool = False,
 ) -> Iterator[ScanDetection]:
     """Every detection in the recordings (files, folders walked recursively, glob patterns), yielded
-    as each file finishes; a file that cannot be read is logged as a warning and skipped.
+    as each file finishes; a file that cannot be read is logged as a warning and skipped (a truncated
+    WAV: its detections, and a warning).
 
     ```python
     for hit in kwstream.scan("archive/", keywords=["hey", "stop"], workers=4):

@@ -11,6 +11,7 @@ from kwstream.audio.io import SAMPLE_RATE
 from kwstream.audio.sources import AudioFile
 from kwstream.keywords.keyword_set import KeywordSet, KeywordSettings, parse_keywords
 from kwstream.model.encoder import Encoder
+from kwstream.scan.checks import truncated
 from kwstream.stream.detector import Detection
 from kwstream.stream.pipeline import KeywordPipeline, PipelineSettings
 
@@ -106,6 +107,7 @@ class Scanner:
                     found += (ScanDetection.of(name, d, channel) for d in self.pipeline.push(block))
                 found += (ScanDetection.of(name, d, channel) for d in self.pipeline.flush())
                 audio_s = self.pipeline.position / SAMPLE_RATE
+            error = truncated(path)  # libsndfile reads a cut WAV as a shorter one, without a word
         except Exception as exc:  # noqa: BLE001  a bad file is a row of the results, never the end of the scan
             read_s = self.pipeline.position / SAMPLE_RATE
             audio_s = max(audio_s, read_s)
