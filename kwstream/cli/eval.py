@@ -14,7 +14,8 @@ from rich.progress import Progress
 from kwstream.cli import options
 from kwstream.cli.tables import figure, print_table
 from kwstream.errors import KwstreamError
-from kwstream.evaluation.metrics import evaluate, negative_hours, read_labels, read_transcripts, record_stream
+from kwstream.evaluation.metrics import (Label, StreamRecord, check_label_ends, evaluate, negative_hours, on_recordings,
+                                         read_labels, read_transcripts, record_stream, recording_seconds, unevaluated)
 from kwstream.evaluation.plots import plot_det
 from kwstream.keywords.keyword_set import fit_calibration
 from kwstream.extras import require
@@ -40,12 +41,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise KwstreamError(f"no such audio file: {', '.join(missing)}")
     if len({p.stem for p in paths}) != len(paths):
         raise KwstreamError("two recordings share a file stem; labels name streams by stem")
-    unknown = sorted({x.stream for x in labels} - {p.stem for p in paths})
+    labels, unknown = on_recordings(labels, paths)
     if unknown:
-        print(f"kwstream: labels of streams not given as files are ignored: {', '.join(unknown)}", file=sys.stderr)
+        options.warn([f"{len(unknown)} label rows name no recording given (stream = a file's stem) and are ignored: "
+                      f"{_names(sorted({x.stream for x in unknown}))}"])
+    seconds = {p.stem: recording_seconds(p) for p in paths}
+    check_label_ends(labels, seconds, args.labels)
     encoder = Encoder(settings.encoder)
     keywords = options.keyword_set(args, encoder, settings)
     thresholds = keywords.thresholds
+    others = unevaluated(labels, list(thresholds))
+    if others:
+        options.warn([f"{len(others)} label rows are of keywords not evaluated: "
+                      f"{_names(sorted({x.keyword for x in others}))}"])
+    if args.suggest or args.calibrate:  # before the model listens for minutes
+        planned = [StreamRecord(p.stem, seconds[p.stem]) for p in paths]
+        check_measurable(planned, labels, list(thresholds), target, "--suggest" if args.suggest else "--calibrate")
     pipeline = KeywordPipeline(keywords, encoder, settings)
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
@@ -93,3 +104,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.suggest:
         print(f"--keywords {suggestion}" if suggestion else "no threshold reaches the target", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def check_measurable(records: list[StreamRecord], labels: list[Label], keywords: list[str], target: float, option: str) -> None:
+    """Raise unless every keyword has at least 1/``target`` hours of audio without it: in less, a
+    single false alarm is already over the target, so the threshold picked there means nothing."""
+    if target == 0:  # "no false alarm on this audio" needs no length
+        return
+    needed = 1 / target
+    hours, keyword = min((negative_hours(records, labels, k), k) for k in keywords)
+    if hours < needed:
+        one = f": one false alarm in it is {1 / hours:.0f} per hour" if hours else ""
+        raise KwstreamError(f"{option}: {hours:.3g} h of keyword-free audio (without {keyword!r}) cannot measure "
+                            f"{target:g} false alarms per hour{one}; at least {needed:.3g} h are needed")
+
+
+def _names(names: list[str], shown: int = 5) -> str:
+    """``names`` for one line: the first few, and how many more."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more

@@ -22,14 +22,15 @@ import csv
 import re
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from kwstream.audio.io import SAMPLE_RATE, read_audio
+from kwstream.audio.io import SAMPLE_RATE, check_audio_file, read_audio, unreadable
 from kwstream.errors import KwstreamError
 from kwstream.stream.replay import replay
+from kwstream.keywords.ctc import normalize_keyword
 from kwstream.keywords.homophones import homophones
 from kwstream.stream.detector import Detection, DetectorSettings
 from kwstream.stream.events import ScoredWindow
@@ -39,6 +40,10 @@ HIT_BEFORE_S = 0.25
 HIT_AFTER_S = 1.0
 TARGET_FALSE_ALARMS_PER_HOUR = 0.5
 THRESHOLD_GRID = np.round(np.linspace(0.0, 1.0, 101), 2)
+LABEL_COLUMNS = ("stream", "keyword", "start", "end")
+TRANSCRIPT_COLUMNS = ("stream", "start", "end", "text")
+LABEL_END_SLACK_S = 0.05
+"""How far past a recording's end a label may end (the rounding of the tool that wrote it)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class Label:
     keyword: str
     start: float
     end: float
+    line: int = field(default=0, compare=False, repr=False)
+    """Its line in the labels file (0 when not read from one), for errors."""
 
 
 @dataclass
@@ -125,22 +132,36 @@ class KeywordReport:
     """Every false alarm at ``threshold``."""
 
 
-def _read_csv(path: str | Path, what: str) -> list[dict[str, str]]:
+def _read_csv(path: str | Path, what: str, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
+    """Each row with its line number, keyed by the header's names (compared case-insensitively),
+    which must include ``columns``; a row of another length than the header is an error."""
     try:
         with open(path, newline="") as f:
-            return list(csv.DictReader(f))
+            reader = csv.reader(f)
+            lines = [(reader.line_num, row) for row in reader if row]
     except OSError as exc:
         raise KwstreamError(f"cannot read {what} {path}: {exc.strerror}") from None
+    expected = ",".join(columns)
+    header = [name.strip().lower() for name in lines[0][1]] if lines else []
+    if not set(columns) <= set(header):
+        got = f"got {','.join(lines[0][1])!r}" if lines else "the file is empty"
+        raise KwstreamError(f"{path}:1: expected the header {expected}, {got}")
+    rows = []
+    for line, row in lines[1:]:
+        if len(row) != len(header):
+            raise KwstreamError(f"{path}:{line}: expected {len(header)} columns ({','.join(header)}), got {len(row)}")
+        rows.append((line, dict(zip(header, row))))
+    return rows
 
 
 def read_transcripts(path: str | Path) -> Transcripts:
     """Read ``stream,start,end,text`` rows (with that header)."""
     transcripts: Transcripts = {}
-    for line, row in enumerate(_read_csv(path, "transcripts"), start=2):
+    for line, row in _read_csv(path, "transcripts", TRANSCRIPT_COLUMNS):
         try:
             transcripts.setdefault(row["stream"], []).append((float(row["start"]), float(row["end"]), row["text"]))
-        except (KeyError, TypeError, ValueError):
-            raise KwstreamError(f"{path}:{line}: expected columns stream,start,end,text with times in seconds") from None
+        except ValueError:
+            raise KwstreamError(f"{path}:{line}: start and end must be seconds, got {row['start']!r}, {row['end']!r}") from None
     return transcripts
 
 
@@ -153,17 +174,59 @@ def said_at(rows: Sequence[tuple[float, float, str]], start: float, end: float) 
 
 
 def read_labels(path: str | Path) -> list[Label]:
-    """Read ``stream,keyword,start,end`` rows (with that header)."""
+    """Read ``stream,keyword,start,end`` rows (with that header; times in seconds, 0 <= start <= end)."""
     labels = []
-    for line, row in enumerate(_read_csv(path, "labels"), start=2):
+    for line, row in _read_csv(path, "labels", LABEL_COLUMNS):
         try:
-            label = Label(row["stream"], row["keyword"].strip(), float(row["start"]), float(row["end"]))
-        except (KeyError, TypeError, ValueError):
-            raise KwstreamError(f"{path}:{line}: expected columns stream,keyword,start,end with times in seconds") from None
-        if label.end < label.start:
-            raise KwstreamError(f"{path}:{line}: end before start")
-        labels.append(label)
+            start, end = float(row["start"]), float(row["end"])
+        except ValueError:
+            raise KwstreamError(f"{path}:{line}: start and end must be seconds, got {row['start']!r}, {row['end']!r}") from None
+        if not row["stream"].strip() or not row["keyword"].strip():
+            raise KwstreamError(f"{path}:{line}: empty stream or keyword")
+        if not 0.0 <= start <= end:  # also NaN
+            problem = "end before start" if start > end else "a time is negative or not a number"
+            raise KwstreamError(f"{path}:{line}: {problem} (start {row['start']}, end {row['end']})")
+        labels.append(Label(row["stream"].strip(), row["keyword"].strip(), start, end, line))
     return labels
+
+
+def recording_seconds(path: Path) -> float:
+    """A recording's length from its header, without decoding it (known before the model loads)."""
+    import soundfile
+
+    check_audio_file(path)
+    try:
+        return soundfile.info(str(path)).duration
+    except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
+        raise unreadable(path, exc) from None
+
+
+def on_recordings(labels: Sequence[Label], paths: Sequence[Path]) -> tuple[list[Label], list[Label]]:
+    """``labels`` that name one of ``paths`` by its stem (or by its file name, "theo.flac"), with
+    the stem as their stream, and those that name none."""
+    stems = {p.name: p.stem for p in paths} | {p.stem: p.stem for p in paths}  # a stem outranks a file name
+    found = [replace(x, stream=stems[x.stream]) for x in labels if x.stream in stems]
+    return found, [x for x in labels if x.stream not in stems]
+
+
+def check_label_ends(labels: Sequence[Label], seconds: dict[str, float], path: str | Path) -> None:
+    """Raise for a label that ends past its recording's end: it names the wrong recording, or
+    its times are not seconds."""
+    for x in labels:
+        if x.end > seconds[x.stream] + LABEL_END_SLACK_S:
+            raise KwstreamError(f"{path}:{x.line}: the label ends at {x.end:g} s, past the end of {x.stream} "
+                                f"({seconds[x.stream]:.2f} s long)")
+
+
+def _key(keyword: str) -> str:
+    """Keywords compare case- and space-insensitively, as everywhere ("Zero" is "zero")."""
+    return normalize_keyword(keyword).lower()
+
+
+def unevaluated(labels: Sequence[Label], keywords: Sequence[str]) -> list[Label]:
+    """The labels of none of ``keywords``."""
+    keys = {_key(k) for k in keywords}
+    return [x for x in labels if _key(x.keyword) not in keys]
 
 
 def record_stream(path: Path, pipeline: KeywordPipeline) -> StreamRecord:
@@ -239,7 +302,7 @@ def negative_hours(records: Sequence[StreamRecord], labels: Sequence[Label], key
     """Hours of audio outside the labels of ``keyword`` (of every keyword when None): the time in
     which a detection of it can only be a false alarm."""
     labelled = sum(x.end - x.start for x in labels
-                   if any(r.name == x.stream for r in records) and keyword in (None, x.keyword))
+                   if any(r.name == x.stream for r in records) and (keyword is None or _key(keyword) == _key(x.keyword)))
     return max(0.0, sum(r.duration_s for r in records) - labelled) / 3600
 
 
@@ -260,9 +323,10 @@ def evaluate(
 ) -> list[KeywordReport]:
     """Per-keyword report at the chosen thresholds (with each false alarm, and what was said there
     when ``transcripts`` are given), plus the whole DET sweep."""
+    spelled = {_key(k): k for k in thresholds}
     by_stream: dict[str, list[Label]] = {}
-    for label in labels:
-        by_stream.setdefault(label.stream, []).append(label)
+    for label in labels:  # each keyword spelled as evaluated, to compare exactly below
+        by_stream.setdefault(label.stream, []).append(replace(label, keyword=spelled.get(_key(label.keyword), label.keyword)))
     reports = []
     for keyword, chosen in thresholds.items():
         hours = negative_hours(records, labels, keyword)
