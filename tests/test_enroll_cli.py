@@ -70,6 +70,13 @@ def test_enroll_list_listen_and_remove(tmp_path, tiny_model):
 
     listed = kwstream("keywords", "--store", store)
     assert listed.returncode == 0 and listed.stdout.decode().startswith("word ")
+    (tmp_path / "store" / "junk").mkdir()
+    (tmp_path / "store" / "junk" / "keyword.json").write_text("{not json")
+    damaged = kwstream("keywords", "--store", store)  # one damaged folder hid every other keyword
+    lines = damaged.stdout.decode().splitlines()
+    assert damaged.returncode == 1 and any(x.startswith("word ") for x in lines), damaged.stderr.decode()
+    assert any(x.startswith("junk ") and "UNREADABLE" in x and "--remove junk" in x for x in lines)
+    assert kwstream("keywords", "--store", store, "--remove", "junk").returncode == 0
 
     stream = make_speech_stream(["7_jackson_0", "9_nicolas_2"]).write(tmp_path / "talk.wav")
     heard = kwstream("listen", "--enrolled", "word:0.01", "--store", store, "--model", BUNDLED,
@@ -102,7 +109,7 @@ def test_user_mistakes_are_one_line_and_write_nothing(tmp_path, tiny_model, caps
     assert_error(["enroll", "word", "--record", "1", *model], "at least 2")
     assert_error(["enroll", "word", "--from", WORDS[0], str(tmp_path / "missing.wav"), *model], "no such audio file")
     os.mkfifo(tmp_path / "take.fifo")  # nothing writes to it: reading it would hang
-    assert_error(["enroll", "word", "--from", WORDS[0], WORDS[1], str(tmp_path / "take.fifo"), *model], "take.fifo is not a regular file")
+    assert_error(["enroll", "word", "--from", WORDS[0], WORDS[1], str(tmp_path / "take.fifo"), *model], "not a regular file", "take.fifo (a FIFO)")
     assert_error(["enroll", "word", "--from", *WORDS, "--negatives", str(tmp_path / "take.fifo"), *model], "not a regular file")
     assert_error(["enroll", "word", "--from", *WORDS, "--negatives", str(tmp_path / "missing"), *model], "no such audio file")
     silence = tmp_path / "silence.wav"

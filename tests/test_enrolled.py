@@ -202,6 +202,8 @@ def test_the_odd_take_is_the_one_far_below_how_the_others_match_each_other():
     assert odd_take(pairs).take == 2  # 0.3 against them (above the floor), 0.8 between them: more than AGREEMENT_GAP apart
     assert odd_take(np.array([[1.0, 0.8, 0.7], [0.8, 1.0, 0.75], [0.7, 0.75, 1.0]])) is None
     assert odd_take(np.array([[1.0, 0.1], [0.1, 1.0]])) is not None  # two takes: only the floor can tell
+    assert odd_take(np.array([[1.0, 0.3], [0.3, 1.0]])) is not None  # ...a stricter one than three takes need
+    assert odd_take(np.array([[1.0, 0.5], [0.5, 1.0]])) is None
 
 
 @needs_fsdd
@@ -214,6 +216,8 @@ def test_takes_of_different_words_are_refused_naming_the_odd_one(bundled):
         enroll("lumos", takes("7_jackson_0", "3_jackson_0", "9_jackson_0"), bundled, SpotterSettings())
     with pytest.raises(EnrollmentError, match=r"take 3_jackson_0.wav does not match the others"):
         enroll("seven", takes("7_jackson_0", "7_jackson_1", "3_jackson_0"), bundled, SpotterSettings())
+    with pytest.raises(EnrollmentError, match=r"the takes 7_jackson_1.wav and 0_jackson_2.wav do not match each other"):
+        enroll("w16", takes("7_jackson_1", "0_jackson_2"), bundled, SpotterSettings())  # enrolled, expected recall 0.00
 
 
 def _keyword(name: str = "hello", fingerprint: str = "abc") -> EnrolledKeyword:
@@ -354,6 +358,7 @@ def test_a_silent_clipped_or_too_short_take_is_refused_with_a_one_line_reason():
     loudest = int(np.argmax(np.abs(word)))
     takes = {
         "silent.wav": (np.zeros(SAMPLE_RATE, np.float32), "holds no speech"),
+        "quiet.wav": (word / np.abs(word).max() * 10 ** (-45 / 20), r"holds no speech .*loudest sample -45 dBFS"),
         "clipped.wav": (np.clip(word * 20, -1, 1), r"is clipped \(1\d\.\d% of its samples at full scale\)"),
         "burst.wav": (word[loudest - 400:loudest + 400], r"is too short \(0\.0\d s of sound"),
     }

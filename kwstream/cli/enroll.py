@@ -4,7 +4,6 @@ level meter) and ``kwstream keywords`` (list or remove them)."""
 from __future__ import annotations
 
 import argparse
-import stat
 import sys
 from pathlib import Path
 
@@ -12,7 +11,9 @@ import numpy as np
 
 from kwstream.audio.io import read_audio
 from kwstream.cli import options
+from kwstream.cli.exit_codes import EXIT_FAILED
 from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, EnrollSettings, check_distinct, enroll, prepare, record_take
+from kwstream.errors import KwstreamError
 from kwstream.keywords.classifier.head import HeadConfig
 from kwstream.keywords.classifier.trained import read_metadata, remove_trained, trained_names
 from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, VOICE
@@ -54,18 +55,6 @@ def record_examples(name: str, count: int, device: int | str | None, seconds: fl
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
-def read_take(path: str) -> np.ndarray:
-    """A whole recording; a pipe or device is refused with one line (enrollment needs whole files)."""
-    try:
-        mode = Path(path).stat().st_mode
-    except OSError:
-        mode = 0
-    if mode and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-        raise EnrollmentError(f"{path} is not a regular file (a pipe or device?): enrollment reads whole recordings; "
-                              f"save the take to a file first")
-    return read_audio(path)
-
-
 def negative_files(paths: list[str]) -> list[str]:
     """Files as given, folders as the audio files in them (sorted)."""
     files = []
@@ -94,10 +83,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         raise EnrollmentError(f"--target-fa {args.target_fa}: the false alarms per hour must be above 0")
     if args.voice and args.layer is not None:
         raise EnrollmentError("--voice matches letters, the default layer's hidden states and the voice; leave out --layer")
-    recordings = [(read_take(p), p) for p in args.files] if args.files else None
+    recordings = [(read_audio(p), p) for p in args.files] if args.files else None
     if recordings:
         check_distinct(recordings)
-    negatives = [read_take(p) for p in negative_files(args.negatives)]
+    negatives = [read_audio(p) for p in negative_files(args.negatives)]
     encoder = Encoder(settings.encoder)
     if recordings is None:
         device = int(args.input_device) if args.input_device and args.input_device.isdigit() else args.input_device
@@ -138,11 +127,21 @@ def cmd_keywords(args: argparse.Namespace) -> int:
     if not names and not trained:
         print(f"kwstream: no enrolled or trained keywords in {store.root}", file=sys.stderr)
         return 0
-    for name in names:
-        k = store.load(name)
-        frames = "/".join(str(len(e)) for e in k.examples)
-        print(f"{k.name:<16} threshold {k.threshold:.2f}  {matched(k)}  examples {len(k.examples)} ({frames} frames)  model {k.model}")
-    for name in trained:
+    unreadable = 0
+    for name in names + trained:
+        try:  # one damaged folder must not hide the others
+            print(described(store, name, trained=name in trained))
+        except KwstreamError as exc:
+            unreadable += 1
+            print(f"{name:<16} UNREADABLE: {exc} (kwstream keywords --remove {name})")
+    return EXIT_FAILED if unreadable else 0
+
+
+def described(store: KeywordStore, name: str, trained: bool) -> str:
+    """One line of ``kwstream keywords`` for a stored keyword."""
+    if trained:
         config = HeadConfig(**read_metadata(store.root / name)["config"])
-        print(f"{name:<16} trained  keywords {','.join(config.keywords)}  layer {config.layer:>2}  model {config.model_name}")
-    return 0
+        return f"{name:<16} trained  keywords {','.join(config.keywords)}  layer {config.layer:>2}  model {config.model_name}"
+    k = store.load(name)
+    frames = "/".join(str(len(e)) for e in k.examples)
+    return f"{k.name:<16} threshold {k.threshold:.2f}  {matched(k)}  examples {len(k.examples)} ({frames} frames)  model {k.model}"
