@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", parents=[common, pipeline], help="recall, false alarms per hour and DET curves on labelled recordings")
     evaluate.add_argument("--keywords", default="", metavar="KW[:T],...", help="typed keywords to evaluate, with optional thresholds")
-    evaluate.add_argument("--labels", required=True, metavar="CSV", help="rows stream,keyword,start,end (stream = file stem, seconds)")
+    evaluate.add_argument("--labels", required=True, metavar="CSV", help="rows stream,keyword,start,end (stream = file stem or name, seconds)")
     evaluate.add_argument("--transcripts", metavar="CSV",
                           help="rows stream,start,end,text of what was said: list every false alarm with the text it fired on")
     evaluate.add_argument("--plot", metavar="PNG", help="write DET curves here")
