@@ -70,13 +70,15 @@ def test_enroll_list_listen_and_remove(tmp_path, tiny_model):
 
     listed = kwstream("keywords", "--store", store)
     assert listed.returncode == 0 and listed.stdout.decode().startswith("word ")
-    (tmp_path / "store" / "junk").mkdir()
-    (tmp_path / "store" / "junk" / "keyword.json").write_text("{not json")
+    for junk, text in (("junk", "{not json"), ("nothing", "null")):
+        (tmp_path / "store" / junk).mkdir()
+        (tmp_path / "store" / junk / "keyword.json").write_text(text)
     damaged = kwstream("keywords", "--store", store)  # one damaged folder hid every other keyword
     lines = damaged.stdout.decode().splitlines()
     assert damaged.returncode == 1 and any(x.startswith("word ") for x in lines), damaged.stderr.decode()
-    assert any(x.startswith("junk ") and "UNREADABLE" in x and "--remove junk" in x for x in lines)
-    assert kwstream("keywords", "--store", store, "--remove", "junk").returncode == 0
+    for junk in ("junk", "nothing"):
+        assert any(x.startswith(f"{junk} ") and "UNREADABLE" in x and f"--remove {junk}" in x for x in lines), lines
+        assert kwstream("keywords", "--store", store, "--remove", junk).returncode == 0
 
     stream = make_speech_stream(["7_jackson_0", "9_nicolas_2"]).write(tmp_path / "talk.wav")
     heard = kwstream("listen", "--enrolled", "word:0.01", "--store", store, "--model", BUNDLED,

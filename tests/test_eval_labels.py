@@ -42,6 +42,14 @@ def test_header_names_compare_case_insensitively(tmp_path):
     assert read_labels(path) == [Label("talk", "zero", 0.1, 0.6)]
 
 
+def test_a_spreadsheets_byte_order_mark_is_no_part_of_the_header_and_audio_is_no_csv(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + HEADER.encode() + b"talk,zero,0.1,0.6\n")  # Excel's "CSV UTF-8"
+    assert read_labels(path) == [Label("talk", "zero", 0.1, 0.6)]
+    with pytest.raises(KwstreamError, match="cannot read labels .* as CSV text"):  # a traceback before
+        read_labels(ASSET_AUDIO / "fsdd_0_lucas_1.wav")  # the arguments swapped
+
+
 @pytest.mark.parametrize("text", ["talk,zero,0.1,0.6\n", "", "stream,word,start,end\ntalk,zero,0.1,0.6\n"])
 def test_a_missing_or_unknown_header_is_named_at_line_1(tmp_path, text):
     with pytest.raises(KwstreamError, match=r"labels.csv:1: expected the header stream,keyword,start,end"):
@@ -113,7 +121,10 @@ def test_suggest_and_calibrate_need_one_false_alarm_s_worth_of_keyword_free_audi
     ]
     # 0.68 s without "zero" can measure 10000 false alarms per hour (one in 0.36 s); "Zero" is zero's label.
     calibration = tmp_path / "calibration.json"
+    transcripts = tmp_path / "transcripts.csv"  # a recording named by its file name, as labels may; one stray
+    transcripts.write_text("stream,start,end,text\ntalk.flac,0.0,1.36,zero three seven\nother,0.0,1.0,hello\n")
     status, out, err = run_eval(capsys, *common, "--target-fa-per-hour", "10000", "--calibrate", str(calibration),
-                                "--json", str(talk))
+                                "--transcripts", str(transcripts), "--json", str(talk))
     assert status == EXIT_OK, err
+    assert "kwstream: transcripts of 1 streams name no recording given and are ignored: other" in err.splitlines()
     assert json.loads(out)["keywords"][0]["labels"] == 1 and calibration.is_file()

@@ -162,10 +162,15 @@ def test_one_channel_as_a_column_is_mono(encoder, demo, spotter_detections):
     assert found(pushed(pipeline(encoder), demo[:, None], 4000)) == spotter_detections
 
 
-def test_nan_and_infinite_samples_are_heard_as_silence_and_counted(encoder, demo, spotter_detections):
+def test_nan_and_infinite_samples_are_heard_as_silence_and_counted(encoder, demo, spotter_detections, caplog):
     spoilt = demo.copy()
     spoilt[SAMPLE_RATE // 2: SAMPLE_RATE // 2 + 100] = np.nan  # in the quiet before "hey": unchecked, no "hey"
     spoilt[5 * SAMPLE_RATE] = np.inf
     p = pipeline(encoder)
-    assert [k for k, *_ in found(pushed(p, spoilt, 4000))] == [k for k, *_ in spotter_detections]
-    assert p.stats.non_finite_samples == 101
+    with caplog.at_level("WARNING"):
+        assert [k for k, *_ in found(pushed(p, spoilt, 4000))] == [k for k, *_ in spotter_detections]
+        p.reset()
+        pushed(p, spoilt[:SAMPLE_RATE], 4000)
+    assert p.stats.non_finite_samples == 201
+    told = [r.getMessage() for r in caplog.records if "NaN" in r.getMessage()]
+    assert told == ["NaN or infinite samples at 0.50 s of the stream: heard as silence"] * 2  # once a stream

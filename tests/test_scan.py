@@ -224,18 +224,20 @@ def test_the_exit_status_is_0_when_every_file_was_read_and_1_when_one_was_not(tm
 
 def test_a_truncated_wav_is_an_error_row_and_an_unsized_streamed_one_is_not(tmp_path):
     """libsndfile reads a WAV cut short as a shorter recording; its header says how long it was. A
-    writer that could not seek back (a pipe) leaves the size 0xFFFFFFFF: that is no truncation."""
+    writer that could not seek back (a pipe) leaves a huge size (sox 0x7FFFF000, arecord 0x80000000, others
+    0xFFFFFFFF): that is no truncation."""
     whole = THREE.read_bytes()
     (tmp_path / "cut.wav").write_bytes(whole[:len(whole) // 3])
     data = whole.index(b"data")
-    (tmp_path / "streamed.wav").write_bytes(whole[:data + 4] + b"\xff\xff\xff\xff" + whole[data + 8:])
+    for writer, size in (("sox", 0x7FFFF000), ("arecord", 0x80000000), ("other", 0xFFFFFFFF)):
+        (tmp_path / f"streamed_{writer}.wav").write_bytes(whole[:data + 4] + size.to_bytes(4, "little") + whole[data + 8:])
     out = tmp_path / "out.jsonl"
     assert scan(tmp_path, out, "--workers", "1") == EXIT_FAILED
     found = {Path(row["file"]).name: row for row in map(json.loads, out.read_text().splitlines())}
     header_s, held_s = soundfile.info(THREE).duration, soundfile.info(tmp_path / "cut.wav").duration
     assert found["cut.wav"] == {"file": str(tmp_path / "cut.wav"),
                                 "error": f"truncated: header says {header_s:.2f} s, file holds {held_s:.2f} s"}
-    assert found["streamed.wav"]["keyword"] == "three"
+    assert all(found[f"streamed_{writer}.wav"]["keyword"] == "three" for writer in ("sox", "arecord", "other"))
 
 
 def test_parquet_output_holds_the_same_rows(folder, one_worker, tmp_path):

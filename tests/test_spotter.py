@@ -174,6 +174,7 @@ def test_keyword_parsing_and_validation(encoder):
     with pytest.raises(KeywordError, match="'sotp'.*not among the keywords"):  # a misspelt name changed nothing, silently
         Spotter(["stop"], encoder=encoder, thresholds={"sotp": 0.9})
     assert Spotter(["stop"], encoder=encoder, thresholds={"stop": 0.9}).thresholds == {"stop": 0.9}
+    assert Spotter(["hey computer"], encoder=encoder, thresholds={"Hey  Computer": 0.6}).thresholds == {"hey computer": 0.6}
 
 
 def test_a_spotter_that_has_run_refuses_to_start_again(encoder, speech_stream, tmp_path):

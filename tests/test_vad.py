@@ -239,7 +239,6 @@ def test_a_short_word_that_opens_a_recording_opens_a_span(name: str):
     gate = VadGate()
     events = gate.push(word) + gate.flush()
     assert [type(e) for e in events] == [SpeechStart, SpeechEnd] and events[0] == SpeechStart(-PREROLL)
-    assert VadGate().push(np.zeros(RATE // 10, np.float32)) == []  # while a stream that opens quiet opens none
 
 
 def test_a_flushed_stream_takes_no_more_audio_until_reset():

@@ -15,7 +15,8 @@ from kwstream.cli import options
 from kwstream.cli.tables import figure, print_table
 from kwstream.errors import KwstreamError
 from kwstream.evaluation.metrics import (Label, StreamRecord, check_label_ends, evaluate, negative_hours, on_recordings,
-                                         read_labels, read_transcripts, record_stream, recording_seconds, unevaluated)
+                                         read_labels, read_transcripts, record_stream, recording_seconds, stream_names,
+                                         unevaluated)
 from kwstream.evaluation.plots import plot_det
 from kwstream.keywords.keyword_set import fit_calibration
 from kwstream.extras import require
@@ -45,6 +46,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if unknown:
         options.warn([f"{len(unknown)} label rows name no recording given (stream = a file's stem) and are ignored: "
                       f"{_names(sorted({x.stream for x in unknown}))}"])
+    if transcripts is not None:
+        names = stream_names(paths)
+        strays = sorted(set(transcripts) - set(names))
+        if strays:
+            options.warn([f"transcripts of {len(strays)} streams name no recording given and are ignored: {_names(strays)}"])
+        transcripts = {names[stream]: rows for stream, rows in transcripts.items() if stream in names}
     seconds = {p.stem: recording_seconds(p) for p in paths}
     check_label_ends(labels, seconds, args.labels)
     encoder = Encoder(settings.encoder)

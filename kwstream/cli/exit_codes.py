@@ -2,7 +2,8 @@
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-"""The input ended with an error (a file that could not be read to its end)."""
+"""Work went on past a failure: a file that could not be read to its end, a scan's unreadable files, a damaged
+stored keyword among those listed."""
 EXIT_USER_ERROR = 2
 """A mistake the user can fix: one line on stderr, never a traceback."""
 EXIT_INTERRUPTED = 130

@@ -136,11 +136,13 @@ def _read_csv(path: str | Path, what: str, columns: Sequence[str]) -> list[tuple
     """Each row with its line number, keyed by the header's names (compared case-insensitively),
     which must include ``columns``; a row of another length than the header is an error."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's "CSV UTF-8" opens with a BOM
             reader = csv.reader(f)
             lines = [(reader.line_num, row) for row in reader if row]
     except OSError as exc:
         raise KwstreamError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:  # not text (an audio file given as the CSV?)
+        raise KwstreamError(f"cannot read {what} {path} as CSV text: {exc}") from None
     expected = ",".join(columns)
     header = [name.strip().lower() for name in lines[0][1]] if lines else []
     if not set(columns) <= set(header):
@@ -201,10 +203,14 @@ def recording_seconds(path: Path) -> float:
         raise unreadable(path, exc) from None
 
 
+def stream_names(paths: Sequence[Path]) -> dict[str, str]:
+    """What a labels or transcripts row may call each recording, its stem or its file name ("theo.flac"), to its stem."""
+    return {p.name: p.stem for p in paths} | {p.stem: p.stem for p in paths}  # a stem outranks a file name
+
+
 def on_recordings(labels: Sequence[Label], paths: Sequence[Path]) -> tuple[list[Label], list[Label]]:
-    """``labels`` that name one of ``paths`` by its stem (or by its file name, "theo.flac"), with
-    the stem as their stream, and those that name none."""
-    stems = {p.name: p.stem for p in paths} | {p.stem: p.stem for p in paths}  # a stem outranks a file name
+    """``labels`` that name one of ``paths`` (``stream_names``), with the stem as their stream, and those that name none."""
+    stems = stream_names(paths)
     found = [replace(x, stream=stems[x.stream]) for x in labels if x.stream in stems]
     return found, [x for x in labels if x.stream not in stems]
 

@@ -158,11 +158,12 @@ def keyword_thresholds(
     """Every keyword's threshold: typed ``hey:0.8`` or an override, else ``everyone``, else what
     its scorer measured for it, else the model's calibration by length (see resolve_thresholds)."""
     own = {k.text: k.threshold for k in typed} | {k: None for scorer in scorers for k in scorer.keywords}
-    unknown = sorted(set(overrides or {}) - set(own))
+    named = {_key(k): k for k in own}  # "Hey  Computer" names "hey computer", as keywords compare
+    unknown = sorted(k for k in overrides or {} if k not in own and _key(k) not in named)
     if unknown:  # a misspelt name would otherwise leave its keyword at the default, silently
         raise KeywordError(f"thresholds given for {', '.join(map(repr, unknown))}, which is not among the keywords "
                            f"({', '.join(own)})")
-    own |= dict(overrides or {})
+    own |= {k if k in own else named[_key(k)]: t for k, t in (overrides or {}).items()}
     measured = {k: t for scorer in scorers for k, t in scorer.thresholds.items()}
     return resolve_thresholds(own, everyone, calibration, measured)
 

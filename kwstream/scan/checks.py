@@ -7,8 +7,9 @@ import os
 import struct
 from pathlib import Path
 
-STREAMED_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)
-"""Data sizes a WAV writer that cannot seek back (a pipe, a recorder still running) leaves in the header."""
+UNSIZED_FROM = 0x7FFFF000
+"""Data sizes from this up are what WAV writers that cannot seek back (a pipe, a recorder still running) leave in
+the header (sox 0x7FFFF000, arecord 0x80000000, others 0xFFFFFFFF), as is 0."""
 
 
 def truncated(path: str | Path) -> str | None:
@@ -24,7 +25,7 @@ def truncated(path: str | Path) -> str | None:
                 name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
                 if name == b"data":
                     held = path.stat().st_size - f.tell()
-                    if size in STREAMED_SIZES or size <= held or byte_rate == 0:
+                    if size == 0 or size >= UNSIZED_FROM or size <= held or byte_rate == 0:
                         return None
                     return f"truncated: header says {size / byte_rate:.2f} s, file holds {held / byte_rate:.2f} s"
                 if name == b"fmt " and size >= 12:

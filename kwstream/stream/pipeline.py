@@ -120,7 +120,8 @@ class PipelineStats:
     paused_s: float = 0.0
     """Audio run while ``paused``: heard (levels, VAD) but searched for nothing."""
     non_finite_samples: int = 0
-    """NaN or infinite samples pushed, heard as silence (logged once): unchecked, one spoils a window's normalisation."""
+    """NaN or infinite samples pushed, heard as silence (logged once a stream): unchecked, one spoils a window's
+    normalisation."""
 
     @property
     def real_time_factor(self) -> float:
@@ -188,6 +189,7 @@ class KeywordPipeline:
                                        s.statistics_memory_s)
         self.ring = self._capture or RingBuffer(self._history_capacity)
         self._position = 0
+        self._non_finite_told = False
         self._span = -1
         self._voice_steps: dict[int, np.ndarray] = {}
         """The speech embedding's steps embedded so far, shared by overlapping windows (``SpeechEmbedding.frames``)."""
@@ -213,7 +215,7 @@ class KeywordPipeline:
     def _checked(self, samples: np.ndarray) -> np.ndarray:
         """``samples`` as 1-D float32; a ValueError for what would be misread: several channels (flattened, they
         would interleave or follow one another as one voice) or integer PCM (it would read as far past full scale).
-        NaN and infinities become silence, counted in ``stats`` and logged once."""
+        NaN and infinities become silence, counted in ``stats`` and logged once a stream."""
         samples = np.asarray(samples)
         if samples.ndim == 2 and 1 in samples.shape:
             samples = samples.reshape(-1)  # one channel, as a column or a row
@@ -226,8 +228,10 @@ class KeywordPipeline:
         samples = samples.astype(np.float32, copy=False)
         finite = np.isfinite(samples)
         if not finite.all():
-            if not self.stats.non_finite_samples:
-                log.warning("NaN or infinite samples in the audio: heard as silence")
+            if not self._non_finite_told:  # once a stream: a scan's or a server's pipeline hears many
+                log.warning("NaN or infinite samples at %.2f s of the stream: heard as silence",
+                            (self.ring.write_index + int(np.argmin(finite))) / SAMPLE_RATE)
+                self._non_finite_told = True
             self.stats.non_finite_samples += int(np.count_nonzero(~finite))
             samples = np.where(finite, samples, np.float32(0.0))
         return samples

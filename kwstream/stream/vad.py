@@ -70,7 +70,8 @@ class VadGate:
     tight, as datasets and voice notes are) is then heard as the word said in a quiet room: without
     that silence the model cannot find it (FSDD clips: 0 of 20 digits found; with it, docs/how-it-works.md).
     webrtcvad's first frames are trusted as they come: holding spans back for a warm-up of 150 ms while it adapts
-    lost short words that open a recording and saved nothing measurable over noise (docs/how-it-works.md)."""
+    lost short words that open a recording and held off no false detection over noise, only a few milliseconds of
+    encoding where a stream opens on noise (docs/how-it-works.md)."""
 
     def __init__(self, settings: VadSettings = VadSettings()) -> None:
         self.settings = settings

@@ -94,7 +94,7 @@ def read_metadata(folder: Path) -> dict:
         if metadata.get("format") != FORMAT:
             raise ValueError(f"unknown format {metadata.get('format')!r}")
         HeadConfig(**metadata["config"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # AttributeError: JSON that is no object
         raise ClassifierError(f"{folder / METADATA_FILE} is unreadable ({exc}); train the keywords again") from None
     return metadata
 

@@ -177,7 +177,7 @@ class KeywordStore:
                     or isinstance(keyword.scale, tuple) != (metadata["format"] == VOICE_FORMAT) \
                     or not all(type(v) in (int, float) and math.isfinite(v) and v > 0 for v in values):
                 raise ValueError(f"scale {keyword.scale!r} in format {metadata['format']!r}")
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:  # AttributeError: JSON no object
             raise EnrollmentError(f"enrolled keyword {name!r} in {folder} is unreadable ({exc}); enroll it again") from None
         if any(e.ndim != 2 or len(e) == 0 for e in examples):
             raise EnrollmentError(f"enrolled keyword {name!r} in {folder} has empty examples; enroll it again")
