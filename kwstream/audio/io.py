@@ -57,6 +57,18 @@ def check_audio_file(path: Path) -> None:
         raise AudioInputError(problem)
 
 
+def audio_info(path: Path):
+    """A recording's header (``soundfile.info``: length, rate, channels) without decoding it, with the errors every
+    command gives; a path that is no regular file is refused before it is opened (a FIFO would wait for a writer)."""
+    import soundfile
+
+    check_audio_file(path)
+    try:
+        return soundfile.info(str(path))
+    except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
+        raise unreadable(path, exc) from None
+
+
 def unreadable(path: str | Path, exc: Exception) -> AudioInputError:
     """The error every command gives for a file that libsndfile cannot read as audio."""
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

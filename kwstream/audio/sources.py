@@ -23,7 +23,7 @@ from typing import BinaryIO, Protocol
 import numpy as np
 
 from kwstream.audio.convert import StreamResampler, pcm16_to_float, to_mono
-from kwstream.audio.io import SAMPLE_RATE, check_audio_file, unreadable
+from kwstream.audio.io import SAMPLE_RATE, audio_info, unreadable
 from kwstream.audio.ring import RingBuffer
 from kwstream.errors import AudioInputError
 
@@ -287,20 +287,11 @@ class AudioFile(_ReplaySource):
         return _ReplaySource.block_s if self.live else self.fast_block_s
 
     def check(self) -> None:
-        self._info()
+        audio_info(self.path)
 
     def channels(self) -> int:
         """The recording's channel count (from its header)."""
-        return self._info().channels
-
-    def _info(self):
-        import soundfile
-
-        check_audio_file(self.path)
-        try:
-            return soundfile.info(str(self.path))
-        except (soundfile.LibsndfileError, RuntimeError) as exc:
-            raise unreadable(self.path, exc) from None
+        return audio_info(self.path).channels
 
     def _open(self) -> Iterator[int | np.ndarray]:
         import soundfile

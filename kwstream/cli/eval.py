@@ -11,11 +11,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
+from kwstream.audio.io import audio_info
 from kwstream.cli import options
 from kwstream.cli.tables import figure, print_table
 from kwstream.errors import KwstreamError
 from kwstream.evaluation.metrics import (Label, StreamRecord, check_label_ends, evaluate, negative_hours, on_recordings,
-                                         read_labels, read_transcripts, record_stream, recording_seconds, stream_names,
+                                         read_labels, read_transcripts, record_stream, stream_names,
                                          unevaluated)
 from kwstream.evaluation.plots import plot_det
 from kwstream.keywords.keyword_set import fit_calibration
@@ -52,7 +53,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if strays:
             options.warn([f"transcripts of {len(strays)} streams name no recording given and are ignored: {_names(strays)}"])
         transcripts = {names[stream]: rows for stream, rows in transcripts.items() if stream in names}
-    seconds = {p.stem: recording_seconds(p) for p in paths}
+    seconds = {p.stem: audio_info(p).duration for p in paths}  # from the headers, before the model loads
     check_label_ends(labels, seconds, args.labels)
     encoder = Encoder(settings.encoder)
     keywords = options.keyword_set(args, encoder, settings)

@@ -22,7 +22,7 @@ from kwstream.errors import KwstreamError
 from kwstream.extras import require
 from kwstream.keywords.keyword_set import KeywordSet
 from kwstream.model.encoder import Encoder
-from kwstream.audio.io import not_a_file
+from kwstream.audio.io import audio_info
 from kwstream.scan.inputs import find_files
 from kwstream.scan.manifest import ScanOutput, manifest_path
 from kwstream.processes import cores
@@ -44,13 +44,9 @@ class CommandLineKeywords:
 
 def duration_s(path: Path) -> float:
     """The recording's length from its header (0 where it has none: the scan reports the file). What
-    is no regular file is not opened: a FIFO would wait for a writer before the scan had begun."""
-    import soundfile
-
-    if not_a_file(path):
-        return 0.0
+    is no regular file is not opened (``audio_info``): a FIFO would wait for a writer before the scan had begun."""
     try:
-        return soundfile.info(str(path)).duration
+        return audio_info(path).duration
     except Exception:  # noqa: BLE001  unreadable: its error row comes from the worker
         return 0.0
 

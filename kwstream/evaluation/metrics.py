@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kwstream.audio.io import SAMPLE_RATE, check_audio_file, read_audio, unreadable
+from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.errors import KwstreamError
 from kwstream.stream.replay import replay
-from kwstream.keywords.ctc import normalize_keyword
 from kwstream.keywords.homophones import homophones
+from kwstream.keywords.keyword_set import keyword_key
 from kwstream.stream.detector import Detection, DetectorSettings
 from kwstream.stream.events import ScoredWindow
 from kwstream.stream.pipeline import KeywordPipeline, run
@@ -192,17 +192,6 @@ def read_labels(path: str | Path) -> list[Label]:
     return labels
 
 
-def recording_seconds(path: Path) -> float:
-    """A recording's length from its header, without decoding it (known before the model loads)."""
-    import soundfile
-
-    check_audio_file(path)
-    try:
-        return soundfile.info(str(path)).duration
-    except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
-        raise unreadable(path, exc) from None
-
-
 def stream_names(paths: Sequence[Path]) -> dict[str, str]:
     """What a labels or transcripts row may call each recording, its stem or its file name ("theo.flac"), to its stem."""
     return {p.name: p.stem for p in paths} | {p.stem: p.stem for p in paths}  # a stem outranks a file name
@@ -224,15 +213,10 @@ def check_label_ends(labels: Sequence[Label], seconds: dict[str, float], path: s
                                 f"({seconds[x.stream]:.2f} s long)")
 
 
-def _key(keyword: str) -> str:
-    """Keywords compare case- and space-insensitively, as everywhere ("Zero" is "zero")."""
-    return normalize_keyword(keyword).lower()
-
-
 def unevaluated(labels: Sequence[Label], keywords: Sequence[str]) -> list[Label]:
     """The labels of none of ``keywords``."""
-    keys = {_key(k) for k in keywords}
-    return [x for x in labels if _key(x.keyword) not in keys]
+    keys = {keyword_key(k) for k in keywords}
+    return [x for x in labels if keyword_key(x.keyword) not in keys]
 
 
 def record_stream(path: Path, pipeline: KeywordPipeline) -> StreamRecord:
@@ -308,7 +292,7 @@ def negative_hours(records: Sequence[StreamRecord], labels: Sequence[Label], key
     """Hours of audio outside the labels of ``keyword`` (of every keyword when None): the time in
     which a detection of it can only be a false alarm."""
     labelled = sum(x.end - x.start for x in labels
-                   if any(r.name == x.stream for r in records) and (keyword is None or _key(keyword) == _key(x.keyword)))
+                   if any(r.name == x.stream for r in records) and (keyword is None or keyword_key(keyword) == keyword_key(x.keyword)))
     return max(0.0, sum(r.duration_s for r in records) - labelled) / 3600
 
 
@@ -329,10 +313,10 @@ def evaluate(
 ) -> list[KeywordReport]:
     """Per-keyword report at the chosen thresholds (with each false alarm, and what was said there
     when ``transcripts`` are given), plus the whole DET sweep."""
-    spelled = {_key(k): k for k in thresholds}
+    spelled = {keyword_key(k): k for k in thresholds}
     by_stream: dict[str, list[Label]] = {}
     for label in labels:  # each keyword spelled as evaluated, to compare exactly below
-        by_stream.setdefault(label.stream, []).append(replace(label, keyword=spelled.get(_key(label.keyword), label.keyword)))
+        by_stream.setdefault(label.stream, []).append(replace(label, keyword=spelled.get(keyword_key(label.keyword), label.keyword)))
     reports = []
     for keyword, chosen in thresholds.items():
         hours = negative_hours(records, labels, keyword)

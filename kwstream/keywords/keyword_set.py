@@ -54,7 +54,7 @@ class Calibration:
     thresholds_by_keyword: dict[str, float] = field(default_factory=dict)
 
     def threshold_for(self, keyword: str) -> float:
-        own = self.thresholds_by_keyword.get(_key(keyword))
+        own = self.thresholds_by_keyword.get(keyword_key(keyword))
         if own is not None:
             return own
         n = letters(keyword)
@@ -79,7 +79,7 @@ def load_calibration(model_dir: str | Path) -> Calibration | None:
 def fit_calibration(keyword_thresholds: dict[str, float | None], target: float, measured_on: str) -> Calibration:
     """Each keyword's threshold that met ``target`` false alarms per hour (``UNREACHABLE_THRESHOLD``
     where none did), and their median per keyword length for the keywords not measured."""
-    own = {_key(k): UNREACHABLE_THRESHOLD if t is None else round(t, 2) for k, t in keyword_thresholds.items()}
+    own = {keyword_key(k): UNREACHABLE_THRESHOLD if t is None else round(t, 2) for k, t in keyword_thresholds.items()}
     by_length: dict[int, list[float]] = {}
     for keyword, threshold in own.items():
         by_length.setdefault(letters(keyword), []).append(threshold)
@@ -87,8 +87,9 @@ def fit_calibration(keyword_thresholds: dict[str, float | None], target: float, 
                        dict(sorted(own.items())))
 
 
-def _key(keyword: str) -> str:
-    """Calibrated keywords are looked up case- and space-insensitively ("Hey  Computer" is "hey computer")."""
+def keyword_key(keyword: str) -> str:
+    """Keywords compare case- and space-insensitively ("Hey  Computer" is "hey computer"): calibrations, threshold
+    names, labels."""
     return normalize_keyword(keyword).lower()
 
 
@@ -158,12 +159,12 @@ def keyword_thresholds(
     """Every keyword's threshold: typed ``hey:0.8`` or an override, else ``everyone``, else what
     its scorer measured for it, else the model's calibration by length (see resolve_thresholds)."""
     own = {k.text: k.threshold for k in typed} | {k: None for scorer in scorers for k in scorer.keywords}
-    named = {_key(k): k for k in own}  # "Hey  Computer" names "hey computer", as keywords compare
-    unknown = sorted(k for k in overrides or {} if k not in own and _key(k) not in named)
+    named = {keyword_key(k): k for k in own}  # "Hey  Computer" names "hey computer", as keywords compare
+    unknown = sorted(k for k in overrides or {} if keyword_key(k) not in named)
     if unknown:  # a misspelt name would otherwise leave its keyword at the default, silently
         raise KeywordError(f"thresholds given for {', '.join(map(repr, unknown))}, which is not among the keywords "
                            f"({', '.join(own)})")
-    own |= {k if k in own else named[_key(k)]: t for k, t in (overrides or {}).items()}
+    own |= {k if k in own else named[keyword_key(k)]: t for k, t in (overrides or {}).items()}
     measured = {k: t for scorer in scorers for k, t in scorer.thresholds.items()}
     return resolve_thresholds(own, everyone, calibration, measured)
 
