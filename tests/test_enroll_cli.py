@@ -111,7 +111,7 @@ def test_user_mistakes_are_one_line_and_write_nothing(tmp_path, tiny_model, caps
     assert_error(["enroll", "word", "--record", "1", *model], "at least 2")
     assert_error(["enroll", "word", "--from", WORDS[0], str(tmp_path / "missing.wav"), *model], "no such audio file")
     os.mkfifo(tmp_path / "take.fifo")  # nothing writes to it: reading it would hang
-    assert_error(["enroll", "word", "--from", WORDS[0], WORDS[1], str(tmp_path / "take.fifo"), *model], "not a regular file", "take.fifo (a FIFO)")
+    assert_error(["enroll", "word", "--from", WORDS[0], WORDS[1], str(tmp_path / "take.fifo"), *model], "not a regular file", "take.fifo (a FIFO); save the take to a file first")
     assert_error(["enroll", "word", "--from", *WORDS, "--negatives", str(tmp_path / "take.fifo"), *model], "not a regular file")
     assert_error(["enroll", "word", "--from", *WORDS, "--negatives", str(tmp_path / "missing"), *model], "no such audio file")
     silence = tmp_path / "silence.wav"

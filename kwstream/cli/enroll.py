@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kwstream.audio.io import read_audio
+from kwstream.audio.io import not_a_file, read_audio
 from kwstream.cli import options
 from kwstream.cli.exit_codes import EXIT_FAILED
 from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, EnrollSettings, check_distinct, enroll, prepare, record_take
-from kwstream.errors import KwstreamError
+from kwstream.errors import AudioInputError, KwstreamError
 from kwstream.keywords.classifier.head import HeadConfig
 from kwstream.keywords.classifier.trained import read_metadata, remove_trained, trained_names
 from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, VOICE
@@ -55,6 +55,15 @@ def record_examples(name: str, count: int, device: int | str | None, seconds: fl
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
+def read_take(path: str) -> np.ndarray:
+    """One recording given on the command line; what is no regular file (a FIFO, ``/dev/stdin``) is refused with how
+    to give it instead, since enrollment reads each take whole."""
+    problem = not_a_file(path)
+    if problem and problem.startswith("not a regular file"):
+        raise AudioInputError(f"{problem}; save the take to a file first")
+    return read_audio(path)
+
+
 def negative_files(paths: list[str]) -> list[str]:
     """Files as given, folders as the audio files in them (sorted)."""
     files = []
@@ -83,10 +92,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         raise EnrollmentError(f"--target-fa {args.target_fa}: the false alarms per hour must be above 0")
     if args.voice and args.layer is not None:
         raise EnrollmentError("--voice matches letters, the default layer's hidden states and the voice; leave out --layer")
-    recordings = [(read_audio(p), p) for p in args.files] if args.files else None
+    recordings = [(read_take(p), p) for p in args.files] if args.files else None
     if recordings:
         check_distinct(recordings)
-    negatives = [read_audio(p) for p in negative_files(args.negatives)]
+    negatives = [read_take(p) for p in negative_files(args.negatives)]
     encoder = Encoder(settings.encoder)
     if recordings is None:
         device = int(args.input_device) if args.input_device and args.input_device.isdigit() else args.input_device
