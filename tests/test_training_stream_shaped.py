@@ -93,3 +93,19 @@ def test_running_statistics_and_fixed_statistics_are_refused():
     use_fixed_statistics(model, np.zeros(channels, np.float32), np.ones(channels, np.float32))
     with pytest.raises(ValueError, match="fixed statistics"):
         StreamShape(4000, 8000, 4000).forward(model, torch.zeros(1, 16000))
+
+
+def test_streamed_clips_get_up_to_the_lead_of_quiet_before_them():
+    """``--stream-lead``: the clip itself unchanged after 0 to that many seconds of zeros, differing from clip to clip."""
+    from training.finetune import with_lead
+
+    clip = np.linspace(0.1, 0.5, 800, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    leads = []
+    for _ in range(50):
+        led = with_lead(clip, 0.45, rng)
+        lead = len(led) - len(clip)
+        assert 0 <= lead <= int(0.45 * 16000) and not led[:lead].any() and np.array_equal(led[lead:], clip)
+        leads.append(lead)
+    assert len(set(leads)) > 40 and max(leads) > 0.3 * 16000
+    assert with_lead(clip, 0.0, rng) is clip

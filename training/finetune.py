@@ -32,7 +32,7 @@ from torch import nn
 from tqdm import tqdm
 from transformers import Wav2Vec2ForCTC
 
-from kwstream.audio.io import read_audio
+from kwstream.audio.io import SAMPLE_RATE, read_audio
 from kwstream.model.checkpoint_files import fixed_statistics
 from kwstream.stream.pipeline import PipelineSettings
 from training.augment import AugmentConfig, Augmenter
@@ -74,9 +74,21 @@ class FinetuneConfig:
     int8_aware: bool = False  # train through int8 rounding (training.fake_int8), for `--int8`
     fixed_statistics: bool = False  # the CNN normalises every input alike (training.fixed_statistics)
     streamed: float = 0.0  # share of steps that train what `kwstream listen` computes (training.stream_shaped)
+    stream_lead: float = 0.0  # seconds: up to this much quiet before a streamed clip, as a span opens before its word
     band_limit: float = AugmentConfig.p_band_limit  # share of clips heard through 8 kHz (telephone) bandwidth
     embedding_weight: float = 0.0  # openWakeWord's speech embedding as a second teacher (training.embedding_teacher)
     embedding_block: int = 2  # the block whose output predicts it
+
+
+def with_lead(clip: np.ndarray, most_seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """``clip`` after 0 to ``most_seconds`` of quiet (before augmentation, so the quiet gets the clip's room and noise).
+
+    A stream's span opens a pre-roll (0.3 s) before the VAD hears a word, and the chunk grid starts there, so a short word
+    lands wherever the quiet before it puts it; clips streamed from their first sample give only their own lead (FSDD and
+    espeak-ng about 10 ms, the other voices 0.18 s). Version 12 on theo's digits with the pre-roll set to 0.15 / 0.2 / 0.3 /
+    0.4 s: recall 0.48 / 0.60 / 0.64 / 0.66, single digits moving 0.06 -> 0.94 (docs/model-v10-runs.md, *Run 20*)."""
+    quiet = int(rng.uniform(0.0, most_seconds) * SAMPLE_RATE)
+    return np.concatenate([np.zeros(quiet, np.float32), clip]) if quiet else clip
 
 
 def batch_losses(model: Wav2Vec2ForCTC, teacher: WhisperTeacher, audios: list[np.ndarray],
@@ -185,7 +197,7 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
     last = out / "last.pt"
     if resume and last.exists():
         state = torch.load(last, map_location="cpu")
-        compared = ("streamed", "fixed_statistics", "int8_aware", "embedding_weight") + (("embedding_block",) if embedding else ())
+        compared = ("streamed", "stream_lead", "fixed_statistics", "int8_aware", "embedding_weight") + (("embedding_block",) if embedding else ())
         changed = [k for k in compared if state["config"].get(k, getattr(FinetuneConfig, k)) != getattr(cfg, k)]
         if changed:
             raise SystemExit(f"--resume: {', '.join(changed)} differ from the run's ({last}); its best score meant another thing")
@@ -250,8 +262,11 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
     while step < cfg.steps:
         batch = dataset.batch_for_step(step)
         rng = np.random.default_rng([cfg.seed, step, 1])
-        audios = [augmenter(dataset.float_audio(i), rng) for i in batch]
-        stream = shape if rng.random() < cfg.streamed else None
+        stream = shape if np.random.default_rng([cfg.seed, step, 2]).random() < cfg.streamed else None
+        clips = [dataset.float_audio(i) for i in batch]
+        if stream is not None:
+            clips = [with_lead(clip, cfg.stream_lead, rng) for clip in clips]
+        audios = [augmenter(clip, rng) for clip in clips]
         loss, parts = batch_losses(model, teacher, audios, [dataset.labels[i] for i in batch], offset, cfg, stream, embedding)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -295,6 +310,8 @@ def main() -> None:
                         help="normalise the CNN's first layer with statistics pooled over training clips, as streams need")
     parser.add_argument("--streamed", type=float, default=FinetuneConfig.streamed,
                         help="share of steps that train on what `kwstream listen` computes, chunk by chunk (0-1)")
+    parser.add_argument("--stream-lead", type=float, default=FinetuneConfig.stream_lead,
+                        help="seconds: up to this much quiet before each streamed clip, so words meet the chunks at every phase")
     parser.add_argument("--band-limit", type=float, default=FinetuneConfig.band_limit,
                         help="share of clips band-limited to 8 kHz before noise, as telephone and cheap microphones are")
     parser.add_argument("--repeat", action="append", default=[], type=source_repeat, metavar="SOURCE=N",
@@ -320,7 +337,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = FinetuneConfig(steps=args.steps, head_lr=args.head_lr, body_lr=args.body_lr, distill_weight=args.distill_weight,
                          ckpt_minutes=args.ckpt_minutes, int8_aware=args.int8_aware,
-                         fixed_statistics=args.fixed_statistics, streamed=args.streamed, band_limit=args.band_limit,
+                         fixed_statistics=args.fixed_statistics, streamed=args.streamed, stream_lead=args.stream_lead,
+                         band_limit=args.band_limit,
                          source_repeat=tuple(args.repeat), embedding_weight=args.embedding_weight,
                          embedding_block=args.embedding_block)
     train(args.corpus, args.init, args.out, args.data, cfg, args.resume)
