@@ -27,14 +27,16 @@ def missing_extra(exc: ModuleNotFoundError) -> MissingExtraError | None:
     return _missing(module) if module in EXTRA_OF_MODULE else None
 
 
-def require(module: str) -> None:
-    """Raise the error for ``module`` of an extra now, where the work that needs it comes last."""
+def require(module: str, needed_by: str | None = None) -> None:
+    """Raise the error for ``module`` of an extra now (naming the option that ``needed_by`` it, if given), where the work
+    that needs it comes last or the import alone would not say which option asked for it."""
     if not installed(module):
-        raise _missing(module)
+        raise _missing(module, needed_by)
 
 
-def _missing(module: str) -> MissingExtraError:
-    return MissingExtraError(f"this needs {module}, which the install left out: pip install 'kwstream[{EXTRA_OF_MODULE[module]}]'")
+def _missing(module: str, needed_by: str | None = None) -> MissingExtraError:
+    this = f"{needed_by} needs" if needed_by else "this needs"
+    return MissingExtraError(f"{this} {module}, which the install left out: pip install 'kwstream[{EXTRA_OF_MODULE[module]}]'")
 
 
 def installed(module: str) -> bool:

@@ -159,3 +159,11 @@ def test_bench_serve_refuses_keywords_it_would_not_time():
     result = subprocess.run([sys.executable, "-m", "kwstream", "bench", "--serve", "1", "--enrolled", "mine"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "--serve" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [(["--seconds", "1e7"], "at most 3600"), (["--workers", "2"], "with --serve")])
+def test_bench_refuses_what_it_cannot_do_in_one_line(args, message):
+    """A stream of 10^7 s grew the process by 65 MB a second; --workers without --serve was silently ignored."""
+    result = subprocess.run([sys.executable, "-m", "kwstream", "bench", "--random", "tiny", *args],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr

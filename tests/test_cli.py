@@ -145,7 +145,7 @@ def test_auto_model_offline_without_bundled_model_says_what_to_do(talk, tmp_path
 
 @pytest.mark.parametrize(
     ("keywords", "message"),
-    [("café,stop", "cannot spell"), (",", "no keywords"), ("stop,STOP", "duplicate"), ("hey:2", "must be in [0, 1]")],
+    [("café,stop", "cannot spell"), (",", "no keywords"), ("stop,STOP", "duplicate"), ("hey:2", "must be in [0, 1]"), ("stop:0.5:0.6", "one threshold")],
 )
 def test_bad_keywords(tiny_model, talk, keywords, message):
     assert_user_error(kwstream("listen", "--keywords", keywords, "--file", str(talk), "--model", str(tiny_model)), message)
@@ -160,7 +160,10 @@ def test_window_shorter_than_hop(tiny_model, talk):
                                "--window-ms", "200", "--hop-ms", "300"), "hop")
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_detections(tiny_model, tmp_path):
+@pytest.mark.parametrize(("stop", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_ctrl_c_and_sigterm_stop_cleanly_and_keep_detections(tiny_model, tmp_path, stop, status):
+    """Ctrl-C is an interruption (130); SIGTERM (systemd, ``timeout``) asks the listener to end, as ``serve`` ends (0):
+    its default action ended the process without a summary (143)."""
     long_talk = make_speech_stream(["3_theo_0", "7_jackson_0"] * 6).write(tmp_path / "long.wav")
     process = subprocess.Popen(
         [sys.executable, "-m", "kwstream", "listen", "--keywords", "stop", "--file", str(long_talk), "--json",
@@ -169,9 +172,9 @@ def test_ctrl_c_stops_cleanly_and_keeps_detections(tiny_model, tmp_path):
     )
     first = process.stdout.readline()  # real-time replay: the first word's detection
     assert json.loads(first)["keyword"] == "stop"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     rest, stderr = process.communicate(timeout=30)
-    assert process.returncode == 130, stderr.decode()
+    assert process.returncode == status, stderr.decode()
     assert "Traceback" not in stderr.decode()
     assert "detection(s) in" in stderr.decode()
     for line in rest.decode().splitlines():

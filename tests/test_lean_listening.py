@@ -64,16 +64,17 @@ def test_a_lean_install_listens_with_the_bundled_model_and_says_how_to_get_the_h
     assert "runs the bundled model; pip install 'kwstream[torch]'" in run.stderr
 
 
-@pytest.mark.parametrize("missing,extra,command", [
-    ("torch", "torch", ["bench", "--random", "tiny", "--seconds", "2", "--repeats", "1"]),
-    ("torch", "torch", ["listen", "--keywords", "hey", "--file", str(DEMO_AUDIO), "--fast", "--backend", "torch"]),
-    ("torch", "torch", ["train", "--data", str(DEMO_AUDIO.parent), "--out", "head.pt"]),
-    ("matplotlib", "plot", ["eval", "--keywords", "hey", "--labels", "labels.csv", "--plot", "det.png", str(DEMO_AUDIO)]),
+@pytest.mark.parametrize("missing,extra,command,needs", [
+    ("torch", "torch", ["bench", "--random", "tiny", "--seconds", "2", "--repeats", "1"], "this needs"),
+    ("torch", "torch", ["listen", "--keywords", "hey", "--file", str(DEMO_AUDIO), "--fast", "--backend", "torch"], "this needs"),
+    ("torch", "torch", ["listen", "--keywords", "hey", "--file", str(DEMO_AUDIO), "--fast", "--trained", "mine"], "--trained needs"),
+    ("torch", "torch", ["train", "--data", str(DEMO_AUDIO.parent), "--out", "head.pt"], "this needs"),
+    ("matplotlib", "plot", ["eval", "--keywords", "hey", "--labels", "labels.csv", "--plot", "det.png", str(DEMO_AUDIO)], "this needs"),
 ])
-def test_a_command_that_needs_an_extra_names_it_in_one_line(missing, extra, command, tmp_path):
+def test_a_command_that_needs_an_extra_names_it_in_one_line(missing, extra, command, needs, tmp_path):
     (tmp_path / "labels.csv").write_text("stream,keyword,start,end\n")
     run = without(HEAVY + ("matplotlib",), *command, cwd=tmp_path)
     assert run.returncode == 2, run.stderr
     assert "Traceback" not in run.stderr
-    assert run.stderr.strip().splitlines()[-1] == (f"kwstream: error: this needs {missing}, which the install left out: "
+    assert run.stderr.strip().splitlines()[-1] == (f"kwstream: error: {needs} {missing}, which the install left out: "
                                                    f"pip install 'kwstream[{extra}]'"), run.stderr

@@ -178,8 +178,9 @@ def test_a_few_training_steps_write_a_head_that_listen_uses(encoder: Encoder, tm
     (["--keywords", "hey"], "--name"),
     (["--keywords", "hey", "--name", "a/b"], "keyword name 'a/b' must be"),
     (["--keywords", "hey", "--name", "x"], "must be 1-64 letters"),  # x: a path under tmp_path
-    (["--data", "x", "--out", "x", "--workers", "2"], "--workers are for --keywords"),
-    (["--data", "x", "--out", "x", "--examples", "20"], "--examples and --workers are for --keywords"),
+    (["--data", "x", "--out", "x", "--workers", "2"], "--workers: only for --keywords"),
+    (["--data", "x", "--out", "x", "--examples", "20", "--name", "n"], "--name, --examples: only for --keywords"),
+    (["--data", "x"], "--data needs --out HEAD"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:
     args = [str(tmp_path / a) if a == "x" else a for a in args]

@@ -17,9 +17,16 @@ from kwstream.model.encoder import Encoder
 from kwstream.stream.vad import VadSettings
 
 
+MAX_SECONDS = 3600
+"""The longest test stream: an hour of audio and its per-window results take about 250 MB."""
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.seconds <= 0 or args.repeats < 1:
-        raise KwstreamError("--seconds must be positive and --repeats at least 1")
+    if not 0 < args.seconds <= MAX_SECONDS or args.repeats < 1:
+        raise KwstreamError(f"--seconds must be above 0 and at most {MAX_SECONDS} (each stream is built in memory), "
+                            "--repeats at least 1")
+    if args.workers is not None and not args.serve:
+        raise KwstreamError("--workers is the server's: give it with --serve")
     others = args.enrolled or args.classifier or args.trained
     if args.serve:
         if others or args.keywords is not None:
@@ -61,9 +68,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         ("latency p95 s", lambda r: figure(r.latency_p95_s, ".2f")),
         ("peak memory MB", lambda r: f"{r.peak_memory_mb:.0f}"),
     )
-    print_table(f"{encoder.name} ({about['parameters_m']} M parameters, {args.device}), medians of {args.repeats}",
+    print_table(f"{encoder.name} ({about['parameters_m']} M parameters, {args.device}), medians of {args.repeats} runs",
                 ["", *(r.stream for r in results)], [[label, *map(cell, results)] for label, cell in metrics],
-                "encoded ×: audio seconds the transformer computes per stream second; latency: from the end of a "
+                "keywords found, false alarms: summed over the runs; encoded ×: audio seconds the transformer computes per stream second; latency: from the end of a "
                 "spoken keyword to its detection; memory: the whole process's peak resident size")
     print(f"start-up of a new `kwstream listen` (median of {args.repeats}): {started.wall_s:.2f} s to listening,\n"
           f"{started.cpu_s:.2f} CPU-s with its first second of audio, peak memory {started.peak_memory_mb:.0f} MB")

@@ -6,9 +6,11 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from dataclasses import asdict
 
+from kwstream.audio.sources import AudioSource
 from kwstream.cli import options
 from kwstream.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
 from kwstream.errors import KwstreamError
@@ -67,6 +69,12 @@ def summary(stats: SpotterStats) -> str:
     return "; ".join([text] + [x for x in losses if x])
 
 
+def stop_on_sigterm(source: AudioSource) -> None:
+    """SIGTERM (systemd, ``timeout``, ``kill``) ends listening as the end of the input does: the summary, then exit 0, as
+    ``kwstream serve`` ends; its default action killed the listener without a word (exit 143)."""
+    signal.signal(signal.SIGTERM, lambda *_: source.stop())
+
+
 def cmd_listen(args: argparse.Namespace) -> int:
     settings = options.settings(args)
     source = options.source(args)
@@ -80,6 +88,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     def make(on_detect=None, on_event=None) -> Spotter:
         return Spotter(keywords, on_detect, source=source, settings=settings, encoder=encoder, on_event=on_event)
 
+    stop_on_sigterm(source)
     if args.dashboard:
         from kwstream.cli.dashboard import DashboardState, dashboard_unavailable, run_dashboard
 

@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="results as one JSON object")
     bench.add_argument("--serve", metavar="N,...", help="load-test `kwstream serve` instead: N real-time Wyoming "
                        "clients on loopback for each count given (e.g. 1,4,8,16), each streaming --seconds of the demo (hey, stop)")
-    bench.add_argument("--workers", type=positive_int, default=ServeSettings.workers, help="with --serve: the server's model threads")
+    bench.add_argument("--workers", type=positive_int, help=f"with --serve: the server's model threads (default {ServeSettings.workers})")
 
     train = commands.add_parser("train", parents=[common], help="train a keyword classifier head on a Speech Commands "
                                 "layout, or on speech synthesised from typed keywords")

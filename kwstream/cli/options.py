@@ -9,6 +9,7 @@ import sys
 from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin
 from kwstream.cli.exit_codes import EXIT_FAILED, EXIT_USER_ERROR
 from kwstream.errors import KwstreamError
+from kwstream.extras import require
 from kwstream.keywords.base import KeywordScorer
 from kwstream.keywords.keyword_set import Keyword, KeywordSet, KeywordSettings, parse_keywords, split_threshold
 from kwstream.model.encoder import AUTO_MODEL, BACKENDS, Encoder, EncoderSettings
@@ -131,6 +132,7 @@ def scorers(args: argparse.Namespace, encoder: Encoder, pipeline: SpotterSetting
     and trained classifiers (--classifier)."""
     found: list[KeywordScorer] = []
     if args.classifier:
+        require("torch", "--classifier")
         from kwstream.keywords.classifier.head import ClassifierScorer
 
         found += [ClassifierScorer.load(path, encoder) for path in args.classifier]
@@ -145,6 +147,7 @@ def trained(args: argparse.Namespace, typed: list[Keyword], encoder: Encoder,
             pipeline: SpotterSettings) -> tuple[list[Keyword], list[KeywordScorer]]:
     """The scorers of ``--trained NAME`` options and the typed keywords they leave to plain CTC:
     those no trained model knows (in ``--trained-alone`` mode each model spots all of its own keywords)."""
+    require("torch", "--trained")
     from kwstream.keywords.classifier.trained import load_trained, trained_folder, trained_scorer
 
     found: list[KeywordScorer] = []

@@ -16,6 +16,7 @@ from kwstream.evaluation.serve_load import (CHUNK_SAMPLES, KEPT_UP_BACKLOG_S, LI
                                            pipeline_latencies, serve_load)
 from kwstream.model.encoder import Encoder
 from kwstream.model.resolve import AUTO_MODEL
+from kwstream.serve.settings import ServeSettings
 
 MAX_CLIENTS = 64
 """The most clients one run of the load test opens."""
@@ -41,10 +42,11 @@ def server_args(args: argparse.Namespace) -> list[str]:
 
 def cmd_serve_bench(args: argparse.Namespace) -> int:
     counts = client_counts(args.serve)
+    args.workers = args.workers or ServeSettings.workers
     if args.random:
         raise KwstreamError("--serve measures detections too: it needs a real model, not --random")
     console = Console(stderr=True)
-    console.print(f"kwstream: load test, {', '.join(map(str, counts))} clients, {args.seconds:g} s each "
+    console.print(f"kwstream: load test, {', '.join(map(str, counts))} client(s), {args.seconds:g} s each "
                   f"(about {len(counts) * (args.seconds + STAGGER_S + LINGER_S):.0f} s once the server has started)")
     results = serve_load(counts, args.seconds, server_args(args))
     about = {"clients": counts, "seconds": args.seconds, "workers": args.workers, "cpu_count": os.cpu_count(),
@@ -67,7 +69,7 @@ def cmd_serve_bench(args: argparse.Namespace) -> int:
         ("client errors", lambda r: str(r.errors)),
     )
     print_table(f"kwstream serve, {args.workers} worker(s), {os.cpu_count()} CPUs, {results[0].audio_s:.0f} s per stream",
-                ["", *(f"{r.clients} clients" for r in results)], [[label, *map(cell, results)] for label, cell in rows],
+                ["", *(f"{r.clients} client{'s' * (r.clients != 1)}" for r in results)], [[label, *map(cell, results)] for label, cell in rows],
                 f"kept up: never more than {KEPT_UP_BACKLOG_S:g} s of audio waiting for the model; latency: from a "
                 "keyword's end (as captured) to its detection event at the client; CPU: the server process's, all threads; "
                 f"the pipeline alone, fed the same chunks with no server and no compute time, gives p50 "

@@ -29,8 +29,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise KwstreamError("--copies must be 0 or more and --val-percent in [0, 100)")
     if args.keywords is not None:
         return train_from_text(args)
-    if not args.out or args.name or args.examples or args.workers:
-        raise KwstreamError("--data needs --out HEAD (a file); --name, --examples and --workers are for --keywords")
+    if not args.out:
+        raise KwstreamError("--data needs --out HEAD (a file)")
+    if extra := [option for option, given in (("--name", args.name), ("--examples", args.examples), ("--workers", args.workers)) if given]:
+        raise KwstreamError(f"{', '.join(extra)}: only for --keywords (a head trained from text), not with --data")
     settings = TrainSettings(
         data=Path(args.data), out=Path(args.out), layer=args.layer, unfreeze=args.unfreeze,
         val_percent=TrainSettings.val_percent if args.val_percent is None else args.val_percent,

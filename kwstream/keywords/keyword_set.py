@@ -118,6 +118,8 @@ def split_threshold(spec: str) -> tuple[str, float | None]:
     name, sep, threshold = spec.rpartition(":") if ":" in spec else (spec, "", "")
     if not sep:
         return name, None
+    if ":" in name:
+        raise KeywordError(f"{spec!r}: give a keyword one threshold, as name:0.8")
     try:
         value = float(threshold)
     except ValueError:
