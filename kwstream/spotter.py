@@ -21,7 +21,7 @@ from kwstream.audio.ring import RingBuffer
 from kwstream.audio.sources import AudioSource, Microphone
 from kwstream.errors import KeywordError
 from kwstream.keywords.base import KeywordScorer
-from kwstream.keywords.keyword_set import Keyword, KeywordSet, KeywordSettings
+from kwstream.keywords.keyword_set import Keyword, KeywordSet, KeywordSettings, check_threshold, parse_keywords
 from kwstream.model.encoder import Encoder
 from kwstream.stream.detector import Detection
 from kwstream.stream.pipeline import KeywordPipeline, PipelineSettings, PipelineStats
@@ -72,7 +72,7 @@ class Spotter:
 
     def __init__(
         self,
-        keywords: Sequence[str | Keyword] | KeywordSet = (),
+        keywords: str | Sequence[str | Keyword] | KeywordSet = (),
         on_detect: Callable[[Detection], object] | None = None,
         *,
         scorers: Sequence[KeywordScorer] = (),
@@ -85,10 +85,12 @@ class Spotter:
         """
         Args:
             keywords: typed keywords such as ``"hey"``, ``"hey computer"``, ``"stop:0.7"``, or Keyword
-                objects; or a KeywordSet built on ``encoder`` (then ``scorers`` and ``thresholds`` are its own).
+                objects; or one string read as the CLI reads ``--keywords hey,stop:0.7`` (the README shows
+                the two side by side; a bare string would otherwise be spotted letter by letter); or a
+                KeywordSet built on ``encoder`` (then ``scorers`` and ``thresholds`` are its own).
             on_detect: called with each Detection on the dispatcher thread; exceptions are logged.
             scorers: other keyword scorers (enrolled examples, a trained classifier) on the same encoder.
-            thresholds: per-keyword thresholds that override every default, for any scorer's keywords.
+            thresholds: per-keyword thresholds in [0, 1] that override every default, for any scorer's keywords.
             source: where audio comes from; default the system's default microphone.
             settings: pipeline settings; defaults suit English character models.
             encoder: an already loaded encoder to share between spotters (else loaded here).
@@ -96,8 +98,12 @@ class Spotter:
                 ScoredWindow and Detection, in stream order (for dashboards and logs).
         """
         self.settings = settings or SpotterSettings()
+        if isinstance(keywords, str):
+            keywords = parse_keywords(keywords)
         if not isinstance(keywords, KeywordSet) and not keywords and not scorers:
             raise KeywordError("no keywords given")  # before a model loads for minutes
+        for keyword, threshold in (thresholds or {}).items():  # before the model loads; the KeywordSet checks them too
+            check_threshold(keyword, threshold)
         self.source = source if source is not None else Microphone()
         if getattr(self.source, "recorded", False):  # a missing or unreadable file: AudioInputError here, before the model loads
             self.source.check()  # (a device is checked when it opens: a spotter may be built before its microphone is plugged in)
@@ -137,8 +143,12 @@ class Spotter:
         return self
 
     def stop(self) -> None:
-        """Stop capturing; audio already captured is still processed and dispatched."""
+        """Stop capturing; audio already captured is still processed and dispatched. From a callback
+        (the dispatcher thread, which cannot wait for itself) it returns at once: wait() tells when the
+        rest is dispatched."""
         self.source.stop()
+        if threading.current_thread() in self._threads:
+            return
         for thread in self._threads:
             thread.join()
 
@@ -169,7 +179,7 @@ class Spotter:
         return self.keyword_set.thresholds
 
     def set_threshold(self, keyword: str, threshold: float) -> None:
-        """Change one keyword's threshold while listening."""
+        """Change one keyword's threshold while listening; names compare as ``thresholds=`` does ("HEY" is "hey")."""
         self.keyword_set.set_threshold(keyword, threshold)
 
     def detections(self) -> Iterator[Detection]:

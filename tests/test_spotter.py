@@ -4,11 +4,14 @@ The model is a tiny randomly initialised wav2vec2 (the bundled trained model ass
 own tests), so these tests check wiring, timing and robustness, not which words are found: with a
 near-zero threshold every keyword fires in every speech span, and every detection must lie where
 speech was, in order, with the same result whatever the audio's block size, rate or container.
+The checks of what a new user types, at the end, run the bundled model on the demo recording.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import math
 import time
 from pathlib import Path
 
@@ -18,10 +21,11 @@ import soundfile
 
 from kwstream import AudioFile, Encoder, Detection, EncoderSettings, Keyword, KeywordError, RawStdin, Spotter
 from kwstream.audio.ring import RingBuffer
+from kwstream.model.resolve import BUNDLED_MODEL_DIR
 from kwstream.spotter import SpotterSettings
 from kwstream.stream.vad import VadSettings
 
-from conftest import SAMPLE_RATE, SpeechStream
+from conftest import ASSET_AUDIO, SAMPLE_RATE, SpeechStream
 
 KEYWORDS = ["hey", "stop", "hey computer"]
 FIRE_ON_ANYTHING = 0.001
@@ -275,3 +279,61 @@ def test_stop_returns_even_when_stdin_never_sends_anything(encoder):
     stopper.join(timeout=15)
     os.close(write_end)
     assert not stopper.is_alive(), "stop() hung on a silent pipe"
+
+
+# -- what a new user types, on the bundled model and the demo recording -------------------------------
+
+DEMO = ASSET_AUDIO / "demo_hey_stop.flac"
+needs_bundled_model = pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="needs the bundled model")
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Encoder:
+    return Encoder(EncoderSettings(model=str(BUNDLED_MODEL_DIR)))
+
+
+def demo() -> AudioFile:
+    return AudioFile(DEMO, realtime=False)
+
+
+@needs_bundled_model
+def test_constructor_thresholds_are_checked_as_set_threshold_checks_them(bundled):
+    for name, bad in (("hey", 2.0), ("STOP", -1), ("hey", math.nan)):  # "hey" never fired, "stop" fired on anything
+        with pytest.raises(KeywordError, match=rf"threshold of '{name}' must be in \[0, 1\], got {bad}"):
+            Spotter(["hey", "stop"], source=demo(), encoder=bundled, thresholds={name: bad})
+
+
+@needs_bundled_model
+def test_set_threshold_names_keywords_as_the_constructor_does(bundled):
+    spotter = Spotter(["hey", "stop"], source=demo(), encoder=bundled, thresholds={"HEY": 0.1})
+    spotter.set_threshold("HEY", 0.2)
+    spotter.set_threshold(" Stop ", 0.9)
+    assert spotter.thresholds == {"hey": 0.2, "stop": 0.9}
+    with pytest.raises(KeywordError, match="unknown keyword 'go'"):
+        spotter.set_threshold("go", 0.5)
+
+
+@needs_bundled_model
+def test_a_string_of_keywords_reads_as_the_cli_reads_it(bundled):
+    assert Spotter("hey", source=demo(), encoder=bundled).keywords == ["hey"]  # not the letters h, e, y
+    spotter = Spotter("hey,stop:0.6", source=demo(), encoder=bundled)
+    assert spotter.thresholds["stop"] == 0.6
+    with spotter:
+        assert [d.keyword for d in spotter.detections()] == ["hey", "stop"]
+
+
+@needs_bundled_model
+def test_stop_from_on_detect_ends_the_spotter(bundled, caplog):
+    after_stop: list[str] = []
+
+    def on_detect(detection: Detection) -> None:
+        if not after_stop:
+            spotter.stop()
+            after_stop.append(detection.keyword)
+
+    spotter = Spotter(["hey", "stop"], on_detect, source=demo(), encoder=bundled)
+    with caplog.at_level(logging.ERROR, logger="kwstream"):
+        spotter.start()
+        assert spotter.wait(timeout=60)
+    assert after_stop == ["hey"]
+    assert spotter.stats.callback_errors == 0 and not caplog.records

@@ -124,9 +124,14 @@ def split_threshold(spec: str) -> tuple[str, float | None]:
         value = float(threshold)
     except ValueError:
         raise KeywordError(f"threshold of {name!r} must be a number in [0, 1], got {threshold!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise KeywordError(f"threshold of {name!r} must be in [0, 1], got {value}")
+    check_threshold(name, value)
     return name, value
+
+
+def check_threshold(keyword: str, threshold: float) -> None:
+    """The one check of a threshold given by name, on the command line or in the library."""
+    if not 0.0 <= threshold <= 1.0:  # NaN too: it compares False
+        raise KeywordError(f"threshold of {keyword!r} must be in [0, 1], got {threshold}")
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,8 @@ def keyword_thresholds(
     if unknown:  # a misspelt name would otherwise leave its keyword at the default, silently
         raise KeywordError(f"thresholds given for {', '.join(map(repr, unknown))}, which is not among the keywords "
                            f"({', '.join(own)})")
+    for keyword, threshold in (overrides or {}).items():
+        check_threshold(keyword, threshold)
     own |= {k if k in own else named[keyword_key(k)]: t for k, t in (overrides or {}).items()}
     measured = {k: t for scorer in scorers for k, t in scorer.thresholds.items()}
     return resolve_thresholds(own, everyone, calibration, measured)
@@ -257,9 +264,10 @@ class KeywordSet:
         return {k: m for scorer in self.scorers for k, m in zip(scorer.keywords, scorer.score_frames(frames), strict=True)}
 
     def set_threshold(self, keyword: str, threshold: float) -> None:
-        """Change one keyword's threshold (takes effect at the next window)."""
-        if keyword not in self.thresholds:
+        """Change one keyword's threshold (takes effect at the next window); names compare as keywords do ("HEY" is
+        "hey")."""
+        named = {keyword_key(k): k for k in self.thresholds}
+        if keyword_key(keyword) not in named:
             raise KeywordError(f"unknown keyword {keyword!r}")
-        if not 0.0 <= threshold <= 1.0:
-            raise KeywordError(f"threshold must be in [0, 1], got {threshold}")
-        self.thresholds[keyword] = threshold
+        check_threshold(keyword, threshold)
+        self.thresholds[named[keyword_key(keyword)]] = threshold
