@@ -44,7 +44,8 @@ class SpotterSettings(PipelineSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.history_s * 2 > self.ring_s:
-            raise ValueError("the ring must hold at least two windows (or chunks with their context)")
+            raise ValueError(f"a window with its context ({self.history_s:g} s) must fit twice in the ring of audio "
+                             f"({self.ring_s:g} s): shorten the window (--window-ms) or the context")
 
 
 @dataclass

@@ -169,6 +169,11 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_keep_detections(tiny_model, tmp_pat
         [sys.executable, "-m", "kwstream", "listen", "--keywords", "stop", "--file", str(long_talk), "--json",
          "--model", str(tiny_model), "--threshold", FIRE],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+def test_a_window_longer_than_the_ring_names_the_option(tiny_model, talk):
+    assert_user_error(kwstream("listen", "--keywords", "hey", "--file", str(talk), "--model", str(tiny_model),
+                               "--window-ms", "99999999"), "--window-ms")
+
+
     )
     first = process.stdout.readline()  # real-time replay: the first word's detection
     assert json.loads(first)["keyword"] == "stop"
