@@ -229,6 +229,52 @@ def test_a_malformed_event_is_answered_with_an_error_and_the_connection_lives_on
     assert Info.is_type(info.type) and Info.is_type(still.type)
 
 
+@pytest.mark.parametrize("garbage", [b'{"type": "audio-chunk", "data_length": 3}\nabc',
+                                     b'{"type": "audio-chunk", "data_length": 3}\n[1]', b"[" * 30_000 + b"]" * 30_000 + b"\n"])
+def test_an_unreadable_event_gets_an_error_event_and_a_log_line_before_the_hang_up(server, garbage):
+    """Data that is not JSON used to end the connection in silence (wyoming's reader took it for the
+    end of the stream); data that is a list, or a header nested past Python's recursion limit, left a
+    log line but no error event."""
+    async def go():
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        host, port = writer.get_extra_info("sockname")[:2]
+        writer.write(garbage)
+        await writer.drain()
+        reply = await asyncio.wait_for(reader.read(), READ_TIMEOUT_S)
+        writer.close()
+        return f"{host}:{port}", reply
+
+    name, reply = asyncio.run(go())
+    replies = io.BytesIO(reply)
+    assert Error.from_event(read_event(replies)).code == "malformed-event" and read_event(replies) is None
+    assert wait_for(server, lambda records: any(r["event"] == "dropped" and r.get("client") == name
+                                                and r.get("code") == "malformed-event" for r in records))
+
+
+def test_a_client_that_half_closes_after_audio_stop_gets_every_detection(server):
+    """The demo at full speed, audio-stop, then EOF with the read side open: the server used to take
+    the EOF for a client gone and drop "stop", still waiting for the model. An EOF mid-stream (no
+    audio-stop) is still a client gone: its audio is abandoned."""
+    async def go():
+        async with client(server) as c:
+            await stream(c, demo_pcm())
+            c._writer.write_eof()
+            events = await results(c, 2)
+            finished = await read(c)
+        async with client(server) as c:
+            await c.write_event(AudioStart(16000, 2, 1).event())
+            await c.write_event(AudioChunk(16000, 2, 1, demo_pcm()[:2 * 16000 * 3]).event())
+            c._writer.write_eof()
+            gone = await read(c)
+        return events, finished, gone
+
+    events, finished, gone = asyncio.run(go())
+    assert_demo_detections(detections(events))
+    assert finished is None and gone is None
+    assert wait_for(server, lambda records: [r["event"] for r in records if r["event"].startswith("stream-")][-4:]
+                    == ["stream-start", "stream-end", "stream-start", "stream-abandoned"])
+
+
 @pytest.mark.slow  # real time: stalls and timeouts
 def test_garbage_stalling_and_vanishing_clients_do_not_stop_a_good_one(server):
     host, port = "127.0.0.1", server.port
@@ -383,11 +429,14 @@ def test_the_wyoming_client_example_prints_the_demos_keywords(server):
 
 
 @pytest.mark.slow
-def test_cli_refuses_a_bad_uri_in_one_line():
-    done = subprocess.run([sys.executable, "-m", "kwstream", "serve", "--uri", "localhost:10400", "--keywords", "hey"],
+@pytest.mark.parametrize("option", [["--uri", "localhost:10400"], ["--max-backlog-s", "nan"], ["--workers", "1000000"]])
+def test_cli_refuses_a_bad_setting_in_one_line(option):
+    """NaN as the backlog switched off the throttle; a million workers hung the start."""
+    # a loopback port of the system's choosing (a later --uri wins) should a bad setting be taken
+    done = subprocess.run([sys.executable, "-m", "kwstream", "serve", "--uri", "tcp://127.0.0.1:0", *option, "--keywords", "hey"],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1].startswith("kwstream: error: --uri must be")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"kwstream: error: {option[0]} must be"), lines
 
 
 def test_a_unix_socket_service_in_process(encoder, tmp_path: Path):

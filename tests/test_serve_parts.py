@@ -18,7 +18,7 @@ from kwstream.errors import KwstreamError
 from kwstream.serve.audio import AudioFormatError, ChunkDecoder
 from kwstream.serve.reader import RefusedEvent, read_event
 from kwstream.serve.scheduler import ModelScheduler
-from kwstream.serve.settings import ServeSettings
+from kwstream.serve.settings import MAX_WORKERS, ServeSettings
 
 
 def chunk(samples: np.ndarray, rate: int, width: int, channels: int) -> AudioChunk:
@@ -217,11 +217,34 @@ def test_a_header_line_over_the_readers_limit_is_refused():
 
 
 @pytest.mark.parametrize("line", [b"[1, 2, 3]", b"{not json", b'{"data": {}}', b'{"type": 3}', b'{"type": "x", "data": [1]}',
-                                  b'{"type": "x", "payload_length": "many"}', b'{"type": "x", "payload_length": -1}'])
+                                  b'{"type": "x", "payload_length": "many"}', b'{"type": "x", "payload_length": -1}',
+                                  b"[" * 30_000 + b"]" * 30_000])
 def test_an_unreadable_header_is_refused(line):
     with pytest.raises(RefusedEvent, match="unreadable event header") as refused:
         read_from(line + b"\n")
     assert refused.value.code == "malformed-event"
+
+
+@pytest.mark.parametrize("data", [b"abc", b"[1]", b"[" * 30_000 + b"]" * 30_000])
+def test_unreadable_event_data_is_refused_not_taken_for_the_end_of_the_stream(data):
+    """wyoming's reader returns None (the end of the stream) for data that is not JSON and raises
+    TypeError or RecursionError for the others."""
+    with pytest.raises(RefusedEvent, match="unreadable event data") as refused:
+        read_from(b'{"type": "audio-chunk", "data_length": %d}\n' % len(data) + data, max_payload_bytes=1 << 20)
+    assert refused.value.code == "malformed-event"
+
+
+@pytest.mark.parametrize("settings,option", [
+    ({"max_backlog_s": float("nan")}, "--max-backlog-s"), ({"max_backlog_s": float("inf")}, "--max-backlog-s"),
+    ({"max_backlog_s": 0}, "--max-backlog-s"), ({"idle_timeout_s": float("nan")}, "--idle-timeout"),
+    ({"workers": MAX_WORKERS + 1}, "--workers"), ({"workers": 1_000_000}, "--workers"),
+])
+def test_limits_that_would_switch_a_check_off_or_hang_are_refused(settings, option):
+    """NaN passes every comparison: as the backlog it switched off the throttle and the chunk size cap,
+    as the idle timeout it closed every connection at once; a million workers never finished starting."""
+    with pytest.raises(KwstreamError, match=option):
+        ServeSettings(**settings)
+    assert ServeSettings(workers=MAX_WORKERS).workers == MAX_WORKERS
 
 
 def test_idle_timeout_and_payload_limit_are_checked():

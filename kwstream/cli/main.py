@@ -20,7 +20,7 @@ from kwstream.enroll.calibration import TARGET_FA_PER_HOUR
 from kwstream.evaluation.bench import WORDS as BENCH_WORDS
 from kwstream.evaluation.metrics import TARGET_FALSE_ALARMS_PER_HOUR
 from kwstream.extras import missing_extra
-from kwstream.serve.settings import DEFAULT_URI, ServeSettings
+from kwstream.serve.settings import DEFAULT_URI, MAX_WORKERS, ServeSettings
 
 COMMANDS = {"listen": "listen", "devices": "devices", "enroll": "enroll", "keywords": "enroll", "eval": "eval",
             "bench": "bench", "train": "train", "serve": "serve", "scan": "scan"}
@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-clients", type=positive_int, default=ServeSettings.max_clients,
                        help=f"connections served at once; more are answered with an error (default {ServeSettings.max_clients})")
     serve.add_argument("--workers", type=positive_int, default=ServeSettings.workers,
-                       help=f"threads that run the model, taking turns over the connections (default {ServeSettings.workers})")
+                       help=f"threads that run the model, taking turns over the connections; at most the machine's cores "
+                            f"({MAX_WORKERS}), since each keeps one busy and more only take turns on them (default {ServeSettings.workers})")
     serve.add_argument("--max-backlog-s", type=float, default=ServeSettings.max_backlog_s, metavar="S",
                        help="audio a client may have waiting for the model before the server stops reading it "
                             f"(default {ServeSettings.max_backlog_s:g})")

@@ -12,8 +12,12 @@ of audio the handler stops reading its socket until the backlog halves, so TCP s
 down and its memory stays bounded, while the other lanes keep their turns. Events are read by
 ``reader.py``, which refuses an event announcing more than ``max_payload_bytes`` before reading it.
 An event with bad fields is answered with an ``error`` event (the connection lives on); one that
-cannot be framed (an unreadable or oversized header) gets an ``error`` event and the connection
-ends, as does one that sends nothing for ``idle_timeout_s``; each with a log line, never a traceback.
+cannot be read (an unreadable or oversized header, data that is not a JSON object) gets an ``error``
+event and the connection ends, as does one that sends nothing for ``idle_timeout_s``; each with a
+log line, never a traceback. The end of the client's stream after ``audio-stop`` is a client that
+has nothing more to ask (it may have only half-closed its socket): its stopped streams are finished
+and their events sent before the connection closes; the end of the stream mid-stream is a client
+gone, whose audio is abandoned at once.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ class WakeService(Protocol):
 MAX_UNSENT_BYTES = 1 << 20
 """Output waiting for a client that does not read it; beyond this the client is dropped."""
 GOODBYE_TIMEOUT_S = 1.0
-"""How long a connection being closed may take to accept its last ``error`` event."""
+"""How long a connection being closed may take to accept its last events."""
 
 
 @dataclass
@@ -108,6 +112,8 @@ class WakeHandler(AsyncEventHandler):
         self._tasks: set[asyncio.Task] = set()
         self._ending: dict[KeywordPipeline, AudioStream] = {}
         """Streams after audio-stop whose last audio the model is still running."""
+        self._ended = asyncio.Event()
+        """Set when a stream leaves ``_ending`` (or the handler stops)."""
         self._closed = False
 
     async def run(self) -> None:
@@ -121,8 +127,8 @@ class WakeHandler(AsyncEventHandler):
             await self._serve()
         except (ConnectionError, asyncio.IncompleteReadError):
             self.service.log.write("vanished", self.client)
-        except Exception as exc:  # wyoming's parser meets data it cannot merge (data JSON that is not an object)
-            self.service.log.write("dropped", self.client, reason=f"unreadable event ({type(exc).__name__}: {exc})")
+        except Exception as exc:  # a defect of the server's own: one connection dropped with a log line, not a traceback
+            self.service.log.write("dropped", self.client, reason=f"server error ({type(exc).__name__}: {exc})")
 
     async def _serve(self) -> None:
         """``AsyncEventHandler.run`` with bounded reads and the idle timeout."""
@@ -135,7 +141,10 @@ class WakeHandler(AsyncEventHandler):
                     self.service.log.write("dropped", self.client, reason=str(exc), code=exc.code)
                     await self._goodbye(str(exc), exc.code)
                     break
-                if event is None or not await self.handle_event(event):
+                if event is None:
+                    await self._finish_stopped()
+                    break
+                if not await self.handle_event(event):
                     break
         finally:
             await self.disconnect()
@@ -155,6 +164,18 @@ class WakeHandler(AsyncEventHandler):
                     raise RefusedEvent(f"idle: no event for {settings.idle_timeout_s:g} s", "idle-timeout")
         finally:
             reading.cancel()  # nothing to do once it is done; a read cut short by the timeout or a stop
+
+    async def _finish_stopped(self) -> None:
+        """At the end of the client's stream: unless a stream is open (a client gone mid-stream), wait
+        for the stopped streams' last events and send them, since a client that half-closes its
+        socket after audio-stop still reads."""
+        if self._stream is not None:
+            return
+        while self._ending and self._is_running:
+            self._ended.clear()
+            await self._ended.wait()
+        if self._tasks and self._is_running:
+            await asyncio.wait(set(self._tasks), timeout=GOODBYE_TIMEOUT_S)
 
     async def _goodbye(self, text: str, code: str) -> None:
         """A last ``error`` event to a connection about to be closed, if it takes it promptly."""
@@ -254,7 +275,8 @@ class WakeHandler(AsyncEventHandler):
 
     async def stop(self) -> None:
         await super().stop()
-        self._room.set()  # a handler waiting for its backlog to drain ends too
+        self._room.set()  # a handler waiting for its backlog to drain, or for its streams to end, ends too
+        self._ended.set()
 
     # -- from the worker ------------------------------------------------------------------------
 
@@ -286,6 +308,7 @@ class WakeHandler(AsyncEventHandler):
                 if not stream.detections:
                     self._send(NotDetected().event())
                 self._log_stream_end(stream, "stream-end")
+                self._ended.set()
         if self._lane.backlog_s <= self.service.settings.max_backlog_s / 2:
             self._room.set()
 

@@ -1,12 +1,14 @@
-"""Reading a client's Wyoming events with bounded memory.
+"""Reading a client's Wyoming events with bounded memory, telling every unreadable one.
 
 An event is a JSON header line, then ``data_length`` bytes of JSON data, then ``payload_length``
-bytes of payload. wyoming's ``async_read_event`` believes the header: a client that announces a
-2 GB payload gets 2 GB read into the server's memory. So ``read_event`` reads the header line
-itself, refuses lengths over a limit before a byte of them is read, and only then hands the line
-back to wyoming's own ``async_read_event`` (through ``_HeaderReplay``), so the parsing and the data
-merge stay wyoming's. The header line is bounded by the socket's ``StreamReader`` limit (asyncio's
-64 KiB, which wyoming's servers keep): a longer line is dropped from the buffer and refused.
+bytes of payload. wyoming's ``async_read_event`` believes the header (a client that announces a
+2 GB payload gets 2 GB read into the server's memory) and cannot tell a bad event from the end of
+the stream: it returns None for data that is not JSON, and raises whatever ``json`` or the data
+merge raise (``RecursionError`` for deep nesting, ``TypeError`` for data that is a list). So
+``read_event`` reads the event itself, as wyoming does (the data merged over the header's
+``data``), refuses lengths over a limit before a byte of them is read, and turns every unreadable
+part into a ``RefusedEvent``. The header line is bounded by the socket's ``StreamReader`` limit
+(asyncio's 64 KiB, which wyoming's servers keep): a longer line is dropped from the buffer and refused.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from wyoming.event import Event, async_read_event
+from wyoming.event import Event
 
 HEADER_LIMIT_BYTES = 1 << 16
 """asyncio's default ``StreamReader`` limit: the longest header line (only named in messages)."""
@@ -22,41 +24,32 @@ LENGTH_FIELDS = ("data_length", "payload_length")
 
 
 class RefusedEvent(Exception):
-    """An event the server will not read; the connection cannot go on (the stream's framing is lost)."""
+    """An event the server will not read; the connection ends with it (what follows cannot be trusted to be framed)."""
 
     def __init__(self, text: str, code: str) -> None:
         super().__init__(text)
         self.code = code
 
 
-class _HeaderReplay:
-    """The stream as wyoming's ``async_read_event`` reads it: the header line read here, then the socket."""
-
-    def __init__(self, line: bytes, reader: asyncio.StreamReader) -> None:
-        self._line = line
-        self._reader = reader
-
-    async def readline(self) -> bytes:
-        return self._line
-
-    async def readexactly(self, n: int) -> bytes:
-        return await self._reader.readexactly(n)
+def _json(raw: bytes, what: str) -> object:
+    """``raw`` parsed; ``RefusedEvent`` where it is not JSON or nested too deep for Python's parser."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise RefusedEvent(f"unreadable event {what} (not JSON: {type(exc).__name__}: {exc})", "malformed-event") from None
 
 
 async def read_event(reader: asyncio.StreamReader, max_payload_bytes: int) -> Event | None:
     """The next event, or None at the end of the stream; ``RefusedEvent`` for a header line over
-    the reader's limit, one that is not a JSON object with a ``type``, or a ``data_length`` or
-    ``payload_length`` over ``max_payload_bytes``."""
+    the reader's limit, one that is not a JSON object with a ``type``, a ``data_length`` or
+    ``payload_length`` over ``max_payload_bytes``, or data that is not a JSON object."""
     try:
         line = await reader.readline()
     except ValueError:  # asyncio has already dropped the overlong line from its buffer
         raise RefusedEvent(f"event header line longer than {HEADER_LIMIT_BYTES} bytes", "event-too-large") from None
     if not line:
         return None
-    try:
-        header = json.loads(line)
-    except ValueError as exc:
-        raise RefusedEvent(f"unreadable event header (not JSON: {exc})", "malformed-event") from None
+    header = _json(line, "header")
     if not isinstance(header, dict) or not isinstance(header.get("type"), str) \
             or not isinstance(header.get("data", {}), dict):
         raise RefusedEvent("unreadable event header (not a JSON object with a type and object data)", "malformed-event")
@@ -69,4 +62,11 @@ async def read_event(reader: asyncio.StreamReader, max_payload_bytes: int) -> Ev
         if length > max_payload_bytes:
             raise RefusedEvent(f"event too large: {name} {length} is over this server's {max_payload_bytes} bytes",
                                "event-too-large")
-    return await async_read_event(_HeaderReplay(line, reader))  # type: ignore[arg-type]
+    data = dict(header.get("data", {}))
+    if header.get("data_length"):
+        more = _json(await reader.readexactly(header["data_length"]), "data")
+        if not isinstance(more, dict):
+            raise RefusedEvent("unreadable event data (not a JSON object)", "malformed-event")
+        data.update(more)
+    payload = await reader.readexactly(header["payload_length"]) if header.get("payload_length") else None
+    return Event(type=header["type"], data=data, payload=payload)

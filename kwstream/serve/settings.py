@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -12,6 +14,9 @@ DEFAULT_URI = "tcp://0.0.0.0:10400"
 MAX_PAYLOAD_BYTES = 4 << 20
 """4 MiB: more than a second of 8-channel 32-bit audio at 96 kHz in one chunk (Home Assistant and
 wyoming-satellite send 1024 samples of 16 kHz 16-bit mono, 2 KiB)."""
+MAX_WORKERS = os.cpu_count() or 1
+"""A worker keeps a core busy running the model: more than the machine's cores only take turns on
+them (and a million threads never finish starting)."""
 IDLE_TIMEOUT_S = 300.0
 """wyoming-satellite keeps its wake connection open and sends it no audio while a pipeline runs (a
 long spoken answer can pass a minute); it reconnects when the connection closes, but with a warning."""
@@ -26,7 +31,7 @@ class ServeSettings:
     max_clients: int = 16
     """Connections served at once; another one is answered with an ``error`` event and closed."""
     workers: int = 1
-    """Threads that run the model (each turn one connection's audio); more help on many cores."""
+    """Threads that run the model (each turn one connection's audio); more help on many cores, up to ``MAX_WORKERS``."""
     max_backlog_s: float = 10.0
     """Audio a connection may have waiting for the model before the server stops reading from it."""
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
@@ -37,14 +42,17 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         check_uri(self.uri)
-        if self.max_clients < 1 or self.workers < 1:
-            raise KwstreamError("--max-clients and --workers must be at least 1")
-        if self.max_backlog_s <= 0:
-            raise KwstreamError("the backlog limit must be positive")
+        if self.max_clients < 1:
+            raise KwstreamError("--max-clients must be at least 1")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise KwstreamError(f"--workers must be 1-{MAX_WORKERS} (this machine's cores), got {self.workers}")
+        # NaN passes every comparison, so it would switch off the backlog throttle and the chunk size cap
+        if not (math.isfinite(self.max_backlog_s) and self.max_backlog_s > 0):
+            raise KwstreamError(f"--max-backlog-s must be a finite number of seconds over 0, got {self.max_backlog_s:g}")
         if self.max_payload_bytes < 1:
             raise KwstreamError("the payload limit must be positive")
-        if self.idle_timeout_s < 0:
-            raise KwstreamError("--idle-timeout must not be negative (0: never)")
+        if not (math.isfinite(self.idle_timeout_s) and self.idle_timeout_s >= 0):
+            raise KwstreamError(f"--idle-timeout must be a number of seconds, 0 or more (0: never), got {self.idle_timeout_s:g}")
 
 
 def check_uri(uri: str) -> None:
