@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import subprocess
 import sys
@@ -492,3 +493,20 @@ def test_sigterm_mid_stream_stops_the_server_cleanly(server):
     rc, closed = asyncio.run(go())
     assert rc == 0 and "Traceback" not in "\n".join(server.other_lines), server.other_lines
     assert closed is None and server.records[-1]["event"] == "stopped"
+
+
+def test_json_logs_every_line_as_json_the_start_ups_warnings_too():
+    """A log shipper reading ``--json`` met the model's resolution and the homophone warning as plain text."""
+    process = subprocess.Popen([sys.executable, "-m", "kwstream", "serve", "--json", "--uri", "tcp://127.0.0.1:0",
+                                "--keywords", "hey,to"], stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        lines = [process.stderr.readline()]
+        while "listening" not in lines[-1] and lines[-1]:
+            lines.append(process.stderr.readline())
+    finally:
+        process.terminate()
+        lines += process.communicate(timeout=60)[1].splitlines()
+    events = [json.loads(line) for line in lines if line.strip()]
+    assert [e["event"] for e in events][-2:] == ["listening", "stopped"], events
+    assert any(e["event"] == "warning" and '"to" sounds like' in e["message"] for e in events), events

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 
 from kwstream.cli import options
@@ -20,13 +21,31 @@ def log_to_stderr(line: str) -> None:
         pass
 
 
+class ServerLogHandler(logging.Handler):
+    """``logging`` records (the model's resolution, ...) as lines of the server's log, so that with ``--json`` every
+    line on stderr is one JSON object, as a log shipper expects."""
+
+    def __init__(self, log: ServerLog) -> None:
+        super().__init__()
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.log.write(record.levelname.lower(), message=record.getMessage())
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = options.settings(args)
     # a bad --uri or limit is reported before the model loads
     serve = ServeSettings(uri=args.uri, max_clients=args.max_clients, workers=args.workers,
                           max_backlog_s=args.max_backlog_s, idle_timeout_s=args.idle_timeout)
+    log = ServerLog(json_lines=args.json, sink=log_to_stderr)
+    if args.json:
+        logging.getLogger().handlers = [ServerLogHandler(log)]
     encoder = Encoder(settings.encoder)
-    keywords = options.keyword_set(args, encoder, settings)
-    service = WakeService(keywords, encoder, settings, serve, ServerLog(json_lines=args.json, sink=log_to_stderr))
+    keywords = options.keyword_set(args, encoder, settings, quiet=args.json)
+    if args.json:
+        for line in keywords.homophone_warnings:
+            log.write("warning", message=line)
+    service = WakeService(keywords, encoder, settings, serve, log)
     asyncio.run(service.run())
     return EXIT_OK
