@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 
@@ -38,6 +39,14 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> N
     assert len(error_lines) == 1, stderr
     for fragment in fragments:
         assert fragment in error_lines[0], error_lines[0]
+
+
+def assert_failed_after_reporting(result: subprocess.CompletedProcess, fragment: str) -> None:
+    """Exit status 1: the input broke after some of it was heard; the summary, then one error line, last."""
+    stderr = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in stderr, stderr
+    *_, summary, error = stderr.splitlines()
+    assert "detection(s) in" in summary and error.startswith("kwstream: error: ") and fragment in error, stderr
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +169,11 @@ def test_window_shorter_than_hop(tiny_model, talk):
                                "--window-ms", "200", "--hop-ms", "300"), "hop")
 
 
+def test_a_window_longer_than_the_ring_names_the_option(tiny_model, talk):
+    assert_user_error(kwstream("listen", "--keywords", "hey", "--file", str(talk), "--model", str(tiny_model),
+                               "--window-ms", "99999999"), "--window-ms")
+
+
 @pytest.mark.parametrize(("stop", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
 def test_ctrl_c_and_sigterm_stop_cleanly_and_keep_detections(tiny_model, tmp_path, stop, status):
     """Ctrl-C is an interruption (130); SIGTERM (systemd, ``timeout``) asks the listener to end, as ``serve`` ends (0):
@@ -169,11 +183,6 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_keep_detections(tiny_model, tmp_pat
         [sys.executable, "-m", "kwstream", "listen", "--keywords", "stop", "--file", str(long_talk), "--json",
          "--model", str(tiny_model), "--threshold", FIRE],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-def test_a_window_longer_than_the_ring_names_the_option(tiny_model, talk):
-    assert_user_error(kwstream("listen", "--keywords", "hey", "--file", str(talk), "--model", str(tiny_model),
-                               "--window-ms", "99999999"), "--window-ms")
-
-
     )
     first = process.stdout.readline()  # real-time replay: the first word's detection
     assert json.loads(first)["keyword"] == "stop"
@@ -228,11 +237,11 @@ def test_a_recording_piped_to_stdin_is_decoded_not_read_as_raw_samples(tmp_path,
     assert [line.split()[1] for line in result.stdout.decode().splitlines()] == ["hey", "stop"], result.stderr.decode()
 
 
-def test_a_recording_that_breaks_part_way_is_bad_input_told_once(tmp_path):
+def test_a_recording_that_breaks_part_way_is_a_failure_told_once(tmp_path):
     broken = tmp_path / "t.flac"
     broken.write_bytes(DEMO_AUDIO.read_bytes()[:30000])
     result = demo_listen("--file", str(broken))
-    assert_user_error(result, "t.flac", "read error after")
+    assert_failed_after_reporting(result, "t.flac: read error after")
     assert result.stderr.decode().count("read error") == 1, result.stderr.decode()
     assert result.stdout.decode().split()[1] == "hey"  # what came before the break is heard
 
@@ -255,3 +264,50 @@ def test_an_unspellable_keyword_names_what_the_model_spells():
 def test_threads_default_is_the_same_in_help_and_usage_doc():
     assert "(default: one per physical core" in " ".join(kwstream("listen", "--help").stdout.decode().split())
     assert "| `--threads` | one per physical core it may run on (`taskset` is kept) |" in (REPO / "docs" / "usage.md").read_text()
+
+
+@pytest.mark.parametrize("suffix", [".raw", ".pcm", ".snd"])
+def test_headerless_pcm_is_refused_in_one_line_by_listen_and_eval_and_reads_from_stdin(tmp_path, suffix):
+    raw = tmp_path / f"demo{suffix}"
+    raw.write_bytes(soundfile.read(DEMO_AUDIO, dtype="int16")[0].tobytes())  # starts 0xFFFF: libsndfile saw MPEG
+    labels = tmp_path / "labels.csv"
+    labels.write_text("stream,keyword,start,end\n")
+    hint = ("no header libsndfile recognises (WAV, FLAC, OGG, ...); raw 16 kHz mono s16le PCM can be read from stdin: "
+            f"kwstream listen --file - < {raw}")
+    assert_user_error(demo_listen("--file", str(raw)), f"cannot read {raw} as audio: {hint}")
+    assert_user_error(kwstream("eval", "--keywords", "hey", "--labels", str(labels), str(raw)), hint)
+    piped = demo_listen("--file", "-", input=raw.read_bytes())
+    assert piped.returncode == 0 and [line.split()[1] for line in piped.stdout.decode().splitlines()] == ["hey", "stop"]
+
+
+def test_a_truncated_wav_fails_after_its_detections_and_an_unsized_one_does_not(tmp_path):
+    whole, cut, unsized = tmp_path / "whole.wav", tmp_path / "cut.wav", tmp_path / "unsized.wav"
+    audio, rate = soundfile.read(DEMO_AUDIO)
+    soundfile.write(whole, audio, rate, subtype="PCM_16")
+    cut.write_bytes(whole.read_bytes()[:200000])
+    data = bytearray(whole.read_bytes())
+    size_at = data.index(b"data") + 4
+    data[size_at:size_at + 4] = (0x80000000).to_bytes(4, "little")  # what arecord leaves when it cannot seek back
+    unsized.write_bytes(data)
+    result = demo_listen("--file", str(cut))
+    assert_failed_after_reporting(result, f"{cut}: truncated: header says 11.35 s, file holds 6.25 s")
+    assert [line.split()[1] for line in result.stdout.decode().splitlines()] == ["hey"]
+    streamed = demo_listen("--file", str(unsized))
+    assert streamed.returncode == 0 and "error" not in streamed.stderr.decode(), streamed.stderr.decode()
+
+
+def test_a_float_file_with_infinities_and_overs_is_heard_in_full_scale_without_numpy_warnings(tmp_path):
+    audio, rate = soundfile.read(DEMO_AUDIO, dtype="float32")
+    audio[8000:8100] = 1e30  # in the quiet before "hey"
+    audio[8100] = np.nan
+    audio[9000] = np.inf
+    spoilt = tmp_path / "spoilt.wav"
+    soundfile.write(spoilt, audio, rate, subtype="FLOAT")
+    result = demo_listen("--file", str(spoilt), "--json", "--events")
+    stderr = result.stderr.decode()
+    assert result.returncode == 0 and "RuntimeWarning" not in stderr, stderr
+    assert f"kwstream: NaN or infinite samples at 0.51 s of {spoilt}: heard as silence" in stderr.splitlines()
+    events = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    levels = [e for e in events if e["type"] == "level"]
+    assert levels and max(max(e["rms_dbfs"], e["peak_dbfs"]) for e in levels) <= 0.0
+    assert [e["keyword"] for e in events if e["type"] == "detection"] == ["hey", "stop"]

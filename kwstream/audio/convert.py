@@ -21,6 +21,13 @@ def to_mono(block: np.ndarray) -> np.ndarray:
     return block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
 
 
+def full_scale(block: np.ndarray) -> np.ndarray:
+    """Float samples as the pipeline may hear them: NaN and infinities as silence (as ``KeywordPipeline.push``
+    hears them) and the rest clipped to full scale, [-1, 1], as a 16-bit copy or a sound card would: a float
+    recording may hold 1e30, which would read as +600 dBFS and drown the normalisation of the audio around it."""
+    return np.clip(np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+
+
 def pcm16_to_float(data: bytes | np.ndarray) -> np.ndarray:
     """Signed 16-bit little-endian PCM (bytes, or the int16 samples) as float32 in [-1, 1)."""
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / PCM16_SCALE

@@ -1,9 +1,13 @@
-"""Audio at rest: the sample rate every stage works at, whole recordings read as arrays, raw PCM."""
+"""Audio at rest: the sample rate every stage works at, whole recordings read as arrays, raw PCM, and what
+is checked about a recording's file before and after decoding it."""
 
 from __future__ import annotations
 
+import logging
 import os
+import shlex
 import stat
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +16,19 @@ import soxr
 from kwstream.audio.convert import to_mono
 from kwstream.errors import AudioInputError
 
+log = logging.getLogger(__name__)
+
 SAMPLE_RATE = 16000
 """The rate every stage after the source works at (wav2vec2's rate)."""
 _KINDS = {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+UNRECOGNISED_FORMAT = 1
+"""libsndfile's SF_ERR_UNRECOGNISED_FORMAT: no header it knows."""
+MPEG_SUFFIXES = frozenset({".mp1", ".mp2", ".mp3", ".mpga"})
+"""libsndfile takes a file for MPEG audio when it starts with a frame sync (11 bits set), as headerless 16-bit PCM
+often does (a first sample of -1 is 0xFFFF), and decodes noise from it: MPEG is believed only of a file so named."""
+UNSIZED_FROM = 0x7FFFF000
+"""Data sizes from this up are what WAV writers that cannot seek back (a pipe, a recorder still running) leave in
+the header (sox 0x7FFFF000, arecord 0x80000000, others 0xFFFFFFFF), as is 0."""
 
 
 def read_audio(path: str | Path) -> np.ndarray:
@@ -22,11 +36,13 @@ def read_audio(path: str | Path) -> np.ndarray:
     as 16 kHz mono float32, for examples and test material; streams go through AudioFile."""
     import soundfile
 
-    check_audio_file(Path(path))
+    audio_info(Path(path))  # what no command would read (no file, no header) is refused before it is decoded
     try:
         audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
         raise unreadable(path, exc) from None
+    if problem := truncated(path):
+        log.warning("%s: %s", path, problem)
     audio = to_mono(audio)
     return soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32) if rate != SAMPLE_RATE else audio
 
@@ -64,9 +80,23 @@ def audio_info(path: Path):
 
     check_audio_file(path)
     try:
-        return soundfile.info(str(path))
-    except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
+        info = soundfile.info(str(path))
+    except TypeError:  # soundfile's "samplerate must be specified": a name ending .raw, which it reads as headerless
+        raise headerless(path) from None
+    except soundfile.LibsndfileError as exc:
+        raise (headerless(path) if exc.code == UNRECOGNISED_FORMAT else unreadable(path, exc)) from None
+    except (OSError, RuntimeError) as exc:
         raise unreadable(path, exc) from None
+    if info.format == "MP3" and path.suffix.lower() not in MPEG_SUFFIXES:
+        raise headerless(path)
+    return info
+
+
+def headerless(path: Path) -> AudioInputError:
+    """The error for a file with no header libsndfile knows (raw PCM, most often), saying how raw PCM is read."""
+    return AudioInputError(f"cannot read {path} as audio: no header libsndfile recognises (WAV, FLAC, OGG, ...); "
+                           "raw 16 kHz mono s16le PCM can be read from stdin: "
+                           f"kwstream listen --file - < {shlex.quote(str(path))}")
 
 
 def unreadable(path: str | Path, exc: Exception) -> AudioInputError:
@@ -74,3 +104,28 @@ def unreadable(path: str | Path, exc: Exception) -> AudioInputError:
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return AudioInputError(f"cannot read {path} as audio: {reason}")
 
+
+def truncated(path: str | Path) -> str | None:
+    """A WAV whose data chunk is shorter than its header says (a copy cut short), as "truncated: header
+    says N s, file holds M s": libsndfile reads it as a shorter recording without a word. None for any
+    other file, or a header a streaming writer left unsized."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            if (head := f.read(12))[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            byte_rate = 0
+            while len(chunk := f.read(8)) == 8:
+                name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if name == b"data":
+                    held = path.stat().st_size - f.tell()
+                    if size == 0 or size >= UNSIZED_FROM or size <= held or byte_rate == 0:
+                        return None
+                    return f"truncated: header says {size / byte_rate:.2f} s, file holds {held / byte_rate:.2f} s"
+                if name == b"fmt " and size >= 12:
+                    byte_rate = struct.unpack("<I", f.read(12)[8:12])[0]
+                    size -= 12
+                f.seek(size + (size & 1), os.SEEK_CUR)  # chunks are padded to an even length
+    except (OSError, struct.error):
+        return None  # reading the audio itself reports a file it cannot read
+    return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
 import threading
@@ -22,10 +23,12 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
-from kwstream.audio.convert import StreamResampler, pcm16_to_float, to_mono
-from kwstream.audio.io import SAMPLE_RATE, audio_info, unreadable
+from kwstream.audio.convert import StreamResampler, full_scale, pcm16_to_float, to_mono
+from kwstream.audio.io import SAMPLE_RATE, audio_info, truncated, unreadable
 from kwstream.audio.ring import RingBuffer
 from kwstream.errors import AudioInputError
+
+log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 2.0
 """How long stopping the microphone waits for PortAudio to close the stream."""
@@ -38,7 +41,7 @@ class AudioSource(Protocol):
     live: bool
     """True when audio arrives in real time (microphone, paced replay)."""
     recorded: bool
-    """True for a recording (file, stdin): an ``error`` reading it is bad input, where a failing device is not."""
+    """True for a recording (file, stdin): ``check``ed as a Spotter is built, where a device is checked as it opens."""
     stalled: bool
     """True once ``stop`` has given up on an input that would not close: the process can then only
     end without its exit handlers (``os._exit``), since PortAudio's would wait on it for ever."""
@@ -226,6 +229,10 @@ class _ReplaySource(_Source):
         then (frames, channels) float32 blocks."""
         raise NotImplementedError
 
+    def _ended_early(self) -> str | None:
+        """Why the input, read to its end, held less than it promised; None where it was whole."""
+        return None
+
     def start(self, ring: RingBuffer) -> None:
         self._ring = ring
         self._thread = threading.Thread(target=self._run, args=(ring,), name="kwstream-replay", daemon=True)
@@ -256,6 +263,8 @@ class _ReplaySource(_Source):
                     ahead = t0 + written / SAMPLE_RATE - time.perf_counter()
                     if ahead > 0:
                         self._stopping.wait(ahead)
+            if not self._stopping.is_set():
+                self._error = self._ended_early()
         except Exception as exc:  # a corrupt tail: keep what was read, report the rest (once: the caller prints it)
             self._error = f"{self.name}: read error after {written / SAMPLE_RATE:.2f} s: {exc}"
         finally:
@@ -297,15 +306,28 @@ class AudioFile(_ReplaySource):
         import soundfile
 
         with soundfile.SoundFile(str(self.path)) as recording:
-            yield from _decoded(recording, self.block_s)
+            yield from _decoded(recording, self.block_s, self.name)
+
+    def _ended_early(self) -> str | None:
+        problem = truncated(self.path)
+        return f"{self.name}: {problem}" if problem else None
 
 
-def _decoded(recording, block_s: float) -> Iterator[int | np.ndarray]:
-    """An open ``soundfile.SoundFile``'s rate, then its (frames, channels) float32 blocks."""
+def _decoded(recording, block_s: float, name: str) -> Iterator[int | np.ndarray]:
+    """An open ``soundfile.SoundFile``'s rate, then its (frames, channels) float32 blocks in full scale
+    (``full_scale``: a float recording may hold anything), the first NaN or infinity told once, as the pipeline
+    tells those pushed to it (the ring a source writes reaches the pipeline past ``push``)."""
     yield recording.samplerate
     blocksize = max(1, int(recording.samplerate * block_s))
+    read, told = 0, False
     while len(block := recording.read(blocksize, dtype="float32", always_2d=True)):
-        yield block
+        finite = np.isfinite(block).all(axis=1)
+        if not told and not finite.all():
+            at = (read + int(np.argmin(finite))) / recording.samplerate
+            log.warning("NaN or infinite samples at %.2f s of %s: heard as silence", at, name)
+            told = True
+        read += len(block)
+        yield full_scale(block)
 
 
 STREAMED_CONTAINERS = (b"RIFF", b"RF64")
@@ -334,7 +356,7 @@ class RawStdin(_ReplaySource):
             except (soundfile.LibsndfileError, RuntimeError) as exc:
                 raise unreadable(self.name, exc) from None
             with recording:
-                yield from _decoded(recording, self.block_s)
+                yield from _decoded(recording, self.block_s, self.name)
         else:
             yield SAMPLE_RATE
             yield from self._blocks(stream, head)

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from kwstream.audio.sources import AudioFile, AudioSource, Microphone, RawStdin
-from kwstream.cli.exit_codes import EXIT_FAILED, EXIT_USER_ERROR
+from kwstream.cli.exit_codes import EXIT_FAILED
 from kwstream.errors import KwstreamError
 from kwstream.extras import require
 from kwstream.keywords.base import KeywordScorer
@@ -202,9 +202,10 @@ def source(args: argparse.Namespace) -> AudioSource:
 
 
 def input_status(source: AudioSource, status: int) -> int:
-    """The exit status once ``source`` has ended: ``status``, unless its input broke (printed here,
-    once): a recording that cannot be read to its end is bad input, a failing device a failure."""
+    """The exit status once ``source`` has ended: ``status``, unless its input broke (printed here, once):
+    EXIT_FAILED, a recording not read to its end as a failing device, since what came before was heard and
+    reported (a file that cannot be opened at all is refused with EXIT_USER_ERROR before it is read)."""
     if not source.error:
         return status
     print(f"kwstream: error: {source.error}", file=sys.stderr)
-    return EXIT_USER_ERROR if source.recorded else EXIT_FAILED
+    return EXIT_FAILED

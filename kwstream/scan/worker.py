@@ -7,11 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from kwstream.audio.io import SAMPLE_RATE
+from kwstream.audio.io import SAMPLE_RATE, truncated
 from kwstream.audio.sources import AudioFile
 from kwstream.keywords.keyword_set import KeywordSet, KeywordSettings, parse_keywords
 from kwstream.model.encoder import Encoder
-from kwstream.scan.checks import truncated
 from kwstream.stream.detector import Detection
 from kwstream.stream.pipeline import KeywordPipeline, PipelineSettings
 
