@@ -294,6 +294,10 @@ def test_a_truncated_wav_fails_after_its_detections_and_an_unsized_one_does_not(
     assert [line.split()[1] for line in result.stdout.decode().splitlines()] == ["hey"]
     streamed = demo_listen("--file", str(unsized))
     assert streamed.returncode == 0 and "error" not in streamed.stderr.decode(), streamed.stderr.decode()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("stream,keyword,start,end\ncut,hey,0.83,1.11\n")
+    evaluated = kwstream("eval", "--keywords", "hey", "--labels", str(labels), str(cut))  # the report, then exit 1
+    assert evaluated.returncode == 1 and "truncated: header says 11.35 s" in evaluated.stderr.decode(), evaluated.stderr.decode()
 
 
 def test_a_float_file_with_infinities_and_overs_is_heard_in_full_scale_without_numpy_warnings(tmp_path):

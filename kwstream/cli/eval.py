@@ -11,8 +11,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from kwstream.audio.io import audio_info
+from kwstream.audio.io import audio_info, truncated
 from kwstream.cli import options
+from kwstream.cli.exit_codes import EXIT_FAILED
 from kwstream.cli.tables import figure, print_table
 from kwstream.errors import KwstreamError
 from kwstream.evaluation.metrics import (Label, StreamRecord, check_label_ends, evaluate, negative_hours, on_recordings,
@@ -111,7 +112,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           f"{alarm.said!r}{alike}")
     if args.suggest:
         print(f"--keywords {suggestion}" if suggestion else "no threshold reaches the target", file=sys.stderr if args.json else sys.stdout)
-    return 0
+    return EXIT_FAILED if any(truncated(path) for path in paths) else 0  # each was told as it was read
 
 
 def check_measurable(records: list[StreamRecord], labels: list[Label], keywords: list[str], target: float, option: str) -> None:
