@@ -509,4 +509,4 @@ def test_json_logs_every_line_as_json_the_start_ups_warnings_too():
         lines += process.communicate(timeout=60)[1].splitlines()
     events = [json.loads(line) for line in lines if line.strip()]
     assert [e["event"] for e in events][-2:] == ["listening", "stopped"], events
-    assert any(e["event"] == "warning" and '"to" sounds like' in e["message"] for e in events), events
+    assert any(e["event"] == "log" and e["level"] == "warning" and '"to" sounds like' in e["message"] for e in events), events

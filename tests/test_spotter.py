@@ -301,6 +301,9 @@ def test_constructor_thresholds_are_checked_as_set_threshold_checks_them(bundled
     for name, bad in (("hey", 2.0), ("STOP", -1), ("hey", math.nan)):  # "hey" never fired, "stop" fired on anything
         with pytest.raises(KeywordError, match=rf"threshold of '{name}' must be in \[0, 1\], got {bad}"):
             Spotter(["hey", "stop"], source=demo(), encoder=bundled, thresholds={name: bad})
+    for bad in ("0.8", True):  # a TypeError, and True taken as 1
+        with pytest.raises(KeywordError, match="must be a number in"):
+            Spotter(["hey", "stop"], source=demo(), encoder=bundled, thresholds={"hey": bad})
 
 
 @needs_bundled_model

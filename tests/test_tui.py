@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -170,7 +172,9 @@ def test_dashboard_with_json_is_a_usage_error(talk):
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-def test_dashboard_under_tmux(tiny_model, talk, tmp_path):
+@pytest.mark.parametrize("ended_by", ["keys", "sigterm"])
+def test_dashboard_under_tmux(tiny_model, talk, tmp_path, ended_by):
+    """Driven with its keys, or ended by SIGTERM (systemd, ``kill``) while it waits for ``q``: it kept running before."""
     socket = f"kwstream-test-{uuid.uuid4().hex[:8]}"
     tmux = lambda *args: subprocess.run(["tmux", "-L", socket, "-f", "/dev/null", *args], capture_output=True, text=True, timeout=10)
     exit_file = tmp_path / "exit"
@@ -193,12 +197,18 @@ def test_dashboard_under_tmux(tiny_model, talk, tmp_path):
                        "set-option", "-w", "remain-on-exit", "on")
         assert started.returncode == 0, started.stderr
         wait_for(r"\d\d:\d\d:\d\d +\d\d:\d\d\.\d\d +stop +\d\.\d\d +\d\.\d\d s")  # a detection in the log
-        tmux("send-keys", "p")
-        wait_for("PAUSED")
-        tmux("send-keys", "+")
-        wait_for(rf"▶ +stop +\d\.\d\d +[█░|]{{{BAR_CELLS}}} +0\.06 ")  # 0.01 + 0.05
-        tmux("send-keys", "q")
-        text = wait_for(r"--keywords stop:0\.06,seven:0\.01")
+        if ended_by == "sigterm":
+            shell = tmux("display-message", "-p", "#{pane_pid}").stdout.strip()
+            [listener] = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True).stdout.split()
+            os.kill(int(listener), signal.SIGTERM)
+            text = wait_for(r"--keywords stop:0\.01,seven:0\.01")
+        else:
+            tmux("send-keys", "p")
+            wait_for("PAUSED")
+            tmux("send-keys", "+")
+            wait_for(rf"▶ +stop +\d\.\d\d +[█░|]{{{BAR_CELLS}}} +0\.06 ")  # 0.01 + 0.05
+            tmux("send-keys", "q")
+            text = wait_for(r"--keywords stop:0\.06,seven:0\.01")
         deadline = time.monotonic() + TMUX_TIMEOUT_S
         while not exit_file.exists() and time.monotonic() < deadline:
             time.sleep(POLL_S)

@@ -264,7 +264,7 @@ def train(corpora: list[Path], init: Path, out: Path, data: Path, cfg: FinetuneC
         rng = np.random.default_rng([cfg.seed, step, 1])
         stream = shape if np.random.default_rng([cfg.seed, step, 2]).random() < cfg.streamed else None
         clips = [dataset.float_audio(i) for i in batch]
-        if stream is not None:
+        if stream is not None and cfg.stream_lead > 0:
             clips = [with_lead(clip, cfg.stream_lead, rng) for clip in clips]
         audios = [augmenter(clip, rng) for clip in clips]
         loss, parts = batch_losses(model, teacher, audios, [dataset.labels[i] for i in batch], offset, cfg, stream, embedding)
@@ -334,6 +334,8 @@ def main() -> None:
         return
     if not args.corpus:
         parser.error("the following arguments are required: --corpus")
+    if args.stream_lead < 0 or args.stream_lead > 0 and args.streamed <= 0:
+        parser.error("--stream-lead takes seconds, 0 or more, and leads streamed clips: give --streamed too")
     torch.set_num_threads(args.threads)
     cfg = FinetuneConfig(steps=args.steps, head_lr=args.head_lr, body_lr=args.body_lr, distill_weight=args.distill_weight,
                          ckpt_minutes=args.ckpt_minutes, int8_aware=args.int8_aware,

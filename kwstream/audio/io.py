@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from kwstream.audio.convert import to_mono
+from kwstream.audio.convert import full_scale, to_mono
 from kwstream.errors import AudioInputError
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ UNRECOGNISED_FORMAT = 1
 MPEG_SUFFIXES = frozenset({".mp1", ".mp2", ".mp3", ".mpga"})
 """libsndfile takes a file for MPEG audio when it starts with a frame sync (11 bits set), as headerless 16-bit PCM
 often does (a first sample of -1 is 0xFFFF), and decodes noise from it: MPEG is believed only of a file so named."""
+RAW_SUFFIXES = frozenset({"", ".raw", ".pcm", ".s16", ".s16le", ".bin", ".snd"})
+"""Names headerless PCM is given: only for these does an unreadable file's message say how to pass raw PCM."""
 UNSIZED_FROM = 0x7FFFF000
 """Data sizes from this up are what WAV writers that cannot seek back (a pipe, a recorder still running) leave in
 the header (sox 0x7FFFF000, arecord 0x80000000, others 0xFFFFFFFF), as is 0."""
@@ -43,7 +45,9 @@ def read_audio(path: str | Path) -> np.ndarray:
         raise unreadable(path, exc) from None
     if problem := truncated(path):
         log.warning("%s: %s", path, problem)
-    audio = to_mono(audio)
+    if not np.isfinite(audio).all():
+        log.warning("%s: NaN or infinite samples, heard as silence", path)
+    audio = to_mono(full_scale(audio))
     return soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32) if rate != SAMPLE_RATE else audio
 
 
@@ -82,21 +86,30 @@ def audio_info(path: Path):
     try:
         info = soundfile.info(str(path))
     except TypeError:  # soundfile's "samplerate must be specified": a name ending .raw, which it reads as headerless
-        raise headerless(path) from None
+        raise headerless(path, "no header (a .raw file)") from None
     except soundfile.LibsndfileError as exc:
-        raise (headerless(path) if exc.code == UNRECOGNISED_FORMAT else unreadable(path, exc)) from None
+        if exc.code == UNRECOGNISED_FORMAT:
+            raise headerless(path, "no header libsndfile recognises (WAV, FLAC, OGG, MP3, ...)") from None
+        raise unreadable(path, exc) from None
     except (OSError, RuntimeError) as exc:
         raise unreadable(path, exc) from None
-    if info.format == "MP3" and path.suffix.lower() not in MPEG_SUFFIXES:
-        raise headerless(path)
+    if info.format == "MP3" and path.suffix.lower() not in MPEG_SUFFIXES and not _has_id3_tag(path):
+        raise headerless(path, "it starts as MPEG audio does, but is not named .mp3 (rename it if it is MP3)")
     return info
 
 
-def headerless(path: Path) -> AudioInputError:
-    """The error for a file with no header libsndfile knows (raw PCM, most often), saying how raw PCM is read."""
-    return AudioInputError(f"cannot read {path} as audio: no header libsndfile recognises (WAV, FLAC, OGG, ...); "
-                           "raw 16 kHz mono s16le PCM can be read from stdin: "
-                           f"kwstream listen --file - < {shlex.quote(str(path))}")
+def _has_id3_tag(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(3) == b"ID3"
+
+
+def headerless(path: Path, why: str) -> AudioInputError:
+    """The error for a file with no header libsndfile knows, with how raw PCM is read where the file may be that: a
+    compressed file (m4a, ...) piped in as PCM would be heard as noise."""
+    hint = ""
+    if path.suffix.lower() in RAW_SUFFIXES:
+        hint = f"; raw 16 kHz mono s16le PCM can be read from stdin: kwstream listen --file - < {shlex.quote(str(path))}"
+    return AudioInputError(f"cannot read {path} as audio: {why}{hint}")
 
 
 def unreadable(path: str | Path, exc: Exception) -> AudioInputError:
@@ -119,8 +132,8 @@ def truncated(path: str | Path) -> str | None:
                 name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
                 if name == b"data":
                     held = path.stat().st_size - f.tell()
-                    if size == 0 or size >= UNSIZED_FROM or size <= held or byte_rate == 0:
-                        return None
+                    if size == 0 or size >= UNSIZED_FROM or byte_rate == 0 or size - held <= byte_rate // 100:
+                        return None  # within 10 ms: a writer's rounding, not a cut copy
                     return f"truncated: header says {size / byte_rate:.2f} s, file holds {held / byte_rate:.2f} s"
                 if name == b"fmt " and size >= 12:
                     byte_rate = struct.unpack("<I", f.read(12)[8:12])[0]

@@ -509,10 +509,12 @@ def _handle(key: Key, spotter: Spotter, controls: Controls) -> None:
         spotter.set_threshold(keyword, threshold)
 
 
-def run_dashboard(spotter: Spotter, source: AudioSource, state: DashboardState, console: Console | None = None) -> int:
-    """Show the dashboard of a started spotter until ``q``, Ctrl-C, or (without keys) the stream's
+def run_dashboard(spotter: Spotter, source: AudioSource, state: DashboardState, ending: threading.Event | None = None,
+                  console: Console | None = None) -> int:
+    """Show the dashboard of a started spotter until ``q``, Ctrl-C, ``ending`` (SIGTERM) or (without keys) the stream's
     end; then stop the spotter and print the final thresholds. Returns the exit status."""
     console = console or Console()
+    ending = ending or threading.Event()
     setup = Setup(source.name, getattr(source, "sample_rate", SAMPLE_RATE), _model_label(spotter.encoder.name), str(spotter.encoder.device))
     controls = Controls(spotter.thresholds)
     status = 0
@@ -525,7 +527,7 @@ def run_dashboard(spotter: Spotter, source: AudioSource, state: DashboardState, 
                 else:
                     pressed = []
                     time.sleep(FRAME_S)
-                if Key.QUIT in pressed:
+                if Key.QUIT in pressed or ending.is_set():
                     break
                 for key in pressed:
                     _handle(key, spotter, controls)

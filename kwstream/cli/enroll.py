@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwstream.audio.io import not_a_file, read_audio
+from kwstream.audio.io import read_audio
 from kwstream.cli import options
 from kwstream.cli.exit_codes import EXIT_FAILED
 from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, EnrollSettings, check_distinct, enroll, prepare, record_take
@@ -56,12 +56,14 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 def read_take(path: str) -> np.ndarray:
-    """One recording given on the command line; what is no regular file (a FIFO, ``/dev/stdin``) is refused with how
-    to give it instead, since enrollment reads each take whole."""
-    problem = not_a_file(path)
-    if problem and problem.startswith("not a regular file"):
-        raise AudioInputError(f"{problem}; save the take to a file first")
-    return read_audio(path)
+    """One take given on the command line; one that is no file (a FIFO, ``/dev/stdin``) is refused with how to give
+    it instead, since enrollment reads each take whole."""
+    try:
+        return read_audio(path)
+    except AudioInputError as exc:
+        if Path(path).exists() and not (Path(path).is_file() or Path(path).is_dir()):
+            raise AudioInputError(f"{exc}; save the take to a file first") from None
+        raise
 
 
 def negative_files(paths: list[str]) -> list[str]:
@@ -95,7 +97,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     recordings = [(read_take(p), p) for p in args.files] if args.files else None
     if recordings:
         check_distinct(recordings)
-    negatives = [read_take(p) for p in negative_files(args.negatives)]
+    negatives = [read_audio(p) for p in negative_files(args.negatives)]
     encoder = Encoder(settings.encoder)
     if recordings is None:
         device = int(args.input_device) if args.input_device and args.input_device.isdigit() else args.input_device

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict
 
 from kwstream.audio.sources import AudioSource
@@ -69,10 +72,25 @@ def summary(stats: SpotterStats) -> str:
     return "; ".join([text] + [x for x in losses if x])
 
 
-def stop_on_sigterm(source: AudioSource) -> None:
-    """SIGTERM (systemd, ``timeout``, ``kill``) ends listening as the end of the input does: the summary, then exit 0, as
-    ``kwstream serve`` ends; its default action killed the listener without a word (exit 143)."""
-    signal.signal(signal.SIGTERM, lambda *_: source.stop())
+@contextlib.contextmanager
+def ended_by_sigterm(source: AudioSource) -> Iterator[threading.Event]:
+    """While open, SIGTERM (systemd, ``timeout``, ``kill``) ends listening as the end of the input does: the summary,
+    then exit 0, as ``kwstream serve`` ends (its default action killed the listener without a word, exit 143). The event
+    tells the dashboard, which outlives its input until ``q``."""
+    ending = threading.Event()
+
+    def end(*_) -> None:
+        ending.set()
+        source.stop()
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may handle signals
+        yield ending
+        return
+    previous = signal.signal(signal.SIGTERM, end)
+    try:
+        yield ending
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
@@ -88,7 +106,6 @@ def cmd_listen(args: argparse.Namespace) -> int:
     def make(on_detect=None, on_event=None) -> Spotter:
         return Spotter(keywords, on_detect, source=source, settings=settings, encoder=encoder, on_event=on_event)
 
-    stop_on_sigterm(source)
     if args.dashboard:
         from kwstream.cli.dashboard import DashboardState, dashboard_unavailable, run_dashboard
 
@@ -97,7 +114,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
             state = DashboardState(keywords.names)
             spotter = make(on_event=state.apply)
             spotter.start()
-            return run_dashboard(spotter, source, state)
+            with ended_by_sigterm(source) as ending:
+                return run_dashboard(spotter, source, state, ending)
         print(f"kwstream: no dashboard: {reason}; printing detections line by line", file=sys.stderr, flush=True)
     emit = event_json if args.json else format_detection
 
@@ -118,8 +136,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
     )
     interrupted = False
     try:
-        while not spotter.wait(timeout=0.2):
-            pass
+        with ended_by_sigterm(source):
+            while not spotter.wait(timeout=0.2):
+                pass
     except KeyboardInterrupt:
         interrupted = True
     spotter.stop()

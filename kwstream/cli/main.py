@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-clients", type=positive_int, default=ServeSettings.max_clients,
                        help=f"connections served at once; more are answered with an error (default {ServeSettings.max_clients})")
     serve.add_argument("--workers", type=positive_int, default=ServeSettings.workers,
-                       help=f"threads that run the model, taking turns over the connections; at most the machine's cores "
-                            f"({MAX_WORKERS}), since each keeps one busy and more only take turns on them (default {ServeSettings.workers})")
+                       help=f"threads that run the model, taking turns over the connections; each keeps a core busy, so more than the "
+                            f"cores only take turns on them (default {ServeSettings.workers}, at most {MAX_WORKERS})")
     serve.add_argument("--max-backlog-s", type=float, default=ServeSettings.max_backlog_s, metavar="S",
                        help="audio a client may have waiting for the model before the server stops reading it "
                             f"(default {ServeSettings.max_backlog_s:g})")

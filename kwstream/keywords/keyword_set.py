@@ -17,6 +17,7 @@ Without one, every keyword starts at FALLBACK_THRESHOLD.
 from __future__ import annotations
 
 import json
+import numbers
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -130,6 +131,8 @@ def split_threshold(spec: str) -> tuple[str, float | None]:
 
 def check_threshold(keyword: str, threshold: float) -> None:
     """The one check of a threshold given by name, on the command line or in the library."""
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):  # numpy floats are Real too
+        raise KeywordError(f"threshold of {keyword!r} must be a number in [0, 1], got {threshold!r}")
     if not 0.0 <= threshold <= 1.0:  # NaN too: it compares False
         raise KeywordError(f"threshold of {keyword!r} must be in [0, 1], got {threshold}")
 

@@ -71,6 +71,9 @@ class WakeService(Protocol):
 
 MAX_UNSENT_BYTES = 1 << 20
 """Output waiting for a client that does not read it; beyond this the client is dropped."""
+FINISH_TIMEOUT_S = 60.0
+"""How long a client that ended its stream after ``audio-stop`` waits for its last events: its backlog (at most
+``--max-backlog-s`` of audio) takes a fraction of that even with every other lane busy."""
 GOODBYE_TIMEOUT_S = 1.0
 """How long a connection being closed may take to accept its last events."""
 
@@ -171,11 +174,19 @@ class WakeHandler(AsyncEventHandler):
         socket after audio-stop still reads."""
         if self._stream is not None:
             return
+        try:
+            await asyncio.wait_for(self._all_ended(), FINISH_TIMEOUT_S)
+        except asyncio.TimeoutError:  # the worker never flushed them (a defect): free the client's slot all the same
+            for stream in self._ending.values():
+                self._log_stream_end(stream, "stream-abandoned")
+            return
+        if self._tasks and self._is_running:
+            await asyncio.wait(set(self._tasks), timeout=GOODBYE_TIMEOUT_S)
+
+    async def _all_ended(self) -> None:
         while self._ending and self._is_running:
             self._ended.clear()
             await self._ended.wait()
-        if self._tasks and self._is_running:
-            await asyncio.wait(set(self._tasks), timeout=GOODBYE_TIMEOUT_S)
 
     async def _goodbye(self, text: str, code: str) -> None:
         """A last ``error`` event to a connection about to be closed, if it takes it promptly."""

@@ -36,7 +36,7 @@ def _json(raw: bytes, what: str) -> object:
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        raise RefusedEvent(f"unreadable event {what} (not JSON: {type(exc).__name__}: {exc})", "malformed-event") from None
+        raise RefusedEvent(f"unreadable event {what} ({type(exc).__name__}: {exc})", "malformed-event") from None
 
 
 async def read_event(reader: asyncio.StreamReader, max_payload_bytes: int) -> Event | None:

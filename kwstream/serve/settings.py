@@ -14,9 +14,9 @@ DEFAULT_URI = "tcp://0.0.0.0:10400"
 MAX_PAYLOAD_BYTES = 4 << 20
 """4 MiB: more than a second of 8-channel 32-bit audio at 96 kHz in one chunk (Home Assistant and
 wyoming-satellite send 1024 samples of 16 kHz 16-bit mono, 2 KiB)."""
-MAX_WORKERS = os.cpu_count() or 1
-"""A worker keeps a core busy running the model: more than the machine's cores only take turns on
-them (and a million threads never finish starting)."""
+MAX_WORKERS = 8 * (os.cpu_count() or 1)
+"""A worker keeps a core busy running the model, so more than the cores only take turns on them; this bound only
+refuses the absurd (a million threads never finish starting), leaving room for a machine whose cores change."""
 IDLE_TIMEOUT_S = 300.0
 """wyoming-satellite keeps its wake connection open and sends it no audio while a pipeline runs (a
 long spoken answer can pass a minute); it reconnects when the connection closes, but with a warning."""
@@ -45,7 +45,7 @@ class ServeSettings:
         if self.max_clients < 1:
             raise KwstreamError("--max-clients must be at least 1")
         if not 1 <= self.workers <= MAX_WORKERS:
-            raise KwstreamError(f"--workers must be 1-{MAX_WORKERS} (this machine's cores), got {self.workers}")
+            raise KwstreamError(f"--workers must be 1-{MAX_WORKERS} (8 per core of this machine), got {self.workers}")
         # NaN passes every comparison, so it would switch off the backlog throttle and the chunk size cap
         if not (math.isfinite(self.max_backlog_s) and self.max_backlog_s > 0):
             raise KwstreamError(f"--max-backlog-s must be a finite number of seconds over 0, got {self.max_backlog_s:g}")
