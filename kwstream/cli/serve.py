@@ -41,12 +41,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve = ServeSettings(uri=args.uri, max_clients=args.max_clients, workers=args.workers,
                           max_backlog_s=args.max_backlog_s, idle_timeout_s=args.idle_timeout)
     log = ServerLog(json_lines=args.json, sink=log_to_stderr)
-    if not args.json:
-        return serve_with(args, settings, serve, log)
-    logging.getLogger().handlers = [ServerLogHandler(log)]
+    if args.json:
+        logging.getLogger().handlers = [ServerLogHandler(log)]
     try:
         return serve_with(args, settings, serve, log)
-    except KwstreamError as exc:  # e.g. the address in use: the last line of the log, as JSON too
+    except KwstreamError as exc:  # e.g. the address in use: with --json the last line of the log, as JSON too
+        if not args.json:
+            raise
         log.write("log", level="error", message=str(exc))
         return EXIT_USER_ERROR
 

@@ -176,9 +176,7 @@ class WakeHandler(AsyncEventHandler):
             return
         try:
             await asyncio.wait_for(self._all_ended(), FINISH_TIMEOUT_S)
-        except asyncio.TimeoutError:  # the worker never flushed them (a defect): free the client's slot all the same
-            for stream in self._ending.values():
-                self._log_stream_end(stream, "stream-abandoned")
+        except asyncio.TimeoutError:  # the worker never flushed them (a defect): the disconnect logs them abandoned
             return
         if self._tasks and self._is_running:
             await asyncio.wait(set(self._tasks), timeout=GOODBYE_TIMEOUT_S)
