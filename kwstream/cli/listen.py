@@ -129,11 +129,12 @@ def cmd_listen(args: argparse.Namespace) -> int:
     spotter = make(on_event=output) if args.events else make(output)
     spotter.start()
     log.info("model %s (%.1f M parameters) on %s", encoder.name, encoder.parameters / 1e6, settings.encoder.device)
-    print(
+    # one write: print() writes the line and its newline apart, and the source's thread may log in between
+    sys.stderr.write(
         f"kwstream: listening to {source.name} for {', '.join(keywords.names)}"
-        + ("" if args.file else " (Ctrl-C to stop)"),
-        file=sys.stderr, flush=True,
+        + ("" if args.file else " (Ctrl-C to stop)") + "\n"
     )
+    sys.stderr.flush()
     interrupted = False
     try:
         with ended_by_sigterm(source):
