@@ -18,7 +18,8 @@ from kwstream.spotter import SpotterSettings
 
 def log_to_stderr(line: str) -> None:
     try:
-        print(line, file=sys.stderr, flush=True)
+        sys.stderr.write(line + "\n")  # one write: a logging line from another thread cannot land inside it
+        sys.stderr.flush()
     except (BrokenPipeError, ValueError):  # nobody reads the log any more: serve on
         pass
 
