@@ -77,6 +77,17 @@ def test_choose_model_example_spots_its_own_keywords_with_the_model_it_is_given(
 
 
 @pytest.mark.slow
+def test_choose_model_example_tells_an_unreachable_model_in_one_line(tmp_path):
+    """A hub id offline and not cached: the library's error, worded for a script as well as the command line."""
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}  # an empty cache
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "choose_model.py"), "someone/not-a-cached-model", str(DEMO_AUDIO)],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("choose_model: model 'someone/not-a-cached-model'") and "pass its directory instead" in line, line
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").is_file(), reason="needs the bundled model")
 def test_spot_in_file_example(speech_stream: SpeechStream, tmp_path):
     path = speech_stream.write(tmp_path / "talk.wav")

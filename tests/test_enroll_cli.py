@@ -18,7 +18,7 @@ import soxr
 
 from conftest import ASSET_AUDIO, load_word, make_speech_stream
 from kwstream.cli.main import main
-from virtual_mic import virtual_mic_env
+from virtual_mic import no_input_env, virtual_mic_env
 
 pytestmark = pytest.mark.slow
 
@@ -128,6 +128,21 @@ def test_user_mistakes_are_one_line_and_write_nothing(tmp_path, tiny_model, caps
     assert_error(["enroll", "word", "--from", *WORDS, *model], "already enrolled", "--replace")
     other = ["--model", str(tiny_model), "--store", str(store)]
     assert_error(["listen", "--enrolled", "word", *other, "--file", WORDS[0]], "enrolled with model", "enroll it again")
+
+
+def test_help_says_how_many_takes_enrollment_accepts(capsys):
+    with pytest.raises(SystemExit):
+        main(["enroll", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert help_text.count("2 or more, 3 or more recommended") == 2, help_text  # 1 is refused: "at least 2"
+
+
+def test_no_microphone_points_to_enrolling_from_recordings(tmp_path):
+    """enroll takes recordings with --from (listen's --file is no option of enroll's)."""
+    result = kwstream("enroll", "word", "--record", "2", "--model", BUNDLED, "--store", str(tmp_path / "store"),
+                      env=no_input_env(tmp_path))
+    assert_user_error(result, "no input device found", "connect a microphone or enroll from recordings with --from FILE")
+    assert "--file" not in result.stderr.decode() and not (tmp_path / "store").exists()
 
 
 def test_record_from_the_microphone(tmp_path, tiny_model):

@@ -346,6 +346,17 @@ def test_bad_input_fails_with_one_line(folder, one_worker, tmp_path, capsys, cas
     assert mine.read_text() == '{"mine": "kept"}\n' and not (tmp_path / "mine.jsonl.manifest").exists()
 
 
+def test_no_ray_cluster_fails_with_one_line_and_writes_nothing(folder, tmp_path, capsys, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # auto: only a cluster started on this machine, and none runs
+    out = tmp_path / "r.jsonl"
+    assert main(["scan", str(folder), "--keywords", "hey", "--out", str(out), "--ray", "auto"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kwstream: error: no Ray cluster at 'auto'") and "ray start --head" in err[0], err
+    assert not out.exists() and not manifest_path(out).exists()
+    assert not ray.is_initialized()
+
+
 @pytest.mark.slow
 def test_a_local_ray_cluster_gives_the_detections_of_one_worker(folder, one_worker, tmp_path):
     ray = pytest.importorskip("ray")

@@ -64,21 +64,22 @@ class AudioSource(Protocol):
         """A read error that ended the input early, if any."""
 
 
-def import_sounddevice():
-    """Import sounddevice, turning a missing PortAudio into a clear error."""
+def import_sounddevice(instead: str = "read a recording with --file"):
+    """Import sounddevice, turning a missing PortAudio into a clear error (suggesting ``instead``)."""
     try:
         import sounddevice
     except OSError as exc:  # sounddevice raises OSError when libportaudio cannot be loaded
         raise AudioInputError(
-            f"PortAudio is not available ({exc}); install it (Debian: libportaudio2) "
-            "or read a recording with --file"
+            f"PortAudio is not available ({exc}); install it (Debian: libportaudio2) or {instead}"
         ) from None
     return sounddevice
 
 
-def resolve_input_device(device: int | str | None) -> dict:
-    """Find an input device by index, name (substring) or the system default."""
-    sd = import_sounddevice()
+def resolve_input_device(device: int | str | None, instead: str = "read a recording with --file") -> dict:
+    """Find an input device by index, name (substring) or the system default; ``instead`` is what the
+    errors for no PortAudio or no device at all suggest doing without one (each command takes
+    recordings its own way)."""
+    sd = import_sounddevice(instead)
     if isinstance(device, str) and device.strip().isdigit():
         device = int(device)
     try:
@@ -86,7 +87,7 @@ def resolve_input_device(device: int | str | None) -> dict:
     except (ValueError, sd.PortAudioError) as exc:
         if device is None:
             raise AudioInputError(
-                f"no input device found ({exc}); connect a microphone or read a recording with --file"
+                f"no input device found ({exc}); connect a microphone or {instead}"
             ) from None
         raise AudioInputError(
             f"unknown input device {device!r} ({exc}); `kwstream devices` lists them"

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from kwstream.audio.io import read_audio
+from kwstream.audio.sources import resolve_input_device
 from kwstream.cli import options
 from kwstream.cli.exit_codes import EXIT_FAILED
 from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES, EnrollSettings, check_distinct, enroll, prepare, record_take
@@ -97,10 +98,12 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     recordings = [(read_take(p), p) for p in args.files] if args.files else None
     if recordings:
         check_distinct(recordings)
+    else:  # the microphone checked before the model loads
+        device = int(args.input_device) if args.input_device and args.input_device.isdigit() else args.input_device
+        resolve_input_device(device, instead="enroll from recordings with --from FILE...")
     negatives = [read_audio(p) for p in negative_files(args.negatives)]
     encoder = Encoder(settings.encoder)
     if recordings is None:
-        device = int(args.input_device) if args.input_device and args.input_device.isdigit() else args.input_device
         recordings = record_examples(args.name, args.record, device)
     keyword = enroll(args.name, recordings, encoder, settings, args.layer, negatives, target_per_hour=args.target_fa,
                      kind=VOICE if args.voice else None)

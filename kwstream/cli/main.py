@@ -17,6 +17,7 @@ from kwstream.cli.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from kwstream.cli.options import add_keyword_sources, add_keywords_option, add_model_options, add_window_options, pipeline_options, positive_int
 from kwstream.errors import KwstreamError
 from kwstream.enroll.calibration import TARGET_FA_PER_HOUR
+from kwstream.enroll.enroll import MIN_EXAMPLES, RECOMMENDED_EXAMPLES
 from kwstream.evaluation.bench import WORDS as BENCH_WORDS
 from kwstream.evaluation.metrics import TARGET_FALSE_ALARMS_PER_HOUR
 from kwstream.extras import missing_extra
@@ -86,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     enroll = commands.add_parser("enroll", parents=[common, pipeline], help="store a keyword from a few spoken examples")
     enroll.add_argument("name", metavar="NAME", help="the keyword's name (letters, digits, _ or -)")
     examples = enroll.add_mutually_exclusive_group(required=True)
-    examples.add_argument("--from", dest="files", nargs="+", metavar="FILE", help="recordings of the keyword, one example each (3+)")
-    examples.add_argument("--record", type=int, metavar="N", help="record N examples from the microphone (3+)")
+    takes = f"{MIN_EXAMPLES} or more, {RECOMMENDED_EXAMPLES} or more recommended"
+    examples.add_argument("--from", dest="files", nargs="+", metavar="FILE", help=f"recordings of the keyword, one example each ({takes})")
+    examples.add_argument("--record", type=int, metavar="N", help=f"record N examples from the microphone ({takes})")
     enroll.add_argument("--input-device", metavar="DEV", help="with --record: input device index or name")
     enroll.add_argument("--negatives", nargs="+", default=[], metavar="FILE_OR_DIR",
                         help="your own keyword-free speech (files, or folders of .wav/.flac/.ogg) to calibrate the "

@@ -9,6 +9,7 @@ import argparse
 import json
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from kwstream.audio.io import audio_info
 from kwstream.scan.inputs import find_files
 from kwstream.scan.manifest import ScanOutput, manifest_path
 from kwstream.processes import cores
-from kwstream.scan.pool import scan_local, scan_ray
+from kwstream.scan.pool import ray_connection, scan_local, scan_ray
 from kwstream.scan.worker import FileResult, Scanner, ScanJob
 from kwstream.scan.writers import check_output
 from kwstream.stream.pipeline import PipelineSettings
@@ -129,30 +130,31 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise KwstreamError(f"{out} exists: pass --resume to go on with it or --overwrite to start again")
     if args.ray is not None:
         require("ray")
-    settings = options.settings(args)
-    encoder = Encoder(settings.encoder)
-    keywords = options.keyword_set(args, encoder, settings)  # unknown or unspellable keywords fail here, once
-    job = ScanJob(CommandLineKeywords(args), settings, each_channel=args.channels == "each")
-    header = {"keywords": list(keywords.names), "thresholds": dict(keywords.thresholds), "model": args.model}
-    if job.each_channel:  # mixed scans keep the header they had before --channels existed
-        header["channels"] = "each"
-    output = ScanOutput(out, header, resume=args.resume)
-    todo = [f for f in files if str(f) not in output.results]
-    if args.ray is not None:
-        results = scan_ray(todo, job, args.workers, args.ray or None)
-    else:
-        workers = args.workers or cores()
-        results = scan_local(todo, job, workers, Scanner(job, encoder, keywords) if workers == 1 else None)
-    interrupted = False
-    try:
-        with Report(len(todo), sum(map(duration_s, todo)), args.json) as report:
-            for result in results:
-                output.add(result)
-                report.add(result)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        results.close()
-        output.close()
-    summary(output, list(keywords.names), args.json, interrupted)
-    return exit_status(output, interrupted)
+    with ray_connection(args.ray or None) if args.ray is not None else nullcontext():  # no cluster: no output files either
+        settings = options.settings(args)
+        encoder = Encoder(settings.encoder)
+        keywords = options.keyword_set(args, encoder, settings)  # unknown or unspellable keywords fail here, once
+        job = ScanJob(CommandLineKeywords(args), settings, each_channel=args.channels == "each")
+        header = {"keywords": list(keywords.names), "thresholds": dict(keywords.thresholds), "model": args.model}
+        if job.each_channel:  # mixed scans keep the header they had before --channels existed
+            header["channels"] = "each"
+        output = ScanOutput(out, header, resume=args.resume)
+        todo = [f for f in files if str(f) not in output.results]
+        if args.ray is not None:
+            results = scan_ray(todo, job, args.workers, args.ray or None)  # on the connection made above
+        else:
+            workers = args.workers or cores()
+            results = scan_local(todo, job, workers, Scanner(job, encoder, keywords) if workers == 1 else None)
+        interrupted = False
+        try:
+            with Report(len(todo), sum(map(duration_s, todo)), args.json) as report:
+                for result in results:
+                    output.add(result)
+                    report.add(result)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            results.close()
+            output.close()
+        summary(output, list(keywords.names), args.json, interrupted)
+        return exit_status(output, interrupted)

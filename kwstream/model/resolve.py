@@ -74,7 +74,7 @@ def resolve_model(spec: str) -> tuple[str, bool]:
             return str(BUNDLED_MODEL_DIR), True
         raise ModelLoadError(
             f"no model available offline: {DEFAULT_HUB_MODEL} is not cached, the hub is unreachable "
-            "and no bundled model is installed; pass a local model directory with --model PATH"
+            "and no bundled model is installed; pass a local model directory instead (`--model PATH` on the command line)"
         )
     if _looks_like_path(spec):
         path = Path(spec).expanduser()
@@ -86,7 +86,8 @@ def resolve_model(spec: str) -> tuple[str, bool]:
     if not hub_reachable():
         raise ModelLoadError(
             f"model {spec!r} is not in the local cache and the hub cannot be reached; "
-            "download it on a connected machine (save_pretrained) and pass its directory with --model PATH"
+            "download it on a connected machine (save_pretrained) and pass its directory instead "
+            "(`--model PATH` on the command line)"
         )
     return spec, False
 

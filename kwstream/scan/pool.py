@@ -7,8 +7,10 @@ import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 
+from kwstream.errors import KwstreamError
 from kwstream.processes import cores, terminate, worker_pool
 from kwstream.scan.worker import FileResult, Scanner, ScanJob
 
@@ -88,17 +90,35 @@ def _drain(executor: ProcessPoolExecutor, todo: list[tuple[str, int]], workers: 
             yield result
 
 
-def scan_ray(files: Sequence[Path], job: ScanJob, workers: int | None, address: str | None) -> Iterator[FileResult]:
-    """Results of ``files`` from a pool of Ray actors, each holding the model, in the order they
-    finish. Connects to ``address`` (None: ``ray.init()``'s own choice) unless Ray is already
-    initialised; ``workers`` actors of one CPU each (None: one per CPU of the cluster). A file whose
-    actor dies is retried once on another."""
+@contextmanager
+def ray_connection(address: str | None) -> Iterator[None]:
+    """This process connected to the Ray cluster at ``address`` (None: ``ray.init()``'s own choice)
+    unless Ray is already initialised, and disconnected at the end if it connected here. No cluster
+    at ``address`` is the user's error, so that a caller can connect before writing anything."""
     import ray
 
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, logging_level="WARNING")
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level="WARNING")
+        except ConnectionError as exc:
+            raise KwstreamError(f"no Ray cluster at {address!r}: start one with `ray start --head` "
+                                "or scan without Ray (leave --ray out)") from exc
     try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def scan_ray(files: Sequence[Path], job: ScanJob, workers: int | None, address: str | None) -> Iterator[FileResult]:
+    """Results of ``files`` from a pool of Ray actors, each holding the model, in the order they
+    finish. Connects to ``address`` (``ray_connection``) unless Ray is already initialised; ``workers``
+    actors of one CPU each (None: one per CPU of the cluster). A file whose actor dies is retried once
+    on another."""
+    import ray
+
+    with ray_connection(address):
         count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         actor_class = ray.remote(num_cpus=1)(_RayScanner)
         actors = [actor_class.remote(job.with_threads(1)) for _ in range(count)]
@@ -124,6 +144,3 @@ def scan_ray(files: Sequence[Path], job: ScanJob, workers: int | None, address: 
                 continue
             actors.append(actor)
             yield result
-    finally:
-        if started:
-            ray.shutdown()
