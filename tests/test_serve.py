@@ -11,8 +11,11 @@ import asyncio
 import io
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,7 +32,12 @@ from wyoming.wake import Detect, Detection, NotDetected
 
 from conftest import make_speech_stream
 from kwstream.assets import DEMO_AUDIO, MODEL_DIR
+from kwstream.errors import KwstreamError
 from kwstream.evaluation.serve_load import ServerProcess, pipeline_latencies, run_load
+from kwstream.keywords.keyword_set import KeywordSet
+from kwstream.serve.log import ServerLog
+from kwstream.serve.server import ServeSettings, WakeService
+from kwstream.stream.pipeline import PipelineSettings
 
 START_TIMEOUT_S = 600
 """Loading the model takes minutes when the machine is busy."""
@@ -44,6 +52,9 @@ while it is owed nothing (the load test's clients linger 3 s after audio-stop)."
 FLOOD_BYTES = 256 << 20
 """What the oversized-event client sends of the 2 GB it announces; the server must read none of it."""
 HUGE = 1 << 31
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "wyoming_client.py"
+EIGHT_KHZ = DEMO_AUDIO.parent / "fsdd_3_theo_0.wav"
+"""8 kHz, 0.241 s: the resampler holds back 34 ms of it until the end of the stream."""
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +158,6 @@ def test_the_demo_gives_hey_and_stop_where_the_pipeline_finds_them(server):
 
 def test_the_same_detections_as_the_pipeline_offline(server, encoder):
     from kwstream.audio.io import read_audio
-    from kwstream.keywords.keyword_set import KeywordSet
     from kwstream.stream.detector import Detection as Spotted
     from kwstream.stream.pipeline import KeywordPipeline, run
 
@@ -203,6 +213,25 @@ def test_48khz_stereo_32bit_audio_is_converted(server):
             return await results(c, 2)
 
     assert_demo_detections(detections(asyncio.run(go())))
+
+
+def test_an_8khz_stream_is_served_to_its_last_sample(server):
+    """The resampler's last samples went to the model at audio-stop but not into the stream's count, its clock:
+    the stream ended at 0.207 s of 0.241 s."""
+    audio, rate = soundfile.read(EIGHT_KHZ, dtype="int16")
+    assert rate == 8000
+
+    async def go():
+        async with client(server) as c:
+            host, port = c._writer.get_extra_info("sockname")[:2]
+            await stream(c, audio.tobytes(), rate=8000, chunk_bytes=1600)
+            await results(c, 1)
+        return f"{host}:{port}"
+
+    name = asyncio.run(go())
+    assert wait_for(server, lambda records: any(r["event"] == "stream-end" and r.get("client") == name for r in records))
+    (end,) = [r for r in server.records if r["event"] == "stream-end" and r.get("client") == name]
+    assert abs(end["audio_s"] - len(audio) / rate) <= 0.002, end
 
 
 def test_a_malformed_event_is_answered_with_an_error_and_the_connection_lives_on(server):
@@ -421,8 +450,7 @@ def test_clients_beyond_max_clients_get_an_error(server):
 
 @pytest.mark.slow
 def test_the_wyoming_client_example_prints_the_demos_keywords(server):
-    example = Path(__file__).resolve().parents[1] / "examples" / "wyoming_client.py"
-    run = subprocess.run([sys.executable, str(example), str(DEMO_AUDIO), "--uri", f"tcp://127.0.0.1:{server.port}"],
+    run = subprocess.run([sys.executable, str(EXAMPLE), str(DEMO_AUDIO), "--uri", f"tcp://127.0.0.1:{server.port}"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     found = [(line.split()[0], float(line.split()[2])) for line in run.stdout.splitlines()]
@@ -440,20 +468,24 @@ def test_cli_refuses_a_bad_setting_in_one_line(option):
     assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"kwstream: error: {option[0]} must be"), lines
 
 
-def test_a_unix_socket_service_in_process(encoder, tmp_path: Path):
-    from kwstream.keywords.keyword_set import KeywordSet
-    from kwstream.serve.log import ServerLog
-    from kwstream.serve.server import ServeSettings, WakeService
-    from kwstream.stream.pipeline import PipelineSettings
+def unix_service(encoder, path: Path, log: ServerLog | None = None, **settings) -> WakeService:
+    return WakeService(KeywordSet(encoder, ["hey", "stop"]), encoder, PipelineSettings(),
+                       ServeSettings(uri=f"unix://{path}", **settings), log or ServerLog(json_lines=True))
 
+
+async def started(service: WakeService) -> asyncio.Task:
+    ready = asyncio.Event()
+    serving = asyncio.create_task(service.run(on_ready=ready.set))
+    await asyncio.wait_for(ready.wait(), READ_TIMEOUT_S)
+    return serving
+
+
+def test_a_unix_socket_service_in_process(encoder, tmp_path: Path):
     path = tmp_path / "kwstream.sock"
-    service = WakeService(KeywordSet(encoder, ["hey", "stop"]), encoder, PipelineSettings(),
-                          ServeSettings(uri=f"unix://{path}"), ServerLog(json_lines=True))
+    service = unix_service(encoder, path)
 
     async def go():
-        ready = asyncio.Event()
-        serving = asyncio.create_task(service.run(on_ready=ready.set))
-        await ready.wait()
+        serving = await started(service)
         async with AsyncUnixClient(str(path)) as c:
             await stream(c, demo_pcm()[:2 * 16000 * 3])  # the first 3 s: hey
             events = await results(c, 1)
@@ -463,6 +495,122 @@ def test_a_unix_socket_service_in_process(encoder, tmp_path: Path):
 
     assert_demo_detections(detections(asyncio.run(go())), names=("hey",))
     assert not path.exists()
+
+
+def test_a_unix_socket_another_server_answers_on_is_refused(encoder, tmp_path: Path):
+    """A second server on a live one's socket path used to unlink it and listen in its place: the first ran on
+    unreachable, and lost its socket file when the second stopped. Now it is refused as TCP refuses an address in
+    use (the command: one line, status 2), and the first serves on."""
+    path = tmp_path / "kwstream.sock"
+    command = [sys.executable, "-m", "kwstream", "serve", "--model", str(MODEL_DIR), "--keywords", "stop",
+               "--uri", f"unix://{path}"]
+
+    async def go():
+        first = unix_service(encoder, path)
+        serving = await started(first)
+        with pytest.raises(KwstreamError, match="address already in use"):
+            await asyncio.wait_for(unix_service(encoder, path).run(), READ_TIMEOUT_S)
+        second = await asyncio.create_subprocess_exec(*command, stderr=subprocess.PIPE)
+        try:
+            _, stderr = await asyncio.wait_for(second.communicate(), START_TIMEOUT_S)
+        finally:
+            if second.returncode is None:
+                second.kill()
+        async with AsyncUnixClient(str(path)) as c:
+            await c.write_event(Describe().event())
+            info = Info.from_event(await read(c))
+        first.stop()
+        await serving
+        return second.returncode, stderr.decode().splitlines(), info
+
+    status, lines, info = asyncio.run(go())
+    refusal = f"kwstream: error: cannot listen on unix://{path}: address already in use (a server answers there)"
+    assert status == 2 and lines == [refusal], lines
+    assert [m.name for m in info.wake[0].models] == ["hey", "stop"]
+    assert not path.exists()
+
+
+def test_a_stale_unix_socket_is_replaced_and_a_server_removes_only_its_own(encoder, tmp_path: Path):
+    """A socket file nobody answers on (a server that died) is replaced; a server that stops leaves a socket file
+    another server has bound since (wyoming unlinked the path whoever owned it); a file that is not a socket is
+    not a server's to delete."""
+    path = tmp_path / "kwstream.sock"
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(str(path))
+    not_a_socket = tmp_path / "notes.txt"
+    not_a_socket.write_text("mine")
+
+    async def go():
+        first = unix_service(encoder, path)
+        first_serving = await started(first)
+        path.unlink()  # e.g. a cleanup of /run; a new server may then take the path
+        second = unix_service(encoder, path)
+        second_serving = await started(second)
+        first.stop()
+        await first_serving
+        async with AsyncUnixClient(str(path)) as c:
+            await c.write_event(Describe().event())
+            answer = await read(c)
+        second.stop()
+        await second_serving
+        with pytest.raises(KwstreamError, match="exists and is not a socket"):
+            await asyncio.wait_for(unix_service(encoder, not_a_socket).run(), READ_TIMEOUT_S)
+        return answer
+
+    assert Info.is_type(asyncio.run(go()).type)
+    assert not path.exists() and not_a_socket.read_text() == "mine"
+
+
+class HeldWorker:
+    """A pipeline whose one push holds the model's worker until ``release`` is set: another client's long turn."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def push(self, samples: np.ndarray) -> list:
+        self.release.wait(READ_TIMEOUT_S)
+        return []
+
+    def flush(self) -> list:
+        return []
+
+
+@pytest.mark.slow  # real time: the server is kept busy past the example's old 3 s of quiet
+def test_the_wyoming_client_example_waits_for_a_busy_servers_last_detections(encoder, tmp_path: Path):
+    """The whole demo fits in the server's backlog; its one worker is busy for 5 s after the stream starts. The
+    example used to give up after 3 s without an event and exit 0, having printed nothing; now it waits for the
+    server to finish the stream (and says so when --timeout passes first)."""
+    path = tmp_path / "kwstream.sock"
+    records: list[dict] = []
+    service = unix_service(encoder, path, ServerLog(json_lines=True, sink=lambda line: records.append(json.loads(line))),
+                           max_backlog_s=60.0)
+
+    async def example(*options: str, busy_s: float) -> tuple[int, str, str]:
+        held = HeldWorker()
+        service.scheduler.lane(lambda outcomes: None).push(held, np.zeros(1, np.float32))
+        streams = sum(r["event"] == "stream-start" for r in records)
+        run = await asyncio.create_subprocess_exec(sys.executable, str(EXAMPLE), str(DEMO_AUDIO), "--uri", f"unix://{path}",
+                                                   *options, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while sum(r["event"] == "stream-start" for r in records) == streams and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(busy_s)
+        held.release.set()
+        out, err = await asyncio.wait_for(run.communicate(), START_TIMEOUT_S)
+        return run.returncode, out.decode(), err.decode()
+
+    async def go():
+        serving = await started(service)
+        waited = await example(busy_s=5.0)
+        timed_out = await example("--timeout", "1", busy_s=3.0)
+        service.stop()
+        await serving
+        return waited, timed_out
+
+    (status, out, err), (late_status, late_out, late_err) = asyncio.run(go())
+    assert status == 0, err
+    assert_demo_detections([(line.split()[0], float(line.split()[2])) for line in out.splitlines()])
+    assert late_status == 1 and late_out == "" and "did not finish the stream within 1 s" in late_err, late_err
 
 
 @pytest.mark.slow  # real time: two clients stream the demo at its own pace
@@ -493,6 +641,32 @@ def test_sigterm_mid_stream_stops_the_server_cleanly(server):
     rc, closed = asyncio.run(go())
     assert rc == 0 and "Traceback" not in "\n".join(server.other_lines), server.other_lines
     assert closed is None and server.records[-1]["event"] == "stopped"
+
+
+def sigterm_caught(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(status.split("SigCgt:")[1].split()[0], 16)
+    return bool(caught >> (signal.SIGTERM - 1) & 1)
+
+
+def test_sigterm_while_the_model_loads_ends_with_a_log_line_and_status_0():
+    """SIGTERM before "listening" (the model's loading: 10-36 s with a classifier) killed the server without a word,
+    status 143. The test sends it as soon as the server handles it: without a handler of its own that was only once
+    it listened."""
+    process = subprocess.Popen([sys.executable, "-m", "kwstream", "serve", "--json", "--model", str(MODEL_DIR),
+                                "--uri", "tcp://127.0.0.1:0", "--keywords", "hey"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not sigterm_caught(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.terminate()
+        stderr = process.communicate(timeout=READ_TIMEOUT_S)[1]
+    finally:
+        process.kill()
+    events = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    assert process.returncode == 0, stderr
+    assert events[-1]["event"] == "stopped" and events[-1]["reason"] == "SIGTERM while starting", events
+    assert "listening" not in [e["event"] for e in events]
 
 
 def test_json_logs_every_line_as_json_the_start_ups_warnings_too():

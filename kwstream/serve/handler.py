@@ -260,7 +260,9 @@ class WakeHandler(AsyncEventHandler):
         if stream is None:
             return
         self._stream = None
-        self._lane.push(stream.pipeline, stream.decoder.finish())
+        tail = stream.decoder.finish()  # the resampler's last samples: the stream's end, and its clock's
+        stream.received_samples += len(tail)
+        self._lane.push(stream.pipeline, tail)
         stream.stopped_at = time.perf_counter()
         self._lane.flush(stream.pipeline)
         self._ending[stream.pipeline] = stream

@@ -9,13 +9,17 @@ asyncio.run(service.run())        # until SIGTERM / SIGINT or service.stop()
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib.metadata
 import itertools
+import os
 import signal
+import socket
 from collections.abc import Callable
+from pathlib import Path
 
 from wyoming.info import Attribution, Info, WakeModel, WakeProgram
-from wyoming.server import AsyncServer
+from wyoming.server import AsyncServer, AsyncUnixServer, HandlerFactory
 
 from kwstream.errors import KwstreamError
 from kwstream.keywords.ctc import CtcKeywordScorer
@@ -55,6 +59,58 @@ def wake_info(keywords: KeywordSet, version: str | None) -> Info:
     program = WakeProgram(name="kwstream", attribution=ATTRIBUTION, installed=True, version=version,
                           description="kwstream: any typed or enrolled keyword, with a wav2vec2 CTC model", models=models)
     return Info(wake=[program])
+
+
+def answers(path: Path) -> bool:
+    """Whether a server listens on the Unix socket at ``path`` (the file a dead one left refuses)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)
+        code = probe.connect_ex(str(path))
+    if code in (errno.ECONNREFUSED, errno.ENOENT):
+        return False
+    if code in (0, errno.EAGAIN):  # EAGAIN: it listens, its backlog full
+        return True
+    raise OSError(code, os.strerror(code))
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+class UnixServer(AsyncUnixServer):
+    """wyoming's Unix socket server without its two ways of taking another server's socket: it unlinked the path
+    before binding while a live server listened there (which then had no clients, and lost its file when the
+    newcomer stopped), and it unlinks the path at stop even where another server has bound it since."""
+
+    def __init__(self, socket_path: str | Path) -> None:
+        super().__init__(socket_path)
+        self._bound: tuple[int, int] | None = None
+        """The device and inode of the socket file this server created."""
+
+    async def start(self, handler_factory: HandlerFactory) -> None:
+        if self.socket_path.exists() and not self.socket_path.is_socket():
+            raise OSError(errno.EEXIST, f"{self.socket_path} exists and is not a socket")
+        if answers(self.socket_path):
+            raise OSError(errno.EADDRINUSE, "address already in use (a server answers there)")
+        await super().start(handler_factory)  # replaces a stale socket file
+        self._bound = file_identity(self.socket_path)
+
+    async def stop(self) -> None:
+        await AsyncServer.stop(self)  # the handlers; AsyncUnixServer.stop would unlink the path whoever owns it
+        if self._server is not None:
+            self._server.close()
+        if self._bound is not None and file_identity(self.socket_path) == self._bound:
+            self.socket_path.unlink(missing_ok=True)
+
+
+def listener(uri: str) -> AsyncServer:
+    """wyoming's server for ``uri`` (``UnixServer`` for a Unix socket)."""
+    server = AsyncServer.from_uri(uri)
+    return UnixServer(server.socket_path) if isinstance(server, AsyncUnixServer) else server
 
 
 class WakeService:
@@ -103,7 +159,7 @@ class WakeService:
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self.scheduler = ModelScheduler(self.settings.workers)
-        server = AsyncServer.from_uri(self.settings.uri)
+        server = listener(self.settings.uri)
         try:
             await server.start(self.handler)
         except OSError as exc:
