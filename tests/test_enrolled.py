@@ -17,10 +17,11 @@ import pytest
 from conftest import REPO, SAMPLE_RATE
 from kwstream.audio.sources import AudioFile
 from kwstream.model.encoder import EncodedFrames, Encoder, EncoderSettings
+from kwstream.keywords.base import KeywordMatch
 from kwstream.enroll.enroll import FLOOR_FRACTIONS, EnrollSettings, check_examples, enroll, odd_take, pipeline_scores, prepare
 from kwstream.enroll.calibration import calibrate_threshold, false_alarms_per_hour, threshold_for_rate
 from kwstream.keywords.enrolled.scorer import (CENTRED_SCALE, FUSED, HIDDEN, LETTERS, UNCENTRED_SCALE, VOICE, hidden_score, letter_posteriors,
-                                               matching_frames, voice_score, EnrolledScorer, ExampleSet, _dtw, letter_count, subsequence_dtw,
+                                               matching_frames, voice_score, closest_only, EnrolledScorer, ExampleSet, _dtw, letter_count, subsequence_dtw,
                                                unit_rows)
 from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_model, load_scorer
 from kwstream.spotter import Spotter, SpotterSettings
@@ -283,6 +284,35 @@ def test_the_scorer_centres_windows_as_their_keywords_examples():
     scorer = EnrolledScorer(["a"], [3], [[example]], [None], [HIDDEN], centres=[centre], scales=[0.5])
     assert scorer.score_frames(window)[0].score == pytest.approx(1.0)
     assert EnrolledScorer(["a"], [3], [[example]], [None], [HIDDEN]).score_frames(window)[0].score < 0.9
+
+
+def test_of_two_keywords_that_match_the_same_frames_only_the_closer_keeps_its_score():
+    """``closest_only``: a rival in the same group that scores higher on overlapping frames zeroes a match (its
+    alignment kept); a rival elsewhere in the window, in another group, or level with it does not."""
+    def m(score: float, start: int, end: int) -> KeywordMatch:
+        return KeywordMatch(score, start, end)
+
+    assert closest_only([m(0.8, 10, 20), m(0.5, 15, 25), m(0.6, 30, 40)], [0, 0, 0]) == [m(0.8, 10, 20), m(0.0, 15, 25), m(0.6, 30, 40)]
+    assert closest_only([m(0.8, 10, 20), m(0.5, 15, 25)], [0, 1]) == [m(0.8, 10, 20), m(0.5, 15, 25)]
+    assert closest_only([m(0.5, 10, 20), m(0.5, 12, 22)], [0, 0]) == [m(0.5, 10, 20), m(0.5, 12, 22)]
+    assert closest_only([m(0.8, 10, 20), m(0.5, 20, 25)], [0, 0]) == [m(0.8, 10, 20), m(0.5, 20, 25)]  # touching only
+
+
+def test_an_enrolled_word_fires_the_keyword_it_is_most_like_not_its_neighbour():
+    """Two keywords whose takes are alike (a speaker's "six" and "seven" both match either): on the first one's word
+    only the first keeps its score; with both words in the window, each keeps its own."""
+    rng = np.random.default_rng(8)
+    six = rng.standard_normal((8, 16)).astype(np.float32)
+    seven = (six + 0.6 * rng.standard_normal((8, 16))).astype(np.float32)
+    noise = lambda n: rng.standard_normal((n, 16)).astype(np.float32)  # noqa: E731
+    scorer = EnrolledScorer(["six", "seven"], [3, 3], [[six], [seven]], [None, None], [HIDDEN, HIDDEN])
+    said_six = EncodedFrames(np.zeros((20, 4), np.float32), {3: np.vstack([noise(6), six, noise(6)])})
+    apart = scorer.matches(said_six)
+    assert apart[0].score == pytest.approx(1.0) and 0.3 < apart[1].score < apart[0].score, apart  # heard apart, both match
+    found = scorer.score_frames(said_six)
+    assert found[0] == apart[0] and found[1] == KeywordMatch(0.0, apart[1].start_frame, apart[1].end_frame)
+    both = EncodedFrames(np.zeros((36, 4), np.float32), {3: np.vstack([noise(6), six, noise(8), seven, noise(6)])})
+    assert [(f.score, f.start_frame) for f in scorer.score_frames(both)] == [(pytest.approx(1.0), 6), (pytest.approx(1.0), 22)]
 
 
 def test_store_round_trip_in_plain_files(tmp_path):

@@ -301,7 +301,11 @@ class EnrolledScorer:
         self.thresholds: dict[str, float | None] = dict(zip(self.keywords, thresholds))
         self._blank = blank
         self._groups = []
-        for key in sorted(set(group)):
+        keys = sorted(set(group))
+        self.rivals = [keys.index(key) for key in group]
+        """Per keyword, its rival group: keywords matched on the same frames (kind, layer, centre) score on one scale
+        and compete for the speech they match (``closest_only``)."""
+        for key in keys:
             members = [i for i, k in enumerate(group) if k == key]
             centre = None if not key[2] else np.frombuffer(key[2], np.float32)
             example_set = ExampleSet.build([examples[i] for i in members], key[0], letters, [scales[i] for i in members])
@@ -310,9 +314,26 @@ class EnrolledScorer:
             example_set.match(example_set.frames[:1])
 
     def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
+        return closest_only(self.matches(frames), self.rivals)
+
+    def matches(self, frames: EncodedFrames) -> list[KeywordMatch]:
+        """Each keyword's best match in the window, before its rivals' (``score_frames``)."""
         matches: list[KeywordMatch | None] = [None] * len(self.keywords)
         for (kind, layer), centre, members, example_set in self._groups:
             window = matching_frames(frames, kind, layer, self._blank, centre)
             for i, match in zip(members, example_set.match(window)):
                 matches[i] = match
         return matches  # type: ignore[return-value]
+
+
+def closest_only(matches: Sequence[KeywordMatch], rivals: Sequence[int]) -> list[KeywordMatch]:
+    """``matches`` less those of keywords that another of the same rival group (``EnrolledScorer.rivals``) matches more
+    closely on overlapping frames (score 0, the alignment kept): one spoken word fires the one enrolled keyword it
+    is most like. A speaker's own "six" matches their "seven"'s takes too, though less than their "six"'s; heard
+    apart, every keyword fires on it at the threshold that keyword-free speech set (docs/enrollment.md, *Rival
+    keywords*). It only ever removes detections, so thresholds calibrated on a keyword alone stay on the safe side."""
+    def beaten(i: int, m: KeywordMatch) -> bool:
+        return any(rivals[j] == rivals[i] and o.score > m.score and o.start_frame < m.end_frame and m.start_frame < o.end_frame
+                   for j, o in enumerate(matches) if j != i)
+
+    return [KeywordMatch(0.0, m.start_frame, m.end_frame) if m.score > 0 and beaten(i, m) else m for i, m in enumerate(matches)]

@@ -20,7 +20,7 @@ import numpy as np
 
 from kwstream.keywords.base import KeywordMatch
 from kwstream.keywords.ctc import CtcKeywordScorer
-from kwstream.keywords.enrolled.scorer import EnrolledScorer
+from kwstream.keywords.enrolled.scorer import EnrolledScorer, closest_only
 from kwstream.model.encoder import EncodedFrames
 
 MIN_LETTERS = 3
@@ -98,9 +98,9 @@ class SpelledOr:
                          for i, (spelling, threshold) in enumerate(zip(spellings, thresholds)) if spelling is not None]
 
     def score_frames(self, frames: EncodedFrames) -> list[KeywordMatch]:
-        matches = self._enrolled.score_frames(frames)
+        matches = self._enrolled.matches(frames)
         for (i, threshold, spelling_threshold), read in zip(self._spelled, self._ctc.score(frames.log_probs)):
             score = combined_score(matches[i].score, read.score, threshold, spelling_threshold)
             if score > matches[i].score:
                 matches[i] = KeywordMatch(score, read.start_frame, read.end_frame)
-        return matches
+        return closest_only(matches, self._enrolled.rivals)
