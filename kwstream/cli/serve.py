@@ -74,7 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     terminated = threading.Event()
     try:
         with stopped_by_sigterm(terminated):
-            return serve_with(args, settings, serve, log)
+            return serve_with(args, settings, serve, log, terminated)
     except BaseException as exc:
         if terminated.is_set():  # StoppedStarting, or what a loader made of it (pybind11's module init: an ImportError)
             log.write("stopped", reason="SIGTERM while starting")
@@ -85,12 +85,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_USER_ERROR
 
 
-def serve_with(args: argparse.Namespace, settings: SpotterSettings, serve: ServeSettings, log: ServerLog) -> int:
+def serve_with(args: argparse.Namespace, settings: SpotterSettings, serve: ServeSettings, log: ServerLog,
+               terminated: threading.Event) -> int:
     encoder = Encoder(settings.encoder)
     keywords = options.keyword_set(args, encoder, settings, quiet=args.json)
     if args.json:
         for line in keywords.homophone_warnings:
             log.write("log", level="warning", message=line)
     service = WakeService(keywords, encoder, settings, serve, log)
+    if terminated.is_set():  # a SIGTERM whose StoppedStarting something swallowed (a finaliser's "Exception ignored")
+        raise StoppedStarting
     asyncio.run(service.run())
     return EXIT_OK

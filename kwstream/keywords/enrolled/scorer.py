@@ -302,9 +302,10 @@ class EnrolledScorer:
         self._blank = blank
         self._groups = []
         keys = sorted(set(group))
-        self.rivals = [keys.index(key) for key in group]
-        """Per keyword, its rival group: keywords matched on the same frames (kind, layer, centre) score on one scale
-        and compete for the speech they match (``closest_only``)."""
+        self.rivals = [keys.index(key) if key[0] in (LETTERS, FUSED) else len(keys) + i for i, key in enumerate(group)]
+        """Per keyword, its rival group (``closest_only``): letter and fused keywords matched on the same frames (kind,
+        layer, centre) score ``exp(-mean cost)``, one scale for all; hidden-state and voice keywords scale their costs
+        by their own ``scale``, so their scores do not say which keyword is closer, and each is a group of its own."""
         for key in keys:
             members = [i for i, k in enumerate(group) if k == key]
             centre = None if not key[2] else np.frombuffer(key[2], np.float32)
