@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -173,11 +174,11 @@ THREE = DEMO_AUDIO.parent / "fsdd_3_theo_0.wav"
 """A short clip the bundled model hears "three" in: one model load scans it in seconds."""
 
 
-def _scan_process(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """``kwstream scan`` in a process of its own, killed after 60 s: a scan that opens a FIFO waits for
+def _scan_process(cwd: Path, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
+    """``kwstream scan`` in a process of its own, killed after ``timeout_s``: a scan that opens a FIFO waits for
     a writer forever, and must fail the test rather than hang the test run."""
     command = [sys.executable, "-m", "kwstream", "scan", *args, "--keywords", "three", "--out", "out.jsonl", "--workers", "1"]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout_s)
 
 
 @pytest.mark.parametrize("given", ["list", "folder"])
@@ -355,6 +356,26 @@ def test_no_ray_cluster_fails_with_one_line_and_writes_nothing(folder, tmp_path,
     assert len(err) == 1 and err[0].startswith("kwstream: error: no Ray cluster at 'auto'") and "ray start --head" in err[0], err
     assert not out.exists() and not manifest_path(out).exists()
     assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize(("address", "message"), [
+    (None, "no Ray cluster at '127.0.0.1:{port}': nothing answers at 127.0.0.1:{port}"),
+    ("127.0.0.1", "--ray '127.0.0.1': a Ray address is HOST:PORT"),
+    ("head:port", "--ray 'head:port': a Ray address is HOST:PORT"),
+], ids=["nobody answers", "no port", "no port number"])
+def test_a_ray_address_nobody_answers_or_without_a_port_fails_at_once_with_one_line(tmp_path, address, message):
+    """ray.init retries an address nobody answers for minutes (and a malformed one raised a traceback): the scan
+    ends in seconds, before the model loads; the subprocess's timeout fails the test where it would wait."""
+    pytest.importorskip("ray")
+    with socket.socket() as taken:  # a port nobody listens on: bound to find a free one, then let go
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+    (tmp_path / "good.wav").write_bytes(THREE.read_bytes())
+    done = _scan_process(tmp_path, "good.wav", "--ray", address or f"127.0.0.1:{port}", timeout_s=30)
+    assert done.returncode == EXIT_USER_ERROR, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"kwstream: error: {message.format(port=port)}"), line
+    assert not (tmp_path / "out.jsonl").exists() and not manifest_path(tmp_path / "out.jsonl").exists()
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ in worker processes (one model each), or in a pool of Ray actors (one model each
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -90,15 +91,42 @@ def _drain(executor: ProcessPoolExecutor, todo: list[tuple[str, int]], workers: 
             yield result
 
 
+RAY_ANSWER_TIMEOUT_S = 3.0
+"""How long a Ray address given as HOST:PORT has to accept a TCP connection: ``ray.init`` retries one that
+nobody answers for minutes."""
+
+
+def _check_ray_address(address: str) -> None:
+    """Raise the user's error, in seconds, where ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``) is malformed or
+    nothing there accepts a connection; other addresses (``auto``, ``local``, another scheme) are Ray's to resolve."""
+    if address in ("auto", "local") or ("://" in address and not address.startswith("ray://")):
+        return
+    where = address.removeprefix("ray://")
+    host, _, port = where.rpartition(":")
+    host = host.strip("[]")  # an IPv6 address in brackets
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise KwstreamError(f"--ray {address!r}: a Ray address is HOST:PORT (the head's, e.g. head:6379), "
+                            "ray://HOST:PORT (Ray Client) or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=RAY_ANSWER_TIMEOUT_S).close()
+    except OSError as exc:  # refused, timed out, or no such host
+        reason = exc.strerror or f"no answer in {RAY_ANSWER_TIMEOUT_S:g} s"
+        raise KwstreamError(f"no Ray cluster at {address!r}: nothing answers at {where} ({reason}); check the address "
+                            "and that `ray start --head` runs there, or scan without Ray (leave --ray out)") from None
+
+
 @contextmanager
 def ray_connection(address: str | None) -> Iterator[None]:
     """This process connected to the Ray cluster at ``address`` (None: ``ray.init()``'s own choice)
     unless Ray is already initialised, and disconnected at the end if it connected here. No cluster
-    at ``address`` is the user's error, so that a caller can connect before writing anything."""
+    at ``address`` is the user's error (told in seconds for HOST:PORT, ``_check_ray_address``), so that a
+    caller can connect before writing anything."""
     import ray
 
     started = not ray.is_initialized()
     if started:
+        if address is not None:
+            _check_ray_address(address)
         try:
             ray.init(address=address, include_dashboard=False, logging_level="WARNING")
         except ConnectionError as exc:
