@@ -130,6 +130,19 @@ def test_user_mistakes_are_one_line_and_write_nothing(tmp_path, tiny_model, caps
     assert_error(["listen", "--enrolled", "word", *other, "--file", WORDS[0]], "enrolled with model", "enroll it again")
 
 
+@pytest.mark.parametrize(("take", "message"), [
+    ("folder", "folder is a directory, not an audio file"),
+    ("x" * 300, "File name too long"),  # stat fails: the take's own check of what it is raised a traceback
+])
+def test_a_take_that_is_no_file_is_refused_in_one_line_before_the_model_loads(tmp_path, capsys, take, message):
+    (tmp_path / "folder").mkdir()
+    assert main(["enroll", "word", "--from", *WORDS, str(tmp_path / take), "--store", str(tmp_path / "store")]) == 2
+    err = capsys.readouterr().err
+    [line] = err.strip().splitlines()
+    assert "Traceback" not in err and line.startswith("kwstream: error:") and line.endswith(message), err
+    assert "save the take to a file first" not in line  # only a stream (a FIFO, /dev/stdin) is told that
+
+
 def test_help_says_how_many_takes_enrollment_accepts(capsys):
     with pytest.raises(SystemExit):
         main(["enroll", "--help"])

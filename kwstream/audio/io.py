@@ -51,9 +51,10 @@ def read_audio(path: str | Path) -> np.ndarray:
     return soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32) if rate != SAMPLE_RATE else audio
 
 
-def not_a_file(path: str | Path) -> str | None:
+def not_a_file(path: str | Path, stream_hint: str = "") -> str | None:
     """Why ``path`` cannot be read as a recording, found with ``stat`` alone (never ``open``), or None
-    where it is a regular file (or a symbolic link to one)."""
+    where it is a regular file (or a symbolic link to one). ``stream_hint``: what to add where it is a stream (a
+    FIFO, a device such as ``/dev/stdin``), for a command with a way round it."""
     path = Path(path)
     try:
         mode = path.stat().st_mode
@@ -67,7 +68,7 @@ def not_a_file(path: str | Path) -> str | None:
         return f"{path} is a directory, not an audio file"
     if not stat.S_ISREG(mode):
         kind = next((name for test, name in _KINDS.items() if test(mode)), "neither file nor folder")
-        return f"not a regular file: {path} ({kind})"
+        return f"not a regular file: {path} ({kind})" + (f"; {stream_hint}" if stream_hint else "")
     return None
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwstream.audio.io import read_audio
+from kwstream.audio.io import not_a_file, read_audio
 from kwstream.audio.sources import resolve_input_device
 from kwstream.cli import options
 from kwstream.cli.exit_codes import EXIT_FAILED
@@ -57,14 +57,11 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 def read_take(path: str) -> np.ndarray:
-    """One take given on the command line; one that is no file (a FIFO, ``/dev/stdin``) is refused with how to give
-    it instead, since enrollment reads each take whole."""
-    try:
-        return read_audio(path)
-    except AudioInputError as exc:
-        if Path(path).exists() and not (Path(path).is_file() or Path(path).is_dir()):
-            raise AudioInputError(f"{exc}; save the take to a file first") from None
-        raise
+    """One take given on the command line; what is no file is refused as every command refuses it (``not_a_file``),
+    a stream (a FIFO, ``/dev/stdin``) with how to give it instead, since enrollment reads each take whole."""
+    if problem := not_a_file(path, stream_hint="save the take to a file first"):
+        raise AudioInputError(problem)
+    return read_audio(path)
 
 
 def negative_files(paths: list[str]) -> list[str]:
