@@ -223,6 +223,7 @@ class Spotter:
         if dropped > self.stats.dropped_frames:
             log.warning("audio lost: the input reported %d overflow(s)", dropped - self.stats.dropped_frames)
         self.stats.overrun_samples, self.stats.dropped_frames = overrun, dropped
+        self.stats.non_finite_samples = self.source.non_finite_samples  # the ring reaches the pipeline past its count
 
     # -- dispatcher --------------------------------------------------------------------------
 

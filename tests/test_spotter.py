@@ -104,6 +104,22 @@ def test_stdin_gives_the_same_detections_as_the_file(encoder, speech_stream, tmp
     assert [key(d) for d in from_stdin] == [key(d) for d in from_file]
 
 
+@pytest.mark.parametrize("given", ["file", "stdin"])
+def test_nan_and_infinities_in_a_float_recording_are_counted_in_the_stats(encoder, speech_stream, tmp_path, given):
+    """The pipeline counts those pushed to it, but a source's reach it through the ring, past ``push``: the source
+    counts them as it reads them, in each channel, and the spotter's stats say how many."""
+    spoilt = speech_stream.audio.copy()
+    spoilt[SAMPLE_RATE // 2: SAMPLE_RATE // 2 + 100] = np.nan  # in the quiet before the first word
+    spoilt[3 * SAMPLE_RATE] = np.inf
+    spoilt[-SAMPLE_RATE // 2] = -np.inf
+    path = tmp_path / "spoilt.wav"
+    soundfile.write(path, np.stack([spoilt, speech_stream.audio], axis=1), SAMPLE_RATE, subtype="FLOAT")  # one channel spoilt
+    source = AudioFile(path, realtime=False) if given == "file" else RawStdin(io.BytesIO(path.read_bytes()), realtime=False)
+    _, spotter = run(encoder, source, keywords=["stop"])
+    assert source.non_finite_samples == spotter.stats.non_finite_samples == 102
+    assert spotter.stats.audio_s == pytest.approx(len(spoilt) / SAMPLE_RATE, abs=0.05)
+
+
 def test_a_raising_callback_is_logged_and_the_stream_goes_on(encoder, speech_stream, tmp_path, caplog):
     calls = []
 

@@ -8,8 +8,12 @@ whole blocks.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import soxr
+
+log = logging.getLogger(__name__)
 
 PCM16_SCALE = 32768.0
 """Full scale of signed 16-bit PCM."""
@@ -26,6 +30,32 @@ def full_scale(block: np.ndarray) -> np.ndarray:
     hears them) and the rest clipped to full scale, [-1, 1], as a 16-bit copy or a sound card would: a float
     recording may hold 1e30, which would read as +600 dBFS and drown the normalisation of the audio around it."""
     return np.clip(np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+
+
+class NonFiniteCount:
+    """One stream's NaN and infinite samples, which are heard as silence (``full_scale``): counted, and the first told
+    once, since a scan's or a server's pipeline hears many streams and a spoilt float recording may hold millions."""
+
+    def __init__(self, stream: str, rate: int) -> None:
+        """``stream`` names it in the warning (a file's name, "the stream"); ``rate`` (Hz) times its samples."""
+        self.stream = stream
+        self.rate = rate
+        self.samples = 0
+        """NaN or infinite samples so far, in every channel."""
+        self._frames = 0
+
+    def count(self, block: np.ndarray) -> int:
+        """The NaN and infinite samples of ``block``, the stream's next frames (mono, or (frames, channels)), added
+        to ``samples``; the stream's first is logged with its time."""
+        finite = np.isfinite(block)
+        found = finite.size - int(np.count_nonzero(finite))
+        if found and not self.samples:
+            frame = int(np.argmin(finite if finite.ndim == 1 else finite.all(axis=1)))
+            log.warning("NaN or infinite samples at %.2f s of %s: heard as silence",
+                        (self._frames + frame) / self.rate, self.stream)
+        self.samples += found
+        self._frames += len(block)
+        return found
 
 
 def pcm16_to_float(data: bytes | np.ndarray) -> np.ndarray:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import os
 import sys
 import threading
@@ -23,12 +22,10 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
-from kwstream.audio.convert import StreamResampler, full_scale, pcm16_to_float, to_mono
+from kwstream.audio.convert import NonFiniteCount, StreamResampler, full_scale, pcm16_to_float, to_mono
 from kwstream.audio.io import SAMPLE_RATE, audio_info, truncated, unreadable
 from kwstream.audio.ring import RingBuffer
 from kwstream.errors import AudioInputError
-
-log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 2.0
 """How long stopping the microphone waits for PortAudio to close the stream."""
@@ -58,6 +55,11 @@ class AudioSource(Protocol):
     @property
     def dropped_frames(self) -> int:
         """Frames the input itself reported as lost (PortAudio input overflows)."""
+
+    @property
+    def non_finite_samples(self) -> int:
+        """NaN or infinite samples read (a float recording's, in every channel), heard as silence: they reach the
+        pipeline through the ring, past the count in ``KeywordPipeline.push``."""
 
     @property
     def error(self) -> str | None:
@@ -119,6 +121,10 @@ class _Source:
 
     @property
     def dropped_frames(self) -> int:
+        return 0
+
+    @property
+    def non_finite_samples(self) -> int:
         return 0
 
     @property
@@ -224,6 +230,11 @@ class _ReplaySource(_Source):
         self.live = realtime
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._non_finite = NonFiniteCount(name, SAMPLE_RATE)  # none yet: ``_decoded`` counts at the recording's rate
+
+    @property
+    def non_finite_samples(self) -> int:
+        return self._non_finite.samples
 
     def _open(self) -> Iterator[int | np.ndarray]:
         """Open the input (in the reader's thread: it may wait for its first bytes); yield its rate,
@@ -233,6 +244,17 @@ class _ReplaySource(_Source):
     def _ended_early(self) -> str | None:
         """Why the input, read to its end, held less than it promised; None where it was whole."""
         return None
+
+    def _decoded(self, recording) -> Iterator[int | np.ndarray]:
+        """An open ``soundfile.SoundFile``'s rate, then its (frames, channels) float32 blocks in full scale
+        (``full_scale``: a float recording may hold anything), its NaN and infinities counted as the pipeline counts
+        those pushed to it (the ring a source writes reaches the pipeline past ``push``)."""
+        yield recording.samplerate
+        self._non_finite = NonFiniteCount(self.name, recording.samplerate)
+        blocksize = max(1, int(recording.samplerate * self.block_s))
+        while len(block := recording.read(blocksize, dtype="float32", always_2d=True)):
+            self._non_finite.count(block)
+            yield full_scale(block)
 
     def start(self, ring: RingBuffer) -> None:
         self._ring = ring
@@ -307,28 +329,11 @@ class AudioFile(_ReplaySource):
         import soundfile
 
         with soundfile.SoundFile(str(self.path)) as recording:
-            yield from _decoded(recording, self.block_s, self.name)
+            yield from self._decoded(recording)
 
     def _ended_early(self) -> str | None:
         problem = truncated(self.path)
         return f"{self.name}: {problem}" if problem else None
-
-
-def _decoded(recording, block_s: float, name: str) -> Iterator[int | np.ndarray]:
-    """An open ``soundfile.SoundFile``'s rate, then its (frames, channels) float32 blocks in full scale
-    (``full_scale``: a float recording may hold anything), the first NaN or infinity told once, as the pipeline
-    tells those pushed to it (the ring a source writes reaches the pipeline past ``push``)."""
-    yield recording.samplerate
-    blocksize = max(1, int(recording.samplerate * block_s))
-    read, told = 0, False
-    while len(block := recording.read(blocksize, dtype="float32", always_2d=True)):
-        finite = np.isfinite(block).all(axis=1)
-        if not told and not finite.all():
-            at = (read + int(np.argmin(finite))) / recording.samplerate
-            log.warning("NaN or infinite samples at %.2f s of %s: heard as silence", at, name)
-            told = True
-        read += len(block)
-        yield full_scale(block)
 
 
 STREAMED_CONTAINERS = (b"RIFF", b"RF64")
@@ -357,7 +362,7 @@ class RawStdin(_ReplaySource):
             except (soundfile.LibsndfileError, RuntimeError) as exc:
                 raise unreadable(self.name, exc) from None
             with recording:
-                yield from _decoded(recording, self.block_s, self.name)
+                yield from self._decoded(recording)
         else:
             yield SAMPLE_RATE
             yield from self._blocks(stream, head)

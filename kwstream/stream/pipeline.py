@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from kwstream.audio.convert import NonFiniteCount
 from kwstream.audio.io import SAMPLE_RATE
 from kwstream.audio.ring import RingBuffer
 from kwstream.keywords.keyword_set import KeywordSet
@@ -120,8 +121,8 @@ class PipelineStats:
     paused_s: float = 0.0
     """Audio run while ``paused``: heard (levels, VAD) but searched for nothing."""
     non_finite_samples: int = 0
-    """NaN or infinite samples pushed, heard as silence (logged once a stream): unchecked, one spoils a window's
-    normalisation."""
+    """NaN or infinite samples pushed (a Spotter's: those its source read, ``AudioSource.non_finite_samples``), heard
+    as silence (logged once a stream): unchecked, one spoils a window's normalisation."""
 
     @property
     def real_time_factor(self) -> float:
@@ -189,7 +190,7 @@ class KeywordPipeline:
                                        s.statistics_memory_s)
         self.ring = self._capture or RingBuffer(self._history_capacity)
         self._position = 0
-        self._non_finite_told = False
+        self._non_finite = NonFiniteCount("the stream", SAMPLE_RATE)
         self._span = -1
         self._voice_steps: dict[int, np.ndarray] = {}
         """The speech embedding's steps embedded so far, shared by overlapping windows (``SpeechEmbedding.frames``)."""
@@ -226,14 +227,9 @@ class KeywordPipeline:
             raise ValueError(f"push takes float samples in [-1, 1], got {samples.dtype}: for 16-bit PCM, "
                              "samples.astype(np.float32) / 32768")
         samples = samples.astype(np.float32, copy=False)
-        finite = np.isfinite(samples)
-        if not finite.all():
-            if not self._non_finite_told:  # once a stream: a scan's or a server's pipeline hears many
-                log.warning("NaN or infinite samples at %.2f s of the stream: heard as silence",
-                            (self.ring.write_index + int(np.argmin(finite))) / SAMPLE_RATE)
-                self._non_finite_told = True
-            self.stats.non_finite_samples += int(np.count_nonzero(~finite))
-            samples = np.where(finite, samples, np.float32(0.0))
+        if found := self._non_finite.count(samples):
+            self.stats.non_finite_samples += found
+            samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
         return samples
 
     def advance(self, stop: int) -> list[Event]:
