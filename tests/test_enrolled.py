@@ -191,6 +191,8 @@ def test_the_takes_set_a_floor_not_the_threshold():
     loud = calibrate_threshold([0.8, 0.9, 0.85], np.random.default_rng(1).normal(0.62, 0.05, 1000), 0.05)
     assert 0.8 < loud.threshold < 0.85 and "false alarms/h" in loud.method
     assert loud.expected_recall == pytest.approx(2 / 3) and loud.expected_fa_per_hour <= 0.5
+    # what the negatives alone allow is kept, for a voice keyword that listens beside rivals at a lower floor
+    assert quiet.as_dict()["from_negatives"] < quiet.threshold and loud.from_negatives == pytest.approx(loud.threshold, abs=1e-4)
 
 
 def test_takes_that_do_not_resemble_each_other_are_refused():
@@ -318,6 +320,34 @@ def test_an_enrolled_word_fires_the_keyword_it_is_most_like_not_its_neighbour():
     hidden = EnrolledScorer(["six", "seven"], [3, 3], [[six], [seven]], [None, None], [HIDDEN, HIDDEN],
                             centres=[np.zeros(30, np.float32)] * 2, scales=[0.3, 0.9])
     assert hidden.rivals[0] != hidden.rivals[1]
+
+
+def test_voice_keywords_heard_together_compete_and_listen_at_the_lower_floor(tmp_path, bundled):
+    """Voice keywords of one layer and centre are rivals (``rival_groups``), and one heard beside a rival listens at
+    ``RIVALS_FLOOR`` times its takes' lowest leave-one-out score, over the negatives' own threshold; alone, or a
+    letters + hidden keyword, or one enrolled before the negatives' threshold was stored, keeps the enrolled one."""
+    from kwstream.assets import DEMO_AUDIO
+    from kwstream.enroll.enroll import example_features, feature_centre
+    from kwstream.keywords.enrolled.scorer import rival_groups
+    from kwstream.keywords.enrolled.store import RIVALS_FLOOR
+
+    centre = feature_centre(bundled, 3)
+    voice, other_voice, fused, hidden, other_hidden = rival_groups([VOICE, VOICE, FUSED, HIDDEN, HIDDEN], [3] * 5, [centre] * 5)
+    assert voice == other_voice and len({voice, fused, hidden, other_hidden}) == 4
+    assert len(set(rival_groups([VOICE, VOICE, HIDDEN, HIDDEN], [3, 2, 3, 3], [centre] * 4))) == 4  # other layer; hidden alone
+    audio = read_audio(DEMO_AUDIO)
+    said = {"hey": (0.3, 1.6), "stop": (9.3, 10.6)}
+    store = KeywordStore(tmp_path)
+    for name, (start, end) in said.items():
+        take = prepare(audio[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)], name, EnrollSettings())
+        example = example_features(bundled, take, 3, EnrollSettings(), VOICE, centre)
+        calibration = {"from_negatives": 0.3 if name == "hey" else 0.6, "leave_one_out": [0.8, 0.7, 0.75]}
+        store.save(EnrolledKeyword(name, 3, 0.63, bundled.fingerprint, bundled.name, [example] * 3, [], calibration, VOICE,
+                                   centre, (3.0, 0.12)))
+    store.save(dataclasses.replace(store.load("hey"), name="old", calibration={"leave_one_out": [0.8, 0.7, 0.75]}))
+    assert load_scorer(["hey"], store, bundled).thresholds == {"hey": 0.63}
+    assert load_scorer(["hey", "stop", "old"], store, bundled).thresholds == {"hey": round(RIVALS_FLOOR * 0.7, 4), "stop": 0.6,
+                                                                             "old": 0.63}
 
 
 def test_store_round_trip_in_plain_files(tmp_path):

@@ -77,9 +77,12 @@ class Calibration:
     while ``positives`` stay the match's)."""
     expected_fa_per_hour: float
     """On the negatives, counted or (beyond them) from the fitted tail."""
+    from_negatives: float
+    """The threshold the negatives alone set, before the floor (a voice keyword among rivals listens at a lower floor
+    over it: ``kwstream.keywords.enrolled.store.listening_threshold``)."""
 
     def as_dict(self) -> dict:
-        return {"method": self.method, "leave_one_out": [round(p, 4) for p in self.positives],
+        return {"method": self.method, "from_negatives": round(self.from_negatives, 4), "leave_one_out": [round(p, 4) for p in self.positives],
                 "negative_hours": round(self.negative_hours, 4), "negatives_max": round(self.negatives_max, 4),
                 "expected_recall": round(self.expected_recall, 3), "expected_fa_per_hour": round(self.expected_fa_per_hour, 3)}
 
@@ -109,4 +112,5 @@ def calibrate_threshold(positives: list[float], negatives: np.ndarray, hours: fl
         threshold, method = floor, f"floor: {floor_fraction:g} x the lowest leave-one-out score (the negatives allow lower)"
     threshold = round(threshold, 4)
     return Calibration(threshold, method, list(positives), hours, float(np.max(negatives, initial=0.0)),
-                       float(np.mean(np.asarray(positives) >= threshold)), false_alarms_per_hour(negatives, hours, threshold))
+                       float(np.mean(np.asarray(positives) >= threshold)), false_alarms_per_hour(negatives, hours, threshold),
+                       from_negatives)

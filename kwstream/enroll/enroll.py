@@ -469,7 +469,8 @@ the kind meant for any voice, and other voices score well below the enrolling vo
 jackson's digits in lucas's and nicolas's speech were found 0.53 at 0.9 of the takes' lowest score, 0.74 at 0.7 (at
 0.3 false alarms per hour), and a Japanese word inside sentences 6-7 of 10 times instead of 0-1. The price: theo's
 own other digits, enrolled and heard in his voice, fire more (33.6 -> 44.0 an hour). ``VOICE`` keeps 0.9, which its
-false alarms need (docs/enrollment.md, "The floor")."""
+false alarms need alone (docs/enrollment.md, "The floor"); beside rivals it listens at ``RIVALS_FLOOR``
+(``kwstream.keywords.enrolled.store.listening_threshold``)."""
 
 
 def scaled(features: Sequence[np.ndarray], layer: int, encoder: Encoder, settings: PipelineSettings,

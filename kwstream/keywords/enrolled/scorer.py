@@ -269,6 +269,23 @@ def voice_score(fused_cost: float, voice_cost: float, scales: np.ndarray) -> flo
     return float(np.mean(hidden_score(np.array([fused_cost, voice_cost]), np.asarray(scales, dtype=np.float64))))
 
 
+def matching_groups(kinds: Sequence[str], layers: Sequence[int], centres: Sequence[np.ndarray | None]) -> list[tuple[str, int, bytes]]:
+    """Per keyword, what its windows' frames are made of (kind, layer, centre): keywords alike in it are matched together."""
+    return [(kind, -1, b"") if kind == LETTERS else (kind, layer, b"" if centre is None else np.asarray(centre, np.float32).tobytes())
+            for kind, layer, centre in zip(kinds, layers, centres)]
+
+
+def rival_groups(kinds: Sequence[str], layers: Sequence[int], centres: Sequence[np.ndarray | None]) -> list[int]:
+    """Per keyword, its rival group (``closest_only``): keywords of one kind matched on the same frames. Letter and
+    fused keywords score ``exp(-mean cost)``, one scale for all; voice keywords score how far below keyword-free
+    speech's mean cost a match lies (``voice_score``), which ranked a speaker's own ten digits as well
+    (docs/enrollment.md, *Rival keywords*). Hidden-state keywords (a model without a CTC head) were not measured so:
+    each is a group of its own."""
+    group = matching_groups(kinds, layers, centres)
+    keys = sorted(set(group))
+    return [keys.index(key) if key[0] in (LETTERS, FUSED, VOICE) else len(keys) + i for i, key in enumerate(group)]
+
+
 class EnrolledScorer:
     """Scores enrolled keywords in each window: the KeywordScorer for examples of speech.
 
@@ -294,18 +311,13 @@ class EnrolledScorer:
         self.needs_voice = VOICE in kinds
         """Whether the windows' frames must carry the speech embedding (``EncodedFrames.voice``)."""
         scales = [UNCENTRED_SCALE if scale is None else scale for scale in scales]
-        # keywords are matched together where the windows' frames are the same: kind, layer and centre
-        group = [(kind, -1, b"") if kind == LETTERS else (kind, layer, b"" if centre is None else np.asarray(centre, np.float32).tobytes())
-                 for kind, layer, centre in zip(kinds, layers, centres)]
+        group = matching_groups(kinds, layers, centres)
         self.layers = tuple(sorted({layer for _, layer, _ in group if layer >= 0}))
         self.thresholds: dict[str, float | None] = dict(zip(self.keywords, thresholds))
         self._blank = blank
         self._groups = []
         keys = sorted(set(group))
-        self.rivals = [keys.index(key) if key[0] in (LETTERS, FUSED) else len(keys) + i for i, key in enumerate(group)]
-        """Per keyword, its rival group (``closest_only``): letter and fused keywords matched on the same frames (kind,
-        layer, centre) score ``exp(-mean cost)``, one scale for all; hidden-state and voice keywords scale their costs
-        by their own ``scale``, so their scores do not say which keyword is closer, and each is a group of its own."""
+        self.rivals = rival_groups(kinds, layers, centres)
         for key in keys:
             members = [i for i, k in enumerate(group) if k == key]
             centre = None if not key[2] else np.frombuffer(key[2], np.float32)

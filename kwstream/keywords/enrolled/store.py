@@ -26,7 +26,7 @@ import numpy as np
 from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
 from kwstream.keywords.keyword_set import KeywordSettings, split_threshold, typed_scorer
-from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, VOICE, EnrolledScorer, letter_count
+from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, VOICE, EnrolledScorer, letter_count, rival_groups
 from kwstream.keywords.enrolled.spelled import SpelledOr, Spelling
 
 FORMAT = "kwstream-enrolled-1"
@@ -217,6 +217,25 @@ def parse_enrolled(spec: str) -> tuple[str, float | None]:
     return check_name(name), threshold
 
 
+RIVALS_FLOOR = 0.7
+"""A voice keyword's floor, as a share of its takes' lowest leave-one-out score, where it listens beside rivals
+(``closest_only``), in place of the 0.9 it is enrolled with. Alone, the floor is what keeps the speaker's other words
+under the threshold; among rivals, those words fire the keyword they are most like or none. Ten digits of one speaker
+enrolled with ``--voice`` and heard together in that speaker's stream (jackson, lucas, nicolas): 0.76 found at 0.24
+false alarms an hour at 0.9, 0.93 at 1.65 at 0.7 (docs/enrollment.md, *Rival keywords*)."""
+
+
+def listening_threshold(keyword: EnrolledKeyword, rivals: bool) -> float:
+    """The threshold ``keyword`` listens at: the enrolled one, or for a voice keyword among ``rivals``, the negatives'
+    over ``RIVALS_FLOOR``'s floor (never higher than the enrolled one; keywords enrolled before the negatives' own
+    threshold was stored keep theirs)."""
+    calibration = keyword.calibration
+    if keyword.kind != VOICE or not rivals or "from_negatives" not in calibration:
+        return keyword.threshold
+    lowered = max(calibration["from_negatives"], RIVALS_FLOOR * min(calibration["leave_one_out"]))
+    return min(keyword.threshold, round(lowered, 4))
+
+
 def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder,
                 pause_ms: int = KeywordSettings.pause_ms) -> EnrolledScorer | SpelledOr:
     """The scorer for ``--enrolled NAME[:T]`` options, every keyword checked against ``encoder``,
@@ -224,13 +243,14 @@ def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder,
     user's own, see ``kwstream.keywords.keyword_set.keyword_thresholds``). ``pause_ms``: the blank time
     that ends a word where a keyword's spelling is read, the listener's ``KeywordSettings.pause_ms`` as typed
     keywords get it."""
-    keywords, thresholds = [], []
+    keywords = []
     for spec in specs:
         name, _ = parse_enrolled(spec)
         keyword = store.load(name)
         check_model(keyword, encoder)
         keywords.append(keyword)
-        thresholds.append(keyword.threshold)
+    rivals = rival_groups([k.kind for k in keywords], [k.layer for k in keywords], [k.centre for k in keywords])
+    thresholds = [listening_threshold(k, rivals.count(group) > 1) for k, group in zip(keywords, rivals)]
     enrolled = EnrolledScorer([k.name for k in keywords], [k.layer for k in keywords], [k.examples for k in keywords], thresholds,
                               [k.kind for k in keywords], encoder.blank_id if encoder.has_ctc_head else 0, letter_count(encoder),
                               [k.centre for k in keywords], [k.scale for k in keywords])
