@@ -551,6 +551,7 @@ def test_a_voice_keyword_is_spotted_in_the_same_speakers_speech(tmp_path, bundle
     examples = [(read_audio(RECORDINGS / f"7_theo_{i}.wav"), f"7_theo_{i}") for i in range(3)]
     keyword = enroll("seven", examples, bundled, SpotterSettings(), kind=VOICE)
     assert keyword.kind == VOICE and len(keyword.scale) == 2 and keyword.spelling is None  # the voice keyword: no spelling
+    assert keyword.calibration["from_negatives"] <= keyword.threshold  # kept for listening beside rivals
     np.testing.assert_allclose(np.linalg.norm(keyword.examples[0][:, -96:], axis=1), 1.0, atol=1e-5)  # the voice: unit rows
     audio, spans = _stream(["3_theo_10", "7_theo_10", "9_theo_10", "1_theo_10", "7_theo_11", "6_theo_10", "8_theo_10"])
     soundfile.write(tmp_path / "talk.flac", audio, SAMPLE_RATE)

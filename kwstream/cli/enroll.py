@@ -18,7 +18,7 @@ from kwstream.errors import AudioInputError, KwstreamError
 from kwstream.keywords.classifier.head import HeadConfig
 from kwstream.keywords.classifier.trained import read_metadata, remove_trained, trained_names
 from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, VOICE
-from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_name
+from kwstream.keywords.enrolled.store import EnrolledKeyword, EnrollmentError, KeywordStore, check_name, listening_threshold
 from kwstream.keywords.homophones import homophone_warning
 from kwstream.model.encoder import Encoder
 
@@ -110,6 +110,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
           f"threshold {keyword.threshold:.2f}: {calibration['method']}) in {path}", file=sys.stderr)
     print(f"kwstream: expected at this threshold: recall {calibration['expected_recall']:.2f} (takes found by the others), "
           f"{calibration['expected_fa_per_hour']:.2g} false alarms/h on keyword-free speech", file=sys.stderr)
+    if (among_rivals := listening_threshold(keyword, rivals=True)) < keyword.threshold:
+        print(f"kwstream: beside other --voice keywords it listens at {among_rivals:.2f}: they compete for each word "
+              "(docs/enrollment.md, Voice keywords among rivals)", file=sys.stderr)
     if keyword.spelling is not None and (warning := homophone_warning(keyword.spelling.text)):
         print(f"kwstream: warning: the takes read as {keyword.spelling.text!r}, and {warning}", file=sys.stderr)
     return 0
