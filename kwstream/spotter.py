@@ -223,7 +223,8 @@ class Spotter:
         if dropped > self.stats.dropped_frames:
             log.warning("audio lost: the input reported %d overflow(s)", dropped - self.stats.dropped_frames)
         self.stats.overrun_samples, self.stats.dropped_frames = overrun, dropped
-        self.stats.non_finite_samples = self.source.non_finite_samples  # the ring reaches the pipeline past its count
+        # the ring reaches the pipeline past its count; a source of the user's own may not count
+        self.stats.non_finite_samples = getattr(self.source, "non_finite_samples", 0)
 
     # -- dispatcher --------------------------------------------------------------------------
 

@@ -345,9 +345,10 @@ def test_voice_keywords_heard_together_compete_and_listen_at_the_lower_floor(tmp
         store.save(EnrolledKeyword(name, 3, 0.63, bundled.fingerprint, bundled.name, [example] * 3, [], calibration, VOICE,
                                    centre, (3.0, 0.12)))
     store.save(dataclasses.replace(store.load("hey"), name="old", calibration={"leave_one_out": [0.8, 0.7, 0.75]}))
+    store.save(dataclasses.replace(store.load("hey"), name="edited", calibration={"from_negatives": None, "leave_one_out": []}))
     assert load_scorer(["hey"], store, bundled).thresholds == {"hey": 0.63}
-    assert load_scorer(["hey", "stop", "old"], store, bundled).thresholds == {"hey": round(RIVALS_FLOOR * 0.7, 4), "stop": 0.6,
-                                                                             "old": 0.63}
+    assert load_scorer(["hey", "stop", "old", "edited"], store, bundled).thresholds == {
+        "hey": round(RIVALS_FLOOR * 0.7, 4), "stop": 0.6, "old": 0.63, "edited": 0.63}
 
 
 def test_store_round_trip_in_plain_files(tmp_path):

@@ -362,7 +362,8 @@ def test_no_ray_cluster_fails_with_one_line_and_writes_nothing(folder, tmp_path,
     (None, "no Ray cluster at '127.0.0.1:{port}': nothing answers at 127.0.0.1:{port}"),
     ("127.0.0.1", "--ray '127.0.0.1': a Ray address is HOST:PORT"),
     ("head:port", "--ray 'head:port': a Ray address is HOST:PORT"),
-], ids=["nobody answers", "no port", "no port number"])
+    ("::1:6379", "--ray '::1:6379': a Ray address is HOST:PORT"),  # IPv6 goes in brackets, as Ray wants it
+], ids=["nobody answers", "no port", "no port number", "IPv6 without brackets"])
 def test_a_ray_address_nobody_answers_or_without_a_port_fails_at_once_with_one_line(tmp_path, address, message):
     """ray.init retries an address nobody answers for minutes (and a malformed one raised a traceback): the scan
     ends in seconds, before the model loads; the subprocess's timeout fails the test where it would wait."""

@@ -59,7 +59,7 @@ class AudioSource(Protocol):
     @property
     def non_finite_samples(self) -> int:
         """NaN or infinite samples read (a float recording's, in every channel), heard as silence: they reach the
-        pipeline through the ring, past the count in ``KeywordPipeline.push``."""
+        pipeline through the ring, past the count in ``KeywordPipeline.push``. Optional: a source without it counts 0."""
 
     @property
     def error(self) -> str | None:

@@ -98,13 +98,15 @@ nobody answers for minutes."""
 
 def _check_ray_address(address: str) -> None:
     """Raise the user's error, in seconds, where ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``) is malformed or
-    nothing there accepts a connection; other addresses (``auto``, ``local``, another scheme) are Ray's to resolve."""
+    nothing there accepts a connection; other addresses (``auto``, ``local``, another scheme) are Ray's to resolve,
+    as is ``RAY_ADDRESS`` behind them (not probed: a dead one still waits on Ray's retries)."""
     if address in ("auto", "local") or ("://" in address and not address.startswith("ray://")):
         return
     where = address.removeprefix("ray://")
     host, _, port = where.rpartition(":")
-    host = host.strip("[]")  # an IPv6 address in brackets
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    bracketed = host.startswith("[") and host.endswith("]")  # an IPv6 address, in brackets as Ray wants it
+    host = host[1:-1] if bracketed else host
+    if not host or any(c in host for c in ("[]" if bracketed else ":[]")) or not port.isdigit() or not 0 < int(port) < 65536:
         raise KwstreamError(f"--ray {address!r}: a Ray address is HOST:PORT (the head's, e.g. head:6379), "
                             "ray://HOST:PORT (Ray Client) or auto")
     try:
@@ -132,6 +134,8 @@ def ray_connection(address: str | None) -> Iterator[None]:
         except ConnectionError as exc:
             raise KwstreamError(f"no Ray cluster at {address!r}: start one with `ray start --head` "
                                 "or scan without Ray (leave --ray out)") from exc
+        except ValueError as exc:  # an address Ray's own parser refuses
+            raise KwstreamError(f"--ray {address!r}: {exc}") from None
     try:
         yield
     finally:

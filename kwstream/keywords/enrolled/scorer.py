@@ -344,7 +344,8 @@ def closest_only(matches: Sequence[KeywordMatch], rivals: Sequence[int]) -> list
     closely on overlapping frames (score 0, the alignment kept): one spoken word fires the one enrolled keyword it
     is most like. A speaker's own "six" matches their "seven"'s takes too, though less than their "six"'s; heard
     apart, every keyword fires on it at the threshold that keyword-free speech set (docs/enrollment.md, *Rival
-    keywords*). It only ever removes detections, so thresholds calibrated on a keyword alone stay on the safe side."""
+    keywords*). It only ever removes detections, so thresholds calibrated on a keyword alone stay on the safe side (voice keywords
+    among rivals listen lower: ``kwstream.keywords.enrolled.store.RIVALS_FLOOR``)."""
     def beaten(i: int, m: KeywordMatch) -> bool:
         return any(rivals[j] == rivals[i] and o.score > m.score and o.start_frame < m.end_frame and m.start_frame < o.end_frame
                    for j, o in enumerate(matches) if j != i)

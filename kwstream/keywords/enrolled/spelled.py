@@ -89,7 +89,7 @@ class SpelledOr:
 
     def __init__(self, enrolled: EnrolledScorer, ctc: CtcKeywordScorer, spellings: Sequence[Spelling | None],
                  thresholds: Sequence[float]) -> None:
-        """``spellings`` and ``thresholds`` (each keyword's own, from enrollment) in the order of ``enrolled.keywords``;
+        """``spellings`` and ``thresholds`` (each keyword's own, as it listens: ``listening_threshold``) in the order of ``enrolled.keywords``;
         ``ctc`` scores the texts of the spellings that are not None, in that order."""
         self._enrolled, self._ctc = enrolled, ctc
         self.keywords, self.layers, self.thresholds = enrolled.keywords, enrolled.layers, enrolled.thresholds

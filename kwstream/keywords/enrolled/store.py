@@ -229,17 +229,17 @@ def listening_threshold(keyword: EnrolledKeyword, rivals: bool) -> float:
     """The threshold ``keyword`` listens at: the enrolled one, or for a voice keyword among ``rivals``, the negatives'
     over ``RIVALS_FLOOR``'s floor (never higher than the enrolled one; keywords enrolled before the negatives' own
     threshold was stored keep theirs)."""
-    calibration = keyword.calibration
-    if keyword.kind != VOICE or not rivals or "from_negatives" not in calibration:
+    negatives, takes = keyword.calibration.get("from_negatives"), keyword.calibration.get("leave_one_out")
+    if keyword.kind != VOICE or not rivals or not isinstance(negatives, (int, float)) or not takes:
         return keyword.threshold
-    lowered = max(calibration["from_negatives"], RIVALS_FLOOR * min(calibration["leave_one_out"]))
+    lowered = max(negatives, RIVALS_FLOOR * min(takes))
     return min(keyword.threshold, round(lowered, 4))
 
 
 def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder,
                 pause_ms: int = KeywordSettings.pause_ms) -> EnrolledScorer | SpelledOr:
     """The scorer for ``--enrolled NAME[:T]`` options, every keyword checked against ``encoder``,
-    with the thresholds measured at enrollment (a ``:T`` given here goes to the spotter as the
+    with the thresholds measured at enrollment (``listening_threshold``: lower for voice keywords among rivals; a ``:T`` given here goes to the spotter as the
     user's own, see ``kwstream.keywords.keyword_set.keyword_thresholds``). ``pause_ms``: the blank time
     that ends a word where a keyword's spelling is read, the listener's ``KeywordSettings.pause_ms`` as typed
     keywords get it."""
