@@ -95,9 +95,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     recordings = [(read_take(p), p) for p in args.files] if args.files else None
     if recordings:
         check_distinct(recordings)
-    else:  # the microphone checked before the model loads
-        device = int(args.input_device) if args.input_device and args.input_device.isdigit() else args.input_device
-        resolve_input_device(device, instead="enroll from recordings with --from FILE...")
+    else:  # the microphone checked before the model loads, and each take recorded from the one it found
+        device = resolve_input_device(args.input_device, instead="enroll from recordings with --from FILE...")["index"]
     negatives = [read_audio(p) for p in negative_files(args.negatives)]
     encoder = Encoder(settings.encoder)
     if recordings is None:
