@@ -328,13 +328,13 @@ def test_voice_keywords_heard_together_compete_and_listen_at_the_lower_floor(tmp
     letters + hidden keyword, or one enrolled before the negatives' threshold was stored, keeps the enrolled one."""
     from kwstream.assets import DEMO_AUDIO
     from kwstream.enroll.enroll import example_features, feature_centre
-    from kwstream.keywords.enrolled.scorer import rival_groups
+    from kwstream.keywords.enrolled.scorer import matching_groups, rival_groups
     from kwstream.keywords.enrolled.store import RIVALS_FLOOR
 
     centre = feature_centre(bundled, 3)
-    voice, other_voice, fused, hidden, other_hidden = rival_groups([VOICE, VOICE, FUSED, HIDDEN, HIDDEN], [3] * 5, [centre] * 5)
+    voice, other_voice, fused, hidden, other_hidden = rival_groups(matching_groups([VOICE, VOICE, FUSED, HIDDEN, HIDDEN], [3] * 5, [centre] * 5))
     assert voice == other_voice and len({voice, fused, hidden, other_hidden}) == 4
-    assert len(set(rival_groups([VOICE, VOICE, HIDDEN, HIDDEN], [3, 2, 3, 3], [centre] * 4))) == 4  # other layer; hidden alone
+    assert len(set(rival_groups(matching_groups([VOICE, VOICE, HIDDEN, HIDDEN], [3, 2, 3, 3], [centre] * 4)))) == 4  # other layer; hidden alone
     audio = read_audio(DEMO_AUDIO)
     said = {"hey": (0.3, 1.6), "stop": (9.3, 10.6)}
     store = KeywordStore(tmp_path)

@@ -275,15 +275,15 @@ def matching_groups(kinds: Sequence[str], layers: Sequence[int], centres: Sequen
             for kind, layer, centre in zip(kinds, layers, centres)]
 
 
-def rival_groups(kinds: Sequence[str], layers: Sequence[int], centres: Sequence[np.ndarray | None]) -> list[int]:
-    """Per keyword, its rival group (``closest_only``): keywords of one kind matched on the same frames. Letter and
+def rival_groups(matching: Sequence[tuple[str, int, bytes]]) -> list[int]:
+    """Per keyword, its rival group (``closest_only``) from its ``matching_groups`` entry: keywords of one kind matched
+    on the same frames. Letter and
     fused keywords score ``exp(-mean cost)``, one scale for all; voice keywords score how far below keyword-free
     speech's mean cost a match lies (``voice_score``), which ranked a speaker's own ten digits as well
-    (docs/enrollment.md, *Rival keywords*). Hidden-state keywords (a model without a CTC head) were not measured so:
-    each is a group of its own."""
-    group = matching_groups(kinds, layers, centres)
-    keys = sorted(set(group))
-    return [keys.index(key) if key[0] in (LETTERS, FUSED, VOICE) else len(keys) + i for i, key in enumerate(group)]
+    (docs/enrollment.md, *Voice keywords among rivals*). Hidden-state keywords (a model without a CTC head) were not
+    measured so: each is a group of its own."""
+    keys = sorted(set(matching))
+    return [keys.index(key) if key[0] in (LETTERS, FUSED, VOICE) else len(keys) + i for i, key in enumerate(matching)]
 
 
 class EnrolledScorer:
@@ -317,7 +317,7 @@ class EnrolledScorer:
         self._blank = blank
         self._groups = []
         keys = sorted(set(group))
-        self.rivals = rival_groups(kinds, layers, centres)
+        self.rivals = rival_groups(group)
         for key in keys:
             members = [i for i, k in enumerate(group) if k == key]
             centre = None if not key[2] else np.frombuffer(key[2], np.float32)

@@ -26,7 +26,7 @@ import numpy as np
 from kwstream.model.encoder import Encoder
 from kwstream.errors import KwstreamError
 from kwstream.keywords.keyword_set import KeywordSettings, split_threshold, typed_scorer
-from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, VOICE, EnrolledScorer, letter_count, rival_groups
+from kwstream.keywords.enrolled.scorer import FUSED, HIDDEN, LETTERS, VOICE, EnrolledScorer, letter_count, matching_groups, rival_groups
 from kwstream.keywords.enrolled.spelled import SpelledOr, Spelling
 
 FORMAT = "kwstream-enrolled-1"
@@ -222,7 +222,7 @@ RIVALS_FLOOR = 0.7
 (``closest_only``), in place of the 0.9 it is enrolled with. Alone, the floor is what keeps the speaker's other words
 under the threshold; among rivals, those words fire the keyword they are most like or none. Ten digits of one speaker
 enrolled with ``--voice`` and heard together in that speaker's stream (jackson, lucas, nicolas): 0.76 found at 0.24
-false alarms an hour at 0.9, 0.93 at 1.65 at 0.7 (docs/enrollment.md, *Rival keywords*)."""
+false alarms an hour at 0.9, 0.93 at 1.65 at 0.7 (docs/enrollment.md, *Voice keywords among rivals*)."""
 
 
 def listening_threshold(keyword: EnrolledKeyword, rivals: bool) -> float:
@@ -249,7 +249,7 @@ def load_scorer(specs: list[str], store: KeywordStore, encoder: Encoder,
         keyword = store.load(name)
         check_model(keyword, encoder)
         keywords.append(keyword)
-    rivals = rival_groups([k.kind for k in keywords], [k.layer for k in keywords], [k.centre for k in keywords])
+    rivals = rival_groups(matching_groups([k.kind for k in keywords], [k.layer for k in keywords], [k.centre for k in keywords]))
     thresholds = [listening_threshold(k, rivals.count(group) > 1) for k, group in zip(keywords, rivals)]
     enrolled = EnrolledScorer([k.name for k in keywords], [k.layer for k in keywords], [k.examples for k in keywords], thresholds,
                               [k.kind for k in keywords], encoder.blank_id if encoder.has_ctc_head else 0, letter_count(encoder),
