@@ -11,6 +11,7 @@ import asyncio
 import io
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -26,8 +27,9 @@ import soxr
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient, AsyncUnixClient
 from wyoming.error import Error
-from wyoming.event import Event, read_event
+from wyoming.event import Event, read_event, write_event
 from wyoming.info import Describe, Info
+from wyoming.ping import Ping
 from wyoming.wake import Detect, Detection, NotDetected
 
 from conftest import make_speech_stream
@@ -682,5 +684,45 @@ def test_json_logs_every_line_as_json_the_start_ups_warnings_too():
         process.terminate()
         lines += process.communicate(timeout=60)[1].splitlines()
     events = [json.loads(line) for line in lines if line.strip()]
-    assert [e["event"] for e in events][-2:] == ["listening", "stopped"], events
+    assert [e["event"] for e in events][-3:] == ["listening", "stopping", "stopped"], events
     assert any(e["event"] == "log" and e["level"] == "warning" and '"to" sounds like' in e["message"] for e in events), events
+
+
+def test_a_second_sigterm_while_stopping_is_absorbed_and_the_server_ends_with_status_0(tmp_path: Path):
+    """Supervisors (systemd, docker) send SIGTERM again, and users press Ctrl-C twice. The server put the default
+    actions back as its shutdown began, so a second SIGTERM while it waited for its connections killed it: status 143,
+    no "stopped" line. Here a client that takes its answer late keeps the shutdown waiting: its 1 MiB pong fills the
+    Unix socket's buffer, so the handler waits to write the rest until the client reads, after the second SIGTERM.
+    (A Unix socket: the "listening" line of ``tcp://127.0.0.1:0`` does not say the port.)"""
+    path = tmp_path / "kwstream.sock"
+    process = subprocess.Popen([sys.executable, "-m", "kwstream", "serve", "--json", "--uri", f"unix://{path}",
+                                "--keywords", "hey"], stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    lines: list[str] = []
+
+    def read_until(event: str) -> None:
+        while not lines or f'"event": "{event}"' not in lines[-1]:
+            lines.append(process.stderr.readline())
+            assert lines[-1], f"the server ended before {event!r}: {lines}"
+
+    try:
+        read_until("listening")
+        ping = io.BytesIO()
+        write_event(Ping(text="x" * (1 << 20)).event(), ping)
+        with socket.socket(socket.AF_UNIX) as slow:
+            slow.connect(str(path))
+            slow.sendall(ping.getvalue())
+            assert select.select([slow], [], [], READ_TIMEOUT_S)[0], "no pong"  # the handler now waits to write the rest
+            process.send_signal(signal.SIGTERM)
+            read_until("stopping")
+            process.send_signal(signal.SIGTERM)
+            slow.settimeout(READ_TIMEOUT_S)
+            while slow.recv(1 << 16):  # the pong, then the end of the connection
+                pass
+        lines += process.communicate(timeout=READ_TIMEOUT_S)[1].splitlines()
+    finally:
+        process.kill()
+    events = [json.loads(line) for line in lines if line.strip()]
+    assert process.returncode == 0, lines
+    assert next(e for e in events if e["event"] == "stopping")["clients"] == 1, events
+    assert events[-1]["event"] == "stopped", events

@@ -174,12 +174,23 @@ class WakeService:
         try:
             await self._stopping.wait()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-            await server.stop()
-            for _ in range(STOP_WAIT_STEPS):  # let the handlers' tasks see their closed streams and end
-                if not self._handlers:
-                    break
-                await asyncio.sleep(STOP_WAIT_S / STOP_WAIT_STEPS)
-            self.scheduler.close()
-            self.log.write("stopped", clients=self.clients)
+            try:
+                await self._shut_down(server)
+            finally:
+                # only now: a second signal during the shutdown (supervisors send SIGTERM again, users press Ctrl-C
+                # twice) calls stop() once more and is absorbed; the default actions ended the server mid-way, with no
+                # "stopped" line (SIGTERM: status 143, SIGINT: 130)
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+
+    async def _shut_down(self, server: AsyncServer) -> None:
+        """Close every connection, give their handlers ``STOP_WAIT_S`` to end, stop the workers; logged at its start
+        ("stopping", with the connections still open: a slow one keeps it waiting) and at its end ("stopped")."""
+        self.log.write("stopping", clients=self.clients)
+        await server.stop()
+        for _ in range(STOP_WAIT_STEPS):  # let the handlers' tasks see their closed streams and end
+            if not self._handlers:
+                break
+            await asyncio.sleep(STOP_WAIT_S / STOP_WAIT_STEPS)
+        self.scheduler.close()
+        self.log.write("stopped", clients=self.clients)
