@@ -174,11 +174,11 @@ THREE = DEMO_AUDIO.parent / "fsdd_3_theo_0.wav"
 """A short clip the bundled model hears "three" in: one model load scans it in seconds."""
 
 
-def _scan_process(cwd: Path, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
+def _scan_process(cwd: Path, *args: str, timeout_s: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``kwstream scan`` in a process of its own, killed after ``timeout_s``: a scan that opens a FIFO waits for
     a writer forever, and must fail the test rather than hang the test run."""
     command = [sys.executable, "-m", "kwstream", "scan", *args, "--keywords", "three", "--out", "out.jsonl", "--workers", "1"]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout_s)
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout_s, env=env)
 
 
 @pytest.mark.parametrize("given", ["list", "folder"])
@@ -377,6 +377,23 @@ def test_a_ray_address_nobody_answers_or_without_a_port_fails_at_once_with_one_l
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"kwstream: error: {message.format(port=port)}"), line
     assert not (tmp_path / "out.jsonl").exists() and not manifest_path(tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("ray_option", [["--ray"], ["--ray", "auto"]], ids=["no address", "auto"])
+def test_a_ray_address_from_the_environment_that_nobody_answers_fails_at_once_naming_it(tmp_path, ray_option):
+    """Without an address, or with ``auto``, Ray connects to ``RAY_ADDRESS`` where it is set, and retried a dead one
+    for minutes: it is probed as ``--ray HOST:PORT`` is, and the line says where the address came from."""
+    pytest.importorskip("ray")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+    (tmp_path / "good.wav").write_bytes(THREE.read_bytes())
+    done = _scan_process(tmp_path, "good.wav", *ray_option, timeout_s=30,
+                         env={**os.environ, "RAY_ADDRESS": f"127.0.0.1:{port}"})
+    assert done.returncode == EXIT_USER_ERROR, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"kwstream: error: no Ray cluster at '127.0.0.1:{port}' (RAY_ADDRESS): nothing answers"), line
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 @pytest.mark.slow

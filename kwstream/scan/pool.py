@@ -4,6 +4,7 @@ in worker processes (one model each), or in a pool of Ray actors (one model each
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -96,10 +97,10 @@ RAY_ANSWER_TIMEOUT_S = 3.0
 nobody answers for minutes."""
 
 
-def _check_ray_address(address: str) -> None:
+def _check_ray_address(address: str, given_as: str = "--ray") -> None:
     """Raise the user's error, in seconds, where ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``) is malformed or
-    nothing there accepts a connection; other addresses (``auto``, ``local``, another scheme) are Ray's to resolve,
-    as is ``RAY_ADDRESS`` behind them (not probed: a dead one still waits on Ray's retries)."""
+    nothing there accepts a connection; other addresses (``auto``, ``local``, another scheme) are Ray's to resolve.
+    ``given_as``: where the user gave it, for the message (``--ray``, or ``RAY_ADDRESS``)."""
     if address in ("auto", "local") or ("://" in address and not address.startswith("ray://")):
         return
     where = address.removeprefix("ray://")
@@ -107,14 +108,24 @@ def _check_ray_address(address: str) -> None:
     bracketed = host.startswith("[") and host.endswith("]")  # an IPv6 address, in brackets as Ray wants it
     host = host[1:-1] if bracketed else host
     if not host or any(c in host for c in ("[]" if bracketed else ":[]")) or not port.isdigit() or not 0 < int(port) < 65536:
-        raise KwstreamError(f"--ray {address!r}: a Ray address is HOST:PORT (the head's, e.g. head:6379), "
+        raise KwstreamError(f"{given_as} {address!r}: a Ray address is HOST:PORT (the head's, e.g. head:6379), "
                             "ray://HOST:PORT (Ray Client) or auto")
     try:
         socket.create_connection((host, int(port)), timeout=RAY_ANSWER_TIMEOUT_S).close()
     except OSError as exc:  # refused, timed out, or no such host
         reason = exc.strerror or f"no answer in {RAY_ANSWER_TIMEOUT_S:g} s"
-        raise KwstreamError(f"no Ray cluster at {address!r}: nothing answers at {where} ({reason}); check the address "
-                            "and that `ray start --head` runs there, or scan without Ray (leave --ray out)") from None
+        source = "" if given_as == "--ray" else f" ({given_as})"
+        raise KwstreamError(f"no Ray cluster at {address!r}{source}: nothing answers at {where} ({reason}); check the "
+                            "address and that `ray start --head` runs there, or scan without Ray (leave --ray out)") from None
+
+
+def _address_to_check(address: str | None) -> tuple[str, str] | None:
+    """The address ``ray.init(address)`` will connect to and where the user gave it: ``address``, or where it leaves
+    the choice to Ray (none, or ``auto``), the ``RAY_ADDRESS`` environment variable Ray reads then, if set."""
+    if address is None or address == "auto":
+        from_environment = os.environ.get("RAY_ADDRESS", "")
+        return (from_environment, "RAY_ADDRESS") if from_environment else None
+    return address, "--ray"
 
 
 @contextmanager
@@ -127,8 +138,8 @@ def ray_connection(address: str | None) -> Iterator[None]:
 
     started = not ray.is_initialized()
     if started:
-        if address is not None:
-            _check_ray_address(address)
+        if (to_check := _address_to_check(address)) is not None:
+            _check_ray_address(*to_check)
         try:
             ray.init(address=address, include_dashboard=False, logging_level="WARNING")
         except ConnectionError as exc:
