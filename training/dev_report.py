@@ -19,6 +19,7 @@ Usage: python -m training.dev_report --model kwstream/assets/model --out report.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import subprocess
@@ -74,14 +75,24 @@ def summarise(report: dict, rates: Sequence[float] = RATES) -> dict:
     return {"negative_hours": report["negative_hours"], "audio_s": report["audio_s"], "keywords": rows, "mean": mean}
 
 
+def files_digest(labels: Path, files: Sequence[Path]) -> str:
+    """What a set was measured on, as a short digest of its labels and its files' names and sizes: two reports compare
+    only where it is the same (a set rebuilt between them reads differently; ``training.compare_reports``)."""
+    digest = hashlib.sha256(labels.read_bytes())
+    for path in files:
+        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+    return digest.hexdigest()[:16]
+
+
 def run_set(model: str, dev: DevSet, threads: int, int8: bool = False, eval_args: Sequence[str] = ()) -> dict | None:
     folder = CACHE / dev.folder
     if not (folder / "labels.csv").is_file():
         print(f"{dev.name}: {folder} not built, skipped", file=sys.stderr)
         return None
     files = sorted(folder.glob("*.flac")) + (sorted(CACHE.glob(dev.extra_negatives)) if dev.extra_negatives else [])
-    return summarise(eval_report(model, threads, [*(["--int8"] if int8 else []), *eval_args, "--keywords", ",".join(dev.keywords),
-                                                  "--labels", str(folder / "labels.csv"), *map(str, files)], dev.name))
+    summary = summarise(eval_report(model, threads, [*(["--int8"] if int8 else []), *eval_args, "--keywords", ",".join(dev.keywords),
+                                                     "--labels", str(folder / "labels.csv"), *map(str, files)], dev.name))
+    return {**summary, "files": files_digest(folder / "labels.csv", files)}
 
 
 def eval_report(model: str, threads: int, args: Sequence[str], what: str) -> dict:
