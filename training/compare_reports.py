@@ -30,6 +30,10 @@ def figures(row: dict) -> str:
     return " / ".join(f"{row[f]:.3f}" for f in RECALLS)
 
 
+def counts(differences: list[int]) -> str:
+    return " / ".join(f"{d:+d}" for d in differences)
+
+
 def compare(baseline: dict, candidate: dict) -> tuple[list[str], list[str]]:
     """The markdown table's lines and the warnings (sets left out or compared without digests)."""
     lines = ["| set | keyword | labels | baseline @0.5 / 1 / 5 per h | candidate | found, candidate - baseline |",
@@ -44,15 +48,13 @@ def compare(baseline: dict, candidate: dict) -> tuple[list[str], list[str]]:
         elif base["files"] != other["files"]:
             warnings.append(f"{name}: measured on other files (digests {base['files']} and {other['files']}); not compared")
             continue
-        keywords = [k for k in base["keywords"] if k in other["keywords"]]
-        for keyword in keywords:
+        totals, labels = [0] * len(RECALLS), 0
+        for keyword in [k for k in base["keywords"] if k in other["keywords"]]:
             b, c = base["keywords"][keyword], other["keywords"][keyword]
-            lines.append(f"| {name} | {keyword} | {b['labels']} | {figures(b)} | {figures(c)} | "
-                         + " / ".join(f"{found(c, f) - found(b, f):+d}" for f in RECALLS) + " |")
-        totals = " / ".join(f"{sum(found(other['keywords'][k], f) - found(base['keywords'][k], f) for k in keywords):+d}"
-                            for f in RECALLS)
-        labels = sum(base["keywords"][k]["labels"] for k in keywords)
-        lines.append(f"| {name} | **mean** | {labels} | {figures(base['mean'])} | {figures(other['mean'])} | {totals} |")
+            more = [found(c, f) - found(b, f) for f in RECALLS]
+            totals, labels = [t + m for t, m in zip(totals, more)], labels + b["labels"]
+            lines.append(f"| {name} | {keyword} | {b['labels']} | {figures(b)} | {figures(c)} | {counts(more)} |")
+        lines.append(f"| {name} | **mean** | {labels} | {figures(base['mean'])} | {figures(other['mean'])} | {counts(totals)} |")
     return lines, warnings
 
 
